@@ -1,0 +1,54 @@
+"""memguard: make memory a tested property of code.
+
+Peak-memory limits and leak checks for tests, leak hunting in notebooks, and
+a ``memguard`` command that runs a program and reports on it.
+
+``import memguard`` is cheap: it starts no tracing and imports none of
+matplotlib, IPython, objgraph, pympler or psutil; each is imported by the
+feature that needs it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._version import __version__
+from .exceptions import (
+    CheckFailed,
+    CommandError,
+    LeakDetected,
+    MeasurementUnavailable,
+    MemguardError,
+    MemoryLimitExceeded,
+    SnapshotFormatError,
+    TracingError,
+)
+from .guards.limit import limit
+from .units import format_size, parse_size
+from .values.limit import LimitReport
+from .values.site import AllocationSite
+
+__all__ = [
+    "AllocationSite",
+    "CheckFailed",
+    "CommandError",
+    "LeakDetected",
+    "LimitReport",
+    "MeasurementUnavailable",
+    "MemguardError",
+    "MemoryLimitExceeded",
+    "SnapshotFormatError",
+    "TracingError",
+    "__version__",
+    "format_size",
+    "limit",
+    "load_ipython_extension",
+    "parse_size",
+]
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Register memguard's magics: ``%load_ext memguard``."""
+    from .ipython import load_ipython_extension as load
+
+    load(ipython)

@@ -1,0 +1,183 @@
+"""L2 measurement: the sole owner of tracemalloc's start, stop and peak reset.
+
+memguard shares :mod:`tracemalloc` with everyone else in the process:
+
+* It starts tracing only when nobody traces, and stops only what it started
+  (the outermost memguard window closes it). A trace started by someone else
+  (``-X tracemalloc``, pytest-memray, the user) is left running, with its
+  frame count.
+* tracemalloc has one peak counter. Every open window is a
+  :class:`PeakWindow`; before memguard resets the counter it folds the peak
+  so far into every open window, so nested and concurrent windows (a limit
+  in a limit, a limit in another thread) each keep their own, correct peak.
+* When the trace belongs to someone else, memguard remembers the highest peak
+  it saw and, as its last window closes, raises the counter back to it (a
+  zero-filled ``bytes`` object of the missing size is allocated and freed:
+  ``calloc`` pages that are never touched, so it costs no resident memory).
+  The restored peak is exact to within the few hundred bytes allocated
+  between the reading and the allocation.
+
+Only this module calls ``tracemalloc.start``, ``stop``, ``reset_peak`` or
+``clear_traces``.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import tracemalloc
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from .exceptions import TracingError
+
+__all__ = ["PeakWindow", "begin", "end", "excluded", "is_owned", "open_windows", "refresh"]
+
+_lock = threading.RLock()
+_windows: list[PeakWindow] = []
+_started_here = False
+_foreign_peak = 0
+_BYTES_HEADER = sys.getsizeof(b"")
+
+
+@dataclass(eq=False, slots=True)
+class PeakWindow:
+    """One user's view of the traced Python heap while a block runs."""
+
+    start_bytes: int
+    """Traced memory when the window opened."""
+    peak_total_bytes: int
+    """The highest traced total seen while the window was open."""
+    started_tracing: bool = False
+    """Whether opening this window started tracemalloc."""
+    end_bytes: int | None = field(default=None)
+    """Traced memory when the window closed, once closed."""
+
+    @property
+    def peak_bytes(self) -> int:
+        """The peak above the starting level, in bytes."""
+        return max(0, self.peak_total_bytes - self.start_bytes)
+
+
+def _fold(peak_total: int) -> None:
+    global _foreign_peak
+    if not _started_here and peak_total > _foreign_peak:
+        _foreign_peak = peak_total
+    for window in _windows:
+        window.peak_total_bytes = max(window.peak_total_bytes, peak_total)
+
+
+def begin(nframes: int = 1) -> PeakWindow:
+    """Open a peak window, starting tracemalloc when nobody traces.
+
+    Args:
+        nframes: Frames to store per allocation if memguard starts tracing;
+            an existing trace keeps its own frame count.
+
+    Returns:
+        The open window; pass it to :func:`end`.
+    """
+    global _started_here, _foreign_peak
+    if nframes < 1:
+        raise ValueError(f"nframes must be at least 1, got {nframes!r}")
+    with _lock:
+        started = False
+        if not _windows:
+            if tracemalloc.is_tracing():
+                _started_here = False
+                _foreign_peak = tracemalloc.get_traced_memory()[1]
+            else:
+                tracemalloc.start(nframes)
+                _started_here = started = True
+                _foreign_peak = 0
+        elif not tracemalloc.is_tracing():
+            raise TracingError("tracemalloc was stopped while a memguard block was open")
+        current, peak = tracemalloc.get_traced_memory()
+        _fold(peak)
+        tracemalloc.reset_peak()
+        window = PeakWindow(current, current, started_tracing=started)
+        _windows.append(window)
+        return window
+
+
+def refresh() -> tuple[int, int]:
+    """Fold the peak so far into every open window.
+
+    Returns:
+        ``(current, peak)`` traced bytes, as tracemalloc reports them.
+    """
+    with _lock:
+        current, peak = tracemalloc.get_traced_memory()
+        _fold(peak)
+        return current, peak
+
+
+@contextmanager
+def excluded() -> Iterator[None]:
+    """Leave memguard's own work inside the block out of every open peak.
+
+    The peak so far is folded into every open window first; whatever the body
+    allocates (a snapshot of the traces, say) is then dropped from the peak
+    counter. The body runs holding the GIL in C for the most part, so the
+    measured code cannot allocate meanwhile.
+    """
+    with _lock:
+        _fold(tracemalloc.get_traced_memory()[1])
+        try:
+            yield
+        finally:
+            if tracemalloc.is_tracing():
+                tracemalloc.reset_peak()
+
+
+def end(window: PeakWindow) -> PeakWindow:
+    """Close *window*, fixing its peak; stop tracing if memguard started it.
+
+    Returns:
+        The same window, now with ``end_bytes`` set.
+
+    Raises:
+        TracingError: Someone stopped tracemalloc while the window was open,
+            so its peak is unknown. The window is closed all the same.
+    """
+    global _started_here
+    with _lock:
+        tracing = tracemalloc.is_tracing()
+        if tracing:
+            current, peak = tracemalloc.get_traced_memory()
+            _fold(peak)
+            window.end_bytes = current
+        if window in _windows:
+            _windows.remove(window)
+        if not _windows:
+            if _started_here and tracing:
+                tracemalloc.stop()
+            elif tracing:
+                _restore_foreign_peak()
+            _started_here = False
+        if not tracing:
+            raise TracingError("tracemalloc was stopped by someone else while a memguard "
+                               "block was open, so its peak is unknown")
+        return window
+
+
+def _restore_foreign_peak() -> None:
+    """Raise tracemalloc's peak counter back to what its owner last saw."""
+    current, peak = tracemalloc.get_traced_memory()
+    missing = _foreign_peak - current - _BYTES_HEADER
+    if peak < _foreign_peak and missing > 0:
+        filler = bytes(missing)
+        del filler
+
+
+def open_windows() -> int:
+    """How many memguard peak windows are open right now."""
+    with _lock:
+        return len(_windows)
+
+
+def is_owned() -> bool:
+    """Whether the running trace was started by memguard."""
+    with _lock:
+        return _started_here and bool(_windows)

@@ -1,0 +1,5 @@
+"""L1 foundation: the single version string."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

@@ -1,0 +1,243 @@
+"""L2 measurement: process memory through the kernel and psutil.
+
+Two ways to know a process's peak resident memory (RSS), best first:
+
+* ``"kernel-hwm"`` (Linux): the kernel keeps a high-water mark of RSS,
+  ``VmHWM`` in ``/proc/self/status``; writing ``5`` to
+  ``/proc/self/clear_refs`` resets it to the current RSS. Exact, free, and it
+  catches a spike of a microsecond, native allocations included.
+* ``"sampled"``: a background thread reads RSS through psutil every
+  ``interval`` seconds. It can miss a spike shorter than the interval, and
+  results say so.
+
+Like the tracemalloc peak, the kernel's mark is one per process: open
+windows are kept in a registry and each is given the mark so far before it
+is reset, so nested windows keep their own figures.
+
+psutil is imported on first use, never at ``import memguard``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._optional import require
+from .exceptions import MeasurementUnavailable
+
+if TYPE_CHECKING:
+    import psutil
+
+__all__ = [
+    "RssWindow",
+    "begin_rss",
+    "end_rss",
+    "hwm_available",
+    "open_fds",
+    "rss_bytes",
+    "thread_names",
+    "uss_bytes",
+]
+
+STATUS_PATH = Path("/proc/self/status")
+CLEAR_REFS_PATH = Path("/proc/self/clear_refs")
+
+_lock = threading.Lock()
+_rss_windows: list[RssWindow] = []
+_hwm_state: bool | None = None
+_process: Any = None
+
+
+def _psutil_process() -> psutil.Process:
+    global _process
+    if _process is None or _process.pid != os.getpid():
+        _process = require("psutil").Process()
+    return _process  # type: ignore[no-any-return]
+
+
+def _status_field(name: str) -> int:
+    """Read one ``kB`` field of /proc/self/status, in bytes."""
+    try:
+        text = STATUS_PATH.read_text()
+    except OSError as error:
+        raise MeasurementUnavailable(f"cannot read {STATUS_PATH}: {error}") from error
+    for line in text.splitlines():
+        if line.startswith(name + ":"):
+            return int(line.split()[1]) * 1024
+    raise MeasurementUnavailable(f"{STATUS_PATH} has no {name} field")
+
+
+def _reset_hwm() -> None:
+    with CLEAR_REFS_PATH.open("w") as stream:
+        stream.write("5")
+
+
+def hwm_available() -> bool:
+    """Whether the kernel's RSS high-water mark can be read and reset here.
+
+    The answer is probed once (a read of ``VmHWM`` and one reset) and cached.
+    """
+    global _hwm_state
+    if _hwm_state is None:
+        try:
+            _status_field("VmHWM")
+            _reset_hwm()
+        except (OSError, MeasurementUnavailable):
+            _hwm_state = False
+        else:
+            _hwm_state = True
+    return _hwm_state
+
+
+def rss_bytes() -> int:
+    """The process's resident set size now, in bytes.
+
+    Raises:
+        MeasurementUnavailable: Neither /proc nor psutil can tell.
+    """
+    try:
+        return _status_field("VmRSS")
+    except MeasurementUnavailable:
+        pass
+    try:
+        return int(_psutil_process().memory_info().rss)
+    except Exception as error:
+        raise MeasurementUnavailable(f"process RSS is not available: {error}") from error
+
+
+def uss_bytes() -> int:
+    """The process's unique set size (memory only it uses), in bytes.
+
+    Raises:
+        MeasurementUnavailable: psutil cannot read it on this platform, or
+            is refused.
+    """
+    try:
+        return int(_psutil_process().memory_full_info().uss)
+    except Exception as error:
+        raise MeasurementUnavailable(f"process USS is not available: {error}") from error
+
+
+def open_fds() -> dict[int, str]:
+    """Open file descriptors of this process and what each points at.
+
+    Returns:
+        Descriptor number to a path, ``socket:[inode]``, ``pipe:[inode]`` and
+        so on, as the kernel names them.
+
+    Raises:
+        MeasurementUnavailable: /proc/self/fd cannot be read (not Linux, or
+            refused); psutil's ``open_files`` is used as the fallback.
+    """
+    fd_dir = Path("/proc/self/fd")
+    try:
+        names = os.listdir(fd_dir)
+    except OSError:
+        try:
+            return {f.fd: f.path for f in _psutil_process().open_files()}
+        except Exception as error:
+            raise MeasurementUnavailable(f"open descriptors are not available: {error}") from error
+    found: dict[int, str] = {}
+    for name in names:
+        try:
+            found[int(name)] = os.readlink(fd_dir / name)
+        except OSError:
+            continue  # closed between listing and reading, such as listdir's own
+    return found
+
+
+def thread_names() -> dict[int, str]:
+    """Live Python threads, by ident, with their names."""
+    return {t.ident: t.name for t in threading.enumerate() if t.ident is not None}
+
+
+@dataclass(eq=False, slots=True)
+class RssWindow:
+    """One user's view of the process's peak RSS while a block runs."""
+
+    start_bytes: int
+    """RSS when the window opened."""
+    peak_total_bytes: int
+    """The highest RSS seen while the window was open."""
+    method: str
+    """``"kernel-hwm"`` or ``"sampled"``."""
+    interval_seconds: float = 0.0
+    """The sampling interval, for ``"sampled"``."""
+    _stop: threading.Event | None = None
+    _thread: threading.Thread | None = None
+
+    @property
+    def peak_bytes(self) -> int:
+        """The peak above the starting level, in bytes."""
+        return max(0, self.peak_total_bytes - self.start_bytes)
+
+
+def _fold_hwm() -> None:
+    peak = _status_field("VmHWM")
+    for window in _rss_windows:
+        if window.method == "kernel-hwm" and peak > window.peak_total_bytes:
+            window.peak_total_bytes = peak
+
+
+def _sample(window: RssWindow, stop: threading.Event) -> None:
+    process = _psutil_process()
+    while True:
+        rss = int(process.memory_info().rss)
+        window.peak_total_bytes = max(window.peak_total_bytes, rss)
+        if stop.wait(window.interval_seconds):
+            return
+
+
+def begin_rss(*, interval: float = 0.001, force_sampling: bool = False) -> RssWindow:
+    """Open an RSS peak window.
+
+    Args:
+        interval: Sampling interval in seconds when the kernel's mark is not
+            available.
+        force_sampling: Sample with psutil even where the kernel's mark works.
+
+    Returns:
+        The open window; pass it to :func:`end_rss`.
+
+    Raises:
+        MeasurementUnavailable: RSS cannot be read at all.
+    """
+    if not interval > 0:
+        raise ValueError(f"interval must be a positive number of seconds, got {interval!r}")
+    if not force_sampling and hwm_available():
+        with _lock:
+            _fold_hwm()
+            _reset_hwm()
+            start = rss_bytes()
+            window = RssWindow(start, start, "kernel-hwm")
+            _rss_windows.append(window)
+            return window
+    start = int(_psutil_process().memory_info().rss)
+    window = RssWindow(start, start, "sampled", interval_seconds=interval)
+    stop = threading.Event()
+    thread = threading.Thread(target=_sample, args=(window, stop), name="memguard-rss-sampler",
+                              daemon=True)
+    window._stop, window._thread = stop, thread
+    thread.start()
+    return window
+
+
+def end_rss(window: RssWindow) -> RssWindow:
+    """Close *window* and fix its peak; joins its sampler thread if any."""
+    if window.method == "kernel-hwm":
+        with _lock:
+            _fold_hwm()
+            if window in _rss_windows:
+                _rss_windows.remove(window)
+        return window
+    assert window._stop is not None
+    assert window._thread is not None
+    window._stop.set()
+    window._thread.join()
+    rss = int(_psutil_process().memory_info().rss)
+    window.peak_total_bytes = max(window.peak_total_bytes, rss)
+    window._stop = window._thread = None
+    return window

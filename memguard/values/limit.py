@@ -1,0 +1,158 @@
+"""L3 values: :class:`LimitReport`, the result of one ``limit()`` block."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ..units import format_size
+from .site import AllocationSite
+
+__all__ = ["LimitReport", "SitesStatus", "Source"]
+
+Source = Literal["python", "rss"]
+SitesStatus = Literal["peak", "partial", "unattributed", "off", "not-needed", "unavailable"]
+
+_SITE_NOTES: dict[str, str] = {
+    "peak": "sites live at the peak",
+    "partial": (
+        "sites captured below the peak; the rest of the peak was too short-lived "
+        "to attribute"
+    ),
+    "unattributed": (
+        "the peak was too short-lived to attribute (it rose and fell between two "
+        "checks of the peak-site catcher), so no sites are named"
+    ),
+    "off": "site capture was switched off (sites=False)",
+    "not-needed": "the limit held, so no sites were captured",
+    "unavailable": "sites are not available for the process's RSS",
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LimitReport:
+    """What one ``limit()`` block measured.
+
+    Example:
+        >>> report = LimitReport(label="test_load", source="python", method="tracemalloc",
+        ...                      limit_bytes=1_000_000, peak_bytes=1_500_000)
+        >>> str(report)
+        'test_load: peak 1.4 MiB > limit 976.6 KiB (+488.3 KiB), traced Python heap'
+    """
+
+    label: str
+    """Where the block ran: a function's qualified name or ``file:line``."""
+    source: Source
+    """``"python"`` (the traced Python heap) or ``"rss"`` (process memory)."""
+    method: str
+    """How the peak was measured: ``"tracemalloc"``, ``"kernel-hwm"`` or ``"sampled"``."""
+    limit_bytes: int
+    """The limit that was set."""
+    peak_bytes: int
+    """The peak above the level at the start of the block."""
+    start_bytes: int = 0
+    """The level (traced heap or RSS) when the block began."""
+    end_bytes: int = 0
+    """The level when the block ended."""
+    duration_seconds: float = 0.0
+    """How long the block ran."""
+    sites: tuple[AllocationSite, ...] = ()
+    """The top allocation sites at the peak, biggest first."""
+    sites_status: SitesStatus = "not-needed"
+    """Where :attr:`sites` come from, or why there are none."""
+    sites_level_bytes: int = 0
+    """The level above the start at which :attr:`sites` were captured."""
+    interval_seconds: float = 0.0
+    """The sampling interval when :attr:`method` is ``"sampled"``."""
+
+    @property
+    def exceeded(self) -> bool:
+        """Whether the peak went over the limit."""
+        return self.peak_bytes > self.limit_bytes
+
+    @property
+    def overshoot_bytes(self) -> int:
+        """How far the peak went over the limit (negative: headroom)."""
+        return self.peak_bytes - self.limit_bytes
+
+    @property
+    def retained_bytes(self) -> int:
+        """How much the level grew from the start to the end of the block."""
+        return self.end_bytes - self.start_bytes
+
+    @property
+    def measured(self) -> str:
+        """What was measured, in words."""
+        if self.source == "python":
+            return "traced Python heap"
+        if self.method == "sampled":
+            return f"process RSS, sampled every {self.interval_seconds * 1000:g} ms"
+        return "process RSS (kernel high-water mark)"
+
+    def __str__(self) -> str:
+        relation = ">" if self.exceeded else "<="
+        sign = "+" if self.exceeded else "headroom "
+        amount = abs(self.overshoot_bytes)
+        return (
+            f"{self.label}: peak {format_size(self.peak_bytes)} {relation} limit "
+            f"{format_size(self.limit_bytes)} ({sign}{format_size(amount)}), {self.measured}"
+        )
+
+    def message(self, *, top: int = 5) -> str:
+        """The verdict line, then the top sites (or why there are none)."""
+        lines = [f"Memory limit exceeded in {self.label}: peak {format_size(self.peak_bytes)} "
+                 f"> limit {format_size(self.limit_bytes)} (+{format_size(self.overshoot_bytes)}), "
+                 f"{self.measured}" if self.exceeded else str(self)]
+        if self.sites:
+            level = format_size(self.sites_level_bytes)
+            lines.append(f"  top allocation sites ({_SITE_NOTES[self.sites_status]}, "
+                         f"captured at {level} above the start):")
+            # Sites under 1% of the captured level are noise next to the culprits.
+            floor = self.sites_level_bytes / 100
+            shown = [s for s in self.sites[:top] if s.size_bytes >= floor] or list(self.sites[:1])
+            lines.extend(f"    {site}" for site in shown)
+            rest = self.sites[len(shown):]
+            if rest:
+                lines.append(f"    ... {len(rest)} more sites, "
+                             f"{format_size(sum(s.size_bytes for s in rest))}")
+        elif self.exceeded:
+            lines.append(f"  {_SITE_NOTES[self.sites_status]}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict; :meth:`from_dict` reverses it."""
+        return {
+            "kind": "limit",
+            "label": self.label,
+            "source": self.source,
+            "method": self.method,
+            "limit_bytes": self.limit_bytes,
+            "peak_bytes": self.peak_bytes,
+            "start_bytes": self.start_bytes,
+            "end_bytes": self.end_bytes,
+            "duration_seconds": self.duration_seconds,
+            "sites": [site.to_dict() for site in self.sites],
+            "sites_status": self.sites_status,
+            "sites_level_bytes": self.sites_level_bytes,
+            "interval_seconds": self.interval_seconds,
+            "exceeded": self.exceeded,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LimitReport:
+        """Rebuild a report from :meth:`to_dict`'s output."""
+        return cls(
+            label=str(data["label"]),
+            source=data["source"],
+            method=str(data["method"]),
+            limit_bytes=int(data["limit_bytes"]),
+            peak_bytes=int(data["peak_bytes"]),
+            start_bytes=int(data.get("start_bytes", 0)),
+            end_bytes=int(data.get("end_bytes", 0)),
+            duration_seconds=float(data.get("duration_seconds", 0.0)),
+            sites=tuple(AllocationSite.from_dict(s) for s in data.get("sites", ())),
+            sites_status=data.get("sites_status", "not-needed"),
+            sites_level_bytes=int(data.get("sites_level_bytes", 0)),
+            interval_seconds=float(data.get("interval_seconds", 0.0)),
+        )
