@@ -1,0 +1,104 @@
+"""MkDocs hook: build the navigation and the API reference from what exists.
+
+Several people add pages and modules in parallel, so nothing is hard-coded:
+
+* the top-level pages in ``ORDER`` come first (those that exist), then any
+  other top-level page alphabetically;
+* every ``docs/guide/*.md`` is listed under "Guides", in ``GUIDE_ORDER``
+  first and then alphabetically, titled by its first heading;
+* every public module of the ``memguard`` package (no ``_`` in its dotted
+  name, ``__main__`` excluded) gets a generated reference page,
+  ``reference/<dotted.name>.md``, rendered by mkdocstrings from its
+  docstrings.
+
+Modules are found on the file system, not imported.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "memguard"
+
+ORDER = [
+    "index.md",
+    "getting-started.md",
+    "how-it-measures.md",
+    "coming-from.md",
+    "troubleshooting.md",
+    "benchmarks.md",
+    "reliability.md",
+    "changelog.md",
+]
+GUIDE_ORDER = [
+    "limits.md",
+    "leaks.md",
+    "watch.md",
+    "pytest.md",
+    "ci-baselines.md",
+    "xdist.md",
+    "reports.md",
+    "notebooks.md",
+    "cli.md",
+    "line-profile.md",
+]
+SECTION_AFTER = "troubleshooting.md"
+
+
+def public_modules() -> list[str]:
+    """Dotted names of memguard's public modules, the package first."""
+    names: list[str] = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = list(path.relative_to(ROOT).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        if any(part.startswith("_") for part in parts):
+            continue
+        names.append(".".join(parts))
+    return sorted(names, key=lambda name: (name != "memguard", name))
+
+
+def reference_page(module: str) -> str:
+    """The Markdown source of one module's reference page."""
+    if module == "memguard":
+        # The package re-exports names documented on their own modules' pages.
+        return f"# `{module}`\n\n::: {module}\n    options:\n      members: false\n"
+    return f"# `{module}`\n\n::: {module}\n"
+
+
+def _ordered(names: list[str], order: list[str]) -> list[str]:
+    first = [name for name in order if name in names]
+    return first + sorted(name for name in names if name not in order)
+
+
+def build_nav(docs_dir: Path) -> list[Any]:
+    """The navigation for the pages under *docs_dir* and the public modules."""
+    top = _ordered([p.name for p in docs_dir.glob("*.md")], ORDER)
+    guides = _ordered([p.name for p in (docs_dir / "guide").glob("*.md")], GUIDE_ORDER)
+    nav: list[Any] = []
+    for name in top:
+        nav.append(name)
+        if name == SECTION_AFTER and guides:
+            nav.append({"Guides": [f"guide/{g}" for g in guides]})
+    if guides and SECTION_AFTER not in top:
+        nav.append({"Guides": [f"guide/{g}" for g in guides]})
+    nav.append({"API reference": [{m: f"reference/{m}.md"} for m in public_modules()]})
+    return nav
+
+
+def on_config(config: Any) -> Any:
+    """Set the navigation from the files present."""
+    config["nav"] = build_nav(Path(config["docs_dir"]))
+    return config
+
+
+def on_files(files: Any, config: Any) -> Any:
+    """Add the generated reference pages."""
+    from mkdocs.structure.files import File
+
+    for module in public_modules():
+        files.append(File.generated(config, f"reference/{module}.md",
+                                    content=reference_page(module)))
+    return files
