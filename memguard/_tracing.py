@@ -68,6 +68,13 @@ def _fold(peak_total: int) -> None:
         window.peak_total_bytes = max(window.peak_total_bytes, peak_total)
 
 
+def _enter_foreign() -> None:
+    """Start sharing a trace someone else owns: remember its peak as it is now."""
+    global _started_here, _foreign_peak
+    _started_here = False
+    _foreign_peak = tracemalloc.get_traced_memory()[1]
+
+
 def begin(nframes: int = 1) -> PeakWindow:
     """Open a peak window, starting tracemalloc when nobody traces.
 
@@ -85,8 +92,7 @@ def begin(nframes: int = 1) -> PeakWindow:
         started = False
         if not _windows:
             if tracemalloc.is_tracing():
-                _started_here = False
-                _foreign_peak = tracemalloc.get_traced_memory()[1]
+                _enter_foreign()
             else:
                 tracemalloc.start(nframes)
                 _started_here = started = True
@@ -123,12 +129,17 @@ def excluded() -> Iterator[None]:
     measured code cannot allocate meanwhile.
     """
     with _lock:
+        outermost = not _windows and tracemalloc.is_tracing()
+        if outermost:
+            _enter_foreign()
         _fold(tracemalloc.get_traced_memory()[1])
         try:
             yield
         finally:
             if tracemalloc.is_tracing():
                 tracemalloc.reset_peak()
+                if outermost:
+                    _restore_foreign_peak()
 
 
 def end(window: PeakWindow) -> PeakWindow:
