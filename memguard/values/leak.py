@@ -1,0 +1,266 @@
+"""L3 values: :class:`LeakReport` and :class:`SignalVerdict`, the result of a leak check.
+
+A leak check (:func:`memguard.check_leaks`, ``@track_leaks``, ``with
+track_leaks()``) watches several *signals* while code runs again and again:
+traced Python memory, live objects by type, process memory, open
+descriptors and threads. Each signal gets its own verdict; the report keeps
+the per-call series and the fitted lines behind them (for charts), the
+growing allocation sites and types, a sample leaked object described as text
+with the chain that holds it, and the leaked resources by name.
+
+Holds plain data only (names, numbers, text), never the objects measured.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal
+
+from ..units import format_size
+from .site import AllocationSite
+
+__all__ = ["SIGNALS", "LeakReport", "SignalName", "SignalVerdict", "format_amount"]
+
+SignalName = Literal["python", "objects", "rss", "fds", "threads"]
+#: Every signal a leak check knows, in the order reports list them.
+SIGNALS: tuple[SignalName, ...] = ("python", "objects", "rss", "fds", "threads")
+
+_WHAT: dict[str, str] = {
+    "python": "traced Python memory",
+    "objects": "live objects",
+    "rss": "process memory (RSS)",
+    "fds": "open file descriptors",
+    "threads": "threads",
+}
+
+
+def format_amount(amount: float, unit: str, *, signed: bool = True) -> str:
+    """*amount* of *unit* in human form: sizes through ``format_size``, counts as numbers.
+
+    Example:
+        >>> format_amount(65.4, "bytes"), format_amount(1.0, "objects"), format_amount(2, "fds")
+        ('+65 B', '+1 objects', '+2 fds')
+    """
+    if unit == "bytes":
+        return format_size(round(amount), signed=signed)
+    sign = "+" if signed and amount >= 0 else ""
+    if not math.isfinite(amount):
+        return f"{sign}{amount} {unit}"
+    text = f"{amount:.0f}" if abs(amount - round(amount)) < 0.005 else f"{amount:.2f}"
+    return f"{sign}{text} {unit}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignalVerdict:
+    """The verdict of one signal of a leak check.
+
+    Example:
+        >>> v = SignalVerdict(name="python", leaked=True, per_call=64.0, total=1920.0,
+        ...                   unit="bytes", detail="slope 64.0 ± 0.4 B/call")
+        >>> str(v)
+        'python: +64 B per call, +1.9 KiB in total, LEAK (slope 64.0 ± 0.4 B/call)'
+    """
+
+    name: SignalName
+    """``"python"``, ``"objects"``, ``"rss"``, ``"fds"`` or ``"threads"``."""
+    leaked: bool
+    """Whether this signal shows steady growth."""
+    per_call: float
+    """Fitted growth per call, in :attr:`unit`."""
+    total: float
+    """Growth over all measured calls, in :attr:`unit`."""
+    unit: str
+    """``"bytes"``, ``"objects"``, ``"fds"`` or ``"threads"``."""
+    detail: str = ""
+    """How the verdict was reached, in a few words (the slope and its spread, ...)."""
+
+    def __str__(self) -> str:
+        verdict = "LEAK" if self.leaked else "ok"
+        detail = f" ({self.detail})" if self.detail else ""
+        return (f"{self.name}: {format_amount(self.per_call, self.unit)} per call, "
+                f"{format_amount(self.total, self.unit)} in total, {verdict}{detail}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {"name": self.name, "leaked": self.leaked, "per_call": self.per_call,
+                "total": self.total, "unit": self.unit, "detail": self.detail}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SignalVerdict:
+        """Rebuild from :meth:`to_dict`."""
+        name = data["name"]
+        if name not in SIGNALS:
+            raise ValueError(f"unknown signal name {name!r}; expected one of {SIGNALS}")
+        return cls(name=name, leaked=bool(data["leaked"]), per_call=float(data["per_call"]),
+                   total=float(data["total"]), unit=str(data["unit"]),
+                   detail=str(data.get("detail", "")))
+
+
+def _frozen_mapping(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(dict(data))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LeakReport:
+    """What a leak check measured, and its verdict.
+
+    Example:
+        >>> report = LeakReport(
+        ...     label="handle_request", leaked=True, iterations=30, warmup=0,
+        ...     signals=(SignalVerdict(name="python", leaked=True, per_call=64.0,
+        ...                            total=1920.0, unit="bytes"),),
+        ...     types=(("str", 1.0),))
+        >>> str(report)
+        'handle_request: leaks +64 B per call (+1.9 KiB over 30 calls), signal python'
+        >>> print(report.message())
+        Leak detected in handle_request: +64 B per call (+1.9 KiB over 30 calls), signal python
+          python: +64 B per call, +1.9 KiB in total, LEAK
+          top growing types (count per call):
+            str: +1 per call
+    """
+
+    label: str
+    """Where the check ran: the function's qualified name or ``file:line``."""
+    leaked: bool
+    """Whether any signal found a leak."""
+    iterations: int
+    """Measured calls (1 in single-run mode)."""
+    warmup: int
+    """Warm-up calls made before measuring."""
+    signals: tuple[SignalVerdict, ...] = ()
+    """One verdict per signal that was measured."""
+    series: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    """Per signal name, the level after each measured call (relative to the start)."""
+    fits: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    """Per signal name, the fitted line ``(slope per call, intercept)`` over :attr:`series`."""
+    sites: tuple[AllocationSite, ...] = ()
+    """Growing allocation sites; ``size_bytes`` and ``count`` are per call, biggest first."""
+    types: tuple[tuple[str, float], ...] = ()
+    """Growing types: ``(type name, count per call)``, most first."""
+    sample: str | None = None
+    """A leaked object's repr and the chain of references that holds it, as text."""
+    resources: tuple[str, ...] = ()
+    """Leaked descriptors (by path) and threads (by name)."""
+    mode: Literal["repeated", "single"] = "repeated"
+    """``"repeated"`` (many calls, growth per call) or ``"single"`` (one run of a block)."""
+    duration_seconds: float = 0.0
+    """How long the whole check took, measurement included."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "series", _frozen_mapping(
+            {k: tuple(float(x) for x in v) for k, v in self.series.items()}))
+        object.__setattr__(self, "fits", _frozen_mapping(
+            {k: (float(v[0]), float(v[1])) for k, v in self.fits.items()}))
+
+    @property
+    def fired(self) -> tuple[SignalVerdict, ...]:
+        """The signals that found a leak."""
+        return tuple(s for s in self.signals if s.leaked)
+
+    def _headline(self) -> SignalVerdict | None:
+        fired = self.fired
+        if not fired:
+            return None
+        by_bytes = [s for s in fired if s.unit == "bytes"]
+        return max(by_bytes, key=lambda s: s.per_call) if by_bytes else fired[0]
+
+    def _growth_text(self, *, with_warmup: bool) -> str:
+        head = self._headline()
+        assert head is not None
+        calls = "call" if self.iterations == 1 else "calls"
+        after = f" after {self.warmup} warm-up calls" if with_warmup and self.warmup else ""
+        if self.mode == "single":
+            growth = f"{format_amount(head.total, head.unit)} kept after one run{after}"
+        else:
+            growth = (f"{format_amount(head.per_call, head.unit)} per call "
+                      f"({format_amount(head.total, head.unit)} over {self.iterations} "
+                      f"{calls}{after})")
+        names = ", ".join(s.name for s in self.fired)
+        plural = "signals" if len(self.fired) > 1 else "signal"
+        return f"{growth}, {plural} {names}"
+
+    def __str__(self) -> str:
+        if self.leaked and self.fired:
+            return f"{self.label}: leaks {self._growth_text(with_warmup=False)}"
+        calls = "call" if self.iterations == 1 else "calls"
+        names = ", ".join(s.name for s in self.signals) or "no signals"
+        return f"{self.label}: no leak over {self.iterations} {calls} ({names})"
+
+    def message(self, top: int = 5) -> str:
+        """The full failure text: verdict, signals, sites, types, sample, resources.
+
+        Args:
+            top: How many sites and types to list at most.
+        """
+        if self.leaked and self.fired:
+            lines = [f"Leak detected in {self.label}: {self._growth_text(with_warmup=True)}"]
+        else:
+            lines = [str(self)]
+        lines.extend(f"  {signal}" for signal in self.signals)
+        per = "kept" if self.mode == "single" else "per call"
+        if self.sites[:top]:
+            lines.append(f"  top growing allocation sites (bytes {per}):")
+            lines.extend(f"    {s.filename}:{s.lineno}: {format_size(s.size_bytes, signed=True)} "
+                         f"{per} in {s.count} blocks" for s in self.sites[:top])
+        if self.types[:top]:
+            counted = "count kept" if self.mode == "single" else "count per call"
+            lines.append(f"  top growing types ({counted}):")
+            lines.extend(f"    {name}: {format_amount(count, '').strip()} {per}"
+                         for name, count in self.types[:top])
+        if self.sample:
+            lines.append(f"  sample leaked object: {self.sample}")
+        if self.resources:
+            lines.append("  leaked resources:")
+            lines.extend(f"    {resource}" for resource in self.resources)
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict; :meth:`from_dict` reverses it."""
+        return {
+            "kind": "leak",
+            "label": self.label,
+            "leaked": self.leaked,
+            "iterations": self.iterations,
+            "warmup": self.warmup,
+            "mode": self.mode,
+            "duration_seconds": self.duration_seconds,
+            "signals": [s.to_dict() for s in self.signals],
+            "series": {k: list(v) for k, v in self.series.items()},
+            "fits": {k: list(v) for k, v in self.fits.items()},
+            "sites": [s.to_dict() for s in self.sites],
+            "types": [[name, count] for name, count in self.types],
+            "sample": self.sample,
+            "resources": list(self.resources),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LeakReport:
+        """Rebuild a report from :meth:`to_dict`'s output."""
+        mode = data.get("mode", "repeated")
+        if mode not in ("repeated", "single"):
+            raise ValueError(f"mode must be 'repeated' or 'single', got {mode!r}")
+        sample = data.get("sample")
+        return cls(
+            label=str(data["label"]),
+            leaked=bool(data["leaked"]),
+            iterations=int(data["iterations"]),
+            warmup=int(data["warmup"]),
+            mode=mode,
+            duration_seconds=float(data.get("duration_seconds", 0.0)),
+            signals=tuple(SignalVerdict.from_dict(s) for s in data.get("signals", ())),
+            series={str(k): tuple(float(x) for x in v)
+                    for k, v in data.get("series", {}).items()},
+            fits={str(k): (float(v[0]), float(v[1])) for k, v in data.get("fits", {}).items()},
+            sites=tuple(AllocationSite.from_dict(s) for s in data.get("sites", ())),
+            types=tuple((str(n), float(c)) for n, c in data.get("types", ())),
+            sample=None if sample is None else str(sample),
+            resources=tuple(str(r) for r in data.get("resources", ())),
+        )
+
+    @staticmethod
+    def describe_signal(name: str) -> str:
+        """What a signal measures, in words (``"python"`` -> ``"traced Python memory"``)."""
+        return _WHAT.get(name, name)
