@@ -92,6 +92,14 @@ def hwm_available() -> bool:
     return _hwm_state
 
 
+def _psutil_rss() -> int:
+    """RSS through psutil, or MeasurementUnavailable saying why not."""
+    try:
+        return int(_psutil_process().memory_info().rss)
+    except Exception as error:
+        raise MeasurementUnavailable(f"process RSS is not available: {error}") from error
+
+
 def rss_bytes() -> int:
     """The process's resident set size now, in bytes.
 
@@ -101,11 +109,7 @@ def rss_bytes() -> int:
     try:
         return _status_field("VmRSS")
     except MeasurementUnavailable:
-        pass
-    try:
-        return int(_psutil_process().memory_info().rss)
-    except Exception as error:
-        raise MeasurementUnavailable(f"process RSS is not available: {error}") from error
+        return _psutil_rss()
 
 
 def uss_bytes() -> int:
@@ -183,9 +187,11 @@ def _fold_hwm() -> None:
 
 
 def _sample(window: RssWindow, stop: threading.Event) -> None:
-    process = _psutil_process()
     while True:
-        rss = int(process.memory_info().rss)
+        try:
+            rss = _psutil_rss()
+        except MeasurementUnavailable:
+            return  # the figure went away mid-block; end_rss reads it once more
         window.peak_total_bytes = max(window.peak_total_bytes, rss)
         if stop.wait(window.interval_seconds):
             return
@@ -215,7 +221,7 @@ def begin_rss(*, interval: float = 0.001, force_sampling: bool = False) -> RssWi
             window = RssWindow(start, start, "kernel-hwm")
             _rss_windows.append(window)
             return window
-    start = int(_psutil_process().memory_info().rss)
+    start = _psutil_rss()
     window = RssWindow(start, start, "sampled", interval_seconds=interval)
     stop = threading.Event()
     thread = threading.Thread(target=_sample, args=(window, stop), name="memguard-rss-sampler",
@@ -237,7 +243,6 @@ def end_rss(window: RssWindow) -> RssWindow:
     assert window._thread is not None
     window._stop.set()
     window._thread.join()
-    rss = int(_psutil_process().memory_info().rss)
-    window.peak_total_bytes = max(window.peak_total_bytes, rss)
     window._stop = window._thread = None
+    window.peak_total_bytes = max(window.peak_total_bytes, _psutil_rss())
     return window

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import math
 import re
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 
-__all__ = ["UNITS", "Size", "format_size", "parse_size", "size_from_keywords"]
+__all__ = ["MAX_BYTES", "UNITS", "Size", "format_size", "parse_size", "size_from_keywords"]
 
 Size = int | float | str
 """A size argument: bytes as a number, or a string with a unit."""
@@ -66,10 +67,21 @@ def _check_number(value: object, what: str) -> float | int:
     return value
 
 
-def _to_bytes(amount: float | int, scale: int) -> int:
+MAX_BYTES = 2**64
+"""The largest size accepted (16 EiB): anything bigger is a mistake, not a limit."""
+
+
+def _to_bytes(amount: float | int | Decimal, scale: int, what: str) -> int:
+    """*amount* × *scale*, rounded to a whole byte, exactly, within MAX_BYTES."""
+    if amount > Decimal(MAX_BYTES) / scale:
+        raise ValueError(f"{what} is larger than 16 EiB ({MAX_BYTES} bytes), "
+                         f"beyond any machine's memory")
     if isinstance(amount, int):
         return amount * scale
-    return round(amount * scale)
+    with localcontext() as context:
+        context.prec = 60
+        exact = Decimal(amount) * scale
+        return int(exact.to_integral_value(rounding=ROUND_HALF_EVEN))
 
 
 def parse_size(value: Size, *, name: str = "size") -> int:
@@ -107,17 +119,16 @@ def parse_size(value: Size, *, name: str = "size") -> int:
             hint = " (a lower-case 'b' means bits)" if unit.endswith("b") else ""
             raise ValueError(f"{name}={value!r} has an unknown unit {unit!r}{hint}; "
                              f"units: {_ACCEPTED}")
-        amount = float(match["number"])
-        if math.isinf(amount):
-            raise ValueError(f"{name}={value!r} must be a finite size")
+        # Decimal keeps "36893489 TB" exact, where a float would round it.
+        amount = Decimal(match["number"])
         if amount < 0:
             raise ValueError(f"{name}={value!r} must not be negative")
-        return _to_bytes(amount, UNITS[unit])
+        return _to_bytes(amount, UNITS[unit], f"{name}={value!r}")
     number = _check_number(value, name)
     if isinstance(number, float) and not number.is_integer():
         raise ValueError(f"{name}={value!r} is a fractional number of bytes; "
                          f"pass an int or a string with a unit, such as '1.5 KiB'")
-    return int(number)
+    return _to_bytes(int(number), 1, f"{name}={value!r}")
 
 
 def size_from_keywords(
@@ -162,7 +173,7 @@ def size_from_keywords(
     if size is not None:
         return parse_size(size, name=name)
     ((key, value),) = given.items()
-    return _to_bytes(_check_number(value, f"{key}="), KEYWORD_UNITS[key])
+    return _to_bytes(_check_number(value, f"{key}="), KEYWORD_UNITS[key], f"{key}={value!r}")
 
 
 def format_size(size_bytes: int | float, *, signed: bool = False) -> str:

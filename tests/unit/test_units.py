@@ -25,6 +25,10 @@ from memguard.units import format_size, parse_size, size_from_keywords
         ("  7 MiB  ", 7 * 2**20),
         ("123", 123),
         (".5 KiB", 512),
+        ("1e-9999999 B", 0),
+        ("18446744 TB", 18446744 * 10**12),
+        ("16777216 TiB", 2**64),
+        ("0.1 MB", 100_000),
     ],
 )
 def test_parse_size_strings(text: str, expected: int) -> None:
@@ -46,7 +50,10 @@ def test_parse_size_numbers() -> None:
         ("lots", ValueError, "is not a size"),
         ("", ValueError, "is not a size"),
         ("-5 MB", ValueError, "must not be negative"),
-        ("1e400 B", ValueError, "finite"),
+        ("1e400 B", ValueError, "larger than 16 EiB"),
+        ("1e999999999 B", ValueError, "larger than 16 EiB"),
+        ("17 EB", ValueError, "unknown unit 'EB'"),
+        (2**64 + 1, ValueError, "larger than 16 EiB"),
         ("nan MB", ValueError, "is not a size"),
         (-1, ValueError, "must not be negative"),
         (math.nan, ValueError, "finite"),
@@ -102,6 +109,7 @@ def test_size_positional() -> None:
         ((), {"mb": -1}, ValueError, "must not be negative"),
         ((), {"mb": math.nan}, ValueError, "finite"),
         ((), {"mb": True}, TypeError, "not bool"),
+        ((), {"gib": 1e300}, ValueError, "larger than 16 EiB"),
         ((), {"mb": "1"}, TypeError, "not str"),
     ],
 )
