@@ -1,0 +1,248 @@
+"""Overhead of ``memguard.limit()`` next to its peers, on three workloads.
+
+Workloads, each a plain function run once per measurement:
+
+* ``alloc-heavy``: many small Python objects (dicts, tuples, strings), the
+  worst case for any allocation tracer;
+* ``stdlib-mixed``: ``json.dumps``/``json.loads`` of records and ``re``
+  parsing of log lines;
+* ``numpy``: matrix products and sorts on arrays, plus many small arrays.
+
+Ways to run each (the time includes starting and stopping the measurement
+and reading its result, since a test pays for that too):
+
+* ``untraced``: the baseline of every ratio;
+* ``tracemalloc (1 frame)``: ``tracemalloc.start(1)``, peak read, ``stop()``;
+* ``memguard.limit()``: the default, the exact Python-heap peak with the
+  peak-site catcher on; ``memguard.limit(sites=False)`` without the catcher;
+* ``memguard.limit(source="rss")``: the process peak from the kernel's
+  high-water mark (or psutil sampling where there is none);
+* ``pytest-memray limit_memory``: what pytest-memray does for its
+  ``limit_memory`` marker: a ``memray.Tracker`` writing aggregated records to
+  a temporary file (native traces and Python allocators off, its defaults),
+  then the high-water-mark records read back and summed;
+* ``memray (python allocators)``: the same with ``trace_python_allocators=True``,
+  which sees every Python allocation as tracemalloc does;
+* ``memory_profiler.memory_usage``: memory_profiler's peak of a call
+  (``max_usage=True``, 10 ms sampling from a child process).
+
+Every measurement is repeated (rounds interleave the modes, so drift hits
+them alike) and the median is kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import re
+import statistics
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import memguard
+
+# -- workloads -----------------------------------------------------------------
+
+
+def alloc_heavy(n: int) -> int:
+    """Many small objects, kept alive together, then dropped."""
+    rows = []
+    for i in range(n):
+        rows.append({"id": i, "name": f"user{i}", "pair": (i, i + 1), "tags": [i % 7]})
+    return len(rows)
+
+
+_LOG = re.compile(r"(?P<ts>\d+) (?P<level>[A-Z]+) (?P<who>\w+): (?P<msg>.*)")
+
+
+def stdlib_mixed(n: int) -> int:
+    """json round trips and regular-expression parsing."""
+    records = [{"id": i, "name": f"item {i}", "price": i * 0.5, "tags": ["a", "b", str(i)]}
+               for i in range(n)]
+    text = json.dumps(records)
+    back = json.loads(text)
+    lines = [f"{i} INFO worker{i % 5}: processed item {i} in {i % 97} ms" for i in range(n)]
+    parsed = [m.groupdict() for m in map(_LOG.match, lines) if m is not None]
+    return len(back) + len(parsed)
+
+
+def numpy_work(n: int) -> int:
+    """Array arithmetic: big temporaries and many small arrays."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    a = rng.random((n, n))
+    total = 0.0
+    for _ in range(3):
+        b = a @ a.T
+        c = np.sort(b, axis=1)
+        total += float(c[:, -1].sum())
+    for i in range(n * 8):
+        total += float((np.arange(64) * i).sum())
+    return int(total)
+
+
+# -- modes ---------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def untraced() -> Iterator[None]:
+    yield
+
+
+@contextlib.contextmanager
+def bare_tracemalloc() -> Iterator[None]:
+    tracemalloc.start(1)
+    try:
+        yield
+        tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+
+def memguard_limit(**options: Any) -> Callable[[], contextlib.AbstractContextManager[Any]]:
+    def make() -> contextlib.AbstractContextManager[Any]:
+        return memguard.limit(gb=100, **options)
+    return make
+
+
+def memray_limit_memory(*, python_allocators: bool) -> Callable[[], Any]:
+    import memray
+
+    @contextlib.contextmanager
+    def run() -> Iterator[None]:
+        with tempfile.TemporaryDirectory(prefix="memguard-bench-memray-") as tmp:
+            path = Path(tmp) / "result.bin"
+            with memray.Tracker(path, native_traces=False,
+                                trace_python_allocators=python_allocators,
+                                file_format=memray.FileFormat.AGGREGATED_ALLOCATIONS):
+                yield
+            reader = memray.FileReader(path)
+            sum(record.size for record in reader.get_high_watermark_allocation_records(
+                merge_threads=True))
+            reader.close()
+    return run
+
+
+def _memory_profiler_time(fn: Callable[[], object]) -> float:
+    from memory_profiler import memory_usage
+
+    started = time.perf_counter()
+    memory_usage((fn, (), {}), interval=0.01, max_usage=True)
+    return time.perf_counter() - started
+
+
+MODES: dict[str, Callable[[], Any]] = {
+    "untraced": untraced,
+    "tracemalloc (1 frame)": bare_tracemalloc,
+    "memguard.limit()": memguard_limit(),
+    "memguard.limit(sites=False)": memguard_limit(sites=False),
+    'memguard.limit(source="rss")': memguard_limit(source="rss"),
+}
+
+
+def _peer_modes() -> dict[str, Callable[[], Any]]:
+    modes: dict[str, Callable[[], Any]] = {}
+    try:
+        import memray  # noqa: F401
+    except ImportError:
+        return modes
+    modes["pytest-memray limit_memory"] = memray_limit_memory(python_allocators=False)
+    modes["memray (python allocators)"] = memray_limit_memory(python_allocators=True)
+    return modes
+
+
+def time_once(mode: Callable[[], Any], fn: Callable[[], object]) -> float:
+    """Seconds to run *fn* once inside a fresh *mode* context."""
+    gc.collect()
+    started = time.perf_counter()
+    with mode():
+        fn()
+    return time.perf_counter() - started
+
+
+def main(quick: bool) -> dict[str, Any]:
+    """Measure every mode on every workload; ratios to the untraced run."""
+    repeats = 5 if quick else 11
+    sizes = {"alloc-heavy": 40_000 if quick else 200_000,
+             "stdlib-mixed": 15_000 if quick else 60_000,
+             "numpy": 250 if quick else 500}
+    workloads: dict[str, Callable[[], object]] = {
+        "alloc-heavy": lambda: alloc_heavy(sizes["alloc-heavy"]),
+        "stdlib-mixed": lambda: stdlib_mixed(sizes["stdlib-mixed"]),
+    }
+    try:
+        import numpy  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        workloads["numpy"] = lambda: numpy_work(sizes["numpy"])
+    modes = {**MODES, **_peer_modes()}
+    with_mprof = "memory_profiler" in sys.modules or _has("memory_profiler")
+    times: dict[tuple[str, str], list[float]] = {}
+    for fn in workloads.values():
+        for mode in modes.values():
+            time_once(mode, fn)  # warm up: imports, caches, first-touch pages
+    order = list(modes)
+    for round_ in range(repeats):
+        # Rotate the order each round, so no mode always runs first or
+        # right after the memory_profiler child process.
+        rotated = order[round_ % len(order):] + order[:round_ % len(order)]
+        for name, fn in workloads.items():
+            for label in rotated:
+                times.setdefault((name, label), []).append(time_once(modes[label], fn))
+            if with_mprof:
+                label = "memory_profiler.memory_usage"
+                times.setdefault((name, label), []).append(_memory_profiler_time(fn))
+    return _result(workloads, times, repeats, sizes)
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def _result(workloads: dict[str, Any], times: dict[tuple[str, str], list[float]],
+            repeats: int, sizes: dict[str, int]) -> dict[str, Any]:
+    median = {key: statistics.median(values) for key, values in times.items()}
+    labels = list(dict.fromkeys(label for _, label in times))
+    ratios: dict[str, float] = {}
+    table = []
+    for name in workloads:
+        base = median[(name, "untraced")]
+        row: dict[str, Any] = {"workload": name, "untraced ms": round(base * 1000, 1)}
+        for label in labels[1:]:
+            ratio = round(median[(name, label)] / base, 3)
+            row[label] = f"{ratio:.2f}x"
+            ratios[f"{name}: {label}"] = ratio
+        table.append(row)
+    notes = []
+    for name in workloads:
+        tm = ratios[f"{name}: tracemalloc (1 frame)"]
+        mg = ratios[f"{name}: memguard.limit()"]
+        rss = ratios[f'{name}: memguard.limit(source="rss")']
+        notes.append(f"{name}: limit() is {100 * (mg / tm - 1):+.1f}% against bare tracemalloc "
+                     f"(1 frame); source=\"rss\" costs {100 * (rss - 1):+.1f}% over untraced")
+    return {
+        "title": "limit() overhead",
+        "description": (f"Time of one run of each workload inside each measurement, over the "
+                        f"untraced run; median of {repeats} interleaved repeats. Sizes: "
+                        + ", ".join(f"{k} n={v:,}" for k, v in sizes.items()) + "."),
+        "unit": "time / untraced time",
+        "ratios": ratios,
+        "figures": {f"{n}: {label} ms": round(median[(n, label)] * 1000, 2)
+                    for n, label in times},
+        "table": table,
+        "notes": notes,
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(main("--quick" in sys.argv), indent=2))

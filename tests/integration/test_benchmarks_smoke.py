@@ -1,0 +1,27 @@
+"""The benchmark runner works end to end (one quick benchmark; no timing asserted)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_run_all_quick_import_writes_results_and_chart(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run_all.py"), "--quick", "--only", "import",
+         "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=120, cwd=ROOT, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads((tmp_path / "latest.json").read_text())
+    assert set(results["machine"]) >= {"cpu", "cores", "memory", "python", "platform"}
+    entry = results["benchmarks"]["import"]
+    assert entry["ok"] is True
+    ratios = entry["result"]["ratios"]
+    assert set(ratios) >= {"tracemalloc", "objgraph", "psutil", "memory_profiler"}
+    assert all(value > 0 for value in ratios.values())
+    assert (tmp_path / "latest.png").read_bytes().startswith(b"\x89PNG")
+    assert "== import: Import cost" in done.stdout
