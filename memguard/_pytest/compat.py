@@ -1,0 +1,132 @@
+"""L6 front end: pytest-memray's ``limit_leaks``, measured with tracemalloc.
+
+pytest-memray fails a ``limit_leaks(location_limit)`` test when one
+allocation stack keeps ``location_limit`` bytes or more once the test is
+over. memguard does the same with tracemalloc: a snapshot when the call
+begins, another after the call and a ``gc.collect()``, grouped by full
+traceback. The ``filter_fn`` gets a :class:`Stack` shaped like
+pytest-memray's (``stack.frames``, innermost first, each with ``function``,
+``filename`` and ``lineno``); tracemalloc records no function names, so
+memguard reads them from the source file, and writes ``"???"`` where it
+cannot, as pytest-memray does for unknown frames.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import gc
+import linecache
+import tracemalloc
+from dataclasses import dataclass
+
+from .. import _tracing
+from ..exceptions import LeakDetected
+from ..units import format_size
+from ..values.site import is_internal
+from .markers import MemrayLeaks
+
+__all__ = ["MemrayLeakCheck", "Stack", "StackFrame"]
+
+_FRAMES = 25
+_SHOWN = 5
+
+
+@dataclass(frozen=True, slots=True)
+class StackFrame:
+    """One frame of an allocation's stack, as pytest-memray's filter sees it."""
+
+    function: str
+    filename: str
+    lineno: int
+
+
+@dataclass(frozen=True, slots=True)
+class Stack:
+    """An allocation's stack, innermost frame first."""
+
+    frames: tuple[StackFrame, ...]
+
+
+@functools.lru_cache(maxsize=256)
+def _functions(filename: str) -> tuple[tuple[int, int, str], ...]:
+    """(first line, last line, name) of every function in *filename*."""
+    source = "".join(linecache.getlines(filename))
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return ()
+    return tuple(
+        (node.lineno, node.end_lineno or node.lineno, node.name)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+    )
+
+
+def _function_at(filename: str, lineno: int) -> str:
+    spans = [span for span in _functions(filename) if span[0] <= lineno <= span[1]]
+    if not spans:
+        return "<module>" if _functions(filename) or linecache.getline(filename, lineno) else "???"
+    return max(spans, key=lambda span: span[0])[2]  # the innermost: the latest start
+
+
+def _stack(frames: list[tracemalloc.Frame]) -> Stack:
+    """A filter's view of *frames*, which are innermost first."""
+    return Stack(tuple(StackFrame(_function_at(f.filename, f.lineno), f.filename, f.lineno)
+                       for f in frames))
+
+
+class MemrayLeakCheck:
+    """The tracemalloc measurement behind one ``limit_leaks`` test."""
+
+    def __init__(self, spec: MemrayLeaks, label: str) -> None:
+        self.spec = spec
+        self.label = label
+        self._window = _tracing.begin(nframes=_FRAMES)
+        with _tracing.excluded():
+            self._before = tracemalloc.take_snapshot()
+
+    def finish(self, *, judge: bool) -> None:
+        """Close the trace; raise :class:`LeakDetected` if *judge* and a stack kept too much."""
+        __tracebackhide__ = True
+        try:
+            if judge:
+                gc.collect()
+                with _tracing.excluded():
+                    after = tracemalloc.take_snapshot()
+                    leaks = self._leaks(after)
+                    del after
+        finally:
+            self._before = None  # type: ignore[assignment]
+            _tracing.end(self._window)
+        if judge and leaks:
+            raise LeakDetected(self._message(leaks), label=self.label)
+
+    def _leaks(self, after: tracemalloc.Snapshot) -> list[tuple[int, int, Stack]]:
+        found = []
+        for stat in after.compare_to(self._before, "traceback"):
+            if stat.size_diff < self.spec.location_limit_bytes:
+                continue
+            # A Traceback lists the oldest frame first; pytest-memray's the innermost.
+            frames = [f for f in reversed(stat.traceback) if not is_internal(f.filename)]
+            if not frames:
+                continue
+            stack = _stack(frames)
+            if self.spec.filter_fn is not None and not self.spec.filter_fn(stack):
+                continue
+            found.append((stat.size_diff, stat.count_diff, stack))
+        found.sort(key=lambda leak: -leak[0])
+        return found
+
+    def _message(self, leaks: list[tuple[int, int, Stack]]) -> str:
+        limit_text = format_size(self.spec.location_limit_bytes)
+        lines = [f"Leak detected in {self.label}: {len(leaks)} allocation stack(s) kept "
+                 f"{limit_text} or more after the test (limit_leaks), "
+                 f"{format_size(sum(size for size, _, _ in leaks))} in all"]
+        for size, count, stack in leaks[:_SHOWN]:
+            top = stack.frames[0]
+            lines.append(f"    {format_size(size)} in {count} blocks at {top.filename}:"
+                         f"{top.lineno} ({top.function})")
+        if len(leaks) > _SHOWN:
+            lines.append(f"    ... {len(leaks) - _SHOWN} more stacks")
+        return "\n".join(lines)

@@ -1,0 +1,290 @@
+"""L6 front end: the plugin object that guards and measures test calls.
+
+Registered only when something asks for memguard (an option at start-up, a
+marker or the fixture at collection), so an unused plugin runs no hook on any
+test. Each test's call is wrapped in :class:`CallRun`, which enters the same
+:class:`memguard.limit` a user would write, measures the call's peak, compares
+it with a baseline and judges the fixture's ``expect_collected`` objects
+right after the test body returns; a failed check is raised from the call, so
+pytest reports an F with memguard's message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .. import _tracing, process
+from ..exceptions import CheckFailed, MemoryLimitExceeded, SnapshotFormatError
+from ..units import format_size
+from ..values.baseline import Baseline
+from ..values.limit import LimitReport
+from .compat import MemrayLeakCheck
+from .figures import (
+    Change,
+    TestFigures,
+    changes,
+    changes_table,
+    figures_from_properties,
+    is_regression,
+    peak_table,
+    run_document,
+)
+from .markers import Plan, build_plan, memray_active
+from .options import Settings, describe
+
+__all__ = ["FIXTURE_KEY", "CallRun", "MemguardSession", "detail_text"]
+
+PLAN_KEY = pytest.StashKey[Plan]()
+FIXTURE_KEY = pytest.StashKey[Any]()
+"""Where the ``memguard`` fixture of a test keeps itself, for :class:`CallRun`."""
+
+_MEASURED = {"python": "traced Python heap", "rss": "process RSS"}
+
+
+class CallRun:
+    """The guards and measurement around one test call."""
+
+    def __init__(self, item: pytest.Function, plan: Plan, settings: Settings,
+                 baseline: Baseline | None) -> None:
+        self.item = item
+        self.plan = plan
+        self.settings = settings
+        self.baseline = baseline
+        self._window: _tracing.PeakWindow | None = None
+        self._rss: process.RssWindow | None = None
+        self._memray: MemrayLeakCheck | None = None
+        self._original: Any = None
+
+    def start(self) -> None:
+        """Enter the guards, then open the measurement (innermost, the body only)."""
+        if self.plan.leaks is not None:
+            from ..guards.leaks import track_leaks
+
+            self._original = self.item.obj
+            self.item.obj = track_leaks(**self.plan.leaks)(self._original)
+        if self.plan.memray_leaks is not None:
+            self._memray = MemrayLeakCheck(self.plan.memray_leaks, self.item.nodeid)
+        if self.plan.guard is not None:
+            self.plan.guard.__enter__()
+        if self.settings.measure:
+            if self.settings.source == "rss":
+                self._rss = process.begin_rss()
+            else:
+                self._window = _tracing.begin()
+
+    def finish(self, error: BaseException | None) -> None:
+        """Close everything; raise the first failed check if the body passed."""
+        __tracebackhide__ = True
+        failure: CheckFailed | None = None
+        try:
+            peak = self._close_measurement()
+            failure = self._exit_guards(error)
+        finally:
+            if self._original is not None:
+                self.item.obj = self._original
+        report = self.plan.guard.report if self.plan.guard is not None else None
+        if peak is None and report is not None:
+            peak = report.peak_bytes
+        if peak is not None:
+            change = self._record(peak, report)
+            if error is None and failure is None and change is not None:
+                failure = self._regression(change)
+        fixture = self.item.stash.get(FIXTURE_KEY, None)
+        if fixture is not None:
+            verdict = fixture.judge(judge=error is None and failure is None)
+            failure = failure or verdict
+        if failure is not None and error is None:
+            raise failure
+
+    def _close_measurement(self) -> int | None:
+        if self._window is not None:
+            window, self._window = self._window, None
+            return _tracing.end(window).peak_bytes
+        if self._rss is not None:
+            rss, self._rss = self._rss, None
+            return process.end_rss(rss).peak_bytes
+        return None
+
+    def _exit_guards(self, error: BaseException | None) -> CheckFailed | None:
+        __tracebackhide__ = True
+        failure: CheckFailed | None = None
+        try:
+            if self.plan.guard is not None:
+                try:
+                    self.plan.guard.__exit__(type(error) if error is not None else None, error,
+                                             error.__traceback__ if error is not None else None)
+                except CheckFailed as exc:
+                    failure = exc
+        finally:
+            if self._memray is not None:
+                memray, self._memray = self._memray, None
+                try:
+                    memray.finish(judge=error is None and failure is None)
+                except CheckFailed as exc:
+                    failure = failure or exc
+        return failure
+
+    def _record(self, peak: int, report: LimitReport | None) -> Change | None:
+        nodeid = self.item.nodeid
+        base = self.baseline.peaks.get(nodeid) if self.baseline is not None else None
+        source = self.settings.source if self.settings.measure or report is None else report.source
+        figures = TestFigures(nodeid=nodeid, peak_bytes=peak, source=source,
+                              limit_bytes=report.limit_bytes if report is not None else None,
+                              baseline_bytes=base)
+        self.item.user_properties.extend(figures.properties())
+        return Change(nodeid, base, peak) if base is not None else None
+
+    def _regression(self, change: Change) -> CheckFailed | None:
+        settings = self.settings
+        if not is_regression(change, fail_over_percent=settings.fail_over_percent,
+                             noise_bytes=settings.noise_bytes):
+            return None
+        assert change.baseline_bytes is not None
+        assert change.peak_bytes is not None
+        assert settings.fail_over_percent is not None
+        assert self.baseline is not None
+        allowed = round(change.baseline_bytes * (1 + settings.fail_over_percent / 100))
+        growth = change.peak_bytes - change.baseline_bytes
+        message = (
+            f"Memory regression in {change.nodeid}: peak {format_size(change.peak_bytes)} vs "
+            f"{format_size(change.baseline_bytes)} in baseline {self.baseline.name!r} "
+            f"({format_size(growth, signed=True)}, {change.percent:+.1f}%; allowed "
+            f"+{settings.fail_over_percent:g}%), {_MEASURED[settings.source]}"
+        )
+        return MemoryLimitExceeded(message, peak_bytes=change.peak_bytes, limit_bytes=allowed,
+                                   source=settings.source, label=change.nodeid, details=change)
+
+
+def detail_text(error: CheckFailed) -> str:
+    """The long detail of a failed check, for the test report's memguard section."""
+    details = error.details
+    if isinstance(details, LimitReport):
+        lines = [details.message(top=20), "",
+                 f"measured: {details.measured} ({details.method})",
+                 f"level at start: {format_size(details.start_bytes)}, at end: "
+                 f"{format_size(details.end_bytes)} (retained "
+                 f"{format_size(details.retained_bytes, signed=True)})",
+                 f"duration: {details.duration_seconds:.3f} s"]
+        return "\n".join(lines)
+    message = getattr(details, "message", None)
+    if callable(message):
+        try:
+            return str(message(top=20))
+        except TypeError:
+            pass
+    return str(error)
+
+
+class MemguardSession:
+    """memguard's hooks for one pytest session (controller or xdist worker)."""
+
+    def __init__(self, config: pytest.Config, settings: Settings) -> None:
+        self.config = config
+        self.settings = settings
+        self.honour_memray = not memray_active(config)
+        self.is_worker = hasattr(config, "workerinput")
+        self.results: dict[str, TestFigures] = {}
+        self.baseline = self._load_baseline()
+        self.saved: Path | None = None
+
+    def _load_baseline(self) -> Baseline | None:
+        path = self.settings.compare_path
+        if path is None:
+            return None
+        try:
+            baseline = Baseline.load(path)
+        except FileNotFoundError:
+            raise pytest.UsageError(f"--memguard-compare: no baseline at {path}; save one with "
+                                    f"--memguard-save {path.stem}") from None
+        except SnapshotFormatError as error:
+            raise pytest.UsageError(f"--memguard-compare: {error}") from error
+        if baseline.source != self.settings.source:
+            raise pytest.UsageError(
+                f"--memguard-compare: baseline {path.name} holds {baseline.source} peaks; run "
+                f"with --memguard-source {baseline.source} to compare with it")
+        return baseline
+
+    def pytest_report_header(self) -> str | None:
+        return describe(self.settings) if self.settings.active else None
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        __tracebackhide__ = True
+        item.stash[PLAN_KEY] = build_plan(item, self.settings, honour_memray=self.honour_memray)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> Generator[None, object, object]:
+        __tracebackhide__ = True
+        plan = pyfuncitem.stash.get(PLAN_KEY, None)
+        fixture = pyfuncitem.stash.get(FIXTURE_KEY, None)
+        if plan is None or (plan.empty and not self.settings.measure and fixture is None):
+            return (yield)
+        run = CallRun(pyfuncitem, plan, self.settings, self.baseline)
+        run.start()
+        try:
+            result = yield
+        except BaseException as error:
+            run.finish(error)
+            raise
+        run.finish(None)
+        return result
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item,
+                                  call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+        report = yield
+        excinfo = call.excinfo
+        if call.when == "call" and excinfo is not None and isinstance(excinfo.value, CheckFailed):
+            report.sections.append(("memguard", detail_text(excinfo.value)))
+        return report
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "call":
+            return
+        figures = figures_from_properties(report.nodeid, report.user_properties, report.outcome)
+        if figures is not None:
+            self.results[report.nodeid] = figures
+
+    def pytest_sessionfinish(self) -> None:
+        if self.is_worker:
+            return
+        settings = self.settings
+        if settings.json_path is not None:
+            import json
+
+            settings.json_path.parent.mkdir(parents=True, exist_ok=True)
+            document = run_document(self.results, source=settings.source)
+            settings.json_path.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
+        if settings.save_path is not None and settings.save_name is not None:
+            peaks = {nodeid: f.peak_bytes for nodeid, f in self.results.items()}
+            baseline = Baseline(name=settings.save_name, source=settings.source, peaks=peaks)
+            self.saved = baseline.save(settings.save_path)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.is_worker or not self.settings.measure:
+            return
+        settings, write = self.settings, terminalreporter.write_line
+        count = len(self.results)
+        shown = count if settings.top == 0 else min(settings.top, count)
+        terminalreporter.section(f"memguard: peak memory per test ({_MEASURED[settings.source]}), "
+                                 f"top {shown} of {count}")
+        for line in peak_table(self.results, top=settings.top):
+            write(line)
+        if self.baseline is not None:
+            threshold = ("" if settings.fail_over_percent is None
+                         else f", fail over +{settings.fail_over_percent:g}%")
+            terminalreporter.section(f"memguard: changes against baseline "
+                                     f"{self.baseline.name!r}{threshold}")
+            for line in changes_table(changes(self.results, self.baseline), top=settings.top,
+                                      fail_over_percent=settings.fail_over_percent,
+                                      noise_bytes=settings.noise_bytes):
+                write(line)
+        if settings.json_path is not None:
+            write(f"memguard: wrote {count} tests' figures to {settings.json_path}")
+        if self.saved is not None:
+            write(f"memguard: saved baseline {settings.save_name!r} ({count} tests) to "
+                  f"{self.saved}")
