@@ -1,0 +1,667 @@
+"""L2 measurement: who holds an object — the reference chain from a root to it.
+
+:func:`find_holder_chain` walks the object graph *backwards* from an object,
+breadth first, with :func:`gc.get_referrers`, until it meets a *root*: a
+module's globals, a class, or a local variable of a frame running in some
+thread. The shortest chain found is returned as readable steps, each edge
+named by how the holder holds the next object::
+
+    app.registry.HANDLERS['click'][3] -> <bound method Session.on_click> -> Session
+
+How edges are named: a dict value by its key (``['click']``), a module
+global, class attribute or instance attribute by its name (``.HANDLERS``),
+a list, tuple or deque item by its index (``[3]``), a closure cell by the
+name of the function's free variable (``closure variable session``), a
+frame or generator local by its name (``local buf``), a bound method by the
+method (``<bound method Session.on_click>``), a set member and a dict key as
+``(set member)`` and ``(dict key)``; an edge memguard cannot name shows the
+holder's type (``-> dict``).
+
+Cost and bounds: each level of the search is one pass of
+:func:`gc.get_referrers` over the gc-tracked heap (about 15-25 ms per million
+objects here, a little more for wide levels, which are cut into chunks of
+100 objects and capped at 1,000 objects). The clock is checked between
+chunks and every few hundred referrers, so a search ends within
+``max_seconds`` plus one heap pass; ``max_depth`` bounds the chain's length.
+
+The search's own bookkeeping (its frontier lists, maps and the frames of
+memguard's code) is left out, and every strong reference it took is
+released before it returns.
+
+Note:
+    Only holders that gc can see are found: a reference kept by C code that
+    does not report it to gc (a C extension's static variable, a reference
+    count leak), or by a running frame's value stack, has no chain.
+    Executing frames are not gc containers, so frame locals are read through
+    ``frame.f_locals``; on Python < 3.13 that builds each frame's locals
+    dict, which memguard clears again so that it keeps nothing alive.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+import threading
+import time
+import types
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = [
+    "HolderSearch",
+    "describe",
+    "find_holder_chain",
+    "format_chain",
+    "safe_repr",
+    "search_holders",
+]
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_CHUNK = 100
+_MAX_FRONTIER = 1000
+_CLOCK_EVERY = 256
+_KEY_REPR = 40
+_CO_OPTIMIZED = 0x0001
+_MATERIALIZES_LOCALS = sys.version_info < (3, 13)
+# Attributes that hold an object outside ``__dict__`` (C-level slots), tried in
+# order when naming an edge whose holder is neither a container nor a plain
+# instance.
+_KNOWN_ATTRIBUTES = (
+    "__self__", "__func__", "__wrapped__", "__traceback__", "__context__", "__cause__",
+    "tb_next", "tb_frame", "f_back", "cell_contents", "__defaults__", "__kwdefaults__",
+    "fget", "fset", "fdel", "func", "args", "keywords", "__globals__", "__dict__",
+)
+
+Status = Literal["found", "exhausted", "depth", "time"]
+
+
+@dataclass(frozen=True, slots=True)
+class HolderSearch:
+    """The outcome of one holder search (plain data, no user objects).
+
+    Example:
+        >>> HolderSearch(steps=("app.CACHE", "['k']", "Session"), status="found",
+        ...              depth=1, elapsed_seconds=0.01, examined=3).text
+        "app.CACHE['k'] -> Session"
+    """
+
+    steps: tuple[str, ...] | None
+    """The chain from a root to the object, or ``None`` when none was found."""
+    status: Status
+    """``"found"``; ``"exhausted"`` (every holder leads nowhere gc can see);
+    ``"depth"`` or ``"time"`` (a bound was reached first)."""
+    depth: int
+    """How many levels the search went back."""
+    elapsed_seconds: float
+    """How long the search took."""
+    examined: int
+    """How many holders it looked at."""
+    held_by_excused: bool = False
+    """The object is a local variable of an excused frame (see
+    :func:`search_holders`)."""
+
+    @property
+    def text(self) -> str:
+        """The chain as one line, or why there is none."""
+        if self.steps is not None:
+            return format_chain(self.steps)
+        if self.status == "exhausted":
+            return "no holder reachable from a root (held by C code or a running frame's stack)"
+        bound = f"{self.depth} steps" if self.status == "depth" else (
+            f"{self.elapsed_seconds:.2f} s")
+        return f"no holder chain found within {bound} ({self.examined} holders examined)"
+
+
+def safe_repr(value: object, limit: int = 80) -> str:
+    """``repr(value)`` cut to *limit* characters; never raises.
+
+    Example:
+        >>> safe_repr("x" * 100, limit=12)
+        "'xxxxxxx...'"
+    """
+    try:
+        text = repr(value)
+    except Exception as error:  # a broken __repr__ must not break a report
+        text = f"<{type(value).__qualname__} object (repr failed: {type(error).__name__})>"
+    text = " ".join(text.split())
+    if len(text) > limit:
+        keep = max(limit - 4, 1)
+        text = text[:keep] + "..." + text[-1] if text[-1] in "'\")]}>" else text[:limit - 3] + "..."
+    return text
+
+
+def describe(value: object) -> str:
+    """A short, safe name for an object on a chain: its kind and name, never its repr.
+
+    Example:
+        >>> describe(describe)
+        '<function describe>'
+    """
+    if isinstance(value, types.ModuleType):
+        return value.__name__
+    if isinstance(value, type):
+        return _type_name(value)
+    if isinstance(value, types.FrameType):
+        code = value.f_code
+        return f"<frame {_code_name(code)} at {code.co_filename}:{value.f_lineno}>"
+    return _describe_callable(value) or _describe_named(value) or type(value).__qualname__
+
+
+def _describe_callable(value: object) -> str | None:
+    if isinstance(value, types.MethodType):
+        owner = value.__self__
+        owner_name = owner.__qualname__ if isinstance(owner, type) else type(owner).__qualname__
+        return f"<bound method {owner_name}.{getattr(value.__func__, '__name__', '?')}>"
+    if isinstance(value, types.FunctionType):
+        return f"<function {value.__qualname__}>"
+    if isinstance(value, types.BuiltinMethodType):
+        owner = value.__self__
+        if owner is not None and not isinstance(owner, types.ModuleType):
+            return f"<built-in method {value.__name__} of {type(owner).__qualname__}>"
+    return None
+
+
+def _describe_named(value: object) -> str | None:
+    """Generators, coroutines and wrappers (``lru_cache``, ...) by kind and name."""
+    qualname = getattr(value, "__qualname__", None) if not isinstance(value, type) else None
+    if not isinstance(qualname, str):
+        return None
+    kind = type(value).__name__.replace("_", " ").strip()
+    return f"<{kind} {qualname}>"
+
+
+def format_chain(steps: Sequence[str]) -> str:
+    """Join chain steps into one line.
+
+    A step that starts with ``[``, ``.`` or a space names an edge and is
+    attached to the step before it; any other step names an object and is
+    joined with `` -> ``.
+
+    Example:
+        >>> format_chain(("app.registry.HANDLERS", "['click']", "[3]",
+        ...               "<bound method Session.on_click>", "Session"))
+        "app.registry.HANDLERS['click'][3] -> <bound method Session.on_click> -> Session"
+    """
+    parts: list[str] = []
+    for step in steps:
+        if parts and step[:1] in ("[", ".", " "):
+            parts[-1] += step
+        else:
+            parts.append(step)
+    return " -> ".join(parts)
+
+
+def find_holder_chain(
+    obj: object, *, max_depth: int = 15, max_seconds: float = 1.0
+) -> tuple[str, ...] | None:
+    """The reference chain from a root to *obj*, as steps, or ``None``.
+
+    Args:
+        obj: The object whose holder is wanted.
+        max_depth: The longest chain to look for, in references.
+        max_seconds: The time budget (see the module docstring for how
+            closely it is kept).
+
+    Returns:
+        The steps (join them with :func:`format_chain`), or ``None`` when no
+        chain was found within the bounds. No reference to *obj* is kept.
+
+    Example:
+        >>> import memguard.holders as holders
+        >>> class Session: ...
+        >>> holders.EXAMPLE = {"live": [Session()]}
+        >>> format_chain(find_holder_chain(holders.EXAMPLE["live"][0]))
+        "memguard.holders.EXAMPLE['live'][0] -> Session"
+        >>> del holders.EXAMPLE
+    """
+    return search_holders(obj, max_depth=max_depth, max_seconds=max_seconds).steps
+
+
+def search_holders(
+    obj: object,
+    *,
+    max_depth: int = 15,
+    max_seconds: float = 1.0,
+    excused_frames: Iterable[types.FrameType] = (),
+    ignore: Iterable[object] = (),
+) -> HolderSearch:
+    """Search for the shortest chain from a root to *obj*.
+
+    Args:
+        obj: The object whose holder is wanted.
+        max_depth: The longest chain to look for, in references.
+        max_seconds: The time budget.
+        excused_frames: Frames whose local variables bound to *obj* itself
+            do not count as holders (the caller's own variable); their
+            locals that hold *obj* indirectly still do.
+        ignore: The caller's own containers that hold *obj* or its holders
+            (a list of objects being checked), left out of the search.
+
+    Returns:
+        A :class:`HolderSearch`; its ``steps`` are ``None`` unless a chain
+        was found.
+
+    Example:
+        >>> search_holders(object()).status
+        'exhausted'
+    """
+    if max_depth < 1:
+        raise ValueError(f"max_depth must be at least 1, got {max_depth!r}")
+    if not max_seconds > 0:
+        raise ValueError(f"max_seconds must be positive, got {max_seconds!r}")
+    search = _Search(obj, max_depth, max_seconds, excused_frames, ignore)
+    try:
+        return search.run()
+    finally:
+        search.release()
+
+
+class _Search:
+    """One breadth-first search; every strong reference it takes is in here."""
+
+    def __init__(
+        self,
+        obj: object,
+        max_depth: int,
+        max_seconds: float,
+        excused_frames: Iterable[types.FrameType],
+        ignore: Iterable[object],
+    ) -> None:
+        self.started = time.perf_counter()
+        self.deadline = self.started + max_seconds
+        self.max_depth = max_depth
+        self.target_id = id(obj)
+        self.nodes: dict[int, object] = {id(obj): obj}
+        # holder id -> id of the object it holds, one step nearer the target
+        self.next_hop: dict[int, int] = {}
+        self.excused_ids = {id(frame) for frame in excused_frames}
+        self.ignore = list(ignore)
+        # value id -> index into local_values / local_labels
+        self.local_index: dict[int, int] = {}
+        self.local_values: list[object] = []
+        self.local_labels: list[str] = []
+        # id of a frame's locals dict -> the label prefix of its variables
+        self.locals_dicts: dict[int, str] = {}
+        self.frames: list[types.FrameType] = []
+        self.module_dicts = {
+            id(vars(m)): m.__name__ for m in list(sys.modules.values())
+            if isinstance(m, types.ModuleType)
+        }
+        self.examined = 0
+        self.depth = 0
+        self.held_by_excused = False
+        self.fallback: int | None = None
+        self.own: set[int] = {
+            id(self.nodes), id(self.next_hop), id(self.ignore), id(self.local_values),
+            id(self.frames), id(self.__dict__), id(self),
+        }
+        self.own.update(id(x) for x in self.ignore)
+
+    # -- roots -----------------------------------------------------------------
+
+    def collect_frames(self) -> None:
+        names = {thread.ident: thread.name for thread in threading.enumerate()}
+        current = sys._current_frames()
+        frame: types.FrameType | None = None
+        try:
+            for ident, top in current.items():
+                thread_name = names.get(ident, f"#{ident}")
+                frame = top
+                while frame is not None:
+                    self.add_frame(frame, thread_name)
+                    frame = frame.f_back
+        finally:
+            del current, frame
+
+    def add_frame(self, frame: types.FrameType, thread_name: str) -> None:
+        code = frame.f_code
+        if code.co_filename.startswith(_PACKAGE_DIR) or not code.co_flags & _CO_OPTIMIZED:
+            return  # memguard's own frames; module and class bodies are module dicts
+        self.frames.append(frame)
+        prefix = f"thread {thread_name!r} {_code_name(code)}() local "
+        local_vars = frame.f_locals
+        excused = id(frame) in self.excused_ids
+        if excused:
+            self.own.add(id(local_vars))  # its variables are looked at one by one below
+        else:
+            self.locals_dicts[id(local_vars)] = prefix
+        target = self.nodes[self.target_id]
+        for name, value in local_vars.items():
+            if excused and value is target:
+                self.held_by_excused = True
+                continue
+            if id(value) not in self.local_index:
+                self.local_index[id(value)] = len(self.local_values)
+                self.local_values.append(value)
+                self.local_labels.append(prefix + name)
+
+    def root_label(self, node: object) -> str | None:
+        index = self.local_index.get(id(node))
+        if index is not None and self.local_values[index] is node:
+            return self.local_labels[index]
+        if isinstance(node, (types.ModuleType, type)) and id(node) != self.target_id:
+            return describe(node)
+        if id(node) in self.module_dicts or id(node) in self.locals_dicts:
+            return ""  # named by its key, in chain()
+        return None
+
+    # -- search ----------------------------------------------------------------
+
+    def run(self) -> HolderSearch:
+        self.collect_frames()
+        target = self.nodes[self.target_id]
+        if self.is_root(target):
+            return self.result("found", self.target_id)
+        frontier: list[object] = [target]
+        self.own.add(id(frontier))
+        status: Status = "exhausted"
+        while frontier:
+            if self.depth >= self.max_depth:
+                status = "depth"
+                break
+            if time.perf_counter() > self.deadline:
+                status = "time"
+                break
+            self.depth += 1
+            found, frontier, timed_out = self.expand(frontier)
+            if found is not None:
+                return self.result("found", found)
+            if timed_out:
+                status = "time"
+                break
+        if self.fallback is not None:
+            return self.result("found", self.fallback)
+        return self.result(status, None)
+
+    def is_root(self, node: object) -> bool:
+        """Whether *node* is a global root; a frame local is remembered as the fallback.
+
+        A module global or class attribute names the holder a user must fix;
+        a local variable of a running frame is only used when no global root
+        holds the object within the bounds.
+        """
+        label = self.root_label(node)
+        if label is None:
+            return False
+        if id(node) in self.local_index or id(node) in self.locals_dicts:
+            if self.fallback is None:
+                self.fallback = id(node)
+            return False
+        return True
+
+    def expand(self, frontier: list[object]) -> tuple[int | None, list[object], bool]:
+        """One level back: the holders of *frontier* not seen before."""
+        wanted = {id(node) for node in frontier}
+        following: list[object] = []
+        self.own.add(id(following))
+        for start in range(0, len(frontier), _CHUNK):
+            if time.perf_counter() > self.deadline:
+                return None, following, True
+            chunk = frontier[start:start + _CHUNK]
+            self.own.add(id(chunk))
+            holders = gc.get_referrers(*chunk)
+            self.own.add(id(holders))
+            try:
+                for count, holder in enumerate(holders):
+                    if count % _CLOCK_EVERY == 0 and time.perf_counter() > self.deadline:
+                        return None, following, True
+                    key = id(holder)
+                    if key in self.nodes or key in self.own or _is_own_frame(holder):
+                        continue
+                    held = _held_one(holder, wanted)
+                    if held is None:
+                        continue
+                    self.examined += 1
+                    self.nodes[key] = holder
+                    self.next_hop[key] = held
+                    if self.is_root(holder):
+                        return key, following, False
+                    if len(following) < _MAX_FRONTIER:
+                        following.append(holder)
+            finally:
+                del holders, chunk
+        return None, following, False
+
+    def result(self, status: Status, root: int | None) -> HolderSearch:
+        steps = None if root is None else self.chain(root)
+        return HolderSearch(
+            steps=steps,
+            status=status,
+            depth=self.depth,
+            elapsed_seconds=time.perf_counter() - self.started,
+            examined=self.examined,
+            held_by_excused=self.held_by_excused,
+        )
+
+    # -- naming ----------------------------------------------------------------
+
+    def chain(self, root: int) -> tuple[str, ...]:
+        path = [self.nodes[root]]
+        key = root
+        while key != self.target_id:
+            key = self.next_hop[key]
+            path.append(self.nodes[key])
+        try:
+            return _ChainNamer(self, path).name()
+        finally:
+            del path
+
+    def release(self) -> None:
+        if _MATERIALIZES_LOCALS:
+            # Reading f_locals built a snapshot dict of each frame's locals,
+            # kept on the frame; left alone it would keep values alive after
+            # the frame drops them. It is rebuilt on the next read.
+            # Module and class bodies are skipped: their f_locals is the real namespace.
+            for frame in self.frames:
+                if frame.f_code.co_flags & _CO_OPTIMIZED:
+                    frame.f_locals.clear()
+        self.nodes.clear()
+        self.next_hop.clear()
+        self.local_values.clear()
+        self.frames.clear()
+        self.ignore.clear()
+
+
+class _ChainNamer:
+    """Turns a path of objects (root first, target last) into steps."""
+
+    def __init__(self, search: _Search, path: list[object]) -> None:
+        self.search = search
+        self.path = path
+        self.steps: list[str] = []
+        self.described = -1  # index of the node the last object step names
+        self.attribute_mode = False  # the next dict key is an attribute name
+        self.freevars: tuple[str, ...] = ()  # names for the next closure tuple index
+        self.thread_local = False  # inside a threading.local's per-thread dicts
+
+    def name(self) -> tuple[str, ...]:
+        first = self.path[0]
+        label = self.search.root_label(first)
+        if id(first) in self.search.module_dicts:
+            self.steps.append(self.search.module_dicts[id(first)])
+            self.attribute_mode = True
+        elif id(first) in self.search.locals_dicts:
+            self.steps.append(self.search.locals_dicts[id(first)].rstrip())
+            self.attribute_mode = True
+        else:
+            self.steps.append(label or describe(first))
+        self.described = 0
+        for index in range(len(self.path) - 1):
+            self.edge(index)
+        if self.described != len(self.path) - 1:
+            self.steps.append(describe(self.path[-1]))
+        root_step = self.steps[0]
+        if len(self.steps) > 1 and self.steps[1][:1] == ".":
+            if root_step.endswith(" local"):
+                self.steps[:2] = [f"{root_step} {self.steps[1][1:]}"]
+            else:
+                self.steps[:2] = [root_step + self.steps[1]]
+        return tuple(self.steps)
+
+    def node(self, index: int, text: str | None = None) -> None:
+        if self.described != index:
+            self.steps.append(text or describe(self.path[index]))
+            self.described = index
+
+    def edge(self, index: int) -> None:
+        holder, held = self.path[index], self.path[index + 1]
+        attribute_mode, self.attribute_mode = self.attribute_mode, False
+        freevars, self.freevars = self.freevars, ()
+        if isinstance(holder, dict):
+            self.dict_edge(holder, held, attribute_mode)
+        elif isinstance(holder, (list, tuple, deque)):
+            self.sequence_edge(index, holder, held, freevars)
+        elif isinstance(holder, (set, frozenset)):
+            self.steps.append(" (set member)")
+        elif isinstance(holder, types.CellType):
+            if self.described != index:
+                self.steps.append(".cell_contents")
+        elif isinstance(holder, types.FunctionType) and held is holder.__closure__:
+            self.node(index)
+            self.freevars = holder.__code__.co_freevars
+            self.described = index + 1
+        elif isinstance(holder, types.MethodType):
+            self.node(index)
+            if held is holder.__func__ and held is not holder.__self__:
+                self.steps.append(".__func__")
+        elif isinstance(holder, threading.local) and type(held) is dict:
+            # A thread-local's per-thread dicts sit in a dict keyed by weak references.
+            self.thread_local = True
+            self.described = index + 1
+        elif not self.frame_edge(index, holder, held):
+            self.attribute_edge(index, holder, held)
+
+    def sequence_edge(
+        self, index: int, holder: Sequence[object] | deque[object], held: object,
+        freevars: tuple[str, ...],
+    ) -> None:
+        position = next((i for i, item in enumerate(holder) if item is held), None)
+        if freevars and position is not None and position < len(freevars):
+            self.node(index)
+            self.steps.append(f"closure variable {freevars[position]}")
+            self.described = index + 1  # the cell; its contents follow directly
+        else:
+            self.steps.append(f"[{position}]" if position is not None else " (item)")
+
+    def frame_edge(self, index: int, holder: object, held: object) -> bool:
+        """A frame's or a suspended generator's local variable."""
+        if isinstance(holder, types.FrameType):
+            frame: types.FrameType | None = holder
+        elif isinstance(holder, (types.GeneratorType, types.CoroutineType,
+                                 types.AsyncGeneratorType)):
+            frame = _suspended_frame(holder)
+        else:
+            return False
+        name = _local_name(frame, held, self.search) if frame is not None else None
+        self.node(index)
+        if name is not None:
+            self.steps.append(f" local {name}")
+        else:
+            self.opaque(index)
+        return True
+
+    def dict_edge(self, holder: dict[object, object], held: object, attribute_mode: bool) -> None:
+        if self.thread_local:
+            if isinstance(held, dict):  # the dict of weak references -> one thread's dict
+                self.attribute_mode = True
+                self.described += 1
+                return
+            self.thread_local = False
+            suffix = " (thread-local)"
+        else:
+            suffix = ""
+        for key, value in holder.items():
+            if value is held:
+                if attribute_mode and isinstance(key, str):
+                    self.steps.append(f".{key}{suffix}")
+                else:
+                    self.steps.append(f"[{safe_repr(key, _KEY_REPR)}]{suffix}")
+                return
+        self.steps.append(" (dict key)")
+
+    def attribute_edge(self, index: int, holder: object, held: object) -> None:
+        own_dict = getattr(holder, "__dict__", None)
+        if isinstance(holder, (type, types.ModuleType, types.FunctionType)) or (
+            own_dict is not None and not isinstance(own_dict, types.MappingProxyType)
+        ):
+            if own_dict is held or (isinstance(holder, type) and _is_type_dict(holder, held)):
+                self.attribute_mode = True
+                return
+            if isinstance(own_dict, (dict, types.MappingProxyType)):
+                for key, value in own_dict.items():
+                    if value is held and isinstance(key, str):
+                        self.steps.append(f".{key}")
+                        return
+        for name in _slot_names(type(holder)) + _KNOWN_ATTRIBUTES:
+            try:
+                if getattr(holder, name) is held:
+                    self.steps.append(f".{name}")
+                    return
+            except Exception:  # any attribute may raise; try the next one
+                continue
+        self.opaque(index)
+
+    def opaque(self, index: int) -> None:
+        """An edge memguard cannot name: show the holder, then what it holds."""
+        self.node(index)
+        self.node(index + 1)
+
+
+def _held_one(holder: object, wanted: set[int]) -> int | None:
+    """The id of one object of *wanted* that *holder* refers to directly."""
+    for referent in gc.get_referents(holder):
+        if id(referent) in wanted:
+            return id(referent)
+    return None
+
+
+def _is_own_frame(holder: object) -> bool:
+    return isinstance(holder, types.FrameType) and holder.f_code.co_filename.startswith(
+        _PACKAGE_DIR
+    )
+
+
+def _is_type_dict(cls: type, candidate: object) -> bool:
+    if type(candidate) is not dict:
+        return False
+    proxy = cls.__dict__
+    return len(proxy) == len(candidate) and all(
+        key in proxy and proxy[key] is value for key, value in candidate.items()
+    )
+
+
+def _slot_names(cls: type) -> tuple[str, ...]:
+    names: list[str] = []
+    for klass in cls.__mro__:
+        slots = klass.__dict__.get("__slots__", ())
+        names.extend((slots,) if isinstance(slots, str) else slots)
+    return tuple(name for name in names if name not in ("__dict__", "__weakref__"))
+
+
+def _suspended_frame(holder: object) -> types.FrameType | None:
+    for name in ("gi_frame", "cr_frame", "ag_frame"):
+        frame = getattr(holder, name, None)
+        if isinstance(frame, types.FrameType):
+            return frame
+    return None
+
+
+def _local_name(frame: types.FrameType, held: object, search: _Search) -> str | None:
+    search.frames.append(frame)
+    for name, value in frame.f_locals.items():
+        if value is held:
+            return name
+    return None
+
+
+def _code_name(code: types.CodeType) -> str:
+    return getattr(code, "co_qualname", code.co_name)
+
+
+def _type_name(cls: type) -> str:
+    if cls.__module__ in ("builtins", None):
+        return cls.__qualname__
+    return f"{cls.__module__}.{cls.__qualname__}"
