@@ -1,0 +1,90 @@
+"""L6 front end: how memguard's values look in IPython.
+
+The values render themselves as HTML (``_repr_html_``, with inline charts)
+and Markdown through :mod:`memguard.report`, without importing IPython. What
+IPython would show as plain text is the dataclass ``repr``, a debugging form;
+while the extension is loaded, the shell's plain-text formatter prints the
+report's text rendering instead. The formatters are registered by type name,
+so the value modules are not imported until a value is shown, and the
+previous formatters come back when the extension is unloaded.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
+
+__all__ = ["VALUE_TYPES", "plain_text", "register_formatters", "show"]
+
+VALUE_TYPES: tuple[tuple[str, str], ...] = (
+    ("memguard.values.snapshot", "Snapshot"),
+    ("memguard.values.diff", "SnapshotDiff"),
+    ("memguard.values.leak", "LeakReport"),
+    ("memguard.values.limit", "LimitReport"),
+    ("memguard.values.timeline", "Timeline"),
+)
+"""The (module, class) of every value the extension formats as text."""
+
+
+def plain_text(value: Any) -> str:
+    """The text rendering of a memguard value, as the command line prints it.
+
+    Example:
+        >>> from memguard.values.limit import LimitReport
+        >>> report = LimitReport(label="demo", source="python", method="tracemalloc",
+        ...                      limit_bytes=2048, peak_bytes=1024)
+        >>> "limit 2.0 KiB" in plain_text(report)
+        True
+    """
+    report = importlib.import_module("memguard.report")
+    render = getattr(report, "render", None)
+    if render is None:
+        # memguard.report without its renderers (a partial install): the
+        # values' own text, rather than a dataclass repr.
+        message = getattr(value, "message", None)
+        return str(message()) if callable(message) else str(value)
+    return str(render(value, "text")).rstrip("\n")
+
+
+def _pretty(value: Any, printer: Any, cycle: bool) -> None:
+    del cycle  # the values are flat data; they cannot contain themselves
+    printer.text(plain_text(value))
+
+
+def register_formatters(shell: InteractiveShell) -> Callable[[], None]:
+    """Print memguard's values as their text report in *shell*.
+
+    Returns:
+        A function that puts the previous formatters back.
+
+    Example:
+        ``restore = register_formatters(shell)`` when the extension loads,
+        ``restore()`` when it unloads.
+    """
+    assert shell.display_formatter is not None
+    formatter = shell.display_formatter.formatters["text/plain"]
+    previous = {(module, name): formatter.for_type_by_name(module, name, _pretty)
+                for module, name in VALUE_TYPES}
+
+    def restore() -> None:
+        for (module, name), old in previous.items():
+            formatter.pop(f"{module}.{name}", None)
+            if old is not None:
+                formatter.for_type_by_name(module, name, old)
+
+    return restore
+
+
+def show(value: Any) -> None:
+    """Display *value* in the running shell: HTML in a notebook, text elsewhere.
+
+    Example:
+        ``show(memguard.snapshot("before"))`` inside a magic.
+    """
+    from IPython.display import display
+
+    display(value)  # type: ignore[no-untyped-call]

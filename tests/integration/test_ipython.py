@@ -1,0 +1,281 @@
+"""The IPython extension in a real InteractiveShell: every magic, its options and help.
+
+The shell is IPython's own ``InteractiveShell`` (no mocks); cells run with
+``run_cell(..., store_history=True)`` exactly as a notebook runs them, and
+what they print is captured from stdout.
+"""
+
+from __future__ import annotations
+
+import builtins
+import os
+import re
+import sys
+import tracemalloc
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+pytest.importorskip("IPython")
+
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import ExecutionResult, InteractiveShell
+from traitlets.config import Config
+
+from memguard import _tracing
+from memguard.exceptions import MemoryLimitExceeded
+
+MAGICS = {
+    "line": ["memguard_cells", "memguard_diff", "memguard_snapshot"],
+    "cell": ["memguard_limit"],
+}
+
+
+@pytest.fixture(scope="module")
+def ipython(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InteractiveShell]:
+    """One real shell for the module, with IPython's global changes undone after it."""
+    saved_main = sys.modules["__main__"]
+    saved_builtins = set(vars(builtins))
+    saved_ps = {name: getattr(sys, name) for name in ("ps1", "ps2") if hasattr(sys, name)}
+    saved_dir = os.environ.get("IPYTHONDIR")
+    os.environ["IPYTHONDIR"] = str(tmp_path_factory.mktemp("ipython"))
+    config = Config()
+    config.HistoryManager.hist_file = ":memory:"
+    config.InteractiveShell.colors = "nocolor"
+    shell = InteractiveShell.instance(config=config)
+    try:
+        yield shell
+    finally:
+        shell.history_manager.end_session()
+        InteractiveShell.clear_instance()
+        sys.modules["__main__"] = saved_main
+        for name in set(vars(builtins)) - saved_builtins:
+            delattr(builtins, name)
+        for name in ("ps1", "ps2"):
+            if name in saved_ps:
+                setattr(sys, name, saved_ps[name])
+            elif hasattr(sys, name):
+                delattr(sys, name)
+        if saved_dir is None:
+            os.environ.pop("IPYTHONDIR", None)
+        else:
+            os.environ["IPYTHONDIR"] = saved_dir
+
+
+@pytest.fixture
+def shell(ipython: InteractiveShell) -> Iterator[InteractiveShell]:
+    """The shell with ``%load_ext memguard`` done, unloaded and cleaned after the test."""
+    assert run(ipython, "%load_ext memguard").success
+    try:
+        yield ipython
+    finally:
+        run(ipython, "%unload_ext memguard")
+        ipython.reset(new_session=False)
+
+
+def run(shell: InteractiveShell, source: str) -> ExecutionResult:
+    """Run one cell as a notebook does."""
+    return shell.run_cell(source, store_history=True)
+
+
+def magics(shell: InteractiveShell) -> Any:
+    return shell.magics_manager.registry["MemguardMagics"]
+
+
+# -- loading, help, usage errors ------------------------------------------
+
+
+def test_load_ext_registers_every_magic_and_unload_removes_them(ipython: InteractiveShell) -> None:
+    assert run(ipython, "%load_ext memguard").success
+    registered = ipython.magics_manager.magics
+    for kind, names in MAGICS.items():
+        for name in names:
+            assert name in registered[kind], f"%{name} ({kind}) is not registered"
+    assert run(ipython, "%reload_ext memguard").success
+    assert "memguard_limit" in registered["cell"]
+    assert run(ipython, "%unload_ext memguard").success
+    for kind, names in MAGICS.items():
+        assert not set(names) & set(registered[kind])
+    result = run(ipython, "%memguard_cells on")
+    assert isinstance(result.error_in_exec, UsageError)
+
+
+@pytest.mark.parametrize(("kind", "name"), [(k, n) for k, ns in MAGICS.items() for n in ns])
+def test_every_magic_help_shows_options_and_an_example(shell: InteractiveShell, kind: str,
+                                                       name: str,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    prefix = "%%" if kind == "cell" else "%"
+    assert run(shell, f"{prefix}{name}?").success
+    out = capsys.readouterr().out
+    assert "Example::" in out
+    assert f"usage: {prefix}{name} [-h]" in out
+    assert "  -h, --help" in out
+
+
+def test_dash_h_prints_the_help_and_runs_nothing(shell: InteractiveShell,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    result = run(shell, "%%memguard_limit -h\nran = True")
+    assert result.success
+    assert result.result is None
+    assert "ran" not in shell.user_ns
+    out = capsys.readouterr().out
+    assert out.startswith("usage: %%memguard_limit [-h] [--source {python,rss}]")
+    assert "--source {python,rss}" in out
+
+
+@pytest.mark.parametrize(("cell", "message"), [
+    ("%%memguard_limit --bogus 10 MB\nx = 1",
+     "%%memguard_limit: unrecognized arguments: --bogus\nusage: %%memguard_limit [-h]"),
+    ("%%memguard_limit 10 mb\nx = 1",
+     "%%memguard_limit: SIZE='10 mb' has an unknown unit 'mb' (a lower-case 'b' means bits)"),
+    ("%%memguard_limit\nx = 1",
+     "%%memguard_limit: the following arguments are required: SIZE\nusage:"),
+    ("%%memguard_limit '10 MB\nx = 1",
+     "%%memguard_limit: cannot split \"'10 MB\": No closing quotation"),
+    ("%%memguard_limit 10 MB --source disk\nx = 1",
+     "%%memguard_limit: argument --source: invalid choice: 'disk' (choose from "),
+    ("%memguard_cells maybe",
+     "%memguard_cells: argument state: invalid choice: 'maybe' (choose from "),
+])
+def test_bad_options_are_usage_errors(shell: InteractiveShell, cell: str, message: str,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    result = run(shell, cell)
+    assert isinstance(result.error_in_exec, UsageError)
+    assert str(result.error_in_exec).startswith(message)
+    assert "x" not in shell.user_ns
+    assert capsys.readouterr().err.startswith(f"UsageError: {message.splitlines()[0]}")
+
+
+# -- %%memguard_limit -------------------------------------------------------
+
+
+def test_limit_cell_under_the_limit_prints_the_peak_and_keeps_the_output(
+        shell: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
+    result = run(shell, "%%memguard_limit 10 MB\nblock = bytearray(1_000_000)\nlen(block)")
+    assert result.success
+    assert result.result == 1_000_000
+    assert len(shell.user_ns["block"]) == 1_000_000
+    report = magics(shell).results["limit"]
+    assert report.label == f"cell In[{result.execution_count}]"
+    assert report.limit_bytes == 10_000_000
+    assert 1_000_000 <= report.peak_bytes <= 1_000_000 + 32 * 1024
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == f"memguard: {report}"
+    assert re.fullmatch(r"memguard: cell In\[\d+\]: peak 9\d\d\.\d KiB <= limit 9\.5 MiB "
+                        r"\(headroom 8\.\d MiB\), traced Python heap", out.splitlines()[0])
+    assert out.splitlines()[1] == f"Out[{result.execution_count}]: 1000000"
+
+
+def test_limit_cell_over_the_limit_fails_with_the_test_message(
+        shell: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
+    result = run(shell, "%%memguard_limit 1 MB --label loader\nkept = bytearray(2_000_000)")
+    error = result.error_in_exec
+    assert isinstance(error, MemoryLimitExceeded)
+    assert error.label == "loader"
+    assert error.limit_bytes == 1_000_000
+    assert 2_000_000 <= error.peak_bytes <= 2_000_000 + 32 * 1024
+    assert magics(shell).results["limit"] is error.details
+    first, sites_title, top_site = str(error).splitlines()[:3]
+    peak_mib = error.peak_bytes / 1024**2
+    over_kib = error.overshoot_bytes / 1024
+    assert first == (f"Memory limit exceeded in loader: peak {peak_mib:.1f} MiB > limit "
+                     f"976.6 KiB (+{over_kib:.1f} KiB), "
+                     f"traced Python heap")
+    assert sites_title.startswith("  top allocation sites (sites live at the peak")
+    # The cell's own line is named, under the name IPython gives the cell's source.
+    assert re.fullmatch(r"    <ipython-input-\d+-\w+>:1: 1\.9 MiB in \d blocks", top_site)
+    out = capsys.readouterr().out
+    assert "MemoryLimitExceeded" in out
+    assert first in out
+
+
+def test_limit_cell_error_propagates_unchanged(shell: InteractiveShell) -> None:
+    result = run(shell, "%%memguard_limit 10 MB\n1 / 0")
+    assert isinstance(result.error_in_exec, ZeroDivisionError)
+    assert not getattr(result.error_in_exec, "__notes__", None)
+    assert not tracemalloc.is_tracing()
+    assert _tracing.open_windows() == 0
+
+
+def test_limit_cell_rss_source_sees_native_memory(shell: InteractiveShell,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    result = run(shell, "%%memguard_limit 1 GB --source rss -q\n"
+                        "touched = bytearray(b'x') * 40_000_000\ndel touched")
+    assert result.success
+    assert capsys.readouterr().out == ""
+    report = magics(shell).results["limit"]
+    assert report.source == "rss"
+    # RSS counts pages newly made resident; the allocator may reuse a few that are.
+    assert 39_000_000 <= report.peak_bytes <= 42_000_000
+
+
+def test_limit_cell_runs_magics_inside_the_cell(shell: InteractiveShell) -> None:
+    result = run(shell, "%%memguard_limit 10 MB -q\nvalue = %time 6 * 7\nvalue")
+    assert result.success
+    assert result.result == 42
+
+
+# -- %memguard_cells ----------------------------------------------------------
+
+
+_CELL_LINE = re.compile(r"memguard: In\[(\d+)\] peak (\S+ \S+), retained ([+-]\S+ \S+) "
+                        r"\(traced Python heap\)")
+
+
+def test_cells_line_reports_each_cell_until_turned_off(
+        shell: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(shell, "%memguard_cells on").success
+    assert capsys.readouterr().out == (
+        "memguard: per-cell line on (traced Python heap), from the next cell\n")
+    result = run(shell, "kept = bytearray(1_000_000)")
+    monitor = magics(shell).monitor
+    line = capsys.readouterr().out
+    match = _CELL_LINE.fullmatch(line.strip())
+    assert match, line
+    assert int(match[1]) == result.execution_count
+    cell = monitor.last
+    assert line.strip() == str(cell)
+    assert 1_000_000 <= cell.retained_bytes <= 1_000_000 + 16 * 1024
+    assert cell.retained_bytes <= cell.peak_bytes <= 1_000_000 + 64 * 1024
+    assert not tracemalloc.is_tracing(), "tracing must stop between cells"
+
+    result = run(shell, "spike = bytearray(3_000_000)\ndel spike")
+    assert 3_000_000 <= monitor.last.peak_bytes <= 3_000_000 + 64 * 1024
+    assert abs(monitor.last.retained_bytes) <= 16 * 1024
+    capsys.readouterr()
+
+    result = run(shell, "1 / 0")
+    assert isinstance(result.error_in_exec, ZeroDivisionError)
+    assert _CELL_LINE.search(capsys.readouterr().out), "a failed cell is reported too"
+
+    assert run(shell, "%memguard_cells off").success
+    assert capsys.readouterr().out == "memguard: per-cell line off\n"
+    assert monitor.pre_run_cell not in shell.events.callbacks["pre_run_cell"]
+    assert monitor.post_run_cell not in shell.events.callbacks["post_run_cell"]
+    assert run(shell, "after = 1").success
+    assert capsys.readouterr().out == ""
+    assert _tracing.open_windows() == 0
+    assert run(shell, "%memguard_cells off").success
+    assert capsys.readouterr().out == "memguard: the per-cell line is already off\n"
+
+
+def test_cells_line_with_rss(shell: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(shell, "%memguard_cells on --rss").success
+    run(shell, "touched = bytearray(b'x') * 30_000_000\ndel touched")
+    cell = magics(shell).monitor.last
+    assert cell.rss_peak_bytes is not None
+    assert 29_000_000 <= cell.rss_peak_bytes <= 32_000_000
+    assert f"; RSS peak +{cell.rss_peak_bytes / 1024**2:.1f} MiB (" in capsys.readouterr().out
+    assert run(shell, "%memguard_cells off").success
+
+
+def test_unloading_turns_the_cells_line_off(ipython: InteractiveShell) -> None:
+    assert run(ipython, "%load_ext memguard").success
+    assert run(ipython, "%memguard_cells on").success
+    monitor = magics(ipython).monitor
+    assert run(ipython, "%unload_ext memguard").success
+    assert not monitor.enabled
+    assert monitor.post_run_cell not in ipython.events.callbacks["post_run_cell"]
+    assert _tracing.open_windows() == 0
+    assert not tracemalloc.is_tracing()
