@@ -44,6 +44,7 @@ __all__ = [
     "limit",
     "load_ipython_extension",
     "parse_size",
+    "unload_ipython_extension",
 ]
 
 
@@ -52,3 +53,10 @@ def load_ipython_extension(ipython: Any) -> None:
     from .ipython import load_ipython_extension as load
 
     load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """Remove memguard's magics: ``%unload_ext memguard``."""
+    from .ipython import unload_ipython_extension as unload
+
+    unload(ipython)

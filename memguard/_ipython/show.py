@@ -37,7 +37,7 @@ def plain_text(value: Any) -> str:
         >>> from memguard.values.limit import LimitReport
         >>> report = LimitReport(label="demo", source="python", method="tracemalloc",
         ...                      limit_bytes=2048, peak_bytes=1024)
-        >>> "limit 2.0 KiB" in plain_text(report)
+        >>> "headroom 1.0 KiB" in plain_text(report)
         True
     """
     report = importlib.import_module("memguard.report")
