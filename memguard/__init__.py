@@ -24,9 +24,16 @@ from .exceptions import (
     TracingError,
 )
 from .guards.limit import limit
+from .guards.record import record
 from .units import format_size, parse_size
+from .values.diff import SnapshotDiff
+from .values.diff import compare as diff
+from .values.files import load
 from .values.limit import LimitReport
 from .values.site import AllocationSite
+from .values.snapshot import Snapshot
+from .values.snapshot import take_snapshot as snapshot
+from .values.timeline import Timeline
 
 __all__ = [
     "AllocationSite",
@@ -37,13 +44,20 @@ __all__ = [
     "MeasurementUnavailable",
     "MemguardError",
     "MemoryLimitExceeded",
+    "Snapshot",
+    "SnapshotDiff",
     "SnapshotFormatError",
+    "Timeline",
     "TracingError",
     "__version__",
+    "diff",
     "format_size",
     "limit",
+    "load",
     "load_ipython_extension",
     "parse_size",
+    "record",
+    "snapshot",
     "unload_ipython_extension",
 ]
 

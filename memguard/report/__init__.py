@@ -1,3 +1,150 @@
-"""L5 presentation: text, Markdown, JSON, HTML and charts (issue 10)."""
+"""L5 presentation: render any memguard value as text, Markdown, JSON or HTML.
+
+One entry point for every front end (the command line, the pytest plugin,
+notebooks)::
+
+    render(value, "text")            # fits 80 columns, wider on a wider terminal
+    render(value, "markdown")
+    render(value, "json")            # the same versioned JSON a saved file holds
+    render(value, "html")            # one self-contained page, charts embedded
+    write(value, "report.html")      # format from the suffix: .txt .md .json .html .png .svg
+
+Values: :class:`~memguard.values.snapshot.Snapshot`,
+:class:`~memguard.values.diff.SnapshotDiff`,
+:class:`~memguard.values.timeline.Timeline` (or the recording
+:func:`memguard.record` yields), :class:`~memguard.values.limit.LimitReport`
+and :class:`~memguard.values.leak.LeakReport`.
+
+This module never imports matplotlib; charts live in :mod:`memguard.report.plot`,
+imported only when a chart is drawn.
+"""
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal, TextIO
+
+from ..values.files import dumps
+from ._dispatch import unwrap
+from .html import render_html
+from .markdown import render_markdown
+from .text import render_text
+
+__all__ = ["Format", "render", "render_to", "write"]
+
+Format = Literal["text", "markdown", "json", "html"]
+_FORMATS = ("text", "markdown", "json", "html")
+_SUFFIXES: dict[str, str] = {
+    ".txt": "text", ".text": "text", ".md": "markdown", ".markdown": "markdown",
+    ".json": "json", ".html": "html", ".htm": "html", ".png": "png", ".svg": "svg",
+}
+
+
+def render(value: Any, fmt: Format = "text", *, width: int | None = None,
+           charts: bool = True, top: int = 10) -> str:
+    """Render *value* as a string.
+
+    Args:
+        value: A memguard value (snapshot, diff, timeline, limit or leak report).
+        fmt: ``"text"``, ``"markdown"``, ``"json"`` or ``"html"``.
+        width: Text width in columns; by default 80, or the terminal's width
+            when it is wider.
+        charts: Embed charts in HTML (needs matplotlib; without it the page
+            says how to install it).
+        top: How many sites and types each table lists.
+
+    Returns:
+        The rendered text; JSON is the versioned file format
+        :func:`memguard.load` reads.
+
+    Raises:
+        ValueError: *fmt* is unknown.
+        TypeError: *value* is not something memguard renders.
+
+    Example:
+        >>> from memguard.values.timeline import Timeline
+        >>> print(render(Timeline(interval_seconds=0.01, duration_seconds=0.0), "text"), end="")
+        memguard timeline
+        samples             0 every 10 ms over 0.000 s
+        traced Python heap  absent
+        process RSS         absent
+        <BLANKLINE>
+        Samples
+          no samples
+    """
+    if fmt not in _FORMATS:
+        raise ValueError(f"fmt must be one of {', '.join(map(repr, _FORMATS))}, got {fmt!r}")
+    if width is not None and (isinstance(width, bool) or not isinstance(width, int)
+                              or width < 40):
+        raise ValueError(f"width must be an int of at least 40 columns, got {width!r}")
+    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+        raise ValueError(f"top must be a positive int, got {top!r}")
+    value = unwrap(value)
+    if fmt == "json":
+        return dumps(value, indent=2) + "\n"
+    if fmt == "text":
+        return render_text(value, width=width, top=top)
+    if fmt == "markdown":
+        return render_markdown(value, top=top)
+    return render_html(value, charts=charts, top=top)
+
+
+def render_to(value: Any, stream: TextIO, fmt: Format = "text", *, width: int | None = None,
+              top: int = 10) -> None:
+    """Render *value* and write it to *stream*.
+
+    Example:
+        >>> import io
+        >>> from memguard.values.timeline import Timeline
+        >>> out = io.StringIO()
+        >>> render_to(Timeline(interval_seconds=0.01, duration_seconds=0.0), out, "json")
+        >>> '"kind": "timeline"' in out.getvalue()
+        True
+    """
+    stream.write(render(value, fmt, width=width, top=top))
+
+
+def write(value: Any, path: str | os.PathLike[str], fmt: str | None = None, *,
+          top: int = 10) -> Path:
+    """Write *value* to *path*, as text, Markdown, JSON, HTML or a PNG/SVG chart.
+
+    Args:
+        value: A memguard value.
+        path: Where to write; the format comes from the suffix (``.txt``,
+            ``.md``, ``.json``, ``.html``, ``.png``, ``.svg``) unless *fmt*
+            is given.
+        fmt: One of ``"text"``, ``"markdown"``, ``"json"``, ``"html"``,
+            ``"png"``, ``"svg"``.
+        top: How many sites and types tables and bar charts show.
+
+    Returns:
+        The path written.
+
+    Raises:
+        ValueError: The format cannot be told from the suffix, or is unknown.
+        ImportError: A chart was asked for and matplotlib is not installed.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> from memguard.values.timeline import Timeline
+        >>> target = pathlib.Path(tempfile.mkdtemp()) / "timeline.md"
+        >>> write(Timeline(interval_seconds=0.01, duration_seconds=0.0), target).suffix
+        '.md'
+    """
+    target = Path(path)
+    chosen = fmt or _SUFFIXES.get(target.suffix.lower())
+    if chosen is None:
+        raise ValueError(f"cannot tell the format of {os.fspath(path)!r} from its suffix; "
+                         f"use one of {', '.join(_SUFFIXES)} or pass fmt=")
+    if chosen in ("png", "svg"):
+        from .plot import metadata, plot
+
+        figure = plot(unwrap(value), top=top)
+        figure.savefig(target, format=chosen, metadata=metadata(chosen))
+        return target
+    if chosen not in _FORMATS:
+        raise ValueError(f"fmt must be one of text, markdown, json, html, png, svg; "
+                         f"got {chosen!r}")
+    target.write_text(render(value, chosen, top=top), encoding="utf-8")  # type: ignore[arg-type]
+    return target

@@ -1,0 +1,221 @@
+"""L4 guards: :func:`record`, a timeline of memory while a block runs.
+
+``with memguard.record(interval=0.01) as timeline:`` samples the traced
+Python heap and the process's RSS in a background thread
+(:class:`memguard.sampler.Sampler`); ``timeline.mark("label")`` notes a
+moment. The exact peaks are kept beside the samples: tracemalloc's peak
+counter through :mod:`memguard._tracing`, and the kernel's RSS high-water
+mark where Linux offers it. The thread is stopped and joined however the
+block ends, and tracing is stopped only if ``record`` started it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import TracebackType
+from typing import Any
+
+from .. import _tracing, process
+from ..exceptions import MeasurementUnavailable, TracingError
+from ..sampler import Sampler
+from ..values.timeline import Mark, Sample, Timeline
+from ._wrap import add_note
+
+__all__ = ["Recording", "record"]
+
+
+class Recording:
+    """The live side of :func:`record`: marks while the block runs, the
+    :class:`~memguard.values.timeline.Timeline` once it has ended.
+
+    After the block, every :class:`Timeline` attribute (``samples``,
+    ``marks``, ``traced_peak_bytes``, ...) can be read on the recording
+    itself, and :mod:`memguard.report` renders it as its timeline.
+
+    Example:
+        >>> import memguard
+        >>> with memguard.record(interval=0.01) as timeline:
+        ...     data = bytearray(100_000)
+        ...     _ = timeline.mark("allocated")
+        >>> timeline.marks[0].label
+        'allocated'
+    """
+
+    def __init__(self, interval: float, label: str | None, rss: bool) -> None:
+        self._sampler = Sampler(interval, rss=rss)
+        self._label = label
+        self._marks: list[Mark] = []
+        self._lock = threading.Lock()
+        self._timeline: Timeline | None = None
+        self._window: _tracing.PeakWindow | None = None
+        self._rss_window: process.RssWindow | None = None
+        self._started_at = 0.0
+
+    @property
+    def timeline(self) -> Timeline:
+        """The finished :class:`Timeline`.
+
+        Raises:
+            RuntimeError: The block has not ended yet.
+        """
+        if self._timeline is None:
+            raise RuntimeError("the timeline is complete once the record() block has ended")
+        return self._timeline
+
+    def __memguard_value__(self) -> Timeline:
+        return self.timeline
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.timeline, name)
+
+    def mark(self, label: str) -> Mark:
+        """Note a labelled moment (and take a sample there).
+
+        Raises:
+            RuntimeError: The block is not running.
+
+        Example:
+            >>> import memguard
+            >>> with memguard.record() as timeline:
+            ...     str(timeline.mark("start")).startswith("start at ")
+            True
+        """
+        if not isinstance(label, str):
+            raise TypeError(f"label must be a string, not {type(label).__name__} {label!r}")
+        if self._window is None:
+            raise RuntimeError("mark() works only inside the running record() block")
+        when, traced, _ = self._sampler.sample()
+        mark = Mark(label, when, traced)
+        with self._lock:
+            self._marks.append(mark)
+        return mark
+
+    def _start(self) -> None:
+        self._started_at = time.time()
+        if process.hwm_available():
+            try:
+                self._rss_window = process.begin_rss()
+            except MeasurementUnavailable:
+                self._rss_window = None
+        self._window = _tracing.begin()
+        # The sampler thread's own start-up allocations are not the block's.
+        with _tracing.excluded():
+            self._sampler.start()
+
+    def _finish(self) -> Timeline:
+        window, self._window = self._window, None
+        assert window is not None
+        try:
+            rows = self._sampler.stop()
+        finally:
+            try:
+                _tracing.end(window)
+            finally:
+                rss_window = self._rss_window
+                if rss_window is not None:
+                    process.end_rss(rss_window)
+        return self._build(window, rows, rss_window)
+
+    def _build(self, window: _tracing.PeakWindow, rows: list[tuple[float, int | None, int | None]],
+               rss_window: process.RssWindow | None) -> Timeline:
+        samples = tuple(Sample(t, traced, rss) for t, traced, rss in sorted(rows))
+        absent: dict[str, str] = {}
+        rss_values = [s.rss_bytes for s in samples if s.rss_bytes is not None]
+        if rss_window is not None:
+            rss_start: int | None = rss_window.start_bytes
+            rss_peak: int | None = rss_window.peak_total_bytes
+            method = "kernel-hwm"
+        elif rss_values:
+            rss_start, rss_peak, method = rss_values[0], max(rss_values), "sampled"
+        else:
+            rss_start = rss_peak = None
+            method = "unavailable"
+            absent["rss_bytes"] = self._sampler.rss_absent or "RSS could not be read"
+        return Timeline(
+            label=self._label, started_at=self._started_at,
+            interval_seconds=self._sampler.interval,
+            duration_seconds=samples[-1].time_seconds if samples else 0.0,
+            samples=samples, marks=tuple(sorted(self._marks, key=lambda m: m.time_seconds)),
+            traced_start_bytes=window.start_bytes, traced_end_bytes=window.end_bytes,
+            traced_peak_bytes=window.peak_total_bytes, rss_start_bytes=rss_start,
+            rss_peak_bytes=rss_peak, rss_peak_method=method,
+            absent=tuple(sorted(absent.items())),
+        )
+
+    def __repr__(self) -> str:
+        state = repr(self._timeline) if self._timeline is not None else "running"
+        return f"<memguard Recording {state}>"
+
+    def _repr_html_(self) -> str:
+        return self.timeline._repr_html_()
+
+    def _repr_markdown_(self) -> str:
+        return self.timeline._repr_markdown_()
+
+
+class record:
+    """Record a :class:`~memguard.values.timeline.Timeline` of memory while a block runs.
+
+    Args:
+        interval: Seconds between samples (default 10 ms).
+        label: What to call the timeline in reports.
+        rss: Sample the process's resident memory as well as the traced
+            Python heap.
+
+    Returns:
+        As a context manager, a :class:`Recording`: call ``mark(label)`` on
+        it inside the block, read the timeline's attributes from it after.
+
+    Raises:
+        ValueError: *interval* is not a positive number.
+        TracingError: tracemalloc was stopped by someone else during the
+            block (added as a note when the block itself raised).
+
+    Note:
+        Starts tracemalloc when nobody traces, and stops it at the end; a
+        trace someone else started keeps running. Samples can miss a spike
+        shorter than the interval; the timeline's peaks cannot.
+
+    Example:
+        >>> import memguard
+        >>> with memguard.record(interval=0.005, label="build") as timeline:
+        ...     block = bytes(1_000_000)
+        ...     del block
+        >>> timeline.traced_peak_above_start_bytes >= 1_000_000
+        True
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(self, interval: float = 0.01, *, label: str | None = None,
+                 rss: bool = True) -> None:
+        if isinstance(interval, bool) or not isinstance(interval, int | float) or not interval > 0:
+            raise ValueError(f"interval must be a positive number of seconds, got {interval!r}")
+        if label is not None and not isinstance(label, str):
+            raise TypeError(f"label must be a string, not {type(label).__name__}")
+        self.interval = float(interval)
+        self.label = label
+        self.rss = rss
+        self._recording: Recording | None = None
+
+    def __enter__(self) -> Recording:
+        if self._recording is not None:
+            raise RuntimeError("this record() is already running; use a new one per block")
+        recording = Recording(self.interval, self.label, self.rss)
+        recording._start()
+        self._recording = recording
+        return recording
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        recording, self._recording = self._recording, None
+        assert recording is not None
+        try:
+            recording._timeline = recording._finish()
+        except TracingError as error:
+            if exc is None:
+                raise
+            add_note(exc, f"memguard: {error}")

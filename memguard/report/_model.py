@@ -1,0 +1,328 @@
+"""L5 presentation: one neutral document model per value, shared by every format.
+
+:func:`build` turns a value into a :class:`Document` (a title, facts, tables,
+lines and the charts that fit it); the text, Markdown and HTML renderers only
+lay that document out, so all three always say the same thing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..units import format_size
+from ..values.diff import SnapshotDiff
+from ..values.leak import LeakReport, format_amount
+from ..values.limit import LimitReport
+from ..values.site import AllocationSite
+from ..values.snapshot import Snapshot
+from ..values.timeline import Timeline
+
+__all__ = ["Document", "Section", "Table", "build"]
+
+
+@dataclass
+class Table:
+    """Rows of cells; *align* is ``"l"`` or ``"r"`` per column, *flex* the
+    column that is clipped (from the left) when a line is too wide."""
+
+    headers: list[str]
+    rows: list[list[str]]
+    align: str
+    flex: int
+
+
+@dataclass
+class Section:
+    """A titled part of a document: a note, then a table or plain lines."""
+
+    title: str
+    note: str = ""
+    table: Table | None = None
+    lines: list[str] = field(default_factory=list)
+    series: tuple[float, ...] = ()
+    """Values drawn as a one-line sparkline in text."""
+
+
+@dataclass
+class Document:
+    """What a report says, independent of its format."""
+
+    kind: str
+    title: str
+    facts: list[tuple[str, str]]
+    sections: list[Section]
+    charts: list[str]
+    """Chart names: ``"timeline"``, ``"growth"``, ``"top"``."""
+    caption: dict[str, str] = field(default_factory=dict)
+    """The exact figures shown beside each chart, by chart name."""
+
+
+def _quoted(kind: str, label: str | None) -> str:
+    return f'memguard {kind} "{label}"' if label else f"memguard {kind}"
+
+
+def _absent(why: str | None) -> str:
+    return f"absent: {why}" if why else "absent"
+
+
+def _size_or_absent(value: int | None, why: str | None, *, signed: bool = False) -> str:
+    return _absent(why) if value is None else format_size(value, signed=signed)
+
+
+def _when(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(timestamp))
+
+
+def _site_table(sites: Sequence[AllocationSite]) -> Table:
+    rows = [[format_size(s.size_bytes), f"{s.count:,}", f"{s.filename}:{s.lineno}"]
+            for s in sites]
+    return Table(["size", "blocks", "where"], rows, "rrl", 2)
+
+
+def _rest(total: int, shown: int, what: str) -> str:
+    return f"{total - shown:,} more {what} not shown" if total > shown else ""
+
+
+def _snapshot(value: Snapshot, top: int) -> Document:
+    facts = [("taken", _when(value.timestamp)),
+             ("python", f"{value.python} on {value.platform}, pid {value.pid}")]
+    if value.sites is None or value.traced_bytes is None:
+        facts.append(("traced Python heap", _absent(value.reason("sites"))))
+    else:
+        peak = "" if value.traced_peak_bytes is None else (
+            f", peak {format_size(value.traced_peak_bytes)}")
+        facts.append(("traced Python heap", f"{format_size(value.traced_bytes)}{peak} in "
+                      f"{len(value.sites):,} sites (traceback limit {value.traceback_limit})"))
+    facts.append(("process RSS", _size_or_absent(value.rss_bytes, value.reason("rss_bytes"))))
+    facts.append(("process USS", _size_or_absent(value.uss_bytes, value.reason("uss_bytes"))))
+    if value.types is None:
+        facts.append(("live objects", _absent(value.reason("types"))))
+    else:
+        total = sum(n for _, n in value.types)
+        facts.append(("live objects", f"{total:,} in {len(value.types):,} types"))
+    facts.append(("open descriptors", _absent(value.reason("fds")) if value.fds is None
+                  else str(len(value.fds))))
+    facts.append(("threads", f"{len(value.threads)}: {', '.join(value.threads)}"))
+    sections = []
+    if value.sites is None:
+        sections.append(Section("Top allocation sites", _absent(value.reason("sites"))))
+    else:
+        shown = value.top_sites(top)
+        own = value.top_sites(len(value.sites))
+        note = "live traced memory, biggest first; memguard's own frames and the import " \
+               "machinery left out"
+        rest = _rest(len(own), len(shown), "sites")
+        sections.append(Section("Top allocation sites", note + (f"; {rest}" if rest else ""),
+                                _site_table(shown)))
+    if value.types is None:
+        sections.append(Section("Live objects by type", _absent(value.reason("types"))))
+    else:
+        rows = [[f"{n:,}", name] for name, n in value.types[:top]]
+        sections.append(Section("Live objects by type",
+                                "gc-tracked objects and the untracked ones they hold; "
+                                + (_rest(len(value.types), top, "types") or "all types shown"),
+                                Table(["count", "type"], rows, "rl", 1)))
+    caption = {"top": _top_caption(value.top_sites(top), value.types[:top] if value.types
+                                   else ())}
+    return Document("snapshot", _quoted("snapshot", value.label), facts, sections,
+                    ["top"] if value.sites or value.types else [], caption)
+
+
+def _top_caption(sites: Sequence[Any], types: Sequence[tuple[str, Any]]) -> str:
+    parts = []
+    for site in sites[:5]:
+        size = getattr(site, "size_diff_bytes", None)
+        size = site.size_bytes if size is None else size
+        parts.append(f"{site.filename.rsplit('/', 1)[-1]}:{site.lineno} "
+                     f"{format_size(size, signed=hasattr(site, 'size_diff_bytes'))}")
+    parts.extend(f"{name} {count}" for name, count in types[:5])
+    return "; ".join(parts)
+
+
+def _names(items: Sequence[str]) -> str:
+    return ", ".join(items) if items else "none"
+
+
+def _diff(value: SnapshotDiff, top: int) -> Document:
+    facts = [("elapsed", f"{value.elapsed_seconds:.3f} s"), ("sites grouped by", value.by),
+             ("traced Python heap", _size_or_absent(value.traced_diff_bytes,
+                                                    value.reason("traced_bytes"), signed=True)),
+             ("process RSS", _size_or_absent(value.rss_diff_bytes, value.reason("rss_bytes"),
+                                             signed=True)),
+             ("process USS", _size_or_absent(value.uss_diff_bytes, value.reason("uss_bytes"),
+                                             signed=True))]
+    if value.include or value.exclude:
+        facts.append(("file filters", f"include {_names(value.include)}; "
+                                      f"exclude {_names(value.exclude)}"))
+    facts.append(("descriptors", f"opened {_names(value.fds_opened)}; "
+                                 f"closed {_names(value.fds_closed)}"))
+    facts.append(("threads", f"started {_names(value.threads_started)}; "
+                             f"ended {_names(value.threads_ended)}"))
+    sections = []
+    if value.sites is None:
+        sections.append(Section("Changed allocation sites", _absent(value.reason("sites"))))
+    else:
+        rows = [[format_size(s.size_diff_bytes, signed=True), format_size(s.size_bytes),
+                 f"{s.count_diff:+,}", f"{s.count:,}", s.where] for s in value.sites[:top]]
+        total = format_size(value.sites_diff_bytes or 0, signed=True)
+        note = (f"{len(value.sites):,} sites changed, {total} in all; biggest change first; "
+                "memguard's own frames and the import machinery left out")
+        rest = _rest(len(value.sites), top, "sites")
+        sections.append(Section("Changed allocation sites", note + (f"; {rest}" if rest else ""),
+                                Table(["change", "size", "Δblocks", "blocks", "where"], rows,
+                                      "rrrrl", 4)))
+    if value.types is None:
+        sections.append(Section("Changed object counts", _absent(value.reason("types"))))
+    else:
+        rows = [[f"{t.count_diff:+,}", f"{t.count:,}", t.name] for t in value.types[:top]]
+        note = f"{len(value.types):,} types changed" + (
+            f"; {_rest(len(value.types), top, 'types')}" if len(value.types) > top else "")
+        sections.append(Section("Changed object counts", note,
+                                Table(["change", "count", "type"], rows, "rrl", 2)))
+    types = [(t.name, f"{t.count_diff:+,}") for t in (value.types or ())[:top]]
+    caption = {"top": _top_caption((value.sites or ())[:top], types)}
+    title = f'memguard diff "{value.before or "before"}" -> "{value.after or "after"}"'
+    return Document("diff", title, facts, sections,
+                    ["top"] if value.sites or value.types else [], caption)
+
+
+def _timeline(value: Timeline, top: int) -> Document:
+    interval = f"{value.interval_seconds * 1000:g} ms"
+    facts = [("samples", f"{len(value.samples):,} every {interval} over "
+                         f"{value.duration_seconds:.3f} s")]
+    if value.started_at:
+        facts.insert(0, ("started", _when(value.started_at)))
+    peak = value.traced_peak_above_start_bytes
+    if peak is None or value.traced_peak_bytes is None:
+        traced = _absent(value.reason("traced_bytes"))
+    else:
+        end = "" if value.traced_end_bytes is None else (
+            f", end {format_size(value.traced_end_bytes)}")
+        traced = (f"start {format_size(value.traced_start_bytes or 0)}{end}, "
+                  f"peak {format_size(value.traced_peak_bytes)} "
+                  f"({format_size(peak, signed=True)} above start, exact)")
+    facts.append(("traced Python heap", traced))
+    if value.rss_peak_bytes is None:
+        rss = _absent(value.reason("rss_bytes"))
+    else:
+        how = ("kernel high-water mark, exact" if value.rss_peak_method == "kernel-hwm"
+               else "highest sample")
+        rss = (f"start {format_size(value.rss_start_bytes or 0)}, peak "
+               f"{format_size(value.rss_peak_bytes)} "
+               f"({format_size(value.rss_peak_above_start_bytes or 0, signed=True)} above "
+               f"start, {how})")
+    facts.append(("process RSS", rss))
+    sections = []
+    if value.marks:
+        rows = [[f"{m.time_seconds:.3f} s",
+                 "absent" if m.traced_bytes is None else format_size(m.traced_bytes), m.label]
+                for m in value.marks]
+        sections.append(Section("Marks", "", Table(["time", "traced", "label"], rows, "rrl", 2)))
+    traced_series = tuple(float(s.traced_bytes) for s in value.samples
+                          if s.traced_bytes is not None)
+    if traced_series:
+        low, high = min(traced_series), max(traced_series)
+        sections.append(Section(
+            "Traced Python heap over time",
+            f"sampled: {format_size(low)} to {format_size(high)}", series=traced_series))
+    elif not value.samples:
+        sections.append(Section("Samples", "no samples"))
+    caption = {"timeline": f"{len(value.samples):,} samples; traced peak "
+                           f"{_size_or_absent(value.traced_peak_bytes, 'not traced')} (exact); "
+                           f"RSS peak {_size_or_absent(value.rss_peak_bytes, 'unavailable')}"}
+    return Document("timeline", _quoted("timeline", value.label), facts, sections,
+                    ["timeline"] if value.samples else [], caption)
+
+
+_LIMIT_SITES = {
+    "peak": "live at the peak",
+    "partial": "captured below the peak; the rest was too short-lived to attribute",
+    "unattributed": "the peak was too short-lived to attribute to sites",
+    "off": "site capture was switched off (sites=False)",
+    "not-needed": "the limit held, so no sites were captured",
+    "unavailable": "sites are not available for the process's RSS",
+}
+
+
+def _limit(value: LimitReport, top: int) -> Document:
+    verdict = (f"EXCEEDED by {format_size(value.overshoot_bytes)}" if value.exceeded
+               else f"held, headroom {format_size(-value.overshoot_bytes)}")
+    facts = [("verdict", verdict), ("measured", value.measured),
+             ("peak", f"{format_size(value.peak_bytes)} above the start"),
+             ("limit", format_size(value.limit_bytes)),
+             ("start / end", f"{format_size(value.start_bytes)} / "
+                             f"{format_size(value.end_bytes)} "
+                             f"({format_size(value.retained_bytes, signed=True)} kept)"),
+             ("duration", f"{value.duration_seconds:.3f} s")]
+    note = _LIMIT_SITES.get(value.sites_status, value.sites_status)
+    if value.sites:
+        note += f", captured at {format_size(value.sites_level_bytes)} above the start"
+        section = Section("Allocation sites at the peak", note, _site_table(value.sites[:top]))
+    else:
+        section = Section("Allocation sites at the peak", note)
+    caption = {"top": f"peak {format_size(value.peak_bytes)}, limit "
+                      f"{format_size(value.limit_bytes)}; " + _top_caption(value.sites[:top], ())}
+    return Document("limit", _quoted("limit", value.label), facts, [section],
+                    ["top"] if value.sites else [], caption)
+
+
+def _leak(value: LeakReport, top: int) -> Document:
+    calls = f"{value.iterations} measured" + (f" after {value.warmup} warm-up"
+                                              if value.warmup else "")
+    facts = [("verdict", str(value)), ("calls", f"{calls} ({value.mode})"),
+             ("duration", f"{value.duration_seconds:.3f} s")]
+    rows = [[s.name, "LEAK" if s.leaked else "ok", format_amount(s.per_call, s.unit),
+             format_amount(s.total, s.unit), s.detail] for s in value.signals]
+    sections = [Section("Signals", "growth per call is the fitted slope over the measured calls",
+                        Table(["signal", "verdict", "per call", "total", "detail"], rows,
+                              "llrrl", 4))]
+    if value.sites:
+        sections.append(Section("Growing allocation sites", "per call, biggest first",
+                                _site_table(value.sites[:top])))
+    if value.types:
+        type_rows = [[format_amount(n, "", signed=True).strip(), name]
+                     for name, n in value.types[:top]]
+        sections.append(Section("Growing types", "objects per call",
+                                Table(["per call", "type"], type_rows, "rl", 1)))
+    if value.sample:
+        sections.append(Section("Sample leaked object", "", lines=value.sample.splitlines()))
+    if value.resources:
+        sections.append(Section("Leaked resources", "", lines=list(value.resources)))
+    fits = "; ".join(f"{name} {format_amount(slope, _unit(value, name))} per call"
+                     for name, (slope, _) in value.fits.items())
+    caption = {"growth": fits or "no fitted series",
+               "top": _top_caption(value.sites[:top],
+                                   [(n, f"{c:+.2f}/call") for n, c in value.types[:top]])}
+    charts = (["growth"] if value.series else []) + (["top"] if value.sites or value.types
+                                                     else [])
+    return Document("leak", _quoted("leak check", value.label), facts, sections, charts, caption)
+
+
+def _unit(report: LeakReport, name: str) -> str:
+    for signal in report.signals:
+        if signal.name == name:
+            return signal.unit
+    return "bytes" if name in ("python", "rss") else name
+
+
+def build(value: Any, top: int = 10) -> Document:
+    """The :class:`Document` for *value*.
+
+    Raises:
+        TypeError: memguard does not know how to show *value*.
+    """
+    if isinstance(value, Snapshot):
+        return _snapshot(value, top)
+    if isinstance(value, SnapshotDiff):
+        return _diff(value, top)
+    if isinstance(value, Timeline):
+        return _timeline(value, top)
+    if isinstance(value, LimitReport):
+        return _limit(value, top)
+    if isinstance(value, LeakReport):
+        return _leak(value, top)
+    raise TypeError(f"memguard.report cannot render {type(value).__name__}; expected a "
+                    "Snapshot, SnapshotDiff, Timeline, LimitReport or LeakReport")

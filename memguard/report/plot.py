@@ -1,0 +1,377 @@
+"""L5 presentation: matplotlib charts of memguard values, through the object API.
+
+Each function draws on the ``Axes`` it is given, or on a new
+:class:`matplotlib.figure.Figure`, and returns the figure. Nothing here uses
+pyplot's global state, switches backends or needs a display, so charts work
+in tests, on CI machines and in notebooks alike. matplotlib is imported on
+first use through :func:`memguard._optional.require` (the ``plot`` extra).
+
+Sizes on axes are printed by :func:`memguard.units.format_size`; titles say
+what was measured.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from .._optional import require
+from ..units import format_size
+from ..values.diff import SnapshotDiff
+from ..values.leak import LeakReport
+from ..values.limit import LimitReport
+from ..values.snapshot import Snapshot
+from ..values.timeline import Timeline
+from ._dispatch import unwrap
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+__all__ = ["chart", "metadata", "plot", "plot_growth", "plot_timeline", "plot_top", "to_png",
+           "to_svg"]
+
+_TRACED = "#2b6cb0"
+_RSS = "#dd6b20"
+_PEAK = "#c53030"
+_GROW = "#c53030"
+_SHRINK = "#2f855a"
+_MARK = "#4a5568"
+
+
+def _figure(ax: Axes | None, *, size: tuple[float, float] = (8.0, 4.2)) -> tuple[Figure, Axes]:
+    if ax is not None:
+        return ax.figure, ax  # type: ignore[return-value]
+    figure_module = require("matplotlib.figure", "plot")
+    figure = figure_module.Figure(figsize=size, layout="constrained")
+    return figure, figure.add_subplot()
+
+
+def _size_axis(axis: Any, values: Sequence[float], *, signed: bool = False) -> None:
+    """Ticks at round multiples of a binary unit, labelled by ``format_size``."""
+    ticker = require("matplotlib.ticker", "plot")
+    biggest = max((abs(v) for v in values), default=0.0)
+    unit = 1
+    for step in (1024, 1024**2, 1024**3, 1024**4):
+        if biggest >= step:
+            unit = step
+
+    class _Binary(ticker.MaxNLocator):  # type: ignore[misc, name-defined]
+        def tick_values(self, vmin: float, vmax: float) -> Any:
+            return super().tick_values(vmin / unit, vmax / unit) * unit
+
+    axis.set_major_locator(_Binary(nbins=6, steps=[1, 2, 2.5, 5, 10]))
+    axis.set_major_formatter(ticker.FuncFormatter(
+        lambda v, _pos: format_size(v, signed=signed and v != 0)))
+
+
+def plot_timeline(timeline: Any, ax: Axes | None = None) -> Figure:
+    """Memory over time: the traced heap, the RSS, the marks and the exact peak.
+
+    Args:
+        timeline: A :class:`~memguard.values.timeline.Timeline`, or the
+            recording :func:`memguard.record` yields.
+        ax: Draw here; a new figure is made when omitted.
+
+    Example:
+        >>> from memguard.values.timeline import Sample, Timeline
+        >>> tl = Timeline(interval_seconds=0.01, duration_seconds=0.02, traced_start_bytes=0,
+        ...               traced_peak_bytes=3000,
+        ...               samples=(Sample(0.0, 0, None), Sample(0.02, 2048, None)))
+        >>> plot_timeline(tl).axes[0].get_title()
+        'Memory over time (traced Python heap)'
+    """
+    timeline = unwrap(timeline)
+    if not isinstance(timeline, Timeline):
+        raise TypeError(f"plot_timeline needs a Timeline, not {type(timeline).__name__}")
+    figure, ax = _figure(ax)
+    times = [s.time_seconds for s in timeline.samples]
+    traced = [(s.time_seconds, s.traced_bytes) for s in timeline.samples
+              if s.traced_bytes is not None]
+    measured = []
+    heights: list[float] = []
+    if traced:
+        ax.plot([t for t, _ in traced], [b for _, b in traced], color=_TRACED, linewidth=1.6,
+                label="traced Python heap (sampled)")
+        heights = [float(b) for _, b in traced]
+        measured.append("traced Python heap")
+        if timeline.traced_peak_bytes is not None:
+            peak = timeline.traced_peak_bytes
+            heights.append(float(peak))
+            ax.axhline(peak, color=_PEAK, linestyle="--", linewidth=1.1,
+                       label=f"exact traced peak {format_size(peak)}")
+        _size_axis(ax.yaxis, heights)
+        ax.set_ylabel("traced Python heap")
+    rss = [(s.time_seconds, s.rss_bytes) for s in timeline.samples if s.rss_bytes is not None]
+    if rss:
+        rss_ax = ax.twinx() if traced else ax
+        rss_ax.plot([t for t, _ in rss], [b for _, b in rss], color=_RSS, linewidth=1.2,
+                    linestyle="-" if not traced else ":", label="process RSS (sampled)")
+        rss_heights = [float(b) for _, b in rss]
+        if timeline.rss_peak_bytes is not None and timeline.rss_peak_method == "kernel-hwm":
+            rss_ax.axhline(timeline.rss_peak_bytes, color=_RSS, linestyle="--", linewidth=0.9,
+                           label=f"exact RSS peak {format_size(timeline.rss_peak_bytes)}")
+            rss_heights.append(float(timeline.rss_peak_bytes))
+        _size_axis(rss_ax.yaxis, rss_heights)
+        rss_ax.set_ylabel("process RSS")
+        measured.append("process RSS")
+        if rss_ax is not ax:
+            lines, labels = ax.get_legend_handles_labels()
+            more, more_labels = rss_ax.get_legend_handles_labels()
+            ax.legend(lines + more, labels + more_labels, loc="upper left", fontsize="small")
+    if traced and not rss:
+        ax.legend(loc="upper left", fontsize="small")
+    for mark in timeline.marks:
+        ax.axvline(mark.time_seconds, color=_MARK, linewidth=0.8, linestyle="-.")
+        ax.annotate(mark.label, xy=(mark.time_seconds, 1.0), xycoords=("data", "axes fraction"),
+                    xytext=(2, -2), textcoords="offset points", rotation=90, va="top",
+                    fontsize="small", color=_MARK)
+    ax.set_xlabel("seconds since the start")
+    if times:
+        ax.set_xlim(min(times), max(*times, min(times) + 1e-6))
+    name = f" of {timeline.label}" if timeline.label else ""
+    what = " and ".join(measured) or "nothing measured"
+    ax.set_title(f"Memory over time{name} ({what})")
+    return figure
+
+
+def _unit_of(report: LeakReport, name: str) -> str:
+    for signal in report.signals:
+        if signal.name == name:
+            return signal.unit
+    return "bytes" if name in ("python", "rss") else name
+
+
+def plot_growth(report: LeakReport, ax: Axes | None = None) -> Figure:
+    """Growth per call for a leak report: each series and its fitted line.
+
+    Byte series (traced Python heap, RSS) share the left axis; object,
+    descriptor and thread counts go on a right-hand axis. The fitted line is
+    ``intercept + slope * i`` over the call index ``i`` (0 for the first
+    measured call), with the slope per call in the legend.
+
+    Example:
+        >>> from memguard.values.leak import LeakReport
+        >>> rep = LeakReport(label="f", leaked=True, iterations=3, warmup=0,
+        ...                  series={"python": (64.0, 128.0, 192.0)},
+        ...                  fits={"python": (64.0, 64.0)})
+        >>> plot_growth(rep).axes[0].get_title()
+        'Growth per call of f (traced Python memory)'
+    """
+    if not isinstance(report, LeakReport):
+        raise TypeError(f"plot_growth needs a LeakReport, not {type(report).__name__}")
+    figure, ax = _figure(ax)
+    names = {"python": "traced Python memory", "rss": "process RSS", "objects": "live objects",
+             "fds": "open descriptors", "threads": "threads"}
+    count_ax = None
+    byte_values: list[float] = []
+    shown = []
+    for i, (name, values) in enumerate(report.series.items()):
+        unit = _unit_of(report, name)
+        target = ax
+        if unit != "bytes" and any(_unit_of(report, n) == "bytes" for n in report.series):
+            count_ax = count_ax or ax.twinx()
+            target = count_ax
+        color = f"C{i}"
+        calls = list(range(len(values)))
+        target.plot(calls, values, "o", color=color, markersize=3.5,
+                    label=f"{names.get(name, name)} (measured)")
+        fit = report.fits.get(name)
+        if fit is not None:
+            slope, intercept = fit
+            per_call = (format_size(round(slope), signed=True) if unit == "bytes"
+                        else f"{slope:+.2f} {unit}")
+            target.plot(calls, [intercept + slope * c for c in calls], "-", color=color,
+                        linewidth=1.3, label=f"fit: {per_call} per call")
+        if unit == "bytes":
+            byte_values.extend(values)
+        shown.append(names.get(name, name))
+    if byte_values:
+        _size_axis(ax.yaxis, byte_values, signed=True)
+        ax.set_ylabel("growth since the start")
+    if count_ax is not None:
+        count_ax.set_ylabel("count")
+        lines, labels = ax.get_legend_handles_labels()
+        more, more_labels = count_ax.get_legend_handles_labels()
+        ax.legend(lines + more, labels + more_labels, loc="upper left", fontsize="small")
+    elif shown:
+        ax.legend(loc="upper left", fontsize="small")
+    ax.set_xlabel("measured call")
+    ax.set_title(f"Growth per call of {report.label} ({', '.join(shown) or 'no series'})")
+    return figure
+
+
+def _short(where: str, width: int = 38) -> str:
+    return where if len(where) <= width else "..." + where[-(width - 3):]
+
+
+def _bars(ax: Axes, labels: list[str], values: list[float], *, sizes: bool, title: str,
+          signed: bool) -> None:
+    positions = list(range(len(labels)))[::-1]
+    colors = [_GROW if v >= 0 else _SHRINK for v in values] if signed else [_TRACED] * len(values)
+    ax.barh(positions, values, color=colors)
+    ax.set_yticks(positions, [_short(label) for label in labels], fontsize="small")
+    if sizes:
+        _size_axis(ax.xaxis, values, signed=signed)
+    for pos, val in zip(positions, values, strict=True):
+        text = format_size(val, signed=signed) if sizes else (f"{val:+,.4g}" if signed
+                                                               else f"{val:,.0f}")
+        ax.annotate(text, xy=(val, pos), xytext=(3 if val >= 0 else -3, 0),
+                    textcoords="offset points", va="center",
+                    ha="left" if val >= 0 else "right", fontsize="x-small")
+    ax.set_title(title)
+    ax.margins(x=0.18)
+
+
+def _top_data(value: Any, top: int) -> tuple[list[tuple[Any, ...]], str]:
+    """``[(kind, labels, values, sizes, title, signed), ...]`` for the value's bar charts."""
+    panels: list[tuple[Any, ...]] = []
+    if isinstance(value, Snapshot):
+        sites = value.top_sites(top)
+        if sites:
+            panels.append(([f"{s.filename}:{s.lineno}" for s in sites],
+                           [float(s.size_bytes) for s in sites], True,
+                           "Top allocation sites (live traced memory)", False))
+        if value.types:
+            types = value.types[:top]
+            panels.append(([n for n, _ in types], [float(c) for _, c in types], False,
+                           "Most numerous live objects by type", False))
+        return panels, "snapshot"
+    if isinstance(value, SnapshotDiff):
+        if value.sites:
+            sites_d = value.sites[:top]
+            panels.append(([s.where for s in sites_d], [float(s.size_diff_bytes)
+                                                       for s in sites_d], True,
+                           "Biggest changes by allocation site (traced memory)", True))
+        if value.types:
+            types_d = value.types[:top]
+            panels.append(([t.name for t in types_d], [float(t.count_diff) for t in types_d],
+                           False, "Biggest changes in live objects by type", True))
+        return panels, "diff"
+    if isinstance(value, LimitReport):
+        if value.sites:
+            panels.append(([f"{s.filename}:{s.lineno}" for s in value.sites[:top]],
+                           [float(s.size_bytes) for s in value.sites[:top]], True,
+                           f"Allocation sites at the peak of {value.label}", False))
+        return panels, "limit"
+    if isinstance(value, LeakReport):
+        if value.sites:
+            panels.append(([f"{s.filename}:{s.lineno}" for s in value.sites[:top]],
+                           [float(s.size_bytes) for s in value.sites[:top]], True,
+                           "Growing allocation sites (bytes per call)", True))
+        if value.types:
+            panels.append(([n for n, _ in value.types[:top]],
+                           [float(c) for _, c in value.types[:top]], False,
+                           "Growing types (objects per call)", True))
+        return panels, "leak"
+    raise TypeError(f"plot_top needs a Snapshot, SnapshotDiff, LimitReport or LeakReport, "
+                    f"not {type(value).__name__}")
+
+
+def plot_top(value: Any, ax: Axes | None = None, *, top: int = 10) -> Figure:
+    """The top sites and types of a value as horizontal bars.
+
+    With *ax*, only the first panel (sites, or types when there are no
+    sites) is drawn there; otherwise one figure holds a panel for each.
+
+    Example:
+        >>> from memguard.values.site import AllocationSite
+        >>> from memguard.values.snapshot import Snapshot
+        >>> snap = Snapshot(timestamp=0.0, sites=(AllocationSite(
+        ...     filename="app.py", lineno=3, size_bytes=4096, count=2),))
+        >>> plot_top(snap).axes[0].get_title()
+        'Top allocation sites (live traced memory)'
+    """
+    value = unwrap(value)
+    panels, _kind = _top_data(value, top)
+    if ax is not None or len(panels) < 2:
+        figure, ax = _figure(ax, size=(8.0, 0.9 + 0.32 * max(3, top)))
+        if panels:
+            labels, values, sizes, title, signed = panels[0]
+            _bars(ax, labels, values, sizes=sizes, title=title, signed=signed)
+        else:
+            ax.set_title("No sites or types to show")
+            ax.set_axis_off()
+        return figure
+    figure_module = require("matplotlib.figure", "plot")
+    figure = figure_module.Figure(figsize=(8.0, 2 * (0.9 + 0.3 * max(3, top))),
+                                  layout="constrained")
+    for index, (labels, values, sizes, title, signed) in enumerate(panels):
+        _bars(figure.add_subplot(len(panels), 1, index + 1), labels, values, sizes=sizes,
+              title=title, signed=signed)
+    return figure  # type: ignore[no-any-return]
+
+
+def chart(value: Any, name: str, *, top: int = 10) -> Figure:
+    """The chart called *name* (``"timeline"``, ``"growth"`` or ``"top"``) of *value*.
+
+    Example:
+        >>> from memguard.values.timeline import Timeline
+        >>> chart(Timeline(interval_seconds=0.01, duration_seconds=0.0), "timeline").axes[0] \\
+        ...     .get_title()
+        'Memory over time (nothing measured)'
+    """
+    value = unwrap(value)
+    if name == "timeline":
+        return plot_timeline(value)
+    if name == "growth":
+        return plot_growth(value)
+    if name == "top":
+        return plot_top(value, top=top)
+    raise ValueError(f"unknown chart {name!r}; expected 'timeline', 'growth' or 'top'")
+
+
+def plot(value: Any, *, top: int = 10) -> Figure:
+    """The main chart of *value*: a timeline, a leak's growth, or the top sites and types.
+
+    Example:
+        >>> from memguard.values.timeline import Timeline
+        >>> type(plot(Timeline(interval_seconds=0.01, duration_seconds=0.0))).__name__
+        'Figure'
+    """
+    value = unwrap(value)
+    if isinstance(value, Timeline):
+        return plot_timeline(value)
+    if isinstance(value, LeakReport) and value.series:
+        return plot_growth(value)
+    return plot_top(value, top=top)
+
+
+def metadata(fmt: str) -> dict[str, Any]:
+    """Metadata for ``savefig`` that keeps the output the same from run to run.
+
+    Example:
+        >>> metadata("svg")
+        {'Date': None}
+    """
+    return {"Date": None} if fmt == "svg" else {}
+
+
+def to_svg(figure: Figure) -> str:
+    """The figure as an inline ``<svg>`` element (no XML prolog, stable ids).
+
+    Example:
+        >>> from memguard.values.timeline import Timeline
+        >>> to_svg(plot(Timeline(interval_seconds=0.01, duration_seconds=0.0)))[:4]
+        '<svg'
+    """
+    matplotlib = require("matplotlib", "plot")
+    buffer = io.StringIO()
+    with matplotlib.rc_context({"svg.hashsalt": "memguard"}):
+        figure.savefig(buffer, format="svg", metadata=metadata("svg"))
+    text = buffer.getvalue()
+    return text[text.index("<svg"):]
+
+
+def to_png(figure: Figure, *, dpi: int = 100) -> bytes:
+    """The figure as PNG bytes.
+
+    Example:
+        >>> from memguard.values.timeline import Timeline
+        >>> to_png(plot(Timeline(interval_seconds=0.01, duration_seconds=0.0)))[:4]
+        b'\\x89PNG'
+    """
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()

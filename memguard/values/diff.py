@@ -1,0 +1,382 @@
+"""L3 values: :class:`SnapshotDiff` and :func:`compare`, what changed between two snapshots.
+
+Pure functions over :class:`~memguard.values.snapshot.Snapshot` values: no
+I/O, no printing. Sites are grouped by line, file or traceback, and every
+list is sorted by absolute change, biggest first, as tracemalloc's
+``Snapshot.compare_to`` does. memguard's own frames, tracemalloc's and the
+import machinery's are left out unless ``internal=True``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ..units import format_size
+from .site import AllocationSite, Frame, is_internal
+from .snapshot import Snapshot
+
+__all__ = ["GroupBy", "SiteDelta", "SnapshotDiff", "TypeDelta", "compare"]
+
+KIND = "diff"
+GroupBy = Literal["lineno", "filename", "traceback"]
+_GROUPINGS = ("lineno", "filename", "traceback")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SiteDelta:
+    """How the live memory allocated at one site changed.
+
+    Example:
+        >>> str(SiteDelta(filename="app.py", lineno=7, size_bytes=3072,
+        ...               size_diff_bytes=2048, count=3, count_diff=2))
+        'app.py:7: 3.0 KiB (+2.0 KiB), 3 blocks (+2)'
+    """
+
+    filename: str
+    """The file of the innermost frame."""
+    lineno: int
+    """The line in it; 0 when grouped by file."""
+    size_bytes: int
+    """Live bytes at the site in the later snapshot."""
+    size_diff_bytes: int
+    """Change in live bytes since the earlier snapshot."""
+    count: int
+    """Live blocks at the site in the later snapshot."""
+    count_diff: int
+    """Change in live blocks."""
+    traceback: tuple[Frame, ...] = ()
+    """The traceback, innermost last, when grouped by traceback."""
+
+    @property
+    def where(self) -> str:
+        """``file:line``, or the file alone when grouped by file."""
+        return f"{self.filename}:{self.lineno}" if self.lineno else self.filename
+
+    def __str__(self) -> str:
+        return (f"{self.where}: {format_size(self.size_bytes)} "
+                f"({format_size(self.size_diff_bytes, signed=True)}), "
+                f"{self.count} blocks ({self.count_diff:+d})")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {"filename": self.filename, "lineno": self.lineno, "size_bytes": self.size_bytes,
+                "size_diff_bytes": self.size_diff_bytes, "count": self.count,
+                "count_diff": self.count_diff,
+                "traceback": [f.to_dict() for f in self.traceback]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SiteDelta:
+        """Rebuild from :meth:`to_dict`."""
+        return cls(filename=str(data["filename"]), lineno=int(data["lineno"]),
+                   size_bytes=int(data["size_bytes"]),
+                   size_diff_bytes=int(data["size_diff_bytes"]), count=int(data["count"]),
+                   count_diff=int(data["count_diff"]),
+                   traceback=tuple(Frame.from_dict(f) for f in data.get("traceback", ())))
+
+
+@dataclass(frozen=True, slots=True)
+class TypeDelta:
+    """How many live objects of one type there are, and the change.
+
+    Example:
+        >>> str(TypeDelta("dict", 120, 20))
+        'dict: 120 (+20)'
+    """
+
+    name: str
+    """The type's name, module-qualified unless a builtin."""
+    count: int
+    """Live objects in the later snapshot."""
+    count_diff: int
+    """Change since the earlier snapshot."""
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.count} ({self.count_diff:+d})"
+
+
+def _delta_sort_key(delta: SiteDelta) -> tuple[int, int, int, str, int]:
+    return (-abs(delta.size_diff_bytes), -abs(delta.count_diff), -delta.size_bytes,
+            delta.filename, delta.lineno)
+
+
+def _type_sort_key(delta: TypeDelta) -> tuple[int, int, str]:
+    return (-abs(delta.count_diff), -delta.count, delta.name)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SnapshotDiff:
+    """What changed from one :class:`Snapshot` to a later one.
+
+    A figure either snapshot lacks is absent (``None``) here too, with the
+    reason in :attr:`absent`. Sites and types that did not change are left
+    out.
+
+    Example:
+        >>> diff = SnapshotDiff(before="a", after="b", by="lineno", traced_diff_bytes=4096)
+        >>> str(diff)
+        'diff a -> b: traced +4.0 KiB'
+
+    .. versionadded:: 0.1.0
+    """
+
+    before: str | None
+    """The earlier snapshot's label."""
+    after: str | None
+    """The later snapshot's label."""
+    by: GroupBy
+    """How sites are grouped: ``"lineno"``, ``"filename"`` or ``"traceback"``."""
+    elapsed_seconds: float = 0.0
+    """Time between the two snapshots."""
+    sites: tuple[SiteDelta, ...] | None = None
+    """Changed sites, biggest absolute change first."""
+    types: tuple[TypeDelta, ...] | None = None
+    """Changed object counts by type, biggest absolute change first."""
+    traced_diff_bytes: int | None = None
+    """Change in the traced Python heap."""
+    rss_diff_bytes: int | None = None
+    """Change in the process's resident set size."""
+    uss_diff_bytes: int | None = None
+    """Change in the process's unique set size."""
+    fds_opened: tuple[str, ...] = ()
+    """Descriptors open in the later snapshot only (``"fd -> path"``)."""
+    fds_closed: tuple[str, ...] = ()
+    """Descriptors open in the earlier snapshot only."""
+    threads_started: tuple[str, ...] = ()
+    """Names of threads alive in the later snapshot only."""
+    threads_ended: tuple[str, ...] = ()
+    """Names of threads alive in the earlier snapshot only."""
+    include: tuple[str, ...] = ()
+    """File patterns sites were limited to."""
+    exclude: tuple[str, ...] = ()
+    """File patterns left out."""
+    absent: tuple[tuple[str, str], ...] = ()
+    """Figures that could not be compared: ``(field name, reason)``."""
+
+    @property
+    def sites_diff_bytes(self) -> int | None:
+        """The sum of the site changes shown (after filtering)."""
+        return None if self.sites is None else sum(s.size_diff_bytes for s in self.sites)
+
+    def __str__(self) -> str:
+        head = f"diff {self.before or 'before'} -> {self.after or 'after'}"
+        parts = []
+        if self.traced_diff_bytes is not None:
+            parts.append(f"traced {format_size(self.traced_diff_bytes, signed=True)}")
+        if self.rss_diff_bytes is not None:
+            parts.append(f"RSS {format_size(self.rss_diff_bytes, signed=True)}")
+        if self.types:
+            parts.append(f"{len(self.types)} types changed")
+        return f"{head}: " + (", ".join(parts) if parts else "no figures")
+
+    def reason(self, name: str) -> str | None:
+        """Why figure *name* is absent, or ``None`` when it was compared."""
+        return dict(self.absent).get(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict; :meth:`from_dict` reverses it."""
+        return {
+            "kind": KIND, "before": self.before, "after": self.after, "by": self.by,
+            "elapsed_seconds": self.elapsed_seconds,
+            "sites": None if self.sites is None else [s.to_dict() for s in self.sites],
+            "types": None if self.types is None else [[t.name, t.count, t.count_diff]
+                                                      for t in self.types],
+            "traced_diff_bytes": self.traced_diff_bytes, "rss_diff_bytes": self.rss_diff_bytes,
+            "uss_diff_bytes": self.uss_diff_bytes, "fds_opened": list(self.fds_opened),
+            "fds_closed": list(self.fds_closed), "threads_started": list(self.threads_started),
+            "threads_ended": list(self.threads_ended), "include": list(self.include),
+            "exclude": list(self.exclude), "absent": dict(self.absent),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SnapshotDiff:
+        """Rebuild a diff from :meth:`to_dict`'s output."""
+        by = data["by"]
+        if by not in _GROUPINGS:
+            raise ValueError(f"unknown grouping by={by!r}")
+        sites, types = data.get("sites"), data.get("types")
+
+        def _opt(name: str) -> int | None:
+            value = data.get(name)
+            return None if value is None else int(value)
+
+        def _strs(name: str) -> tuple[str, ...]:
+            return tuple(str(x) for x in data.get(name, ()))
+
+        return cls(
+            before=data.get("before"), after=data.get("after"), by=by,
+            elapsed_seconds=float(data.get("elapsed_seconds", 0.0)),
+            sites=None if sites is None else tuple(SiteDelta.from_dict(s) for s in sites),
+            types=None if types is None else tuple(TypeDelta(str(n), int(c), int(d))
+                                                   for n, c, d in types),
+            traced_diff_bytes=_opt("traced_diff_bytes"), rss_diff_bytes=_opt("rss_diff_bytes"),
+            uss_diff_bytes=_opt("uss_diff_bytes"), fds_opened=_strs("fds_opened"),
+            fds_closed=_strs("fds_closed"), threads_started=_strs("threads_started"),
+            threads_ended=_strs("threads_ended"), include=_strs("include"),
+            exclude=_strs("exclude"),
+            absent=tuple((str(k), str(v)) for k, v in dict(data.get("absent", {})).items()),
+        )
+
+    def _repr_html_(self) -> str:
+        return str(importlib.import_module("memguard.report").render(self, "html", charts=False))
+
+    def _repr_markdown_(self) -> str:
+        return str(importlib.import_module("memguard.report").render(self, "markdown"))
+
+
+def _patterns(value: str | Iterable[str] | None, name: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    patterns = tuple(value)
+    for pattern in patterns:
+        if not isinstance(pattern, str):
+            raise TypeError(f"{name} must be file patterns (strings), got {pattern!r}")
+    return patterns
+
+
+def _group(sites: Sequence[AllocationSite], by: str, keep: Any) -> dict[Any, list[Any]]:
+    """Sum sizes and counts per grouping key: ``key -> [size, count, site]``."""
+    groups: dict[Any, list[Any]] = {}
+    get = groups.get
+    for site in sites:
+        if not keep(site.filename):
+            continue
+        if by == "lineno":
+            key: Any = (site.filename, site.lineno)
+        elif by == "filename":
+            key = site.filename
+        else:
+            key = site.traceback or (site.filename, site.lineno)
+        entry = get(key)
+        if entry is None:
+            groups[key] = [site.size_bytes, site.count, site]
+        else:
+            entry[0] += site.size_bytes
+            entry[1] += site.count
+    return groups
+
+
+def _site_deltas(before: Snapshot, after: Snapshot, by: str, *, include: tuple[str, ...],
+                 exclude: tuple[str, ...], internal: bool) -> tuple[SiteDelta, ...] | None:
+    if before.sites is None or after.sites is None:
+        return None
+    verdicts: dict[str, bool] = {}
+
+    def keep(filename: str) -> bool:
+        verdict = verdicts.get(filename)
+        if verdict is None:
+            verdict = verdicts[filename] = (
+                (internal or not is_internal(filename))
+                and (not include or any(fnmatch.fnmatch(filename, p) for p in include))
+                and not any(fnmatch.fnmatch(filename, p) for p in exclude))
+        return verdict
+
+    old = _group(before.sites, by, keep)
+    new = _group(after.sites, by, keep)
+    deltas = []
+    for key, (size, count, site) in new.items():
+        was = old.pop(key, None)
+        size_diff, count_diff = (size, count) if was is None else (size - was[0], count - was[1])
+        if size_diff or count_diff:
+            deltas.append(SiteDelta(
+                filename=site.filename, lineno=0 if by == "filename" else site.lineno,
+                size_bytes=size, size_diff_bytes=size_diff, count=count, count_diff=count_diff,
+                traceback=site.traceback if by == "traceback" else ()))
+    for size, count, site in old.values():
+        deltas.append(SiteDelta(
+            filename=site.filename, lineno=0 if by == "filename" else site.lineno,
+            size_bytes=0, size_diff_bytes=-size, count=0, count_diff=-count,
+            traceback=site.traceback if by == "traceback" else ()))
+    deltas.sort(key=_delta_sort_key)
+    return tuple(deltas)
+
+
+def _type_deltas(before: Snapshot, after: Snapshot) -> tuple[TypeDelta, ...] | None:
+    if before.types is None or after.types is None:
+        return None
+    old = dict(before.types)
+    deltas = [TypeDelta(name, count, count - old.pop(name, 0)) for name, count in after.types]
+    deltas.extend(TypeDelta(name, 0, -count) for name, count in old.items())
+    return tuple(sorted((d for d in deltas if d.count_diff), key=_type_sort_key))
+
+
+def _minus(a: int | None, b: int | None) -> int | None:
+    return None if a is None or b is None else a - b
+
+
+def _multiset_minus(a: Iterable[str], b: Iterable[str]) -> tuple[str, ...]:
+    return tuple(sorted((Counter(a) - Counter(b)).elements()))
+
+
+def compare(
+    before: Snapshot,
+    after: Snapshot,
+    *,
+    by: GroupBy = "lineno",
+    include: str | Iterable[str] | None = None,
+    exclude: str | Iterable[str] | None = None,
+    internal: bool = False,
+) -> SnapshotDiff:
+    """What changed from *before* to *after*.
+
+    Args:
+        before: The earlier snapshot.
+        after: The later snapshot.
+        by: Group sites by ``"lineno"`` (file and line), ``"filename"`` or
+            ``"traceback"`` (the full traceback, as deep as tracemalloc kept).
+        include: Keep only sites whose file matches one of these
+            :mod:`fnmatch` patterns (``"*/myapp/*"``).
+        exclude: Leave out sites whose file matches one of these patterns.
+        internal: Keep memguard's own frames, tracemalloc's and the import
+            machinery's, which are left out by default.
+
+    Returns:
+        A :class:`SnapshotDiff`; sites and types sorted by absolute change.
+
+    Raises:
+        ValueError: *by* is not one of the groupings.
+        TypeError: *before* or *after* is not a :class:`Snapshot`.
+
+    Example:
+        >>> a = Snapshot(label="a", timestamp=0.0, sites=())
+        >>> b = Snapshot(label="b", timestamp=1.0, sites=(
+        ...     AllocationSite(filename="app.py", lineno=3, size_bytes=100, count=1),))
+        >>> [str(s) for s in compare(a, b).sites]
+        ['app.py:3: 100 B (+100 B), 1 blocks (+1)']
+    """
+    if by not in _GROUPINGS:
+        raise ValueError(f"by must be one of 'lineno', 'filename', 'traceback', got {by!r}")
+    for name, value in (("before", before), ("after", after)):
+        if not isinstance(value, Snapshot):
+            raise TypeError(f"{name} must be a memguard Snapshot, not {type(value).__name__}")
+    inc, exc = _patterns(include, "include"), _patterns(exclude, "exclude")
+    absent: dict[str, str] = {}
+    for name in ("sites", "types", "traced_bytes", "rss_bytes", "uss_bytes", "fds"):
+        why = before.reason(name) or after.reason(name)
+        if why is not None:
+            absent[name] = why
+    opened: tuple[str, ...] = ()
+    closed: tuple[str, ...] = ()
+    if before.fds is not None and after.fds is not None:
+        old_fds = {f"{fd} -> {path}" for fd, path in before.fds}
+        new_fds = {f"{fd} -> {path}" for fd, path in after.fds}
+        opened, closed = tuple(sorted(new_fds - old_fds)), tuple(sorted(old_fds - new_fds))
+    return SnapshotDiff(
+        before=before.label, after=after.label, by=by,
+        elapsed_seconds=after.timestamp - before.timestamp,
+        sites=_site_deltas(before, after, by, include=inc, exclude=exc, internal=internal),
+        types=_type_deltas(before, after),
+        traced_diff_bytes=_minus(after.traced_bytes, before.traced_bytes),
+        rss_diff_bytes=_minus(after.rss_bytes, before.rss_bytes),
+        uss_diff_bytes=_minus(after.uss_bytes, before.uss_bytes),
+        fds_opened=opened, fds_closed=closed,
+        threads_started=_multiset_minus(after.threads, before.threads),
+        threads_ended=_multiset_minus(before.threads, after.threads),
+        include=inc, exclude=exc, absent=tuple(sorted(absent.items())),
+    )

@@ -1,0 +1,221 @@
+"""L3 values: versioned JSON files for every memguard value; never pickle.
+
+A file is one JSON object, gzip-compressed when its name ends in ``.gz``::
+
+    {"format": "memguard", "version": 1, "kind": "snapshot",
+     "memguard": "0.1.0", "data": {...}}
+
+``kind`` picks the class that reads ``data``. Kinds are registered by name
+with :func:`register_kind`, either as a ``from_dict`` callable or as a lazy
+``"module:Class"`` string, so that loading a file imports only what it needs.
+Loading never runs code from the file. Every damaged, truncated, foreign or
+newer-version file raises :class:`~memguard.exceptions.SnapshotFormatError`
+naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib
+import json
+import os
+import zlib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from .._version import __version__
+from ..exceptions import SnapshotFormatError
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "dumps", "load", "loads", "register_kind", "save"]
+
+FORMAT = "memguard"
+"""The value of the ``format`` field that marks a memguard file."""
+FORMAT_VERSION = 1
+"""The newest file format version this memguard writes and reads."""
+
+_GZIP_MAGIC = b"\x1f\x8b"
+FromDict = Callable[[Mapping[str, Any]], Any]
+_kinds: dict[str, FromDict | str] = {
+    "snapshot": "memguard.values.snapshot:Snapshot",
+    "diff": "memguard.values.diff:SnapshotDiff",
+    "timeline": "memguard.values.timeline:Timeline",
+    "limit": "memguard.values.limit:LimitReport",
+    "leak": "memguard.values.leak:LeakReport",
+}
+
+
+def register_kind(kind: str, reader: FromDict | str) -> None:
+    """Teach :func:`load` to read files of *kind*.
+
+    Args:
+        kind: The ``kind`` string the value's ``to_dict()`` writes.
+        reader: A ``from_dict(data) -> value`` callable, or ``"module:Class"``
+            naming a class with a ``from_dict`` classmethod, imported only when
+            such a file is loaded.
+
+    Example:
+        >>> register_kind("limit", "memguard.values.limit:LimitReport")
+    """
+    if not isinstance(kind, str) or not kind:
+        raise ValueError(f"kind must be a non-empty string, got {kind!r}")
+    if not (callable(reader) or (isinstance(reader, str) and ":" in reader)):
+        raise TypeError(f"reader must be a from_dict callable or 'module:Class', got {reader!r}")
+    _kinds[kind] = reader
+
+
+def _reader(kind: str) -> FromDict:
+    reader = _kinds[kind]
+    if isinstance(reader, str):
+        module, _, name = reader.partition(":")
+        reader = getattr(importlib.import_module(module), name).from_dict
+        _kinds[kind] = reader
+    return reader
+
+
+def _kind_of(value: Any) -> tuple[str, dict[str, Any]]:
+    to_dict = getattr(value, "to_dict", None)
+    if to_dict is None:
+        raise TypeError(f"cannot save {type(value).__name__}: it has no to_dict()")
+    data = to_dict()
+    kind = data.get("kind") if isinstance(data, dict) else None
+    if not isinstance(kind, str):
+        raise TypeError(f"cannot save {type(value).__name__}: its to_dict() has no 'kind'")
+    return kind, data
+
+
+def dumps(value: Any, *, indent: int | None = None) -> str:
+    """The JSON text :func:`save` writes for *value* (indented when asked).
+
+    Example:
+        >>> from memguard.values.timeline import Timeline
+        >>> dumps(Timeline(interval_seconds=0.1, duration_seconds=1.0))[:40]
+        '{"format": "memguard", "version": 1, "ki'
+    """
+    kind, data = _kind_of(value)
+    envelope = {"format": FORMAT, "version": FORMAT_VERSION, "kind": kind,
+                "memguard": __version__, "data": data}
+    return json.dumps(envelope, indent=indent, allow_nan=False)
+
+
+def save(value: Any, path: str | os.PathLike[str]) -> Path:
+    """Write *value* (any memguard value with ``to_dict``) to *path*.
+
+    The file is gzip-compressed when the name ends in ``.gz``. It is written
+    to a temporary name and renamed, so a crash never leaves half a file
+    under the real name.
+
+    Returns:
+        The path written, as a :class:`~pathlib.Path`.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> from memguard.values.timeline import Timeline
+        >>> target = pathlib.Path(tempfile.mkdtemp()) / "t.json"
+        >>> save(Timeline(interval_seconds=0.1, duration_seconds=1.0), target).name
+        't.json'
+    """
+    target = Path(path)
+    payload = dumps(value).encode("utf-8")
+    if target.name.endswith(".gz"):
+        payload = gzip.compress(payload, compresslevel=6, mtime=0)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    try:
+        partial.write_bytes(payload)
+        os.replace(partial, target)
+    finally:
+        if partial.exists():
+            partial.unlink()
+    return target
+
+
+def loads(raw: bytes | str, *, name: str = "<memory>") -> Any:
+    """Read a value from the bytes (or text) of a memguard file.
+
+    Args:
+        raw: The file's content, gzip-compressed or not.
+        name: What to call the source in error messages.
+
+    Raises:
+        SnapshotFormatError: The content is damaged, truncated, foreign, of
+            an unknown kind or from a newer memguard.
+
+    Example:
+        >>> loads(dumps(loads('{"format": "memguard", "version": 1, "kind": "diff", '
+        ...                   '"data": {"by": "lineno"}}'))).by
+        'lineno'
+    """
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8")
+    if raw.startswith(_GZIP_MAGIC):
+        try:
+            raw = gzip.decompress(raw)
+        except EOFError:
+            raise SnapshotFormatError(name, "truncated gzip data (the file ends early)") from None
+        except (OSError, zlib.error) as error:
+            raise SnapshotFormatError(name, f"damaged gzip data ({error})") from None
+    elif name.endswith(".gz"):
+        raise SnapshotFormatError(name, "the name ends in .gz but the content is not gzip")
+    if not raw.strip():
+        raise SnapshotFormatError(name, "the file is empty")
+    try:
+        envelope = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise SnapshotFormatError(name, f"not a memguard file: not UTF-8 text "
+                                        f"(byte {error.start})") from None
+    except json.JSONDecodeError as error:
+        raise SnapshotFormatError(name, f"not valid JSON, damaged or truncated: {error.msg} at "
+                                        f"line {error.lineno} column {error.colno}") from None
+    return _from_envelope(envelope, name)
+
+
+def _from_envelope(envelope: Any, name: str) -> Any:
+    if not isinstance(envelope, dict) or envelope.get("format") != FORMAT:
+        raise SnapshotFormatError(name, "not a memguard file (no \"format\": \"memguard\" field)")
+    version = envelope.get("version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise SnapshotFormatError(name, f"bad format version {version!r}")
+    if version > FORMAT_VERSION:
+        raise SnapshotFormatError(
+            name, f"written by a newer memguard ({envelope.get('memguard', '?')}, format "
+                  f"version {version}); this memguard {__version__} reads up to version "
+                  f"{FORMAT_VERSION}: upgrade memguard")
+    kind = envelope.get("kind")
+    if not isinstance(kind, str) or kind not in _kinds:
+        known = ", ".join(sorted(_kinds))
+        raise SnapshotFormatError(name, f"unknown kind {kind!r} (known: {known})")
+    data = envelope.get("data")
+    if not isinstance(data, dict):
+        raise SnapshotFormatError(name, f"the {kind} has no data object")
+    try:
+        reader = _reader(kind)
+    except (ImportError, AttributeError) as error:
+        raise SnapshotFormatError(name, f"cannot read kind {kind!r} here: {error}") from None
+    try:
+        return reader(data)
+    except KeyError as error:
+        raise SnapshotFormatError(name, f"damaged {kind}: missing field {error}") from None
+    except (TypeError, ValueError, AttributeError) as error:
+        raise SnapshotFormatError(name, f"damaged {kind}: {error}") from None
+
+
+def load(path: str | os.PathLike[str]) -> Any:
+    """Read a memguard file: a snapshot, diff, timeline, limit or leak report, ...
+
+    The class is chosen by the file's ``kind`` (see :func:`register_kind`);
+    gzip is recognised by its content, whatever the name.
+
+    Raises:
+        SnapshotFormatError: The file is damaged, truncated, foreign, of an
+            unknown kind or from a newer memguard; the message names it.
+        OSError: The file cannot be read (missing, refused).
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> from memguard.values.timeline import Timeline
+        >>> target = pathlib.Path(tempfile.mkdtemp()) / "t.json.gz"
+        >>> _ = save(Timeline(interval_seconds=0.1, duration_seconds=1.0), target)
+        >>> load(target).interval_seconds
+        0.1
+    """
+    return loads(Path(path).read_bytes(), name=os.fspath(path))

@@ -1,0 +1,342 @@
+"""L3 values: :class:`Snapshot`, the state of the process's memory at one moment.
+
+A snapshot keeps plain data only: allocation statistics by site (while
+tracemalloc traces), live objects by type name, process memory (RSS, USS),
+open descriptors and threads, the time, and Python/platform metadata. A
+figure that cannot be measured is *absent* (``None``), with the reason kept
+in :attr:`Snapshot.absent`; it is never recorded as zero.
+
+:func:`take_snapshot` reads the measurement layer (:mod:`memguard._tracing`,
+:mod:`memguard.process`, :mod:`memguard.objects`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import platform
+import sys
+import time
+import tracemalloc
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .. import _tracing, objects, process
+from ..exceptions import MeasurementUnavailable
+from ..units import format_size
+from .site import AllocationSite, Frame, is_internal, site_sort_key
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+__all__ = ["Snapshot", "take_snapshot"]
+
+KIND = "snapshot"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Snapshot:
+    """The process's memory at one moment, as plain data.
+
+    Every measured figure is optional: ``None`` means *absent*, and
+    :attr:`absent` says why (tracemalloc was not tracing, psutil cannot read
+    USS here, ...). Absent is never written as zero.
+
+    Example:
+        >>> snap = Snapshot(label="start", timestamp=0.0, traced_bytes=2048,
+        ...                 sites=(AllocationSite(filename="app.py", lineno=3,
+        ...                                       size_bytes=2048, count=2),))
+        >>> str(snap)
+        'snapshot start: traced 2.0 KiB in 1 sites'
+
+    .. versionadded:: 0.1.0
+    """
+
+    label: str | None = None
+    """What the snapshot is called in reports."""
+    timestamp: float
+    """When it was taken, in seconds since the epoch."""
+    sites: tuple[AllocationSite, ...] | None = None
+    """Live traced memory by allocation site (grouped by full traceback when
+    tracemalloc keeps several frames), biggest first; ``None`` when
+    tracemalloc was not tracing."""
+    traceback_limit: int = 0
+    """Frames tracemalloc kept per allocation (0 when not tracing)."""
+    traced_bytes: int | None = None
+    """The traced Python heap in use, in bytes."""
+    traced_peak_bytes: int | None = None
+    """tracemalloc's peak counter when the snapshot was taken."""
+    types: tuple[tuple[str, int], ...] | None = None
+    """Live objects by type name, most numerous first, including objects
+    the garbage collector does not track."""
+    rss_bytes: int | None = None
+    """Resident set size of the process."""
+    uss_bytes: int | None = None
+    """Unique set size of the process (memory no other process shares)."""
+    fds: tuple[tuple[int, str], ...] | None = None
+    """Open file descriptors and what each points at."""
+    threads: tuple[str, ...] = ()
+    """Names of the live Python threads."""
+    pid: int = 0
+    """The process id."""
+    python: str = ""
+    """Python implementation and version, e.g. ``"CPython 3.11.7"``."""
+    platform: str = ""
+    """The platform string, e.g. ``"Linux-6.1-x86_64"``."""
+    absent: tuple[tuple[str, str], ...] = ()
+    """Figures that could not be measured: ``(field name, reason)``."""
+
+    def __str__(self) -> str:
+        name = f"snapshot {self.label}" if self.label else "snapshot"
+        parts = []
+        if self.traced_bytes is not None and self.sites is not None:
+            parts.append(f"traced {format_size(self.traced_bytes)} in {len(self.sites)} sites")
+        if self.types is not None:
+            parts.append(f"{sum(n for _, n in self.types)} objects")
+        if self.rss_bytes is not None:
+            parts.append(f"RSS {format_size(self.rss_bytes)}")
+        return f"{name}: " + (", ".join(parts) if parts else "no figures")
+
+    def reason(self, name: str) -> str | None:
+        """Why figure *name* is absent, or ``None`` when it was measured.
+
+        Example:
+            >>> Snapshot(timestamp=0.0, absent=(("uss_bytes", "refused"),)).reason("uss_bytes")
+            'refused'
+        """
+        return dict(self.absent).get(name)
+
+    def top_sites(self, n: int = 10, *, internal: bool = False) -> tuple[AllocationSite, ...]:
+        """The *n* biggest sites, leaving out memguard's and importlib's own by default.
+
+        Example:
+            >>> Snapshot(timestamp=0.0).top_sites()
+            ()
+        """
+        if self.sites is None:
+            return ()
+        chosen = [s for s in self.sites if internal or not is_internal(s.filename)]
+        return tuple(chosen[:n])
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict; :meth:`from_dict` reverses it.
+
+        Sites are written as compact rows ``[filename, lineno, size, count,
+        traceback]`` because a snapshot may hold 100,000 of them.
+
+        Example:
+            >>> Snapshot(timestamp=1.5).to_dict()["kind"]
+            'snapshot'
+        """
+        sites = None
+        if self.sites is not None:
+            sites = [[s.filename, s.lineno, s.size_bytes, s.count,
+                      [[f.filename, f.lineno] for f in s.traceback]] for s in self.sites]
+        return {
+            "kind": KIND,
+            "label": self.label,
+            "timestamp": self.timestamp,
+            "sites": sites,
+            "traceback_limit": self.traceback_limit,
+            "traced_bytes": self.traced_bytes,
+            "traced_peak_bytes": self.traced_peak_bytes,
+            "types": None if self.types is None else [[k, n] for k, n in self.types],
+            "rss_bytes": self.rss_bytes,
+            "uss_bytes": self.uss_bytes,
+            "fds": None if self.fds is None else [[fd, path] for fd, path in self.fds],
+            "threads": list(self.threads),
+            "pid": self.pid,
+            "python": self.python,
+            "platform": self.platform,
+            "absent": dict(self.absent),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Snapshot:
+        """Rebuild a snapshot from :meth:`to_dict`'s output.
+
+        Raises:
+            KeyError, TypeError, ValueError: *data* is not a snapshot.
+
+        Example:
+            >>> Snapshot.from_dict(Snapshot(timestamp=2.0).to_dict()).timestamp
+            2.0
+        """
+        sites = None
+        if data["sites"] is not None:
+            frames: dict[tuple[str, int], Frame] = {}
+            sites = tuple(
+                AllocationSite(filename=str(f), lineno=int(ln), size_bytes=int(size),
+                               count=int(count), traceback=_frames(tb, frames))
+                for f, ln, size, count, tb in data["sites"]
+            )
+        types = data.get("types")
+        fds = data.get("fds")
+        return cls(
+            label=None if data.get("label") is None else str(data["label"]),
+            timestamp=float(data["timestamp"]),
+            sites=sites,
+            traceback_limit=int(data.get("traceback_limit", 0)),
+            traced_bytes=_opt_int(data.get("traced_bytes")),
+            traced_peak_bytes=_opt_int(data.get("traced_peak_bytes")),
+            types=None if types is None else tuple((str(k), int(n)) for k, n in types),
+            rss_bytes=_opt_int(data.get("rss_bytes")),
+            uss_bytes=_opt_int(data.get("uss_bytes")),
+            fds=None if fds is None else tuple((int(fd), str(p)) for fd, p in fds),
+            threads=tuple(str(t) for t in data.get("threads", ())),
+            pid=int(data.get("pid", 0)),
+            python=str(data.get("python", "")),
+            platform=str(data.get("platform", "")),
+            absent=tuple((str(k), str(v)) for k, v in dict(data.get("absent", {})).items()),
+        )
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the snapshot as versioned JSON (gzip when *path* ends in ``.gz``).
+
+        Returns:
+            The path written.
+
+        Example:
+            >>> import tempfile, pathlib
+            >>> target = pathlib.Path(tempfile.mkdtemp()) / "s.json.gz"
+            >>> Snapshot(timestamp=0.0).save(target).name
+            's.json.gz'
+        """
+        files = importlib.import_module("memguard.values.files")
+        return files.save(self, path)  # type: ignore[no-any-return]
+
+    def _repr_html_(self) -> str:
+        return str(importlib.import_module("memguard.report").render(self, "html", charts=False))
+
+    def _repr_markdown_(self) -> str:
+        return str(importlib.import_module("memguard.report").render(self, "markdown"))
+
+
+def _opt_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _frames(rows: Iterable[Any], cache: dict[tuple[str, int], Frame]) -> tuple[Frame, ...]:
+    out = []
+    for filename, lineno in rows:
+        key = (str(filename), int(lineno))
+        frame = cache.get(key)
+        if frame is None:
+            frame = cache[key] = Frame(filename=key[0], lineno=key[1])
+        out.append(frame)
+    return tuple(out)
+
+
+def group_traces(snapshot: tracemalloc.Snapshot) -> tuple[AllocationSite, ...]:
+    """Group a tracemalloc snapshot's traces by full traceback.
+
+    A site keeps its frames in :attr:`AllocationSite.traceback` (innermost
+    last) only when there are several; a one-frame site is its filename and
+    line.
+
+    Example:
+        >>> import tracemalloc
+        >>> group_traces(tracemalloc.Snapshot([], 1))
+        ()
+    """
+    # The raw trace tuples (domain, size, frames most recent first, nframe)
+    # are read directly: building tracemalloc's Trace/Traceback objects
+    # for every block is most of what Snapshot.statistics() costs.
+    raw = getattr(snapshot.traces, "_traces", None)
+    if raw is None:  # pragma: no cover - other Python implementations
+        raw = [(0, t.size, tuple((f.filename, f.lineno) for f in reversed(t.traceback)), 0)
+               for t in snapshot.traces]
+    groups: dict[Any, list[int]] = {}
+    get = groups.get
+    for trace in raw:
+        entry = get(trace[2])
+        if entry is None:
+            groups[trace[2]] = [trace[1], 1]
+        else:
+            entry[0] += trace[1]
+            entry[1] += 1
+    frames: dict[tuple[str, int], Frame] = {}
+    sites = [
+        AllocationSite(filename=tb[0][0], lineno=tb[0][1], size_bytes=size, count=count,
+                       traceback=_frames(reversed(tb), frames) if len(tb) > 1 else ())
+        for tb, (size, count) in groups.items()
+    ]
+    sites.sort(key=site_sort_key)
+    return tuple(sites)
+
+
+def take_snapshot(label: str | None = None, *, census: bool = True) -> Snapshot:
+    """Measure the process's memory now.
+
+    Args:
+        label: What to call the snapshot in reports.
+        census: Count live objects by type (one pass over the heap, the
+            costliest part); ``False`` leaves :attr:`Snapshot.types` absent.
+
+    Returns:
+        An immutable :class:`Snapshot` holding no user objects.
+
+    Note:
+        Allocation sites exist only while tracemalloc traces (start it with
+        :func:`memguard.record`, ``tracemalloc.start()`` or ``-X
+        tracemalloc``); memguard does not start tracing for a snapshot,
+        because sites of allocations made before tracing began are unknown.
+        memguard's own work here is left out of every open peak.
+
+    Example:
+        >>> snap = take_snapshot("here", census=False)
+        >>> snap.label, snap.rss_bytes is not None or snap.reason("rss_bytes") is not None
+        ('here', True)
+    """
+    if label is not None and not isinstance(label, str):
+        raise TypeError(f"label must be a string or None, not {type(label).__name__} {label!r}")
+    absent: dict[str, str] = {}
+    sites = None
+    traced = peak = None
+    limit = 0
+    with _tracing.excluded():
+        timestamp = time.time()
+        if tracemalloc.is_tracing():
+            traced, peak = tracemalloc.get_traced_memory()
+            limit = tracemalloc.get_traceback_limit()
+        # The census comes first, so that it does not count this snapshot's
+        # own site records.
+        types = None
+        if census:
+            counts = objects.count_types(untracked=True)
+            types = tuple(sorted(((str(k), int(n)) for k, n in counts.items()),
+                                 key=lambda kv: (-kv[1], kv[0])))
+            del counts
+        else:
+            absent["types"] = "the object census was switched off (census=False)"
+        if traced is not None:
+            raw = tracemalloc.take_snapshot()
+            sites = group_traces(raw)
+            del raw
+        else:
+            absent["sites"] = absent["traced_bytes"] = (
+                "tracemalloc was not tracing; start it (memguard.record(), "
+                "tracemalloc.start() or python -X tracemalloc) to see allocation sites")
+    rss = _measure(process.rss_bytes, "rss_bytes", absent)
+    uss = _measure(process.uss_bytes, "uss_bytes", absent)
+    try:
+        fds: tuple[tuple[int, str], ...] | None = tuple(sorted(process.open_fds().items()))
+    except MeasurementUnavailable as error:
+        fds, absent["fds"] = None, str(error)
+    return Snapshot(
+        label=label, timestamp=timestamp, sites=sites, traceback_limit=limit,
+        traced_bytes=traced, traced_peak_bytes=peak, types=types, rss_bytes=rss,
+        uss_bytes=uss, fds=fds, threads=tuple(sorted(process.thread_names().values())),
+        pid=os.getpid(), python=f"{platform.python_implementation()} {platform.python_version()}",
+        platform=f"{platform.platform()} ({sys.platform})",
+        absent=tuple(sorted(absent.items())),
+    )
+
+
+def _measure(read: Any, name: str, absent: dict[str, str]) -> int | None:
+    try:
+        return int(read())
+    except MeasurementUnavailable as error:
+        absent[name] = str(error)
+        return None
