@@ -1,0 +1,140 @@
+"""L6 front end: the ``memguard`` command line.
+
+Subcommands, one module each, each with ``add_arguments(parser)`` and
+``run(args) -> int``:
+
+* ``memguard run [options] script.py [args...]`` / ``memguard run [options]
+  -m module [args...]``: run a program under memguard and write a run file
+  (:mod:`memguard.cli.run`).
+* ``memguard report FILE``: summarise a run or snapshot file
+  (:mod:`memguard.cli.report`).
+* ``memguard diff A B``: what grew between two files (:mod:`memguard.cli.diff`).
+
+Exit codes:
+
+* ``0``: success (``run``: the program's own exit code is returned, whatever it is).
+* ``1``: an input file is missing, unreadable, damaged or not a memguard
+  file, or an output could not be written.
+* ``2``: a usage error: bad option or size, unknown format, an output that
+  exists without ``--force``, no such script or module.
+* ``3``: ``run --limit``: the program succeeded but its peak went over the limit.
+
+Errors print one line on stderr (``memguard: ...``), never a memguard
+traceback. ``memguard --help`` imports nothing heavy: each subcommand
+imports what it needs inside ``run``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from .._version import __version__
+from ..exceptions import CommandError, MemguardError
+from . import diff as diff_command
+from . import report as report_command
+from . import run as run_command
+from .options import (
+    EXIT_ERROR,
+    EXIT_LIMIT,
+    EXIT_OK,
+    EXIT_USAGE,
+    FORMATS,
+    add_display_options,
+)
+
+__all__ = [
+    "EXIT_ERROR",
+    "EXIT_LIMIT",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "FORMATS",
+    "add_display_options",
+    "build_parser",
+    "main",
+]
+
+_EPILOG = """\
+examples:
+  memguard run app.py --input data.csv     run a script, write a run file
+  memguard run --rss --limit "500 MB" -m mypkg.cli serve
+  memguard report memguard-app.1234.json   peak, top sites and timeline
+  memguard report run.json --format html --output run.html
+  memguard diff before.json after.json     what grew between two files
+
+exit codes: 0 success (run: the program's own code), 1 unreadable or
+damaged file, 2 usage error, 3 run --limit exceeded.
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors become :class:`CommandError`."""
+
+    def error(self, message: str) -> NoReturn:
+        raise CommandError(f"{self.prog}: {message} (see '{self.prog} --help')",
+                           exit_code=EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``memguard`` argument parser, with every subcommand.
+
+    Example:
+        >>> build_parser().prog
+        'memguard'
+    """
+    parser = _Parser(prog="memguard", description="Run a program under memguard, and report "
+                     "on its memory.", epilog=_EPILOG,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"memguard {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, module in (("run", run_command), ("report", report_command),
+                         ("diff", diff_command)):
+        sub = commands.add_parser(name, help=module.HELP, description=module.DESCRIPTION,
+                                  epilog=module.EPILOG, usage=module.USAGE, allow_abbrev=False,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.add_arguments(sub)
+        sub.set_defaults(handler=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``memguard`` command line and return its exit code.
+
+    Args:
+        argv: The arguments after ``memguard``; ``sys.argv[1:]`` when ``None``.
+
+    Returns:
+        The exit code (see the module docstring).
+
+    Example:
+        >>> main(["--version"])  # doctest: +SKIP
+        memguard 0.1.0
+        0
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    program: list[str] = []
+    if args and args[0] == "run":
+        args, program = run_command.split_program(args)
+    try:
+        namespace = build_parser().parse_args(args)
+        if namespace.command is None:
+            raise CommandError("memguard: no command given; try 'memguard --help'",
+                               exit_code=EXIT_USAGE)
+        namespace.program_args = program
+        return int(namespace.handler(namespace))
+    except SystemExit as stop:  # --help and --version
+        return stop.code if isinstance(stop.code, int) else EXIT_OK
+    except CommandError as error:
+        _fail(str(error))
+        return error.exit_code
+    except MemguardError as error:
+        _fail(f"memguard: {error}")
+        return EXIT_ERROR
+
+
+def _fail(message: str) -> None:
+    sys.stdout.flush()
+    first = message if message.startswith("memguard") else f"memguard: {message}"
+    print(first.replace("\n", " "), file=sys.stderr)

@@ -1,0 +1,209 @@
+"""L6 front end: ``memguard run``, run a program under memguard and write a run file.
+
+The program runs in this process, as ``python`` would run it (its own
+``sys.argv``, ``__main__`` and exit code); see :mod:`memguard.guards.run`.
+Everything memguard prints goes to stderr, so the program's stdout is its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import TextIO
+
+from ..exceptions import CommandError
+from ..units import format_size
+from .options import (
+    EXIT_ERROR,
+    EXIT_LIMIT,
+    EXIT_USAGE,
+    check_output,
+    positive_float,
+    size_argument,
+)
+
+__all__ = ["DESCRIPTION", "EPILOG", "HELP", "USAGE", "add_arguments", "run", "split_program"]
+
+HELP = "run a program under memguard and write a run file"
+USAGE = "memguard run [options] (script.py | -m module) [args ...]"
+DESCRIPTION = """\
+Run a Python script or module as `python` would (its own sys.argv, __main__
+and exit code), trace its memory, sample a timeline, and write a run file for
+`memguard report`. Options go before the script; everything after it is the
+program's. memguard's own messages go to stderr."""
+EPILOG = """\
+examples:
+  memguard run app.py --input data.csv
+  memguard run -m mypkg.cli serve --port 8000
+  memguard run --rss --children --interval 0.05 pipeline.py
+  memguard run --limit "500 MB" --output run.json app.py
+  memguard report run.json
+
+exit code: the program's own; 2 when memguard cannot start it (bad option,
+no such script or module, existing --output without --force); 3 when the
+program succeeded but went over --limit; 1 when the run file cannot be written.
+"""
+
+_VALUE_OPTIONS = frozenset({"--interval", "--output", "-o", "--limit"})
+_STATUS_EVERY = 0.2
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``memguard run``'s options to *parser*.
+
+    Example:
+        >>> parser = argparse.ArgumentParser()
+        >>> add_arguments(parser)
+        >>> parser.parse_args(["--rss", "app.py"]).rss
+        True
+    """
+    parser.add_argument("--interval", type=positive_float, default=0.01, metavar="SECONDS",
+                        help="seconds between timeline samples (default 0.01)")
+    parser.add_argument("-o", "--output", metavar="PATH",
+                        help="the run file to write (default memguard-NAME.PID.json)")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing --output")
+    parser.add_argument("--limit", type=size_argument, metavar="SIZE",
+                        help="fail (exit 3) when the peak goes over SIZE, such as '500 MB' or "
+                             "'1 GiB': the traced Python heap, or the process's RSS "
+                             "above its start with --rss")
+    parser.add_argument("--rss", action="store_true",
+                        help="also measure process memory (RSS), native allocations included")
+    parser.add_argument("--children", action="store_true",
+                        help="also sample the memory of child processes (psutil)")
+    parser.add_argument("-m", dest="module", metavar="module",
+                        help="run a library module as a script, as `python -m` does")
+    parser.add_argument("script", nargs="?", help="the script to run, then its arguments")
+
+
+def split_program(args: list[str]) -> tuple[list[str], list[str]]:
+    """Split ``["run", memguard options..., program, program args...]`` in two.
+
+    The first word that is not one of ``memguard run``'s options (or the
+    module after ``-m``) is the program; the words after it are its own,
+    dashes included. ``--`` ends memguard's options explicitly.
+
+    Returns:
+        memguard's arguments (up to and including the script or ``-m module``)
+        and the program's arguments.
+
+    Example:
+        >>> split_program(["run", "--rss", "app.py", "--rss", "x"])
+        (['run', '--rss', 'app.py'], ['--rss', 'x'])
+        >>> split_program(["run", "-mhttp.server", "8000"])
+        (['run', '-m', 'http.server'], ['8000'])
+    """
+    index = 1
+    while index < len(args):
+        word = args[index]
+        if word == "--":
+            return args[:index] + args[index + 1:index + 2], args[index + 2:]
+        if word == "-m":
+            return args[:index + 2], args[index + 2:]
+        if word.startswith("-m") and not word.startswith("--"):
+            return [*args[:index], "-m", word[2:]], args[index + 1:]
+        if word.startswith("-") and word != "-":
+            index += 2 if word in _VALUE_OPTIONS else 1
+            continue
+        return args[:index + 1], args[index + 1:]
+    return args, []
+
+
+class _StatusLine:
+    """``elapsed, current, peak`` on a terminal's stderr, rewritten in place."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.last = 0.0
+        self.shown = False
+
+    def __call__(self, seconds: float, traced_bytes: int, peak_bytes: int,
+                 rss_bytes: int | None) -> None:
+        now = time.monotonic()
+        if now - self.last < _STATUS_EVERY:
+            return
+        self.last = now
+        text = (f"memguard: {seconds:6.1f} s  current {format_size(traced_bytes)}"
+                f"  peak {format_size(peak_bytes)}")
+        if rss_bytes is not None:
+            text += f"  rss {format_size(rss_bytes)}"
+        self.stream.write(f"\r\x1b[K{text}")
+        self.stream.flush()
+        self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+
+
+def default_output(target: str) -> str:
+    """``memguard-NAME.PID.json`` in the current directory.
+
+    Example:
+        >>> default_output("tools/app.py").startswith("memguard-app.")
+        True
+    """
+    name = os.path.splitext(os.path.basename(target.rstrip("/")))[0] or "run"
+    return f"memguard-{name}.{os.getpid()}.json"
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the program named in *args*, write its run file, return its exit code.
+
+    Example:
+        >>> from memguard.cli import main
+        >>> main(["run", "-m", "this_module_does_not_exist"])  # doctest: +SKIP
+        2
+    """
+    from ..guards.run import Program, run_program
+
+    target = args.module or args.script
+    if target is None:
+        raise CommandError("memguard run: give a script or -m module to run",
+                           exit_code=EXIT_USAGE)
+    program = Program(target, tuple(args.program_args), module=args.module is not None)
+    output = args.output or default_output(target)
+    check_output(output, force=args.force)
+    program.check()
+    status = _StatusLine(sys.stderr) if sys.stderr.isatty() else None
+    try:
+        result = run_program(program, interval=args.interval, rss=args.rss,
+                             children=args.children, limit_bytes=args.limit, on_sample=status)
+    finally:
+        if status is not None:
+            status.clear()
+    sys.stdout.flush()
+    _save(result, output)
+    _summarise(result, output)
+    if result.limit is not None and result.limit.exceeded:
+        print(f"memguard: {result.limit.message()}", file=sys.stderr)
+        return result.exit_code or EXIT_LIMIT
+    return result.exit_code
+
+
+def _save(result: object, path: str) -> None:
+    from ..values.files import save
+
+    try:
+        save(result, path)
+    except OSError as error:
+        raise CommandError(f"cannot write the run file {path!r}: {error.strerror or error}",
+                           exit_code=EXIT_ERROR) from None
+
+
+def _summarise(result: object, output: str) -> None:
+    from ..values.run import RunReport
+
+    assert isinstance(result, RunReport)
+    line = (f"memguard: {result.command}: exit code {result.exit_code}, "
+            f"traced peak {format_size(result.traced_peak_bytes)} at "
+            f"{result.peak_seconds:.2f} s of {result.duration_seconds:.2f} s")
+    if result.rss_peak_bytes is not None:
+        line += f", peak RSS {format_size(result.rss_peak_bytes)}"
+    if result.children_peak_bytes is not None:
+        line += f", with children {format_size(result.children_peak_bytes)}"
+    print(line, file=sys.stderr)
+    print(f"memguard: wrote {output}; report on it with: memguard report {output}",
+          file=sys.stderr)

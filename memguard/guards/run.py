@@ -1,0 +1,342 @@
+"""L4 guards: run a whole program as ``python`` would, and measure it.
+
+:class:`Program` runs a script or a module (``-m``) in this process with its
+own ``sys.argv``, ``__main__`` and ``sys.path[0]``, and keeps its exit code;
+an uncaught exception prints the program's own traceback (memguard's and
+runpy's frames left out) through :func:`sys.excepthook`, as ``python`` does.
+
+:func:`run_program` wraps that in a traced peak window and a sampling thread:
+the peak is tracemalloc's exact counter; the thread records the timeline,
+when the peak happened (to one interval), the allocation sites each time the
+traced level grows 25% past the last capture, and process memory (the
+kernel's exact high-water mark for ``rss=True``, sampled psutil figures for
+child processes).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import importlib.util
+import os
+import runpy
+import shlex
+import sys
+import threading
+import time
+import tracemalloc
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+
+from .. import _tracing, process
+from .._optional import require
+from ..exceptions import CommandError
+from ..values.limit import LimitReport, SitesStatus
+from ..values.run import RunReport
+from ..values.site import AllocationSite, is_internal, sites_from_snapshot
+from ..values.snapshot import take_snapshot
+from .record import record
+
+__all__ = ["Program", "run_program"]
+
+_CAPTURE_GROWTH = 1.25
+_CAPTURE_FLOOR = 256 * 1024
+_KEPT_SITES = 20
+_PEAK_NOISE = 64 * 1024
+_FINAL_SITES = 50
+
+OnSample = Callable[[float, int, int, int | None], None]
+_ATTRIBUTED = 0.80
+_HIDDEN_FILES = frozenset({runpy.__file__, "<frozen runpy>"})
+
+
+@dataclass(frozen=True, slots=True)
+class Program:
+    """A program to run: a script path or a module name, and its arguments.
+
+    Example:
+        >>> Program("app.py", ("--fast",)).command
+        'app.py --fast'
+        >>> Program("http.server", ("8000",), module=True).command
+        '-m http.server 8000'
+    """
+
+    target: str
+    """The script's path, or the module's name when :attr:`module` is true."""
+    args: tuple[str, ...] = ()
+    """The program's arguments (``sys.argv[1:]``)."""
+    module: bool = False
+    """Run :attr:`target` as ``python -m`` does."""
+
+    @property
+    def command(self) -> str:
+        """The command line after ``memguard run``, shell-quoted."""
+        head = ["-m", self.target] if self.module else [self.target]
+        return shlex.join([*head, *self.args])
+
+    def check(self) -> None:
+        """Fail early, as ``python`` does, when there is nothing to run.
+
+        Raises:
+            CommandError: The script does not exist, or the module is not found
+                (exit code 2).
+        """
+        if self.module:
+            try:
+                found = importlib.util.find_spec(self.target) is not None
+            except (ImportError, ValueError):
+                found = False
+            if not found:
+                raise CommandError(f"no module named {self.target!r}", exit_code=2)
+        elif not os.path.exists(self.target):
+            raise CommandError(f"can't open file {self.target!r}: no such file", exit_code=2)
+
+    def execute(self, keep: list[object] | None = None) -> tuple[int, str | None]:
+        """Run the program here and now, restoring ``sys.argv`` and ``sys.path`` after.
+
+        Args:
+            keep: If given, the program's globals are appended to it when it
+                ends normally, so that what it still holds can be measured.
+
+        Returns:
+            The exit code, and ``"Type: message"`` when the program raised.
+
+        Example:
+            >>> import pathlib, tempfile
+            >>> script = pathlib.Path(tempfile.mkdtemp()) / "bye.py"
+            >>> _ = script.write_text("raise SystemExit(4)\\n")
+            >>> Program(str(script)).execute()
+            (4, None)
+        """
+        saved_argv, saved_path = sys.argv[:], sys.path[:]
+        sys.argv = [self.target, *self.args]  # runpy puts a module's own path first
+        try:
+            if self.module:
+                sys.path.insert(0, os.getcwd())
+                namespace = runpy.run_module(self.target, run_name="__main__", alter_sys=True)
+            else:
+                sys.path.insert(0, os.path.dirname(os.path.realpath(self.target)))
+                namespace = runpy.run_path(self.target, run_name="__main__")
+        except SystemExit as stop:
+            return _exit_code(stop.code), None
+        except BaseException as error:  # the program's own failure, shown as python would
+            _show_traceback(error)
+            code = 130 if isinstance(error, KeyboardInterrupt) else 1
+            return code, f"{type(error).__name__}: {error}"
+        finally:
+            sys.argv, sys.path[:] = saved_argv, saved_path
+        if keep is not None:
+            keep.append(namespace)
+        return 0, None
+
+
+def _exit_code(code: object) -> int:
+    """The process exit code for ``SystemExit(code)``, as the interpreter computes it."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return 1
+
+
+def _show_traceback(error: BaseException) -> None:
+    tb: TracebackType | None = error.__traceback__
+    while tb is not None and _hidden(tb.tb_frame.f_code.co_filename):
+        tb = tb.tb_next
+    sys.excepthook(type(error), error.with_traceback(tb), tb)
+
+
+def _hidden(filename: str) -> bool:
+    return filename in _HIDDEN_FILES or is_internal(filename)
+
+
+def _children_rss() -> int:
+    """Resident memory of every child process, recursively (sampled through psutil)."""
+    psutil = require("psutil")
+    total = 0
+    for child in psutil.Process().children(recursive=True):
+        try:
+            total += int(child.memory_info().rss)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return total
+
+
+class _Watcher:
+    """A thread that watches a run: when the peak moves, the sites near it,
+    the children's memory, and the status line's figures."""
+
+    def __init__(self, window: _tracing.PeakWindow, *, interval: float, children: bool,
+                 rss: bool, baseline: tracemalloc.Snapshot | None,
+                 on_sample: OnSample | None) -> None:
+        self.window = window
+        self.interval = interval
+        self.want_children = children
+        self.want_rss = rss
+        self.baseline = baseline
+        self.on_sample = on_sample
+        self.children: list[tuple[float, int]] = []
+        self.started = time.perf_counter()
+        self.peak_total = window.peak_total_bytes
+        self.peak_seconds = 0.0
+        self.sites: tuple[AllocationSite, ...] = ()
+        self.sites_level = 0
+        self.sites_seconds = 0.0
+        self._stopped = False
+        self._thread = threading.Thread(target=self._loop, name="memguard-run-watcher",
+                                        daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped = True
+        self._thread.join()
+        self.sample()  # the end of the program is part of its run
+
+    def _loop(self) -> None:
+        # Short sleeps rather than Event.wait(): a wait allocates a lock on
+        # every call, which the traced heap would show.
+        due = 0.0
+        while not self._stopped:
+            now = time.perf_counter() - self.started
+            if now >= due:
+                self.sample()
+                due = now + self.interval
+            time.sleep(min(self.interval, 0.005))
+
+    def sample(self) -> None:
+        if not tracemalloc.is_tracing():
+            return
+        now = time.perf_counter() - self.started
+        current, _ = _tracing.refresh()
+        level = current - self.window.start_bytes
+        peak_total = self.window.peak_total_bytes
+        if peak_total > self.peak_total + max(_PEAK_NOISE, self.peak_total // 100):
+            # memguard's own bookkeeping creeps the peak up by bytes; a move
+            # of more than 1% is the program's.
+            self.peak_total, self.peak_seconds = peak_total, now
+        if level >= max(_CAPTURE_FLOOR, self.sites_level * _CAPTURE_GROWTH):
+            self._capture(now)
+        rss = process.rss_bytes() if self.want_rss or self.want_children else None
+        if self.want_children and rss is not None:
+            self.children.append((now, rss + _children_rss()))
+        if self.on_sample is not None:
+            self.on_sample(now, max(0, level), max(0, peak_total - self.window.start_bytes),
+                           rss if self.want_rss else None)
+
+    def _capture(self, now: float) -> None:
+        with _tracing.excluded():
+            level = tracemalloc.get_traced_memory()[0] - self.window.start_bytes
+            snapshot = tracemalloc.take_snapshot()
+            sites = sites_from_snapshot(snapshot, baseline=self.baseline, top=_KEPT_SITES + 5)
+            self.sites = tuple(s for s in sites if not _hidden(s.filename))[:_KEPT_SITES]
+            self.sites_level, self.sites_seconds = level, now
+            del snapshot
+
+
+def _limit_report(run: RunReport, limit_bytes: int) -> LimitReport:
+    timeline = run.timeline
+    if run.rss:
+        return LimitReport(
+            label=run.command, source="rss", method=timeline.rss_peak_method,
+            limit_bytes=limit_bytes, peak_bytes=timeline.rss_peak_above_start_bytes or 0,
+            start_bytes=timeline.rss_start_bytes or 0, duration_seconds=run.duration_seconds,
+            sites_status="unavailable", interval_seconds=timeline.interval_seconds,
+        )
+    status: SitesStatus = "peak" if run.sites_fraction >= _ATTRIBUTED else "partial"
+    if not run.sites:
+        status = "unattributed"
+    return LimitReport(
+        label=run.command, source="python", method="tracemalloc", limit_bytes=limit_bytes,
+        peak_bytes=run.traced_peak_bytes, end_bytes=run.traced_end_bytes,
+        duration_seconds=run.duration_seconds, sites=run.sites, sites_status=status,
+        sites_level_bytes=run.sites_level_bytes,
+    )
+
+
+def run_program(
+    program: Program,
+    *,
+    interval: float = 0.01,
+    rss: bool = False,
+    children: bool = False,
+    limit_bytes: int | None = None,
+    on_sample: OnSample | None = None,
+) -> RunReport:
+    """Run *program* in this process under tracing, and report what it used.
+
+    Args:
+        program: What to run.
+        interval: Seconds between timeline samples.
+        rss: Measure the process's resident memory too (native allocations
+            included): the exact peak from the kernel's high-water mark where
+            available, and a sample per interval; ``limit_bytes`` then
+            applies to it.
+        children: Also sample the memory of child processes (psutil); the
+            figures are the process and its children together.
+        limit_bytes: Judge the peak against this limit (the RSS peak above the
+            start with *rss*, else the traced peak); see :attr:`RunReport.limit`.
+        on_sample: Called from the watching thread every interval with the
+            seconds elapsed, the traced level, the traced peak so far (both
+            above the start) and the RSS (``None`` without *rss*).
+
+    Returns:
+        The run's report. The program's exit code is in it; an uncaught
+        exception has been printed (``sys.excepthook``) and counts as exit code 1.
+
+    Raises:
+        CommandError: There is no such script or module.
+        ValueError: *interval* is not a positive number.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> script = pathlib.Path(tempfile.mkdtemp()) / "hello.py"
+        >>> _ = script.write_text("data = bytearray(10**6)\\n")
+        >>> run = run_program(Program(str(script)))
+        >>> run.exit_code, run.traced_peak_bytes >= 10**6
+        (0, True)
+    """
+    if isinstance(interval, bool) or not isinstance(interval, int | float) or not interval > 0:
+        raise ValueError(f"interval must be a positive number of seconds, got {interval!r}")
+    program.check()
+    started_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    baseline = None
+    if tracemalloc.is_tracing():
+        with _tracing.excluded():
+            baseline = tracemalloc.take_snapshot()
+    kept: list[object] = []
+    # The outer window keeps tracing on after the recording ends, for the
+    # snapshot of what the program still holds (not part of its timeline).
+    outer = _tracing.begin()
+    try:
+        with record(interval, label=program.command, rss=rss or children) as recording:
+            window = _tracing.begin()
+            watcher = _Watcher(window, interval=float(interval), children=children, rss=rss,
+                               baseline=baseline, on_sample=on_sample)
+            with _tracing.excluded():
+                watcher.start()
+            try:
+                exit_code, error = program.execute(kept)
+            finally:
+                duration = time.perf_counter() - watcher.started
+                watcher.stop()
+                _tracing.end(window)
+        final = take_snapshot(f"{program.command} (end)")
+        final = dataclasses.replace(final, sites=final.top_sites(_FINAL_SITES))
+        kept.clear()
+    finally:
+        _tracing.end(outer)
+    run = RunReport(
+        command=program.command, argv=(program.target, *program.args), exit_code=exit_code,
+        error=error, started_at=started_at, duration_seconds=duration,
+        timeline=recording.timeline, peak_seconds=min(watcher.peak_seconds, duration),
+        sites=watcher.sites, sites_level_bytes=watcher.sites_level,
+        sites_seconds=watcher.sites_seconds, rss=rss, children=tuple(watcher.children),
+        final=final,
+    )
+    if limit_bytes is not None:
+        run = dataclasses.replace(run, limit=_limit_report(run, limit_bytes))
+    return run

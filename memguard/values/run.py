@@ -1,0 +1,191 @@
+"""L3 values: :class:`RunReport`, what ``memguard run`` measured in a program.
+
+A run file is this value as versioned JSON (kind ``"run"``, see
+:mod:`memguard.values.files`). It holds plain data only: the command and its
+exit code, the timeline with the exact peaks, when the traced peak happened,
+the allocation sites live near the peak, child-process memory when asked
+for, a snapshot of what the program still held when it ended, and the
+verdict of ``--limit``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..units import format_size
+from .files import register_kind
+from .limit import LimitReport
+from .site import AllocationSite
+from .snapshot import Snapshot
+from .timeline import Timeline
+
+__all__ = ["RunReport"]
+
+KIND = "run"
+"""The ``kind`` of a run file."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunReport:
+    """What ``memguard run`` measured while a program ran.
+
+    Example:
+        >>> from memguard.values.timeline import Timeline
+        >>> run = RunReport(command="app.py --fast", argv=("app.py", "--fast"), exit_code=0,
+        ...                 duration_seconds=2.0, peak_seconds=1.25,
+        ...                 timeline=Timeline(interval_seconds=0.01, duration_seconds=2.0,
+        ...                                   traced_start_bytes=0,
+        ...                                   traced_peak_bytes=3 * 1024**2))
+        >>> str(run)
+        'app.py --fast: traced peak 3.0 MiB at 1.25 s of 2.00 s, exit code 0'
+
+    .. versionadded:: 0.1.0
+    """
+
+    command: str
+    """The command as typed after ``memguard run`` (``app.py --fast``, ``-m pkg``)."""
+    argv: tuple[str, ...]
+    """The program's ``sys.argv`` as it started."""
+    exit_code: int
+    """The program's exit code (1 for an uncaught exception, as under ``python``)."""
+    duration_seconds: float
+    """How long the program ran."""
+    timeline: Timeline
+    """The samples, and the exact traced and RSS peaks (absolute levels)."""
+    peak_seconds: float = 0.0
+    """When the traced peak happened, in seconds from the start (to one sampling interval)."""
+    error: str | None = None
+    """``"ValueError: bad input"`` when the program raised, else ``None``."""
+    started_at: str = ""
+    """When the program started, as an ISO 8601 UTC time."""
+    sites: tuple[AllocationSite, ...] = ()
+    """The top allocation sites live at the highest level captured, biggest first."""
+    sites_level_bytes: int = 0
+    """The traced level (above the start) at which :attr:`sites` were captured."""
+    sites_seconds: float = 0.0
+    """When :attr:`sites` were captured, in seconds from the start."""
+    rss: bool = False
+    """Whether process memory was asked for (``--rss``)."""
+    children: tuple[tuple[float, int], ...] = ()
+    """``(seconds, bytes)`` samples of the process and its children's resident
+    memory together (``--children``), oldest first."""
+    limit: LimitReport | None = None
+    """The verdict of ``--limit``, or ``None`` when no limit was set."""
+    final: Snapshot | None = None
+    """What the program still held when it ended (top sites, object counts, RSS)."""
+
+    @property
+    def traced_peak_bytes(self) -> int:
+        """The exact peak of the traced Python heap above its level at the start."""
+        return self.timeline.traced_peak_above_start_bytes or 0
+
+    @property
+    def traced_end_bytes(self) -> int:
+        """Traced Python heap still live when the program ended, above the start."""
+        end, start = self.timeline.traced_end_bytes, self.timeline.traced_start_bytes
+        return 0 if end is None or start is None else end - start
+
+    @property
+    def rss_peak_bytes(self) -> int | None:
+        """The process's peak resident memory (absolute), native allocations included."""
+        return self.timeline.rss_peak_bytes
+
+    @property
+    def children_peak_bytes(self) -> int | None:
+        """The highest sampled memory of the process with its children, or ``None``."""
+        return max((n for _, n in self.children), default=None)
+
+    @property
+    def sites_fraction(self) -> float:
+        """How close to the peak the sites were captured (1.0: at the peak).
+
+        Example:
+            >>> from memguard.values.timeline import Timeline
+            >>> RunReport(command="a.py", argv=("a.py",), exit_code=0, duration_seconds=1.0,
+            ...           timeline=Timeline(interval_seconds=0.01, duration_seconds=1.0),
+            ...           ).sites_fraction
+            0.0
+        """
+        if self.traced_peak_bytes <= 0:
+            return 0.0
+        return min(1.0, self.sites_level_bytes / self.traced_peak_bytes)
+
+    def peak_snapshot(self) -> Snapshot:
+        """The sites at the peak as a :class:`Snapshot`, for comparing two runs.
+
+        Example:
+            >>> from memguard.values.timeline import Timeline
+            >>> run = RunReport(command="a.py", argv=("a.py",), exit_code=0,
+            ...                 duration_seconds=1.0,
+            ...                 timeline=Timeline(interval_seconds=0.01, duration_seconds=1.0))
+            >>> run.peak_snapshot().label
+            'a.py (peak)'
+        """
+        return Snapshot(label=f"{self.command} (peak)", timestamp=self.timeline.started_at
+                        + self.sites_seconds, sites=self.sites,
+                        traced_bytes=self.sites_level_bytes,
+                        rss_bytes=self.rss_peak_bytes,
+                        absent=() if self.rss_peak_bytes is not None else
+                        (("rss_bytes", "the run did not measure RSS (memguard run --rss)"),))
+
+    def __str__(self) -> str:
+        text = (f"{self.command}: traced peak {format_size(self.traced_peak_bytes)} at "
+                f"{self.peak_seconds:.2f} s of {self.duration_seconds:.2f} s, "
+                f"exit code {self.exit_code}")
+        if self.rss and self.rss_peak_bytes is not None:
+            text += f", peak RSS {format_size(self.rss_peak_bytes)}"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict; :meth:`from_dict` reverses it."""
+        return {
+            "kind": KIND,
+            "command": self.command,
+            "argv": list(self.argv),
+            "exit_code": self.exit_code,
+            "error": self.error,
+            "started_at": self.started_at,
+            "duration_seconds": self.duration_seconds,
+            "peak_seconds": self.peak_seconds,
+            "timeline": self.timeline.to_dict(),
+            "sites": [site.to_dict() for site in self.sites],
+            "sites_level_bytes": self.sites_level_bytes,
+            "sites_seconds": self.sites_seconds,
+            "rss": self.rss,
+            "children": [[round(t, 6), n] for t, n in self.children],
+            "limit": None if self.limit is None else self.limit.to_dict(),
+            "final": None if self.final is None else self.final.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunReport:
+        """Rebuild a report from :meth:`to_dict`'s output.
+
+        Raises:
+            KeyError, TypeError, ValueError: *data* is not a run's dict.
+        """
+        if data.get("kind", KIND) != KIND:
+            raise ValueError(f"not a run: kind {data.get('kind')!r}")
+        limit, final, error = data.get("limit"), data.get("final"), data.get("error")
+        return cls(
+            command=str(data["command"]),
+            argv=tuple(str(arg) for arg in data["argv"]),
+            exit_code=int(data["exit_code"]),
+            error=None if error is None else str(error),
+            started_at=str(data.get("started_at", "")),
+            duration_seconds=float(data["duration_seconds"]),
+            peak_seconds=float(data.get("peak_seconds", 0.0)),
+            timeline=Timeline.from_dict(data["timeline"]),
+            sites=tuple(AllocationSite.from_dict(s) for s in data.get("sites", ())),
+            sites_level_bytes=int(data.get("sites_level_bytes", 0)),
+            sites_seconds=float(data.get("sites_seconds", 0.0)),
+            rss=bool(data.get("rss", False)),
+            children=tuple((float(t), int(n)) for t, n in data.get("children", ())),
+            limit=None if limit is None else LimitReport.from_dict(limit),
+            final=None if final is None else Snapshot.from_dict(final),
+        )
+
+
+register_kind(KIND, "memguard.values.run:RunReport")
