@@ -1,0 +1,20 @@
+"""Helpers for the plugin's pytester tests."""
+
+from __future__ import annotations
+
+import pytest
+
+# pytest-memray is installed next to memguard and owns limit_memory/limit_leaks
+# whenever it is loaded, and its start-up sets an environment variable and
+# creates a folder; runs that test memguard alone leave it out.
+NO_MEMRAY = ("-p", "no:memray", "-p", "no:cacheprovider")
+
+
+@pytest.fixture
+def run(pytester: pytest.Pytester):  # type: ignore[no-untyped-def]
+    """Run pytest in-process on pytester's folder, without pytest-memray."""
+
+    def run_pytest(*args: str) -> pytest.RunResult:
+        return pytester.runpytest(*NO_MEMRAY, *args)
+
+    return run_pytest

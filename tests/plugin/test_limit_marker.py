@@ -1,0 +1,179 @@
+"""The memguard_limit marker and the default budget, on both sides of each limit."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+Run = Callable[..., pytest.RunResult]
+
+ALLOC_2MB = """
+import pytest
+
+{marks}
+def test_alloc():
+    data = bytearray(2_000_000)
+    del data
+"""
+
+
+def make(pytester: pytest.Pytester, marks: str = "") -> None:
+    pytester.makepyfile(test_alloc=ALLOC_2MB.format(marks=marks))
+
+
+@pytest.mark.parametrize(("size", "passed"), [("1 MB", False), ("4 MB", True)])
+def test_marker_on_both_sides(pytester: pytest.Pytester, run: Run, size: str,
+                              passed: bool) -> None:
+    make(pytester, f'@pytest.mark.memguard_limit("{size}")')
+    result = run()
+    result.assert_outcomes(passed=int(passed), failed=int(not passed))
+
+
+def test_failure_reads_as_assertion_without_memguard_frames(pytester: pytest.Pytester,
+                                                            run: Run) -> None:
+    make(pytester, '@pytest.mark.memguard_limit("1 MB")')
+    result = run()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "E   memguard.exceptions.MemoryLimitExceeded: Memory limit exceeded in "
+        "test_alloc.py::test_alloc: peak 1.9 MiB > limit 976.6 KiB (+*), traced Python heap",
+        "*- memguard -*",
+        "measured: traced Python heap (tracemalloc)",
+        "FAILED test_alloc.py::test_alloc - memguard.exceptions.MemoryLimitExceeded*",
+    ])
+    text = result.stdout.str()
+    assert "memguard/guards" not in text
+    assert "memguard/_pytest" not in text
+    assert "pluggy/" not in text
+
+
+def test_marker_keywords_are_limits(pytester: pytest.Pytester, run: Run) -> None:
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.memguard_limit(mb=1)
+        def test_over():
+            data = bytearray(2_000_000)
+
+        @pytest.mark.memguard_limit(mib=2, label="two mebibytes")
+        def test_under():
+            data = bytearray(2_000_000)
+
+        @pytest.mark.memguard_limit(kb=1500, label="small block")
+        def test_label():
+            data = bytearray(2_000_000)
+    """)
+    result = run()
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines(["*Memory limit exceeded in small block: peak 1.9 MiB*"])
+
+
+@pytest.mark.parametrize(("size", "passed"), [("5 MB", False), ("400 MB", True)])
+def test_rss_source(pytester: pytest.Pytester, run: Run, size: str, passed: bool) -> None:
+    pytester.makepyfile(f"""
+        import pytest
+
+        @pytest.mark.memguard_limit("{size}", source="rss")
+        def test_native():
+            data = b"x" * 40_000_000  # written to, so resident
+            del data
+    """)
+    result = run()
+    result.assert_outcomes(passed=int(passed), failed=int(not passed))
+    if not passed:
+        result.stdout.fnmatch_lines(["*Memory limit exceeded in *: peak * > limit 4.8 MiB*"
+                                     "process RSS*"])
+
+
+@pytest.mark.parametrize(
+    ("marker", "complaint"),
+    [
+        ('memguard_limit("1 MB", sorce="rss")', "unknown keyword 'sorce'; accepted: *source*"),
+        ('memguard_limit("lots")', "limit='lots' is not a size*"),
+        ('memguard_limit("1 MB", source="heap")', "source must be 'python' or 'rss'*"),
+        ('memguard_limit("1 MB", "2 MB")', "takes at most 1 positional argument*"),
+    ],
+)
+def test_bad_marker_is_a_usage_error(pytester: pytest.Pytester, run: Run, marker: str,
+                                     complaint: str) -> None:
+    make(pytester, f"@pytest.mark.{marker}")
+    result = run()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([
+        f"E   pytest.UsageError: test_alloc.py::test_alloc: @pytest.mark.memguard_limit: "
+        f"{complaint}",
+    ])
+
+
+@pytest.mark.parametrize(("size", "passed"), [("1MB", False), ("4MB", True)])
+def test_default_budget_option(pytester: pytest.Pytester, run: Run, size: str,
+                               passed: bool) -> None:
+    make(pytester)
+    result = run(f"--memguard-limit={size}")
+    result.assert_outcomes(passed=int(passed), failed=int(not passed))
+
+
+@pytest.mark.parametrize(("size", "passed"), [("1 MB", False), ("4 MB", True)])
+def test_default_budget_ini(pytester: pytest.Pytester, run: Run, size: str,
+                            passed: bool) -> None:
+    make(pytester)
+    pytester.makeini(f"[pytest]\nmemguard_limit = {size}\n")
+    result = run()
+    result.assert_outcomes(passed=int(passed), failed=int(not passed))
+    result.stdout.fnmatch_lines(["memguard: default limit *"])
+
+
+def test_marker_overrides_default_budget(pytester: pytest.Pytester, run: Run) -> None:
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.memguard_limit("4 MB")
+        def test_raised():
+            data = bytearray(2_000_000)
+
+        def test_default():
+            data = bytearray(2_000_000)
+    """)
+    result = run("--memguard-limit", "1 MB")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["FAILED test_*.py::test_default - *"])
+
+
+def test_bad_default_budget(pytester: pytest.Pytester, run: Run) -> None:
+    make(pytester)
+    result = run("--memguard-limit", "lots")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--memguard-limit='lots' is not a size*"])
+
+
+def test_test_error_keeps_its_own_failure(pytester: pytest.Pytester, run: Run) -> None:
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.memguard_limit("1 MB")
+        def test_raises():
+            data = bytearray(2_000_000)
+            raise KeyError("own failure")
+    """)
+    result = run()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["E * KeyError: 'own failure'",
+                                 "E * Memory limit exceeded in *::test_raises: peak 1.9 MiB*"])
+
+
+def test_help_and_markers(pytester: pytest.Pytester, run: Run) -> None:
+    result = run("--help")
+    result.stdout.fnmatch_lines([
+        "memguard: memory limits, leak checks, per-test peaks:",
+        "  --memguard *measure every test's peak memory*",
+        "  --memguard-limit=SIZE*",
+        "  --memguard-save=NAME*",
+        "  --memguard-compare=NAME*",
+    ])
+    markers = run("--markers")
+    markers.stdout.fnmatch_lines([
+        "@pytest.mark.memguard_limit(size, *, source='python'*",
+        "@pytest.mark.memguard_leaks(repeat=..., ...): call the test body repeatedly*",
+        "@pytest.mark.limit_memory(limit, *, current_thread_only=False): pytest-memray's*",
+    ])
