@@ -24,16 +24,20 @@ from .exceptions import (
     TracingError,
 )
 from .guards.limit import limit
+from .guards.profile import profile, profile_lines
 from .guards.record import record
+from .guards.watch import expect_collected, watch
 from .units import format_size, parse_size
 from .values.diff import SnapshotDiff
 from .values.diff import compare as diff
 from .values.files import load
 from .values.limit import LimitReport
+from .values.lineprofile import LineProfile
 from .values.site import AllocationSite
 from .values.snapshot import Snapshot
 from .values.snapshot import take_snapshot as snapshot
 from .values.timeline import Timeline
+from .values.watch import Survivor, WatchReport
 
 __all__ = [
     "AllocationSite",
@@ -41,24 +45,31 @@ __all__ = [
     "CommandError",
     "LeakDetected",
     "LimitReport",
+    "LineProfile",
     "MeasurementUnavailable",
     "MemguardError",
     "MemoryLimitExceeded",
     "Snapshot",
     "SnapshotDiff",
     "SnapshotFormatError",
+    "Survivor",
     "Timeline",
     "TracingError",
+    "WatchReport",
     "__version__",
     "diff",
+    "expect_collected",
     "format_size",
     "limit",
     "load",
     "load_ipython_extension",
     "parse_size",
+    "profile",
+    "profile_lines",
     "record",
     "snapshot",
     "unload_ipython_extension",
+    "watch",
 ]
 
 

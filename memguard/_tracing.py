@@ -32,7 +32,16 @@ from dataclasses import dataclass, field
 
 from .exceptions import TracingError
 
-__all__ = ["PeakWindow", "begin", "end", "excluded", "is_owned", "open_windows", "refresh"]
+__all__ = [
+    "PeakWindow",
+    "begin",
+    "end",
+    "excluded",
+    "is_owned",
+    "open_windows",
+    "rebase",
+    "refresh",
+]
 
 _lock = threading.RLock()
 _windows: list[PeakWindow] = []
@@ -117,6 +126,23 @@ def refresh() -> tuple[int, int]:
         current, peak = tracemalloc.get_traced_memory()
         _fold(peak)
         return current, peak
+
+
+def rebase() -> int:
+    """Restart the peak counter at the current level; return that level.
+
+    For the line profiler, which reads the counters with :func:`refresh` at
+    every traced line, does its own bookkeeping, then calls this: the peak
+    of the bookkeeping is dropped (like :func:`excluded`), so the next
+    reading's peak covers the profiled code alone. Only memguard's own work
+    may run between the :func:`refresh` and this call.
+
+    Returns:
+        The traced bytes when the counter restarted.
+    """
+    with _lock:
+        tracemalloc.reset_peak()
+        return tracemalloc.get_traced_memory()[0]
 
 
 @contextmanager
