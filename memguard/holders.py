@@ -208,6 +208,8 @@ def find_holder_chain(
     Returns:
         The steps (join them with :func:`format_chain`), or ``None`` when no
         chain was found within the bounds. No reference to *obj* is kept.
+        The caller's own local variables bound to *obj* are not holders
+        (they are how it was passed in); its other locals are.
 
     Example:
         >>> import memguard.holders as holders
@@ -217,7 +219,12 @@ def find_holder_chain(
         "memguard.holders.EXAMPLE['live'][0] -> Session"
         >>> del holders.EXAMPLE
     """
-    return search_holders(obj, max_depth=max_depth, max_seconds=max_seconds).steps
+    caller = sys._getframe(1)
+    try:
+        return search_holders(obj, max_depth=max_depth, max_seconds=max_seconds,
+                              excused_frames=(caller,)).steps
+    finally:
+        del caller
 
 
 def search_holders(
