@@ -39,6 +39,7 @@ examples:
   memguard run -m mypkg.cli serve --port 8000
   memguard run --rss --children --interval 0.05 pipeline.py
   memguard run --limit "500 MB" --output run.json app.py
+  memguard run --lines app.py:load app.py       # line-by-line profile of load()
   memguard report run.json
 
 exit code: the program's own; 2 when memguard cannot start it (bad option,
@@ -46,7 +47,7 @@ no such script or module, existing --output without --force); 3 when the
 program succeeded but went over --limit; 1 when the run file cannot be written.
 """
 
-_VALUE_OPTIONS = frozenset({"--interval", "--output", "-o", "--limit"})
+_VALUE_OPTIONS = frozenset({"--interval", "--output", "-o", "--limit", "--lines"})
 _STATUS_EVERY = 0.2
 
 
@@ -72,6 +73,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also measure process memory (RSS), native allocations included")
     parser.add_argument("--children", action="store_true",
                         help="also sample the memory of child processes (psutil)")
+    parser.add_argument("--lines", metavar="TARGET",
+                        help="profile one function line by line in every call: "
+                             "MODULE_OR_FILE:FUNCTION, such as app.py:load or "
+                             "mypkg.jobs:Job.run (slower; tracebacks keep 16 frames)")
     parser.add_argument("-m", dest="module", metavar="module",
                         help="run a library module as a script, as `python -m` does")
     parser.add_argument("script", nargs="?", help="the script to run, then its arguments")
@@ -170,7 +175,8 @@ def run(args: argparse.Namespace) -> int:
     status = _StatusLine(sys.stderr) if sys.stderr.isatty() else None
     try:
         result = run_program(program, interval=args.interval, rss=args.rss,
-                             children=args.children, limit_bytes=args.limit, on_sample=status)
+                             children=args.children, limit_bytes=args.limit, lines=args.lines,
+                             on_sample=status)
     finally:
         if status is not None:
             status.clear()
@@ -205,5 +211,10 @@ def _summarise(result: object, output: str) -> None:
     if result.children_peak_bytes is not None:
         line += f", with children {format_size(result.children_peak_bytes)}"
     print(line, file=sys.stderr)
+    for profile in result.lines:
+        print(profile.table(), file=sys.stderr)
+    if result.lines_target is not None and not result.lines:
+        print(f"memguard: --lines {result.lines_target}: the function was never called",
+              file=sys.stderr)
     print(f"memguard: wrote {output}; report on it with: memguard report {output}",
           file=sys.stderr)

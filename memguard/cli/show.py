@@ -106,6 +106,14 @@ def run_document(run: Any, top: int) -> Any:
         rows = [[f"{n:,}", name] for name, n in run.final.types[:top]]
         sections.append(Section("Live objects by type at the end", "",
                                 Table(["count", "type"], rows, "rl", 1)))
+    for profile in run.lines:
+        sections.append(Section(f"Line profile of {profile.label}", str(profile),
+                                lines=[line for line in
+                                       profile.table(source_width=30).splitlines()[1:]
+                                       if not line.startswith("note:")]))
+    if run.lines_target is not None and not run.lines:
+        sections.append(Section(f"Line profile of {run.lines_target}",
+                                "the function was never called"))
     caption = {"timeline": f"traced peak {format_size(run.traced_peak_bytes)} above the start "
                            f"at {run.peak_seconds:.3f} s (exact)"}
     return Document("run", f'memguard run "{run.command}"', facts, sections,

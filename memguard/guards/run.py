@@ -36,6 +36,7 @@ from ..values.limit import LimitReport, SitesStatus
 from ..values.run import RunReport
 from ..values.site import AllocationSite, is_internal, sites_from_snapshot
 from ..values.snapshot import take_snapshot
+from .profile import LineTarget
 from .record import record
 
 __all__ = ["Program", "run_program"]
@@ -45,6 +46,7 @@ _CAPTURE_FLOOR = 256 * 1024
 _KEPT_SITES = 20
 _PEAK_NOISE = 64 * 1024
 _FINAL_SITES = 50
+_LINE_FRAMES = 16
 
 OnSample = Callable[[float, int, int, int | None], None]
 _ATTRIBUTED = 0.80
@@ -264,6 +266,7 @@ def run_program(
     rss: bool = False,
     children: bool = False,
     limit_bytes: int | None = None,
+    lines: str | None = None,
     on_sample: OnSample | None = None,
 ) -> RunReport:
     """Run *program* in this process under tracing, and report what it used.
@@ -288,7 +291,8 @@ def run_program(
         exception has been printed (``sys.excepthook``) and counts as exit code 1.
 
     Raises:
-        CommandError: There is no such script or module.
+        CommandError: There is no such script or module, or *lines* is not
+            ``MODULE_OR_FILE:FUNCTION`` (exit code 2).
         ValueError: *interval* is not a positive number.
 
     Example:
@@ -302,6 +306,12 @@ def run_program(
     if isinstance(interval, bool) or not isinstance(interval, int | float) or not interval > 0:
         raise ValueError(f"interval must be a positive number of seconds, got {interval!r}")
     program.check()
+    target = None
+    if lines is not None:
+        try:
+            target = LineTarget.parse(lines)
+        except ValueError as bad:
+            raise CommandError(f"--lines: {bad}", exit_code=2) from None
     started_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     baseline = None
     if tracemalloc.is_tracing():
@@ -310,7 +320,7 @@ def run_program(
     kept: list[object] = []
     # The outer window keeps tracing on after the recording ends, for the
     # snapshot of what the program still holds (not part of its timeline).
-    outer = _tracing.begin()
+    outer = _tracing.begin(_LINE_FRAMES if target is not None else 1)
     try:
         with record(interval, label=program.command, rss=rss or children) as recording:
             window = _tracing.begin()
@@ -318,10 +328,14 @@ def run_program(
                                baseline=baseline, on_sample=on_sample)
             with _tracing.excluded():
                 watcher.start()
+            if target is not None:
+                target.attach()
             try:
                 exit_code, error = program.execute(kept)
             finally:
                 duration = time.perf_counter() - watcher.started
+                if target is not None:
+                    target.detach()
                 watcher.stop()
                 _tracing.end(window)
         final = take_snapshot(f"{program.command} (end)")
@@ -335,7 +349,8 @@ def run_program(
         timeline=recording.timeline, peak_seconds=min(watcher.peak_seconds, duration),
         sites=watcher.sites, sites_level_bytes=watcher.sites_level,
         sites_seconds=watcher.sites_seconds, rss=rss, children=tuple(watcher.children),
-        final=final,
+        final=final, lines=target.results() if target is not None else (),
+        lines_target=lines,
     )
     if limit_bytes is not None:
         run = dataclasses.replace(run, limit=_limit_report(run, limit_bytes))

@@ -17,6 +17,7 @@ from typing import Any
 from ..units import format_size
 from .files import register_kind
 from .limit import LimitReport
+from .lineprofile import LineProfile
 from .site import AllocationSite
 from .snapshot import Snapshot
 from .timeline import Timeline
@@ -75,6 +76,11 @@ class RunReport:
     """The verdict of ``--limit``, or ``None`` when no limit was set."""
     final: Snapshot | None = None
     """What the program still held when it ended (top sites, object counts, RSS)."""
+    lines: tuple[LineProfile, ...] = ()
+    """Line-by-line profiles of the function named by ``--lines``, one per
+    matching code object; empty when not asked for or never called."""
+    lines_target: str | None = None
+    """The ``--lines`` target (``MODULE_OR_FILE:FUNCTION``), or ``None``."""
 
     @property
     def traced_peak_bytes(self) -> int:
@@ -113,7 +119,10 @@ class RunReport:
         return min(1.0, self.sites_level_bytes / self.traced_peak_bytes)
 
     def peak_snapshot(self) -> Snapshot:
-        """The sites at the peak as a :class:`Snapshot`, for comparing two runs.
+        """The run at its peak as a :class:`Snapshot`, for comparing two runs.
+
+        Its sites are :attr:`sites`; its totals are the exact traced peak
+        above the start and the RSS peak.
 
         Example:
             >>> from memguard.values.timeline import Timeline
@@ -125,7 +134,7 @@ class RunReport:
         """
         return Snapshot(label=f"{self.command} (peak)", timestamp=self.timeline.started_at
                         + self.sites_seconds, sites=self.sites,
-                        traced_bytes=self.sites_level_bytes,
+                        traced_bytes=self.traced_peak_bytes,
                         rss_bytes=self.rss_peak_bytes,
                         absent=() if self.rss_peak_bytes is not None else
                         (("rss_bytes", "the run did not measure RSS (memguard run --rss)"),))
@@ -157,6 +166,8 @@ class RunReport:
             "children": [[round(t, 6), n] for t, n in self.children],
             "limit": None if self.limit is None else self.limit.to_dict(),
             "final": None if self.final is None else self.final.to_dict(),
+            "lines": [profile.to_dict() for profile in self.lines],
+            "lines_target": self.lines_target,
         }
 
     @classmethod
@@ -185,6 +196,8 @@ class RunReport:
             children=tuple((float(t), int(n)) for t, n in data.get("children", ())),
             limit=None if limit is None else LimitReport.from_dict(limit),
             final=None if final is None else Snapshot.from_dict(final),
+            lines=tuple(LineProfile.from_dict(p) for p in data.get("lines", ())),
+            lines_target=None if data.get("lines_target") is None else str(data["lines_target"]),
         )
 
 
