@@ -1,62 +1,29 @@
 """L6 front end: memguard's IPython magics.
 
-Each magic parses its options (:mod:`.options`), runs the cell through
-:class:`.code.CellCode` inside the public guard a test would use, and hands
-the resulting value to IPython, which shows it as HTML with charts in a
-notebook and as the text report in a terminal (:mod:`.show`). The magics
-hold memguard's plain values, never the user's objects.
+Each magic parses its options (:mod:`.options`, :mod:`.parsers`), runs the
+cell through :class:`.code.CellCode` inside the public guard a test would
+use, and returns the resulting value, which IPython shows as HTML with charts
+in a notebook and as the text report in a terminal (:mod:`.show`). The
+magics keep memguard's plain values, never the user's objects.
 """
 
 from __future__ import annotations
 
+import ast
+from collections import ChainMap
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 
-from ..guards.limit import limit
+from .. import _tracing
+from . import parsers
 from .cells import CellMonitor
 from .code import CellCode, cell_label
-from .options import MagicParser, documented, parse_line, size_argument
+from .options import documented, parse_line, size_argument
 
 __all__ = ["MemguardMagics"]
-
-_SNAPSHOT = MagicParser(prog="%memguard_snapshot", description=(
-    "Take a snapshot of memory (traced allocation sites, live objects by type, process\n"
-    "memory), keep it under NAME in the user namespace, and show it."))
-_SNAPSHOT.add_argument("name", metavar="NAME", help="a Python identifier to keep it under")
-_SNAPSHOT.add_argument("--no-census", dest="census", action="store_false",
-                       help="skip the count of live objects by type (faster on big heaps)")
-
-_DIFF = MagicParser(prog="%memguard_diff", description=(
-    "Compare two snapshots taken with %memguard_snapshot (or Snapshot values in the\n"
-    "namespace) and show what grew from A to B: allocation sites, types, process memory."))
-_DIFF.add_argument("before", metavar="A", help="the earlier snapshot's name")
-_DIFF.add_argument("after", metavar="B", help="the later snapshot's name")
-
-_LIMIT = MagicParser(prog="%%memguard_limit", description=(
-    "Run the cell under a peak-memory limit. Over the limit, the cell fails with\n"
-    "MemoryLimitExceeded and the same message as a test; otherwise one line reports\n"
-    "the peak. The cell's last value is its output, as without the magic."))
-_LIMIT.add_argument("size", metavar="SIZE", nargs="+",
-                    help="the limit: '100 MB', 50MiB, 1.5 GiB, 1000000 (bytes)")
-_LIMIT.add_argument("--source", choices=("python", "rss"), default="python",
-                    help="python: the traced Python heap (exact, default); "
-                         "rss: process memory, native allocations included")
-_LIMIT.add_argument("--label", default=None, help="what to call the cell in the message")
-_LIMIT.add_argument("--top", type=int, default=5,
-                    help="allocation sites listed on failure (default: 5)")
-_LIMIT.add_argument("-q", "--quiet", action="store_true",
-                    help="print nothing when the cell stays under the limit")
-
-_CELLS = MagicParser(prog="%memguard_cells", description=(
-    "Print a line after every cell with its peak and retained memory (traced Python\n"
-    "heap), or stop doing so. While on, cells run under tracemalloc, which slows\n"
-    "allocation-heavy code."))
-_CELLS.add_argument("state", choices=("on", "off"), help="turn the line on or off")
-_CELLS.add_argument("--rss", action="store_true",
-                    help="also report each cell's peak process RSS (native memory too)")
 
 
 @magics_class
@@ -69,6 +36,8 @@ class MemguardMagics(Magics):
             the prefix (``"limit"``: a ``LimitReport``, ``"leaks"``: a
             ``LeakReport``, ...), also when the cell failed.
         monitor: The per-cell line's monitor, once ``%memguard_cells`` was used.
+        tracing: The tracing window ``%memguard_snapshot --trace`` opened,
+            until ``--stop``.
 
     Example:
         ``%load_ext memguard`` registers them; ``%memguard_<name>?`` shows
@@ -80,6 +49,7 @@ class MemguardMagics(Magics):
         self.snapshots: dict[str, Any] = {}
         self.results: dict[str, Any] = {}
         self.monitor: CellMonitor | None = None
+        self.tracing: _tracing.PeakWindow | None = None
 
     @property
     def ip(self) -> InteractiveShell:
@@ -87,14 +57,23 @@ class MemguardMagics(Magics):
         assert self.shell is not None
         return self.shell
 
+    def _evaluate(self, prog: str, source: str) -> Any:
+        try:
+            code = compile(source, f"<{prog.lstrip('%')}>", "eval")
+        except SyntaxError as error:
+            raise UsageError(f"{prog}: {source!r} is not a Python expression: "
+                             f"{error.msg}") from None
+        return eval(code, self.ip.user_global_ns, self.ip.user_ns)
+
     # -- snapshots --------------------------------------------------------
 
     @line_magic
-    @documented(_SNAPSHOT, "%memguard_snapshot before\nrun_requests(100)\n"
-                           "%memguard_snapshot after\n%memguard_diff before after")
+    @documented(parsers.SNAPSHOT, "%memguard_snapshot before --trace\nrun_requests(100)\n"
+                                  "%memguard_snapshot after --stop\n"
+                                  "%memguard_diff before after")
     def memguard_snapshot(self, line: str) -> Any:
         """Take a named memory snapshot and show it."""
-        args = parse_line(_SNAPSHOT, line)
+        args = parse_line(parsers.SNAPSHOT, line)
         if args is None:
             return None
         if not args.name.isidentifier():
@@ -102,21 +81,30 @@ class MemguardMagics(Magics):
                              f"got {args.name!r}")
         from ..values.snapshot import take_snapshot
 
+        if args.trace and self.tracing is None:
+            self.tracing = _tracing.begin(nframes=1)
         value = take_snapshot(args.name, census=args.census)
+        if args.stop:
+            self.stop_tracing()
         self.snapshots[args.name] = value
         self.ip.user_ns[args.name] = value
+        self.results["snapshot"] = value
         return value
 
     @line_magic
-    @documented(_DIFF, "%memguard_diff before after")
+    @documented(parsers.DIFF, "%memguard_diff before after\n"
+                              "%memguard_diff before after --by filename --include '*/app/*'")
     def memguard_diff(self, line: str) -> Any:
         """Show what grew between two snapshots."""
-        args = parse_line(_DIFF, line)
+        args = parse_line(parsers.DIFF, line)
         if args is None:
             return None
         from ..values.diff import compare
 
-        return compare(self._snapshot(args.before), self._snapshot(args.after))
+        value = compare(self._snapshot(args.before), self._snapshot(args.after), by=args.by,
+                        include=args.include)
+        self.results["diff"] = value
+        return value
 
     def _snapshot(self, name: str) -> Any:
         from ..values.snapshot import Snapshot
@@ -129,20 +117,23 @@ class MemguardMagics(Magics):
                              f"take one with: %memguard_snapshot {name}")
         raise UsageError(f"%memguard_diff: {name!r} is a {type(value).__name__}, not a Snapshot")
 
-    # -- limits -----------------------------------------------------------
+    # -- limits and timelines ---------------------------------------------
 
     @cell_magic
-    @documented(_LIMIT, "%%memguard_limit 50 MB\nrows = load_rows('data.csv')\n\n"
-                        "%%memguard_limit 200MiB --source rss\nmatrix = numpy.ones((5000, 5000))")
+    @documented(parsers.LIMIT, "%%memguard_limit 50 MB\nrows = load_rows('data.csv')\n\n"
+                               "%%memguard_limit 200MiB --source rss\n"
+                               "matrix = numpy.ones((5000, 5000))")
     def memguard_limit(self, line: str, cell: str) -> Any:
         """Fail the cell when its peak memory goes over a limit."""
         __tracebackhide__ = True
-        args = parse_line(_LIMIT, line)
+        args = parse_line(parsers.LIMIT, line)
         if args is None:
             return None
-        size = size_argument(args.size, prog=_LIMIT.prog)
+        size = size_argument(args.size, prog=parsers.LIMIT.prog)
         if args.top < 0:
             raise UsageError(f"%%memguard_limit: --top must not be negative, got {args.top}")
+        from ..guards.limit import limit
+
         code = CellCode(self.ip, cell)
         guard = limit(size, source=args.source, label=args.label or cell_label(self.ip),
                       top=args.top)
@@ -155,13 +146,130 @@ class MemguardMagics(Magics):
             print(f"memguard: {guard.report}")
         return value
 
+    @cell_magic
+    @documented(parsers.RECORD, "%%memguard_record --interval 0.005\n"
+                                "frame = load_frame()\nsummary = frame.describe()")
+    def memguard_record(self, line: str, cell: str) -> Any:
+        """Record a timeline of memory while the cell runs and chart it."""
+        __tracebackhide__ = True
+        args = parse_line(parsers.RECORD, line)
+        if args is None:
+            return None
+        if not args.interval > 0:
+            raise UsageError(f"%%memguard_record: --interval must be positive, "
+                             f"got {args.interval}")
+        from ..guards.record import record
+
+        code = CellCode(self.ip, cell)
+        with record(args.interval, label=args.label or cell_label(self.ip),
+                    rss=args.rss) as recording:
+            code.run_quietly()
+        self.results["record"] = recording.timeline
+        return recording.timeline
+
+    # -- leaks ------------------------------------------------------------
+
+    @cell_magic
+    @documented(parsers.LEAKS, "%%memguard_leaks --repeat 50 --warmup 5\n"
+                               "handle_request(bus, 'alice')")
+    def memguard_leaks(self, line: str, cell: str) -> Any:
+        """Run the cell repeatedly and show whether it leaks, with its growth chart."""
+        __tracebackhide__ = True
+        args = parse_line(parsers.LEAKS, line)
+        if args is None:
+            return None
+        options: dict[str, Any] = {"label": args.label or cell_label(self.ip)}
+        for name, value in (("iterations", args.repeat), ("warmup", args.warmup)):
+            if value is not None:
+                if value < 0 or (name == "iterations" and value < 2):
+                    flag = "--repeat" if name == "iterations" else "--warmup"
+                    raise UsageError(f"%%memguard_leaks: {flag} is too small: {value}")
+                options[name] = value
+        from ..exceptions import LeakDetected
+        from ..guards.leaks import check_leaks
+
+        code = CellCode(self.ip, cell)
+        try:
+            report = check_leaks(code.run_quietly, **options)
+        except LeakDetected as error:
+            self.results["leaks"] = error.report
+            if args.check:
+                raise
+            return error.report
+        self.results["leaks"] = report
+        return report
+
+    @line_magic
+    @documented(parsers.HOLDERS, "%memguard_holders session\n"
+                                 "%memguard_holders --no-graph bus.handlers['request'][-1]")
+    def memguard_holders(self, line: str) -> None:
+        """Show who holds an object: the reference chain, and a graph with Graphviz."""
+        args = parse_line(parsers.HOLDERS, line, code_argument=True)
+        if args is None:
+            return
+        if args.depth < 1 or args.graph_depth < 1 or not args.seconds > 0:
+            raise UsageError("%memguard_holders: --depth, --graph-depth and --seconds "
+                             "must be positive")
+        from .holders import draw_backrefs, find_holders
+        from .show import show_png
+
+        obj = self._evaluate(parsers.HOLDERS.prog, args.expression)
+        try:
+            answer = find_holders(self.ip, args.expression, obj, max_depth=args.depth,
+                                  max_seconds=args.seconds)
+            self.results["holders"] = answer
+            print(answer)
+            if args.graph:
+                image = draw_backrefs(self.ip, obj, max_depth=args.graph_depth)
+                if isinstance(image, bytes):
+                    show_png(image)
+                else:
+                    print(f"  {image}")
+        finally:
+            del obj
+
+    # -- line profiles ----------------------------------------------------
+
+    @line_magic
+    @documented(parsers.LINES, "%memguard_lines build_index(rows, key='id')")
+    def memguard_lines(self, line: str) -> Any:
+        """Show a line-by-line memory profile of one call."""
+        args = parse_line(parsers.LINES, line, code_argument=True)
+        if args is None:
+            return None
+        try:
+            tree = ast.parse(args.call, mode="eval")
+        except SyntaxError as error:
+            raise UsageError(f"%memguard_lines: {args.call!r} is not a Python expression: "
+                             f"{error.msg}") from None
+        if not isinstance(tree.body, ast.Call):
+            raise UsageError(f"%memguard_lines: expected a call such as build(rows), "
+                             f"got {args.call!r}")
+        function = self._evaluate("%memguard_lines", ast.unparse(tree.body.func))
+        # The arguments are evaluated as the call would evaluate them, by the
+        # same call expression aimed at a function that returns them.
+        tree.body.func = ast.Name("__memguard_arguments__", ast.Load())
+        code = compile(ast.fix_missing_locations(tree), "<memguard_lines>", "eval")
+        namespace = ChainMap({"__memguard_arguments__": _arguments}, self.ip.user_ns)
+        positional, keywords = eval(code, self.ip.user_global_ns, namespace)
+        from ..guards.profile import profile_lines
+
+        try:
+            value = profile_lines(function, *positional, **keywords)
+        except TypeError as error:
+            raise UsageError(f"%memguard_lines: {error}") from None
+        finally:
+            del function, positional, keywords
+        self.results["lines"] = value
+        return value
+
     # -- per-cell line ----------------------------------------------------
 
     @line_magic
-    @documented(_CELLS, "%memguard_cells on\n%memguard_cells on --rss\n%memguard_cells off")
+    @documented(parsers.CELLS, "%memguard_cells on\n%memguard_cells on --rss\n%memguard_cells off")
     def memguard_cells(self, line: str) -> None:
         """Report every cell's peak and retained memory in a line after it."""
-        args = parse_line(_CELLS, line)
+        args = parse_line(parsers.CELLS, line)
         if args is None:
             return
         if args.state == "off":
@@ -178,8 +286,18 @@ class MemguardMagics(Magics):
         what = "traced Python heap and process RSS" if args.rss else "traced Python heap"
         print(f"memguard: per-cell line on ({what}), from the next cell")
 
+    def stop_tracing(self) -> None:
+        """End the tracing ``%memguard_snapshot --trace`` started, if any."""
+        window, self.tracing = self.tracing, None
+        if window is not None:
+            _tracing.end(window)
+
     def close(self) -> None:
-        """Turn the per-cell line off; called when the extension unloads."""
+        """Turn the per-cell line and tracing off; called when the extension unloads."""
         if self.monitor is not None:
             self.monitor.disable()
+        self.stop_tracing()
 
+
+def _arguments(*args: Any, **kwargs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    return args, kwargs

@@ -10,6 +10,7 @@ shows, ends with its parser's help.
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TypeVar
@@ -42,6 +43,33 @@ class MagicParser(argparse.ArgumentParser):
                          formatter_class=argparse.RawDescriptionHelpFormatter,
                          allow_abbrev=False)
 
+    def split_code(self, line: str) -> tuple[str, str]:
+        """Split *line* into its leading options and the Python code after them.
+
+        Code is kept exactly as typed (quotes included), which ``shlex`` would
+        not do; a ``--`` ends the options explicitly.
+
+        Example:
+            >>> parser = MagicParser(prog="%demo", description="Demo.")
+            >>> _ = parser.add_argument("--depth", type=int)
+            >>> parser.split_code('--depth 3 bus.handlers["request"][0]')
+            ('--depth 3', 'bus.handlers["request"][0]')
+        """
+        takes_value = {option for action in self._actions for option in action.option_strings
+                       if action.nargs != 0}
+        tokens = list(re.finditer(r"\S+", line))
+        index = 0
+        while index < len(tokens):
+            word = tokens[index].group()
+            if word == "--":
+                return line[:tokens[index].start()].strip(), line[tokens[index].end():].strip()
+            if not word.startswith("-") or word == "-":
+                break
+            index += 2 if word in takes_value else 1
+        if index >= len(tokens):
+            return line.strip(), ""
+        return line[:tokens[index].start()].strip(), line[tokens[index].start():].strip()
+
     def error(self, message: str) -> NoReturn:
         """Raise a ``UsageError`` instead of printing and exiting."""
         raise UsageError(f"{self.prog}: {message}\n{self.format_usage().rstrip()}")
@@ -53,8 +81,16 @@ class MagicParser(argparse.ArgumentParser):
         raise UsageError(message or f"{self.prog}: invalid arguments")
 
 
-def parse_line(parser: MagicParser, line: str) -> argparse.Namespace | None:
+def parse_line(parser: MagicParser, line: str, *,
+               code_argument: bool = False) -> argparse.Namespace | None:
     """Split *line* as a shell would and parse it.
+
+    Args:
+        parser: The magic's parser.
+        line: The magic's line, as IPython passes it.
+        code_argument: The parser's last positional argument is Python code
+            (an expression or a call): it is taken verbatim from the line,
+            after the options, instead of being split as shell words.
 
     Returns:
         The parsed options, or ``None`` when ``-h`` was given (the help has
@@ -69,12 +105,16 @@ def parse_line(parser: MagicParser, line: str) -> argparse.Namespace | None:
         >>> parse_line(parser, "'two words'")
         Namespace(name='two words')
     """
+    code: list[str] = []
+    if code_argument:
+        line, text = parser.split_code(line)
+        code = ["--", text] if text else []
     try:
         words = shlex.split(line)
     except ValueError as error:
         raise UsageError(f"{parser.prog}: cannot split {line!r}: {error}") from None
     try:
-        return parser.parse_args(words)
+        return parser.parse_args(words + code)
     except _HelpShown:
         return None
     except SystemExit as exit_:  # pragma: no cover - error() and exit() raise first

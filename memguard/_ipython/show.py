@@ -12,13 +12,14 @@ previous formatters come back when the extension is unloaded.
 from __future__ import annotations
 
 import importlib
+import io
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
-__all__ = ["VALUE_TYPES", "plain_text", "register_formatters", "show"]
+__all__ = ["VALUE_TYPES", "plain_text", "register_formatters", "show", "show_png"]
 
 VALUE_TYPES: tuple[tuple[str, str], ...] = (
     ("memguard.values.snapshot", "Snapshot"),
@@ -26,6 +27,7 @@ VALUE_TYPES: tuple[tuple[str, str], ...] = (
     ("memguard.values.leak", "LeakReport"),
     ("memguard.values.limit", "LimitReport"),
     ("memguard.values.timeline", "Timeline"),
+    ("memguard.values.lineprofile", "LineProfile"),
 )
 """The (module, class) of every value the extension formats as text."""
 
@@ -40,6 +42,11 @@ def plain_text(value: Any) -> str:
         >>> "headroom 1.0 KiB" in plain_text(report)
         True
     """
+    own = getattr(value, "render_text", None)
+    if callable(own):  # a line profile prints its own table
+        stream = io.StringIO()
+        own(stream)
+        return stream.getvalue().rstrip("\n")
     report = importlib.import_module("memguard.report")
     render = getattr(report, "render", None)
     if render is None:
@@ -88,3 +95,14 @@ def show(value: Any) -> None:
     from IPython.display import display
 
     display(value)  # type: ignore[no-untyped-call]
+
+
+def show_png(data: bytes) -> None:
+    """Display a PNG image in place (a notebook; a terminal shows a placeholder).
+
+    Example:
+        ``show_png(png_bytes)`` inside a magic.
+    """
+    from IPython.display import Image, display
+
+    display(Image(data=data, format="png"))  # type: ignore[no-untyped-call]
