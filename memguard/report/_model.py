@@ -16,7 +16,7 @@ from ..units import format_size
 from ..values.diff import SnapshotDiff
 from ..values.leak import LeakReport, format_amount
 from ..values.limit import LimitReport
-from ..values.site import AllocationSite
+from ..values.site import AllocationSite, is_internal
 from ..values.snapshot import Snapshot
 from ..values.timeline import Timeline
 
@@ -88,14 +88,16 @@ def _rest(total: int, shown: int, what: str) -> str:
 
 def _snapshot(value: Snapshot, top: int) -> Document:
     facts = [("taken", _when(value.timestamp)),
-             ("python", f"{value.python} on {value.platform}, pid {value.pid}")]
+             ("python", f"{value.python or 'unknown'} on {value.platform or 'unknown'}, "
+                        f"pid {value.pid}")]
     if value.sites is None or value.traced_bytes is None:
         facts.append(("traced Python heap", _absent(value.reason("sites"))))
     else:
         peak = "" if value.traced_peak_bytes is None else (
             f", peak {format_size(value.traced_peak_bytes)}")
-        facts.append(("traced Python heap", f"{format_size(value.traced_bytes)}{peak} in "
-                      f"{len(value.sites):,} sites (traceback limit {value.traceback_limit})"))
+        facts.append(("traced Python heap", f"{format_size(value.traced_bytes)} in "
+                      f"{len(value.sites):,} sites{peak} (traceback limit "
+                      f"{value.traceback_limit})"))
     facts.append(("process RSS", _size_or_absent(value.rss_bytes, value.reason("rss_bytes"))))
     facts.append(("process USS", _size_or_absent(value.uss_bytes, value.reason("uss_bytes"))))
     if value.types is None:
@@ -105,16 +107,17 @@ def _snapshot(value: Snapshot, top: int) -> Document:
         facts.append(("live objects", f"{total:,} in {len(value.types):,} types"))
     facts.append(("open descriptors", _absent(value.reason("fds")) if value.fds is None
                   else str(len(value.fds))))
-    facts.append(("threads", f"{len(value.threads)}: {', '.join(value.threads)}"))
+    facts.append(("threads", f"{len(value.threads)}: {', '.join(value.threads)}"
+                  if value.threads else "0"))
     sections = []
     if value.sites is None:
         sections.append(Section("Top allocation sites", _absent(value.reason("sites"))))
     else:
         shown = value.top_sites(top)
-        own = value.top_sites(len(value.sites))
+        own = sum(1 for s in value.sites if not is_internal(s.filename))
         note = "live traced memory, biggest first; memguard's own frames and the import " \
                "machinery left out"
-        rest = _rest(len(own), len(shown), "sites")
+        rest = _rest(own, len(shown), "sites")
         sections.append(Section("Top allocation sites", note + (f"; {rest}" if rest else ""),
                                 _site_table(shown)))
     if value.types is None:

@@ -10,8 +10,13 @@ from .text import sparkline
 __all__ = ["render_markdown"]
 
 
+_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]|#"} | {"<": "&lt;", ">": "&gt;",
+                                                                   "\n": " "})
+
+
 def _cell(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    """*text* with Markdown's special characters escaped (``__init__`` stays literal)."""
+    return text.translate(_SPECIAL)
 
 
 def _table(table: Table) -> list[str]:
@@ -23,10 +28,10 @@ def _table(table: Table) -> list[str]:
 
 def layout(document: Document) -> str:
     """Lay out a document as Markdown."""
-    lines = [f"### {document.title}", "", "| | |", "| --- | --- |"]
+    lines = [f"### {_cell(document.title)}", "", "| figure | value |", "| --- | --- |"]
     lines.extend(f"| {_cell(name)} | {_cell(value)} |" for name, value in document.facts)
     for section in document.sections:
-        lines += ["", f"#### {section.title}"]
+        lines += ["", f"#### {_cell(section.title)}"]
         if section.note:
             lines += ["", _cell(section.note)]
         if section.table is not None:
@@ -46,7 +51,7 @@ def render_markdown(value: Any, *, top: int = 10) -> str:
         >>> print(render_markdown(Timeline(interval_seconds=0.01, duration_seconds=0.0)), end="")
         ### memguard timeline
         <BLANKLINE>
-        | | |
+        | figure | value |
         | --- | --- |
         | samples | 0 every 10 ms over 0.000 s |
         | traced Python heap | absent |

@@ -61,9 +61,14 @@ def _size_axis(axis: Any, values: Sequence[float], *, signed: bool = False) -> N
         def tick_values(self, vmin: float, vmax: float) -> Any:
             return super().tick_values(vmin / unit, vmax / unit) * unit
 
-    axis.set_major_locator(_Binary(nbins=6, steps=[1, 2, 2.5, 5, 10]))
+    axis.set_major_locator(_Binary(nbins=6, steps=[1, 2.5, 5, 10]))
     axis.set_major_formatter(ticker.FuncFormatter(
         lambda v, _pos: format_size(v, signed=signed and v != 0)))
+
+
+def _legend_below(ax: Axes, handles: list[Any], labels: list[str]) -> None:
+    ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=2,
+              fontsize="small", frameon=False)
 
 
 def plot_timeline(timeline: Any, ax: Axes | None = None) -> Figure:
@@ -119,9 +124,9 @@ def plot_timeline(timeline: Any, ax: Axes | None = None) -> Figure:
         if rss_ax is not ax:
             lines, labels = ax.get_legend_handles_labels()
             more, more_labels = rss_ax.get_legend_handles_labels()
-            ax.legend(lines + more, labels + more_labels, loc="upper left", fontsize="small")
+            _legend_below(ax, lines + more, labels + more_labels)
     if traced and not rss:
-        ax.legend(loc="upper left", fontsize="small")
+        _legend_below(ax, *ax.get_legend_handles_labels())
     for mark in timeline.marks:
         ax.axvline(mark.time_seconds, color=_MARK, linewidth=0.8, linestyle="-.")
         ax.annotate(mark.label, xy=(mark.time_seconds, 1.0), xycoords=("data", "axes fraction"),
@@ -161,18 +166,23 @@ def plot_growth(report: LeakReport, ax: Axes | None = None) -> Figure:
     """
     if not isinstance(report, LeakReport):
         raise TypeError(f"plot_growth needs a LeakReport, not {type(report).__name__}")
-    figure, ax = _figure(ax)
+    mixed = (any(_unit_of(report, n) == "bytes" for n in report.series)
+             and any(_unit_of(report, n) != "bytes" for n in report.series))
+    separate = ax is None and mixed
+    if separate:
+        figure_module = require("matplotlib.figure", "plot")
+        figure = figure_module.Figure(figsize=(8.0, 6.4), layout="constrained")
+        ax, count_ax = figure.subplots(2, 1, sharex=True)
+    else:
+        figure, ax = _figure(ax)
+        count_ax = ax.twinx() if mixed else None
     names = {"python": "traced Python memory", "rss": "process RSS", "objects": "live objects",
              "fds": "open descriptors", "threads": "threads"}
-    count_ax = None
     byte_values: list[float] = []
     shown = []
     for i, (name, values) in enumerate(report.series.items()):
         unit = _unit_of(report, name)
-        target = ax
-        if unit != "bytes" and any(_unit_of(report, n) == "bytes" for n in report.series):
-            count_ax = count_ax or ax.twinx()
-            target = count_ax
+        target = count_ax if unit != "bytes" and count_ax is not None else ax
         color = f"C{i}"
         calls = list(range(len(values)))
         target.plot(calls, values, "o", color=color, markersize=3.5,
@@ -190,14 +200,23 @@ def plot_growth(report: LeakReport, ax: Axes | None = None) -> Figure:
     if byte_values:
         _size_axis(ax.yaxis, byte_values, signed=True)
         ax.set_ylabel("growth since the start")
-    if count_ax is not None:
+    ticker = require("matplotlib.ticker", "plot")
+    ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+    ax.set_xlabel("measured call (0 = first)")
+    if count_ax is None:
+        if shown:
+            ax.legend(loc="upper left", fontsize="small")
+    elif separate:
+        count_ax.set_ylabel("growth since the start (count)")
+        ax.set_xlabel("")
+        ax.legend(loc="upper left", fontsize="small")
+        count_ax.legend(loc="upper left", fontsize="small")
+        count_ax.set_xlabel("measured call (0 = first)")
+    else:
         count_ax.set_ylabel("count")
         lines, labels = ax.get_legend_handles_labels()
         more, more_labels = count_ax.get_legend_handles_labels()
-        ax.legend(lines + more, labels + more_labels, loc="upper left", fontsize="small")
-    elif shown:
-        ax.legend(loc="upper left", fontsize="small")
-    ax.set_xlabel("measured call")
+        _legend_below(ax, lines + more, labels + more_labels)
     ax.set_title(f"Growth per call of {report.label} ({', '.join(shown) or 'no series'})")
     return figure
 
@@ -286,7 +305,8 @@ def plot_top(value: Any, ax: Axes | None = None, *, top: int = 10) -> Figure:
     value = unwrap(value)
     panels, _kind = _top_data(value, top)
     if ax is not None or len(panels) < 2:
-        figure, ax = _figure(ax, size=(8.0, 0.9 + 0.32 * max(3, top)))
+        rows = len(panels[0][0]) if panels else 3
+        figure, ax = _figure(ax, size=(8.0, 1.2 + 0.34 * max(3, rows)))
         if panels:
             labels, values, sizes, title, signed = panels[0]
             _bars(ax, labels, values, sizes=sizes, title=title, signed=signed)
@@ -295,8 +315,8 @@ def plot_top(value: Any, ax: Axes | None = None, *, top: int = 10) -> Figure:
             ax.set_axis_off()
         return figure
     figure_module = require("matplotlib.figure", "plot")
-    figure = figure_module.Figure(figsize=(8.0, 2 * (0.9 + 0.3 * max(3, top))),
-                                  layout="constrained")
+    height = sum(1.2 + 0.34 * max(3, len(panel[0])) for panel in panels)
+    figure = figure_module.Figure(figsize=(8.0, height), layout="constrained")
     for index, (labels, values, sizes, title, signed) in enumerate(panels):
         _bars(figure.add_subplot(len(panels), 1, index + 1), labels, values, sizes=sizes,
               title=title, signed=signed)

@@ -12,6 +12,7 @@ in :attr:`Snapshot.absent`; it is never recorded as zero.
 
 from __future__ import annotations
 
+import heapq
 import importlib
 import os
 import platform
@@ -116,8 +117,8 @@ class Snapshot:
         """
         if self.sites is None:
             return ()
-        chosen = [s for s in self.sites if internal or not is_internal(s.filename)]
-        return tuple(chosen[:n])
+        chosen = (s for s in self.sites if internal or not is_internal(s.filename))
+        return tuple(heapq.nsmallest(n, chosen, key=site_sort_key))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; :meth:`from_dict` reverses it.

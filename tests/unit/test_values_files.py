@@ -1,0 +1,131 @@
+"""Versioned JSON files: every kind round-trips; every bad file gets a SnapshotFormatError."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import pickle
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _report_values import after, diff, leak_report, limit_report, timeline, untraced
+
+import memguard
+from memguard.exceptions import MemguardError, SnapshotFormatError
+from memguard.values import files
+from memguard.values.snapshot import Snapshot
+
+
+@pytest.mark.parametrize("make", [after, untraced, diff, timeline, limit_report, leak_report])
+@pytest.mark.parametrize("name", ["value.json", "value.json.gz"])
+def test_every_kind_round_trips(make: Any, name: str, tmp_path: Path) -> None:
+    value = make()
+    path = files.save(value, tmp_path / name)
+    assert memguard.load(path) == value
+    raw = path.read_bytes()
+    assert raw.startswith(b"\x1f\x8b") == name.endswith(".gz")
+    assert not list(tmp_path.glob(".*partial"))
+
+
+def test_snapshot_save_method_and_envelope(tmp_path: Path) -> None:
+    path = after().save(tmp_path / "s.json")
+    envelope = json.loads(path.read_text())
+    assert {k: envelope[k] for k in ("format", "version", "kind")} == {
+        "format": "memguard", "version": 1, "kind": "snapshot"}
+    assert envelope["memguard"] == memguard.__version__
+    assert envelope["data"]["label"] == "after"
+
+
+def _write(tmp_path: Path, name: str, content: bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(content)
+    return path
+
+
+def _envelope(**changes: Any) -> bytes:
+    data = json.loads(files.dumps(after()))
+    data.update(changes)
+    return json.dumps(data).encode()
+
+
+GOOD = files.dumps(after()).encode()
+
+BAD_FILES = [
+    ("empty.json", b"", "the file is empty"),
+    ("truncated.json", GOOD[: len(GOOD) // 2], "not valid JSON, damaged or truncated"),
+    ("truncated.json.gz", gzip.compress(GOOD)[:200], "truncated gzip data"),
+    ("damaged.json.gz", b"\x1f\x8b" + b"\x00" * 40, "damaged gzip data"),
+    ("plain.json.gz", GOOD, "the name ends in .gz but the content is not gzip"),
+    ("binary.json", b"\xff\xfe\x00garbage", "not UTF-8 text"),
+    ("pickle.json", pickle.dumps({"format": "memguard"}), "not UTF-8 text"),
+    ("list.json", b"[1, 2, 3]", "not a memguard file"),
+    ("foreign.json", b'{"name": "package.json", "version": "1.0.0"}', "not a memguard file"),
+    ("newer.json", _envelope(version=99, memguard="9.0"),
+     "written by a newer memguard (9.0, format version 99)"),
+    ("bad-version.json", _envelope(version="one"), "bad format version 'one'"),
+    ("kind.json", _envelope(kind="spreadsheet"), "unknown kind 'spreadsheet'"),
+    ("no-data.json", _envelope(data=[1]), "the snapshot has no data object"),
+    ("missing.json", _envelope(data={"label": "x"}), "damaged snapshot: missing field 'sites'"),
+    ("wrong-type.json", _envelope(data={**json.loads(GOOD)["data"], "sites": [[1, 2]]}),
+     "damaged snapshot: "),
+]
+
+
+@pytest.mark.parametrize(("name", "content", "problem"), BAD_FILES,
+                         ids=[b[0] for b in BAD_FILES])
+def test_every_bad_file_gets_its_error(name: str, content: bytes, problem: str,
+                                       tmp_path: Path) -> None:
+    path = _write(tmp_path, name, content)
+    with pytest.raises(SnapshotFormatError) as caught:
+        memguard.load(path)
+    error = caught.value
+    assert isinstance(error, MemguardError)
+    assert isinstance(error, ValueError)
+    assert error.path == str(path)
+    assert problem in error.reason
+    assert str(error).startswith(f"{path}: ")
+
+
+def test_missing_file_is_an_os_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        memguard.load(tmp_path / "nope.json")
+
+
+def test_registered_kinds(tmp_path: Path) -> None:
+    class Note:
+        def __init__(self, text: str) -> None:
+            self.text = text
+
+        def to_dict(self) -> dict[str, Any]:
+            return {"kind": "test-note", "text": self.text}
+
+        @classmethod
+        def from_dict(cls, data: Any) -> Note:
+            return cls(str(data["text"]))
+
+    files.register_kind("test-note", Note.from_dict)
+    try:
+        assert memguard.load(files.save(Note("hi"), tmp_path / "n.json")).text == "hi"
+    finally:
+        files._kinds.pop("test-note")
+    with pytest.raises(TypeError, match="reader must be"):
+        files.register_kind("x", "no-colon")
+    with pytest.raises(TypeError, match="has no to_dict"):
+        files.save(object(), tmp_path / "o.json")
+
+
+def test_unimportable_kind_is_a_format_error(tmp_path: Path) -> None:
+    files.register_kind("ghost", "memguard.values.no_such_module:Ghost")
+    try:
+        path = _write(tmp_path, "g.json", _envelope(kind="ghost"))
+        with pytest.raises(SnapshotFormatError, match="cannot read kind 'ghost' here"):
+            memguard.load(path)
+    finally:
+        files._kinds.pop("ghost")
+
+
+def test_gzip_is_recognised_by_content(tmp_path: Path) -> None:
+    path = _write(tmp_path, "snap.json", gzip.compress(GOOD))
+    assert memguard.load(path) == after()
+    assert isinstance(files.loads(GOOD), Snapshot)
