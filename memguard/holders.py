@@ -126,7 +126,8 @@ def safe_repr(value: object, limit: int = 80) -> str:
         text = repr(value)
     except Exception as error:  # a broken __repr__ must not break a report
         text = f"<{type(value).__qualname__} object (repr failed: {type(error).__name__})>"
-    text = " ".join(text.split())
+    if "\n" in text:  # multi-line reprs (arrays, frames of data) on one line
+        text = " ".join(text.split())
     if len(text) > limit:
         keep = max(limit - 4, 1)
         text = text[:keep] + "..." + text[-1] if text[-1] in "'\")]}>" else text[:limit - 3] + "..."
@@ -311,17 +312,21 @@ class _Search:
 
     def collect_frames(self) -> None:
         names = {thread.ident: thread.name for thread in threading.enumerate()}
-        current = sys._current_frames()
+        # The current thread's top frame is this one: a variable holding it
+        # would be a cycle keeping every frame below (and their locals) alive
+        # until the next collection, so only the stack is walked, then dropped.
+        stacks = list(sys._current_frames().items())
         frame: types.FrameType | None = None
         try:
-            for ident, top in current.items():
+            while stacks:
+                ident, frame = stacks.pop()
                 thread_name = names.get(ident, f"#{ident}")
-                frame = top
                 while frame is not None:
                     self.add_frame(frame, thread_name)
                     frame = frame.f_back
         finally:
-            del current, frame
+            del stacks
+            frame = None
 
     def add_frame(self, frame: types.FrameType, thread_name: str) -> None:
         code = frame.f_code
@@ -495,7 +500,8 @@ class _ChainNamer:
             self.attribute_mode = True
         else:
             self.steps.append(label or describe(first))
-        self.described = 0
+        # A frame local's label names the variable, not the object it holds.
+        self.described = -1 if id(first) in self.search.local_index else 0
         for index in range(len(self.path) - 1):
             self.edge(index)
         if self.described != len(self.path) - 1:
