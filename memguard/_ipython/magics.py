@@ -178,24 +178,23 @@ class MemguardMagics(Magics):
         args = parse_line(parsers.LEAKS, line)
         if args is None:
             return None
-        options: dict[str, Any] = {"label": args.label or cell_label(self.ip)}
-        for name, value in (("iterations", args.repeat), ("warmup", args.warmup)):
-            if value is not None:
-                if value < 0 or (name == "iterations" and value < 2):
-                    flag = "--repeat" if name == "iterations" else "--warmup"
-                    raise UsageError(f"%%memguard_leaks: {flag} is too small: {value}")
-                options[name] = value
         from ..exceptions import LeakDetected
-        from ..guards.leaks import check_leaks
+        from ..guards.leaks import track_leaks
 
+        signals = None if args.signals is None else [
+            name.strip() for name in args.signals.split(",") if name.strip()]
+        try:
+            tracker = track_leaks(repeat=args.repeat, warmup=args.warmup, signals=signals,
+                                  max_seconds=args.max_seconds, fail=args.check,
+                                  label=args.label or cell_label(self.ip))
+        except (TypeError, ValueError) as error:
+            raise UsageError(f"%%memguard_leaks: {error}") from None
         code = CellCode(self.ip, cell)
         try:
-            report = check_leaks(code.run_quietly, **options)
+            report = tracker.check(code.run_quietly)
         except LeakDetected as error:
             self.results["leaks"] = error.report
-            if args.check:
-                raise
-            return error.report
+            raise
         self.results["leaks"] = report
         return report
 

@@ -52,9 +52,15 @@ LEAKS = MagicParser(prog="%%memguard_leaks", description=(
     "judge whether each run keeps memory, objects, file descriptors or threads. Shows\n"
     "the verdict with its growth chart; the verdict is the cell's output."))
 LEAKS.add_argument("--repeat", type=int, default=None, metavar="N",
-                   help="measured runs (default: check_leaks's default)")
-LEAKS.add_argument("--warmup", type=int, default=None, metavar="N",
-                   help="runs before measuring, to fill caches (default: check_leaks's)")
+                   help="measure exactly N runs (default: adaptive, 40 runs and more while "
+                        "some signal still grows)")
+LEAKS.add_argument("--warmup", type=int, default=5, metavar="N",
+                   help="runs before measuring, so caches fill and imports happen (default: 5)")
+LEAKS.add_argument("--signals", default=None, metavar="LIST",
+                   help="comma-separated signals to measure, of python, objects, rss, fds, "
+                        "threads (default: all)")
+LEAKS.add_argument("--max-seconds", type=float, default=10.0, metavar="SECONDS",
+                   help="start no new batch of runs past this time (default: 10)")
 LEAKS.add_argument("--label", default=None, help="what to call the cell in the verdict")
 LEAKS.add_argument("--assert", dest="check", action="store_true",
                    help="fail the cell with LeakDetected when it leaks, like a test")
