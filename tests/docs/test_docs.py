@@ -19,6 +19,8 @@ import importlib
 import inspect
 import linecache
 import re
+import sys
+import types
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,16 +89,20 @@ def test_python_examples_of_page_run(page: Path, tmp_path: Path,
     if not blocks:
         return
     monkeypatch.chdir(tmp_path)
-    namespace: dict[str, object] = {"__name__": "__docs__"}
-    filename = str(page)
+    # The page runs as a real module, __docs__, as a reader's script would:
+    # its globals are module globals (holder chains name them so), and
+    # classes it defines are module-qualified as "__docs__.Name".
+    module = types.ModuleType("__docs__")
+    module.__file__ = filename = str(page)
+    monkeypatch.setitem(sys.modules, "__docs__", module)
     try:
         for block in blocks:
             # Pad with blank lines so tracebacks point at the page's own lines.
             source = "\n" * (block.line - 1) + block.code
             linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-            exec(compile(source, filename, "exec"), namespace)
+            exec(compile(source, filename, "exec"), module.__dict__)
     finally:
-        namespace.clear()
+        module.__dict__.clear()
         linecache.cache.pop(filename, None)
         gc.collect()
 
