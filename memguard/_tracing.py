@@ -141,8 +141,11 @@ def rebase() -> int:
         The traced bytes when the counter restarted.
     """
     with _lock:
+        # Read first: the int the reading allocates is then the only thing
+        # the restarted counter sees above the level returned.
+        current = tracemalloc.get_traced_memory()[0]
         tracemalloc.reset_peak()
-        return tracemalloc.get_traced_memory()[0]
+        return current
 
 
 @contextmanager

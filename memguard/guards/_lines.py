@@ -52,6 +52,17 @@ _YIELD_VALUE = dis.opmap["YIELD_VALUE"]
 _OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 
+_PROBE_BYTES = sys.getsizeof(bytearray(4096))
+_MAX_NOISE = 1024
+
+
+def _probe() -> None:
+    """Lines of known allocation, traced once per thread to calibrate."""
+    nothing = None
+    block = bytearray(4096); del block  # noqa: E702
+    del nothing
+
+
 def _is_suspension(frame: FrameType) -> bool:
     """Whether a ``return`` event of *frame* is a ``yield``/``await``, not the end."""
     lasti = frame.f_lasti
@@ -158,11 +169,14 @@ class ThreadTracer:
         self.previous: TraceFunction | None = None
         self.stack: list[_Entry] = []
         self.last = 0
-        self.noise = 0
+        self.end_noise = 0
+        self.dip = 0
+        self.raw: list[tuple[int, int, int]] | None = None
         self.roots: dict[FrameType, Collector] = {}
         self.by_code: dict[CodeType, list[Collector]] = {}
         self.matchers: list[Matcher] = []
         self.installed = False
+        self.local: TraceFunction = self.on_local  # one bound method, not one per event
 
     # -- installation -------------------------------------------------------
     def acquire(self) -> None:
@@ -187,12 +201,38 @@ class ThreadTracer:
 
     # -- events -------------------------------------------------------------
     def _calibrate(self) -> None:
-        """Measure the peak that reading the counters itself leaves behind."""
-        noise = 0
-        for _ in range(3):
-            self.last = _tracing.rebase()
-            noise = max(noise, _tracing.refresh()[1] - self.last)
-        self.noise = noise
+        """Measure what the tracing machinery itself adds around a line.
+
+        Calling a Python trace function allocates a little (the frame's
+        locals mapping is synchronised, arguments are packed) just before the
+        counters are read, and frees part of it after the peak counter has
+        restarted. Two constants describe it, measured once per thread on a
+        probe function whose lines allocate known sizes: ``end_noise``, the
+        peak above the end level of a line that allocates nothing, and
+        ``dip``, how far the level at the restart is above the level the
+        line's code starts from.
+        """
+        self.last = _tracing.rebase()
+        raw: list[tuple[int, int, int]] = []
+        self.raw = raw
+        probe = Collector()
+        self.by_code[_probe.__code__] = [probe]
+        previous = cast("TraceFunction | None", sys.gettrace())
+        sys.settrace(self.on_call)
+        try:
+            _probe()  # the first run of a code object under tracing allocates caches
+            raw.clear()
+            _probe()
+        finally:
+            sys.settrace(previous)
+            del self.by_code[_probe.__code__]
+            self.raw = None
+        self.stack.clear()
+        # raw: the call interval, the empty line, the transient line.
+        end_noise = raw[1][2] if len(raw) >= 3 else 0
+        dip = _PROBE_BYTES - raw[2][1] if len(raw) >= 3 else 0
+        self.end_noise = end_noise if 0 <= end_noise <= _MAX_NOISE else 0
+        self.dip = dip if -_MAX_NOISE <= dip <= _MAX_NOISE else 0
         self.last = _tracing.rebase()
 
     def _charge(self) -> None:
@@ -200,8 +240,14 @@ class ThreadTracer:
         last = self.last
         if self.stack:
             delta = current - last
-            excursion = peak - last
-            if excursion <= self.noise:  # within what reading the counters costs
+            if self.raw is not None:
+                self.raw.append((delta, peak - last, peak - current))
+                return
+            if peak - current > self.end_noise and peak - last > self.end_noise:
+                # The line's peak was inside it, above both of its ends.
+                excursion = peak - last + self.dip
+                excursion = max(excursion, delta)
+            else:
                 excursion = delta if delta > 0 else 0
             top = self.stack[-1]
             top.collector.charge(top.key, delta, excursion)
@@ -236,13 +282,17 @@ class ThreadTracer:
         entry = _Entry(frame, collector, depth, root)
         if not _is_suspension(frame):
             code = frame.f_code
+            # Until its first line runs, a fresh frame does only what tracing
+            # it costs (CPython builds the code's line table, the frame's
+            # locals mapping): charged to line 0, which reports leave out.
+            entry.key = (code, 0)
             collector.entries[code] = collector.entries.get(code, 0) + 1
             if root:
                 if not collector.open_frames:
                     collector.begin_call()
                 collector.open_frames.add(frame)
         self.stack.append(entry)
-        local = self.on_local if theirs is None else _chain(self.on_local, theirs)
+        local = self.local if theirs is None else _chain(self.local, theirs)
         # Everything since the reading is memguard's own bookkeeping: drop it.
         self.last = _tracing.rebase()
         return local
@@ -271,7 +321,7 @@ class ThreadTracer:
             self.last = _tracing.rebase()
         elif event == "exception":
             stack[-1].exception = True
-        return self.on_local
+        return self.local
 
     def charge_tail(self, collector: Collector) -> None:
         """Charge what happened since the last event (the frame's teardown,
@@ -282,7 +332,8 @@ class ThreadTracer:
             return
         current = _tracing.refresh()[0]
         delta = current - self.last
-        collector.charge(key, delta, max(delta, 0))
+        # A teardown only frees; anything allocated since is memguard's own.
+        collector.charge(key, min(delta, 0), 0)
         self.last = _tracing.rebase()
 
     def _finish_frame(self, collector: Collector, frame: FrameType) -> None:
@@ -331,9 +382,14 @@ def attribute_traces(
     traceback (``nframes`` deep) reaches it; other traces are left out.
     """
     owners: dict[tuple[str, int], Key] = {}
+    # The line table CPython builds for a code object the first time it runs
+    # traced: 2 or 4 bytes per instruction, allocated at the first line.
+    line_tables: dict[tuple[str, int], tuple[int, int]] = {}
     for code in codes:
         for line in code_lines(code):
             owners.setdefault((code.co_filename, line), (code, line))
+        size = len(code.co_code)
+        line_tables[(code.co_filename, code.co_firstlineno)] = (size, 2 * size)
     files = {filename for filename, _ in owners}
     out: dict[Key, int] = {}
     for trace in snapshot.traces:
@@ -342,8 +398,11 @@ def attribute_traces(
             if frame.filename.startswith(_OWN_DIR):
                 break  # memguard's own bookkeeping, made while a line was traced
             if frame.filename in files:
-                key = owners.get((frame.filename, frame.lineno))
+                place = (frame.filename, frame.lineno)
+                key = owners.get(place)
                 if key is not None:
+                    if frame is frames[-1] and trace.size in line_tables.get(place, ()):
+                        break
                     out[key] = out.get(key, 0) + trace.size
                     break
     return out

@@ -103,11 +103,13 @@ def build_profile(
     nframes: int,
     duration_seconds: float,
     root: bool = True,
+    counted_total: bool = True,
 ) -> LineProfile:
     """Turn a collector's figures for *code* (and its callees) into a :class:`LineProfile`."""
     start, source = _source_lines(code)
     linenos = set(range(start, start + len(source))) or set(code_lines(code))
-    records = {line: rec for (c, line), rec in collector.records.items() if c is code}
+    # Line 0 holds what a fresh frame costs before its first line: tracing overhead.
+    records = {line: rec for (c, line), rec in collector.records.items() if c is code and line}
     rows = []
     for lineno in sorted(linenos | set(records)):
         rec = records.get(lineno, [0, 0, 0])
@@ -124,10 +126,13 @@ def build_profile(
     if root:
         callees = tuple(
             build_profile(collector, other, retained=retained, nframes=nframes,
-                          duration_seconds=0.0, root=False)
+                          duration_seconds=0.0, root=False, counted_total=counted_total)
             for other in collector.codes if other is not code
         )
-    net = sum(rec[1] for rec in records.values())
+    if counted_total:
+        net = sum(rec[1] for rec in records.values())
+    else:  # no teardown reading: the rows' figure is the only one
+        net = sum(row.retained_bytes for row in rows)
     peak = collector.peak if root else sum(row.peak_share_bytes for row in rows)
     blind = (NATIVE_NOTE, _THREADS_NOTE) if root else (NATIVE_NOTE,)
     return LineProfile(
@@ -172,24 +177,40 @@ class _Session:
             self.tracer.roots[root_frame] = self.collector
         else:
             self.tracer.by_code.setdefault(code, []).append(self.collector)
+        self.settled = False
         self.tracer.acquire()
+        # Warm up: the first traced call of a function allocates its line
+        # table, which would otherwise be charged to the profiled call's end.
+        self.tracer.charge_tail(self.collector)
+
+    def settle(self) -> None:
+        """Right after the call: stop tracing it and charge its frame's teardown.
+
+        Called first thing after the profiled call returns or raises, so that
+        the freeing of its locals is measured before memguard does anything.
+        """
+        if self.settled:
+            return
+        self.settled = True
+        tracer_ = self.tracer
+        if self.root_frame is not None:
+            tracer_.roots.pop(self.root_frame, None)
+            self.root_frame = None
+        else:
+            owners = tracer_.by_code.get(self.code, [])
+            if self.collector in owners:
+                owners.remove(self.collector)
+            if not owners:
+                tracer_.by_code.pop(self.code, None)
+        # No reference to the frame is left, so its locals are gone now.
+        tracer_.charge_tail(self.collector)
 
     def finish(self) -> LineProfile:
+        """Stop profiling; measure what is retained; build the profile."""
         duration = time.perf_counter() - self.started
-        tracer_ = self.tracer
         try:
-            if self.root_frame is not None:
-                tracer_.roots.pop(self.root_frame, None)
-                self.root_frame = None
-            else:
-                owners = tracer_.by_code.get(self.code, [])
-                if self.collector in owners:
-                    owners.remove(self.collector)
-                if not owners:
-                    tracer_.by_code.pop(self.code, None)
-            # With no reference left to the frame, its locals are gone now.
-            tracer_.charge_tail(self.collector)
-            tracer_.release()
+            self.settle()
+            self.tracer.release()
             if self.collector.open_frames:  # a generator left unfinished
                 self.collector.open_frames.clear()
                 self.collector.end_call()
@@ -241,6 +262,7 @@ def _decorate(fn: F, options: _Options) -> F:
             error = exc
             raise
         finally:
+            session.settle()
             options.deliver(wrapper, session.finish(), error)
 
     if inspect.iscoroutinefunction(fn):
@@ -257,6 +279,7 @@ def _decorate(fn: F, options: _Options) -> F:
                 error = exc
                 raise
             finally:
+                session.settle()
                 options.deliver(async_wrapper, session.finish(), error)
 
         async_wrapper.last_profile = None  # type: ignore[attr-defined]
@@ -276,6 +299,7 @@ def _decorate(fn: F, options: _Options) -> F:
                 error = exc
                 raise
             finally:
+                session.settle()
                 options.deliver(generator_wrapper, session.finish(), error)
 
         generator_wrapper.last_profile = None  # type: ignore[attr-defined]
@@ -559,7 +583,7 @@ class LineTarget:
             _merge(merged[code], collector)
         profiles = [build_profile(collector, code, retained=retained,
                                   nframes=self._nframes_used,
-                                  duration_seconds=self._duration)
+                                  duration_seconds=self._duration, counted_total=False)
                     for code, collector in merged.items()]
         profiles.sort(key=lambda p: (p.filename, p.first_lineno))
         return tuple(profiles)
