@@ -23,6 +23,7 @@ from .exceptions import (
     SnapshotFormatError,
     TracingError,
 )
+from .guards.leaks import check_leaks, track_leaks
 from .guards.limit import limit
 from .guards.profile import profile, profile_lines
 from .guards.record import record
@@ -31,6 +32,7 @@ from .units import format_size, parse_size
 from .values.diff import SnapshotDiff
 from .values.diff import compare as diff
 from .values.files import load
+from .values.leak import LeakReport, SignalVerdict
 from .values.limit import LimitReport
 from .values.lineprofile import LineProfile
 from .values.site import AllocationSite
@@ -44,11 +46,13 @@ __all__ = [
     "CheckFailed",
     "CommandError",
     "LeakDetected",
+    "LeakReport",
     "LimitReport",
     "LineProfile",
     "MeasurementUnavailable",
     "MemguardError",
     "MemoryLimitExceeded",
+    "SignalVerdict",
     "Snapshot",
     "SnapshotDiff",
     "SnapshotFormatError",
@@ -57,6 +61,7 @@ __all__ = [
     "TracingError",
     "WatchReport",
     "__version__",
+    "check_leaks",
     "diff",
     "expect_collected",
     "format_size",
@@ -68,6 +73,7 @@ __all__ = [
     "profile_lines",
     "record",
     "snapshot",
+    "track_leaks",
     "unload_ipython_extension",
     "watch",
 ]
