@@ -243,8 +243,9 @@ def search_holders(
         max_depth: The longest chain to look for, in references.
         max_seconds: The time budget.
         excused_frames: Frames whose local variables bound to *obj* itself
-            do not count as holders (the caller's own variable); their
-            locals that hold *obj* indirectly still do.
+            do not count as holders (the caller's own variable; for a
+            module body, script or notebook cell, its global variable);
+            their variables that hold *obj* indirectly still do.
         ignore: The caller's own containers that hold *obj* or its holders
             (a list of objects being checked), left out of the search.
 
@@ -302,6 +303,7 @@ class _Search:
         self.depth = 0
         self.held_by_excused = False
         self.fallback: int | None = None
+        self.excused_namespaces: set[int] = set()
         self.own: set[int] = {
             id(self.nodes), id(self.next_hop), id(self.ignore), id(self.local_values),
             id(self.frames), id(self.__dict__), id(self),
@@ -330,8 +332,16 @@ class _Search:
 
     def add_frame(self, frame: types.FrameType, thread_name: str) -> None:
         code = frame.f_code
-        if code.co_filename.startswith(_PACKAGE_DIR) or not code.co_flags & _CO_OPTIMIZED:
-            return  # memguard's own frames; module and class bodies are module dicts
+        if code.co_filename.startswith(_PACKAGE_DIR):
+            return
+        if not code.co_flags & _CO_OPTIMIZED:
+            # A module body, a script, a notebook cell or exec'd code: its
+            # variables are its namespace dict (found through gc, named as
+            # module globals). An excused one's variable bound to the target
+            # is skipped in expand().
+            if id(frame) in self.excused_ids:
+                self.excused_namespaces.add(id(frame.f_locals))
+            return
         self.frames.append(frame)
         prefix = f"thread {thread_name!r} {_code_name(code)}() local "
         local_vars = frame.f_locals
@@ -425,6 +435,9 @@ class _Search:
                         continue
                     held = _held_one(holder, wanted)
                     if held is None:
+                        continue
+                    if held == self.target_id and key in self.excused_namespaces:
+                        self.held_by_excused = True
                         continue
                     self.examined += 1
                     self.nodes[key] = holder
@@ -540,6 +553,8 @@ class _ChainNamer:
             self.node(index)
             if held is holder.__func__ and held is not holder.__self__:
                 self.steps.append(".__func__")
+            else:
+                self.node(index + 1)  # the object the method is bound to
         elif isinstance(holder, threading.local) and type(held) is dict:
             # A thread-local's per-thread dicts sit in a dict keyed by weak references.
             self.thread_local = True

@@ -276,3 +276,14 @@ def test_describe_and_safe_repr() -> None:
     assert safe_repr("a\nb  c") == "'a\\nb  c'"
     assert safe_repr(registry.MultiLine()) == "first line second line"
     assert safe_repr(list(range(100)), limit=20) == "[0, 1, 2, 3, 4, ...]"
+
+
+def test_path_through_a_bound_methods_object() -> None:
+    session, partner = Session("ann"), Session("bob")
+    partner.partner = session  # type: ignore[attr-defined]
+    registry.HANDLERS["click"] = [partner.on_click]
+    del partner
+    assert chain_of(session) == (
+        "shopapp.registry.HANDLERS['click'][0] -> <bound method Session.on_click>"
+        " -> Session.partner -> Session"
+    )

@@ -7,7 +7,9 @@ message and chain is asserted as exact text.
 from __future__ import annotations
 
 import gc
+import sys
 import threading
+import types
 import weakref
 from collections.abc import Iterator
 from typing import Any
@@ -29,8 +31,6 @@ def _clean_registry() -> Iterator[None]:
 
 def here(offset: int = 0) -> str:
     """``file:line`` of the caller's line, plus *offset* lines."""
-    import sys
-
     frame = sys._getframe(1)
     return f"{frame.f_code.co_filename}:{frame.f_lineno + offset}"
 
@@ -323,3 +323,29 @@ def test_survivor_value_round_trips() -> None:
     report = caught.value.report
     assert WatchReport.from_dict(report.to_dict()) == report
     assert isinstance(report.survivors[0], Survivor)
+
+
+def test_module_level_code_its_own_global_is_not_a_leak(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A script, a notebook cell or a docs page: the caller's variables are globals.
+    module = types.ModuleType("watchscript")
+    monkeypatch.setitem(sys.modules, "watchscript", module)
+    source = (
+        "import memguard\n"
+        "class Session: ...\n"
+        "session = Session()\n"
+        "report = memguard.expect_collected(session)\n"
+        "with memguard.watch() as w:\n"
+        "    other = w.add(Session())\n"
+        "KEPT = [session]\n"
+        "try:\n"
+        "    memguard.expect_collected(session)\n"
+        "except memguard.LeakDetected as error:\n"
+        "    holder = error.report.survivors[0].holder\n"
+    )
+    try:
+        exec(compile(source, "<watchscript>", "exec"), module.__dict__)
+        assert module.report.collected == 1
+        assert module.w.report.collected == 1
+        assert module.holder == "watchscript.KEPT[0] -> Session"
+    finally:
+        module.__dict__.clear()
