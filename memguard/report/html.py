@@ -41,14 +41,14 @@ def _table(table: Table) -> str:
     head = "".join(f'<th class="{a}">{escape(h)}</th>' for h, a in zip(table.headers,
                                                                         table.align, strict=True))
     body = "".join(
-        "<tr>" + "".join(f'<td class="{a}">{escape(c)}</td>'
-                         for c, a in zip(row, table.align, strict=True)) + "</tr>"
+        "\n<tr>" + "".join(f'<td class="{a}">{escape(c)}</td>'
+                           for c, a in zip(row, table.align, strict=True)) + "</tr>"
         for row in table.rows)
-    return f'<table class="data"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    return f'<table class="data">\n<thead><tr>{head}</tr></thead>\n<tbody>{body}\n</tbody></table>'
 
 
 def _section(section: Section, charted: bool) -> str:
-    parts = [f"<section><h2>{escape(section.title)}</h2>"]
+    parts = [f"<section>\n<h2>{escape(section.title)}</h2>"]
     if section.note:
         parts.append(f'<p class="note">{escape(section.note)}</p>')
     if section.table is not None:
@@ -58,7 +58,7 @@ def _section(section: Section, charted: bool) -> str:
     if section.lines:
         parts.append("<pre>" + escape("\n".join(section.lines)) + "</pre>")
     parts.append("</section>")
-    return "".join(parts)
+    return "\n".join(parts)
 
 
 def _charts(value: Any, document: Document, top: int,
@@ -107,10 +107,10 @@ def render_html(value: Any, *, charts: bool = True, top: int = 10,
     missing = None
     if charts and document.charts:
         figures, missing = _charts(value, document, top, chart_format)
-    facts = "".join(f"<tr><th>{escape(n)}</th><td>{escape(v)}</td></tr>"
+    facts = "".join(f"\n<tr><th>{escape(n)}</th><td>{escape(v)}</td></tr>"
                     for n, v in document.facts)
     body = [f"<h1>{escape(document.title)}</h1>",
-            f'<table class="facts"><tbody>{facts}</tbody></table>', *figures]
+            f'<table class="facts"><tbody>{facts}\n</tbody></table>', *figures]
     if missing:
         body.append(f'<p class="note">Charts are not included: {escape(missing)}</p>')
     body.extend(_section(s, bool(figures)) for s in document.sections)
@@ -118,6 +118,6 @@ def render_html(value: Any, *, charts: bool = True, top: int = 10,
                 "</footer>")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>{escape(document.title)}</title><style>{_STYLE}</style></head>\n"
+            f"<title>{escape(document.title)}</title>\n<style>\n{_STYLE}\n</style></head>\n"
             f"<body><main class=\"memguard-report memguard-{document.kind}\">\n"
             + "\n".join(body) + "\n</main></body></html>\n")

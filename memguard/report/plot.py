@@ -169,6 +169,7 @@ def plot_growth(report: LeakReport, ax: Axes | None = None) -> Figure:
     mixed = (any(_unit_of(report, n) == "bytes" for n in report.series)
              and any(_unit_of(report, n) != "bytes" for n in report.series))
     separate = ax is None and mixed
+    figure: Figure
     if separate:
         figure_module = require("matplotlib.figure", "plot")
         figure = figure_module.Figure(figsize=(8.0, 6.4), layout="constrained")
