@@ -212,7 +212,7 @@ class LineProfile:
             text = row.source
             if source_width is not None and len(text) > source_width:
                 text = text[: max(source_width - 3, 0)] + "..."
-            if row.hits:
+            if row.hits or row.allocated_bytes or row.retained_bytes or row.peak_share_bytes:
                 lines.append(
                     f"{row.lineno:>4}  {row.hits:>4}  {format_size(row.allocated_bytes):>9}  "
                     f"{format_size(row.retained_bytes):>8}  "
