@@ -85,10 +85,14 @@ class Program:
                 (exit code 2).
         """
         if self.module:
+            saved = sys.path[:]
+            sys.path.insert(0, os.getcwd())  # where python -m looks first
             try:
                 found = importlib.util.find_spec(self.target) is not None
             except (ImportError, ValueError):
                 found = False
+            finally:
+                sys.path[:] = saved
             if not found:
                 raise CommandError(f"no module named {self.target!r}", exit_code=2)
         elif not os.path.exists(self.target):

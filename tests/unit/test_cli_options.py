@@ -93,7 +93,7 @@ def test_format_comes_from_the_option_then_the_suffix_then_text() -> None:
     assert resolve_format(None, "x.svg") == "svg"
     assert resolve_format(None, "-") == "text"
     assert resolve_format(None, None) == "text"
-    with pytest.raises(CommandError, match="cannot tell the format of 'x.pdf'") as caught:
+    with pytest.raises(CommandError, match=r"cannot tell the format of 'x\.pdf'") as caught:
         resolve_format(None, "x.pdf")
     assert caught.value.exit_code == 2
 

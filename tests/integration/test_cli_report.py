@@ -1,0 +1,199 @@
+"""``memguard report`` and ``memguard diff`` in-process, on files real runs and snapshots wrote."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import memguard
+from memguard.cli import main
+from memguard.values.files import load, save
+from memguard.values.snapshot import take_snapshot
+
+MB = 1_000_000
+
+SCRIPT = """\
+    import sys, time
+    block = bytearray(int(sys.argv[1]) * 1_000_000)
+    time.sleep(0.03)
+"""
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Two run files of the same script: 4 MB, then 12 MB at the peak."""
+    folder = tmp_path_factory.mktemp("runs")
+    script = folder / "grow.py"
+    script.write_text(textwrap.dedent(SCRIPT))
+    small, big = folder / "small.json", folder / "big.json.gz"
+    assert main(["run", "-o", str(small), str(script), "4"]) == 0
+    assert main(["run", "-o", str(big), str(script), "12"]) == 0
+    return small, big
+
+
+@pytest.fixture(scope="module")
+def snapshots(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Two snapshot files, 3 MB of bytearrays apart."""
+    folder = tmp_path_factory.mktemp("snaps")
+    with memguard.record():
+        before = take_snapshot("before", census=False)
+        kept = [bytearray(1_000_000) for _ in range(3)]
+        after = take_snapshot("after", census=False)
+        del kept
+    save(before, folder / "before.json")
+    save(after, folder / "after.json")
+    return folder / "before.json", folder / "after.json"
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1, captured.err
+    assert "Traceback" not in captured.err
+    return captured.err
+
+
+def test_report_text_has_peak_sites_and_timeline(
+    runs: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["report", str(runs[1])]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith('memguard run "')
+    assert "traced peak        11.4 MiB above the start, at " in out or \
+        "traced peak        11.5 MiB above the start, at " in out
+    assert "Allocation sites at the peak" in out
+    assert "grow.py:2" in out
+    assert "Traced Python heap over time" in out
+    assert "█" in out
+    assert main(["report", str(runs[1]), "--top", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    start = lines.index("Allocation sites at the peak")
+    assert lines[start + 2].split() == ["size", "blocks", "where"]
+    assert "grow.py:2" in lines[start + 3]
+    assert lines[start + 4] == ""
+
+
+def test_report_formats_to_stdout_and_files(
+    runs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["report", str(runs[0]), "--format", "markdown"]) == 0
+    assert capsys.readouterr().out.startswith('### memguard run "')
+    assert main(["report", str(runs[0]), "--format", "json", "--output", "-"]) == 0
+    assert json.loads(capsys.readouterr().out)["kind"] == "run"
+    page = tmp_path / "run.html"
+    assert main(["report", str(runs[0]), "--output", str(page)]) == 0
+    html = page.read_text()
+    assert html.startswith("<!DOCTYPE html>")
+    assert "Allocation sites at the peak" in html
+    assert "<svg" in html  # the timeline chart, inline
+    assert capsys.readouterr().out == ""
+    assert main(["report", str(runs[0]), "--output", str(page)]) == 2
+    assert "exists; pass --force" in _one_line_error(capsys)
+    assert main(["report", str(runs[0]), "--output", str(page), "--force",
+                 "--format", "text"]) == 0
+    assert page.read_text().startswith('memguard run "')
+
+
+def test_report_charts(runs: tuple[Path, Path], tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    png, svg = tmp_path / "t.png", tmp_path / "t.svg"
+    assert main(["report", str(runs[0]), "--output", str(png)]) == 0
+    assert png.read_bytes().startswith(b"\x89PNG\r\n")
+    assert main(["report", str(runs[0]), "--format", "svg", "--output", str(svg)]) == 0
+    assert "<svg" in svg.read_text()
+
+
+def test_report_a_snapshot_file(
+    snapshots: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["report", str(snapshots[1]), "--top", "3"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith('memguard snapshot "after"')
+    assert "test_cli_report.py:" in out
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "the file is empty"),
+        (b'{"format": "memguard", "version": 1, "kind": "run", "data": {"comm',
+         "not valid JSON"),
+        (b'{"hello": "world"}', "not a memguard file"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00", "not a memguard file"),
+        (b'{"format": "memguard", "version": 99, "kind": "run", "data": {}}',
+         "written by a newer memguard"),
+        (b'{"format": "memguard", "version": 1, "kind": "run", "data": {"command": "x"}}',
+         "damaged run"),
+        (gzip.compress(b'{"format": "memguard"}')[:-6], "truncated gzip"),
+    ],
+)
+def test_damaged_and_foreign_files_exit_1_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes, message: str
+) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(content)
+    for argv in (["report", str(bad)], ["diff", str(bad), str(bad)]):
+        assert main(argv) == 1
+        err = _one_line_error(capsys)
+        assert err.startswith(f"memguard: cannot read '{bad}': ")
+        assert message in err
+
+
+def test_missing_and_unreadable_inputs(
+    tmp_path: Path, runs: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["report", str(tmp_path / "nope.json")]) == 1
+    assert "no such file" in _one_line_error(capsys)
+    assert main(["report", str(tmp_path)]) == 1
+    assert "is a directory" in _one_line_error(capsys)
+    assert main(["diff", str(runs[0]), str(tmp_path / "nope.json")]) == 1
+    assert "no such file" in _one_line_error(capsys)
+    assert main(["report", str(runs[0]), "--output", str(tmp_path / "x.pdf")]) == 2
+    assert "cannot tell the format" in _one_line_error(capsys)
+    assert main(["report", str(runs[0]), "--format", "pdf"]) == 2
+    assert "invalid choice: 'pdf'" in _one_line_error(capsys)
+    assert main(["report", str(runs[0]), "-o", str(tmp_path / "no" / "dir" / "x.txt")]) == 1
+    assert "cannot write" in _one_line_error(capsys)
+
+
+def test_diff_two_runs_compares_their_peaks(
+    runs: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["diff", str(runs[0]), str(runs[1])]) == 0
+    out = capsys.readouterr().out
+    assert "(peak)" in out
+    assert "+7.6 MiB" in out  # 12 MB - 4 MB at the peak
+    assert "grow.py:2" in out
+    assert main(["diff", str(runs[0]), str(runs[1]), "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["kind"] == "diff"
+    growth = data["data"]["traced_diff_bytes"]
+    assert 8 * MB - 100_000 <= growth <= 8 * MB + 100_000
+
+
+def test_diff_two_snapshots(
+    snapshots: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["diff", str(snapshots[0]), str(snapshots[1]), "--format", "markdown"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith('### memguard diff "before"')
+    assert "report.py:" in out  # this file, underscores escaped for Markdown
+    target = tmp_path / "diff.json"
+    assert main(["diff", *map(str, snapshots), "-o", str(target)]) == 0
+    diff = load(target)
+    assert diff.traced_diff_bytes >= 3 * MB
+
+
+def test_diff_refuses_what_is_not_a_snapshot_or_run(
+    tmp_path: Path, snapshots: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with memguard.record() as recording:
+        pass
+    timeline = tmp_path / "timeline.json"
+    save(recording.timeline, timeline)
+    assert main(["diff", str(snapshots[0]), str(timeline)]) == 1
+    assert "holds a timeline, not a snapshot or a run" in _one_line_error(capsys)

@@ -1,0 +1,261 @@
+"""``memguard run`` in-process through ``main([...])``: real programs, real tracing."""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from memguard.cli import main
+from memguard.values.files import load
+from memguard.values.run import RunReport
+
+MB = 1_000_000
+
+
+def _script(tmp_path: Path, name: str, body: str) -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+def _run(tmp_path: Path, *argv: str) -> tuple[int, RunReport | None]:
+    output = tmp_path / "run.json"
+    code = main(["run", "--output", str(output), "--force", *argv])
+    value = load(output) if output.exists() else None
+    assert value is None or isinstance(value, RunReport)
+    return code, value
+
+
+def test_script_runs_as_main_with_its_argv_and_its_peak_is_exact(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = _script(tmp_path, "alloc.py", """\
+        import json, pathlib, sys, time
+        info = {"argv": sys.argv, "name": __name__, "path0": sys.path[0]}
+        pathlib.Path(sys.argv[1]).write_text(json.dumps(info))
+        block = bytearray(20_000_000)
+        time.sleep(0.05)
+        del block
+        print("done")
+    """)
+    seen = tmp_path / "seen.json"
+    path_before, main_before = sys.path[:], sys.modules["__main__"]
+    code, run = _run(tmp_path, str(script), str(seen), "--flag")
+    assert code == 0
+    assert sys.path == path_before
+    assert sys.modules["__main__"] is main_before
+    info = json.loads(seen.read_text())
+    assert info == {"argv": [str(script), str(seen), "--flag"], "name": "__main__",
+                    "path0": str(tmp_path)}
+    assert run is not None
+    assert run.exit_code == 0
+    assert run.error is None
+    assert run.argv == (str(script), str(seen), "--flag")
+    assert 20 * MB <= run.traced_peak_bytes <= 20 * MB + 200_000
+    assert run.traced_end_bytes < MB
+    assert 0 < run.peak_seconds < run.duration_seconds
+    assert run.sites[0].filename == str(script)
+    assert run.sites[0].lineno == 4
+    assert run.sites[0].size_bytes >= 20 * MB
+    assert len(run.timeline.samples) >= 3
+    assert run.final is not None
+    assert run.final.types
+    captured = capsys.readouterr()
+    assert captured.out == "done\n"
+    assert f"memguard: wrote {tmp_path / 'run.json'}; report on it with: memguard report" \
+        in captured.err
+    assert "\r" not in captured.err  # no status line when stderr is not a terminal
+
+
+def test_exit_codes_are_the_programs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for body, expected in (("raise SystemExit(7)\n", 7), ("import sys; sys.exit()\n", 0),
+                           ("import sys; sys.exit('bad input')\n", 1)):
+        script = _script(tmp_path, "exit.py", body)
+        code, run = _run(tmp_path, str(script))
+        assert code == expected
+        assert run is not None
+        assert run.exit_code == expected
+    assert "bad input\n" in capsys.readouterr().err
+
+
+def test_a_raising_script_shows_its_own_traceback_and_is_still_measured(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = _script(tmp_path, "boom.py", """\
+        kept = bytearray(5_000_000)
+        def fail():
+            raise ValueError("boom")
+        fail()
+    """)
+    code, run = _run(tmp_path, str(script))
+    assert code == 1
+    assert run is not None
+    assert run.error == "ValueError: boom"
+    assert run.traced_peak_bytes >= 5 * MB
+    err = capsys.readouterr().err
+    trace = err[err.index("Traceback"):err.index("ValueError: boom")]
+    assert f'File "{script}", line 4, in <module>' in trace
+    assert f'File "{script}", line 3, in fail' in trace
+    assert "memguard" not in trace
+    assert "runpy" not in trace
+
+
+def test_module_form_runs_like_python_dash_m(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    package = tmp_path / "mgpkg_cli"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "tool.py").write_text(textwrap.dedent("""\
+        import json, pathlib, sys
+        data = [bytes(1000) for _ in range(2000)]
+        pathlib.Path("seen.json").write_text(json.dumps({"argv": sys.argv, "name": __name__}))
+        sys.exit(int(sys.argv[1]))
+    """))
+    monkeypatch.chdir(tmp_path)
+    code, run = _run(tmp_path, "-m", "mgpkg_cli.tool", "5", "-x")
+    assert code == 5
+    seen = json.loads((tmp_path / "seen.json").read_text())
+    assert seen == {"argv": [str(package / "tool.py"), "5", "-x"], "name": "__main__"}
+    assert run is not None
+    assert run.command == "-m mgpkg_cli.tool 5 -x"
+    assert 2000 * 1000 <= run.traced_peak_bytes <= 2000 * 1000 + 300_000
+
+
+def test_limit_exceeded_exits_3_with_the_summary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = _script(tmp_path, "big.py", """\
+        import time
+        big = bytearray(8_000_000)
+        time.sleep(0.03)
+    """)
+    code, run = _run(tmp_path, "--limit", "5 MB", str(script))
+    assert code == 3
+    assert run is not None
+    assert run.limit is not None
+    assert run.limit.exceeded
+    assert run.limit.limit_bytes == 5 * MB
+    err = capsys.readouterr().err
+    assert "Memory limit exceeded in " in err
+    assert f"{script}:2" in err
+    code, run = _run(tmp_path, "--limit", "50 MB", str(script))
+    assert code == 0
+    assert run is not None
+    assert run.limit is not None
+    assert not run.limit.exceeded
+    failing = _script(tmp_path, "fail.py", "x = bytearray(8_000_000)\nraise SystemExit(4)\n")
+    assert _run(tmp_path, "--limit", "5 MB", str(failing))[0] == 4
+
+
+CTYPES_SCRIPT = """\
+    import ctypes, time
+    libc = ctypes.CDLL(None)
+    libc.malloc.restype = ctypes.c_void_p
+    libc.malloc.argtypes = [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    size = 60_000_000
+    block = libc.malloc(size)
+    ctypes.memset(block, 1, size)   # touch every page: resident now
+    time.sleep(0.05)
+    libc.free(block)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ctypes.CDLL(None) is libc")
+def test_rss_sees_native_memory_that_tracing_cannot(tmp_path: Path) -> None:
+    script = _script(tmp_path, "native.py", CTYPES_SCRIPT)
+    code, run = _run(tmp_path, "--rss", "--limit", "40 MB", str(script))
+    assert code == 3  # the limit is on RSS with --rss
+    assert run is not None
+    assert run.rss
+    assert run.traced_peak_bytes < 2 * MB
+    start, peak = run.timeline.rss_start_bytes, run.timeline.rss_peak_bytes
+    assert start is not None
+    assert peak is not None
+    # 60 MB of touched native pages; other memory the process frees meanwhile
+    # (earlier tests' garbage) may lower the level a little.
+    assert peak - start >= 55 * MB
+    assert run.limit is not None
+    assert run.limit.source == "rss"
+    assert run.limit.peak_bytes == peak - start
+
+
+def test_children_memory_is_sampled(tmp_path: Path) -> None:
+    script = _script(tmp_path, "parent.py", """\
+        import subprocess, sys
+        child = "import time; block = bytearray(80_000_000); block[::4096] = b'x' * 19532; " \\
+                "time.sleep(0.4)"
+        subprocess.run([sys.executable, "-c", child], check=True)
+    """)
+    code, run = _run(tmp_path, "--children", "--interval", "0.02", str(script))
+    assert code == 0
+    assert run is not None
+    assert run.children
+    peak = run.children_peak_bytes
+    assert peak is not None
+    own = run.timeline.rss_peak_bytes
+    assert own is not None
+    assert peak >= 80 * MB  # the child's 80 MB, measured from outside it
+    assert own < peak
+
+
+def test_lines_profiles_the_named_function(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = _script(tmp_path, "lines.py", """\
+        def load(n):
+            keep = [bytes(1000) for _ in range(n)]
+            return keep
+
+        a = load(100)
+        b = load(200)
+    """)
+    code, run = _run(tmp_path, "--lines", f"{script}:load", str(script))
+    assert code == 0
+    assert run is not None
+    assert run.lines_target == f"{script}:load"
+    (profile,) = run.lines
+    assert profile.calls == 2
+    assert 300 * 1000 <= profile.row(2).allocated_bytes <= 300 * 1000 + 20_000
+    assert "load (" in capsys.readouterr().err
+
+
+def test_bad_run_inputs_are_one_line_usage_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    marker = tmp_path / "ran"
+    script = _script(tmp_path, "touch.py",
+                     f"import pathlib; pathlib.Path({str(marker)!r}).touch()\n")
+    existing = tmp_path / "existing.json"
+    existing.write_text("keep me")
+    cases = [
+        ["run", str(tmp_path / "missing.py")],
+        ["run", "-m", "no_such_module_for_memguard"],
+        ["run", "--output", str(existing), str(script)],
+        ["run", "--limit", "12 parsecs", str(script)],
+        ["run", "--lines", "no-colon", str(script)],
+        ["run", "--interval", "0", str(script)],
+    ]
+    for argv in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1, (argv, err)
+        assert "Traceback" not in err
+    assert not marker.exists()  # refused before the program ran
+    assert existing.read_text() == "keep me"
+
+
+def test_default_output_name_is_in_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    script = _script(tmp_path, "tiny.py", "x = 1\n")
+    assert main(["run", str(script)]) == 0
+    (written,) = tmp_path.glob("memguard-tiny.*.json")
+    assert f"memguard report {written.name}" in capsys.readouterr().err
+    assert isinstance(load(written), RunReport)
