@@ -100,6 +100,8 @@ class Collector:
 
     def charge(self, key: Key, delta: int, excursion: int) -> None:
         """Charge a change of the traced heap to the line *key*."""
+        if not key[1]:
+            return  # line 0: the cost of tracing a fresh frame, left out everywhere
         rec = self.records.get(key) or self.record(key)
         if excursion > 0:
             rec[0] += excursion

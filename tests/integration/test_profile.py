@@ -1,0 +1,312 @@
+"""@profile and profile_lines on real allocations of known size per line."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import sys
+import threading
+import tracemalloc
+from types import FrameType
+from typing import Any
+
+import pytest
+
+import memguard
+from memguard import LineProfile
+from memguard.guards.profile import profile, profile_lines
+
+
+def size_of(n: int) -> int:
+    """Traced bytes of a bytearray(n): its object and its buffer."""
+    return sys.getsizeof(bytearray(n))
+
+
+def first_line(fn: Any) -> int:
+    return int(fn.__code__.co_firstlineno)
+
+
+def known_sizes() -> tuple[bytearray, list[None]]:
+    a = bytearray(100_000)
+    b = bytearray(200_000)
+    c = [None] * 10_000
+    x = 1  # noqa: F841
+    del a
+    t = bytearray(300_000); del t  # noqa: E702
+    return b, c
+
+
+def test_each_line_gets_exactly_what_it_allocated() -> None:
+    result = profile_lines(known_sizes)
+    base = first_line(known_sizes)
+    row = {r.lineno - base: r for r in result.rows}
+    assert result.function == "known_sizes"
+    assert result.calls == 1
+    assert row[1].allocated_bytes == size_of(100_000)
+    assert row[2].allocated_bytes == size_of(200_000)
+    assert 80_000 <= row[3].allocated_bytes <= 80_000 + 72  # a list object may be recycled
+    assert row[4].allocated_bytes == 0
+    assert row[5].allocated_bytes == 0
+    # A temporary freed within its line still counts as allocated there.
+    assert row[6].allocated_bytes == size_of(300_000)
+    assert row[7].allocated_bytes == 0
+    assert [row[i].hits for i in range(1, 8)] == [1] * 7
+
+
+def test_retained_is_what_is_still_alive_at_return() -> None:
+    result = profile_lines(known_sizes)
+    base = first_line(known_sizes)
+    row = {r.lineno - base: r for r in result.rows}
+    assert row[1].retained_bytes == 0  # deleted on line 5
+    assert row[2].retained_bytes == size_of(200_000)
+    assert row[3].retained_bytes == row[3].allocated_bytes
+    assert row[6].retained_bytes == 0
+    assert result.retained_bytes == size_of(200_000) + row[3].retained_bytes
+    assert result.unattributed_bytes == 0
+
+
+def test_peak_shares_add_up_to_the_peak() -> None:
+    result = profile_lines(known_sizes)
+    base = first_line(known_sizes)
+    row = {r.lineno - base: r for r in result.rows}
+    # The peak is inside line 6: a, b and c are gone or alive as the lines left them.
+    assert row[1].peak_share_bytes == size_of(100_000)
+    assert row[5].peak_share_bytes == -size_of(100_000)  # `del a` freed it
+    assert row[6].peak_share_bytes == size_of(300_000)
+    assert sum(r.peak_share_bytes for r in result.rows) == result.peak_bytes
+    expected = size_of(200_000) + row[3].allocated_bytes + size_of(300_000)
+    assert result.peak_bytes == expected
+
+
+def loop_of_lists(n: int) -> list[list[int]]:
+    out = []
+    for _ in range(n):
+        out.append([0] * 100)
+    return out
+
+
+def test_loops_sum_hits_and_bytes() -> None:
+    result = profile_lines(loop_of_lists, 50)
+    base = first_line(loop_of_lists)
+    append = result.row(base + 3)
+    assert append.hits == 50
+    assert result.row(base + 2).hits == 51
+    # 50 lists of 100 slots, plus the growth of `out` (never more than 1 KiB here).
+    assert 50 * 800 <= append.allocated_bytes <= 50 * (800 + 72) + 1024
+    assert append.retained_bytes >= 50 * 800
+
+
+def helper_block(n: int) -> bytearray:
+    return bytearray(n)
+
+
+def calls_helper() -> bytearray:
+    kept = helper_block(40_000)
+    helper_block(60_000)
+    return kept
+
+
+def test_calls_roll_up_into_the_calling_line() -> None:
+    profile_lines(calls_helper)  # the first traced run builds CPython's line tables
+    result = profile_lines(calls_helper)
+    base = first_line(calls_helper)
+    assert result.row(base + 1).allocated_bytes == size_of(40_000)
+    assert result.row(base + 1).retained_bytes == size_of(40_000)
+    # While tracing, CPython gives every running call a frame object (~170 B),
+    # so a line that calls a Python function may show that much more.
+    assert size_of(60_000) <= result.row(base + 2).allocated_bytes <= size_of(60_000) + 256
+    assert result.row(base + 2).retained_bytes == 0
+    assert result.callees == ()
+
+
+def test_expand_lists_the_callees_own_lines() -> None:
+    decorated = profile(expand=1, show=False)(calls_helper)
+    decorated()
+    decorated()
+    result = decorated.last_profile
+    assert isinstance(result, LineProfile)
+    (callee,) = result.callees
+    assert callee.function == "helper_block"
+    assert callee.calls == 2
+    line = callee.row(first_line(helper_block) + 1)
+    assert line.hits == 2
+    assert line.allocated_bytes == size_of(40_000) + size_of(60_000)
+    assert line.retained_bytes == size_of(40_000)
+    # Exclusive figures: the calling lines no longer hold the callee's bytes.
+    assert result.row(first_line(calls_helper) + 1).allocated_bytes < 1024
+    assert "expanded callees" in result.table()
+
+
+def build_recursively(n: int) -> list[bytearray]:
+    if n == 0:
+        return []
+    out = build_recursively(n - 1)
+    out.append(bytearray(10_000))
+    return out
+
+
+def test_recursion_is_counted_once() -> None:
+    decorated = profile(show=False)(build_recursively)
+    assert len(decorated(5)) == 5
+    result = decorated.last_profile
+    base = first_line(build_recursively)
+    assert result.calls == 1
+    assert result.row(base + 1).hits == 6
+    append = result.row(base + 4)
+    assert append.hits == 5
+    assert 5 * size_of(10_000) <= append.allocated_bytes <= 5 * size_of(10_000) + 256
+    assert append.retained_bytes >= 5 * size_of(10_000)
+    assert result.peak_bytes < 5 * size_of(10_000) + 4096
+
+
+def blocks(n: int) -> Any:
+    for _ in range(n):
+        block = bytearray(20_000)
+        yield len(block)
+
+
+def test_generators_are_traced_while_running_only() -> None:
+    decorated = profile(show=False)(blocks)
+    consumer = []
+    for size in decorated(3):
+        consumer.append(bytearray(500_000))  # the consumer's memory is not the generator's
+        assert size == 20_000
+    result = decorated.last_profile
+    base = first_line(blocks)
+    assert result.row(base + 2).hits == 3
+    assert result.row(base + 2).allocated_bytes == 3 * size_of(20_000)
+    assert result.allocated_bytes < 3 * size_of(20_000) + 1024
+    # The previous block is freed only once the next one exists.
+    assert result.peak_bytes >= 2 * size_of(20_000)
+    assert result.peak_bytes < 2 * size_of(20_000) + 1024
+
+
+async def two_blocks() -> int:
+    first = bytearray(30_000)
+    await asyncio.sleep(0)
+    second = bytearray(40_000)
+    return len(first) + len(second)
+
+
+def test_async_functions() -> None:
+    decorated = profile(show=False)(two_blocks)
+
+    async def main() -> list[int]:
+        noise = [bytearray(100_000) for _ in range(3)]
+        result = await asyncio.gather(decorated(), decorated())
+        del noise
+        return list(result)
+
+    assert asyncio.run(main()) == [70_000, 70_000]
+    result = decorated.last_profile
+    base = first_line(two_blocks)
+    assert result.row(base + 1).allocated_bytes == size_of(30_000)
+    assert result.row(base + 3).allocated_bytes == size_of(40_000)
+    assert profile_lines(two_blocks).row(base + 3).allocated_bytes == size_of(40_000)
+
+
+def fails_after_allocating() -> None:
+    kept = bytearray(5_000)
+    raise ValueError(f"failed with {len(kept)} bytes")
+
+
+def test_an_exception_propagates_and_the_profile_comes_out() -> None:
+    seen: list[LineProfile] = []
+    decorated = profile(show=False, on_profile=seen.append)(fails_after_allocating)
+    with pytest.raises(ValueError, match="failed with 5000 bytes") as caught:
+        decorated()
+    (result,) = seen
+    assert caught.value.memguard_profile is result  # type: ignore[attr-defined]
+    assert decorated.last_profile is result
+    assert result.row(first_line(fails_after_allocating) + 1).allocated_bytes == size_of(5_000)
+    assert any("memguard line profile" in note for note in caught.value.__notes__)
+    with pytest.raises(ValueError) as again:
+        profile_lines(fails_after_allocating)
+    assert isinstance(again.value.memguard_profile, LineProfile)  # type: ignore[attr-defined]
+
+
+def test_the_table_is_printed_to_the_stream() -> None:
+    out = io.StringIO()
+    profile(stream=out)(known_sizes)()
+    text = out.getvalue()
+    assert text.startswith("known_sizes (")
+    assert "    b = bytearray(200_000)" in text
+    assert "native allocations are not seen" in text
+
+
+def test_previous_trace_function_keeps_its_events_and_is_restored() -> None:
+    events: list[tuple[str, int]] = []
+
+    def local(frame: FrameType, event: str, arg: Any) -> Any:
+        if frame.f_code is known_sizes.__code__:
+            events.append((event, frame.f_lineno))
+        return local
+
+    def global_trace(frame: FrameType, event: str, arg: Any) -> Any:
+        return local if frame.f_code is known_sizes.__code__ else None
+
+    previous = sys.gettrace()
+    sys.settrace(global_trace)
+    try:
+        result = profile_lines(known_sizes)
+        assert sys.gettrace() is global_trace
+    finally:
+        sys.settrace(previous)
+    base = first_line(known_sizes)
+    assert [line - base for event, line in events if event == "line"] == [1, 2, 3, 4, 5, 6, 7]
+    assert result.row(base + 2).allocated_bytes == size_of(200_000)
+
+
+def test_each_thread_profiles_its_own_calls() -> None:
+    before = sys.gettrace()
+    results: list[LineProfile] = []
+    decorated = profile(show=False, on_profile=results.append)(known_sizes)
+    threads = [threading.Thread(target=decorated) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 2
+    base = first_line(known_sizes)
+    for result in results:
+        assert result.calls == 1
+        assert result.row(base + 2).hits == 1
+        assert result.row(base + 2).allocated_bytes >= size_of(200_000)
+    assert sys.gettrace() is before  # this thread's tracer was never touched
+
+
+def test_a_foreign_trace_keeps_running_and_earlier_memory_is_left_out() -> None:
+    tracemalloc.start(4)
+    try:
+        keep = profile_lines(calls_helper)  # traces of an earlier call are alive...
+        del keep
+        earlier = calls_helper()
+        result = profile_lines(calls_helper)
+        assert tracemalloc.is_tracing()
+        assert result.nframes == 4
+        line = result.row(first_line(calls_helper) + 1)
+        assert line.retained_bytes == size_of(40_000)  # ...but not counted again
+        del earlier
+    finally:
+        tracemalloc.stop()
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="expand must be a non-negative int, got -1"):
+        profile(expand=-1)
+    with pytest.raises(ValueError, match="nframes must be a positive int, got 0"):
+        profile(nframes=0)
+    with pytest.raises(TypeError, match="fn must be a Python function"):
+        profile_lines(len, [1])
+
+    async def agen() -> Any:
+        yield 1
+
+    with pytest.raises(TypeError, match="async generator"):
+        profile(agen)
+
+
+def test_public_names() -> None:
+    assert memguard.profile is profile
+    assert memguard.profile_lines is profile_lines
+    assert memguard.LineProfile is LineProfile
