@@ -7,9 +7,11 @@ what they print is captured from stdout.
 
 from __future__ import annotations
 
+import base64
 import builtins
 import os
 import re
+import shutil
 import sys
 import tracemalloc
 from collections.abc import Iterator
@@ -21,15 +23,50 @@ pytest.importorskip("IPython")
 
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import ExecutionResult, InteractiveShell
+from IPython.utils.capture import capture_output
 from traitlets.config import Config
 
 from memguard import _tracing
-from memguard.exceptions import MemoryLimitExceeded
+from memguard.exceptions import LeakDetected, MemoryLimitExceeded
+from memguard.report import render
+from memguard.values.diff import SnapshotDiff
+from memguard.values.leak import LeakReport
+from memguard.values.lineprofile import LineProfile
+from memguard.values.snapshot import Snapshot
+from memguard.values.timeline import Timeline
 
 MAGICS = {
-    "line": ["memguard_cells", "memguard_diff", "memguard_snapshot"],
-    "cell": ["memguard_limit"],
+    "line": ["memguard_cells", "memguard_diff", "memguard_holders", "memguard_lines",
+             "memguard_snapshot"],
+    "cell": ["memguard_leaks", "memguard_limit", "memguard_record"],
 }
+
+APP = """
+class Session:
+    def __init__(self, user):
+        self.user = user
+        self.buffer = bytearray(1000)
+
+    def on_event(self, event):
+        return event
+
+
+class Bus:
+    def __init__(self):
+        self.handlers = {"request": []}
+
+    def subscribe(self, kind, handler):
+        self.handlers[kind].append(handler)
+
+
+bus = Bus()
+
+
+def handle_request(user):
+    session = Session(user)
+    bus.subscribe("request", session.on_event)
+    return len(user)
+"""
 
 
 @pytest.fixture(scope="module")
@@ -279,3 +316,215 @@ def test_unloading_turns_the_cells_line_off(ipython: InteractiveShell) -> None:
     assert monitor.post_run_cell not in ipython.events.callbacks["post_run_cell"]
     assert _tracing.open_windows() == 0
     assert not tracemalloc.is_tracing()
+
+
+# -- snapshots, diffs and rich display ---------------------------------------
+
+
+def test_snapshot_and_diff_name_the_growth(shell: InteractiveShell,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    was_tracing = tracemalloc.is_tracing()
+    result = run(shell, "%memguard_snapshot before --trace")
+    before = shell.user_ns["before"]
+    assert isinstance(before, Snapshot)
+    assert result.result is before
+    assert magics(shell).snapshots["before"] is before
+    assert tracemalloc.is_tracing()
+    grow = run(shell, "kept = [bytearray(1000) for _ in range(500)]")
+    assert run(shell, "%memguard_snapshot after --stop").success
+    assert tracemalloc.is_tracing() == was_tracing
+    capsys.readouterr()
+
+    result = run(shell, "%memguard_diff before after")
+    diff = result.result
+    assert isinstance(diff, SnapshotDiff)
+    assert (diff.before, diff.after) == ("before", "after")
+    assert diff.sites is not None
+    top = diff.sites[0]
+    assert re.fullmatch(rf"<ipython-input-{grow.execution_count}-\w+>", top.filename)
+    assert top.lineno == 1
+    # 500 bytearrays of 1000 bytes (each with its object header), and the list.
+    assert 500 * 1000 <= top.size_diff_bytes <= 500 * 1000 + 500 * 80 + 8 * 1024
+    assert diff.types is not None
+    assert {t.name: t.count_diff for t in diff.types}["bytearray"] >= 500
+    out = capsys.readouterr().out
+    assert out == f"Out[{result.execution_count}]: \n{render(diff, 'text')}"
+
+
+def test_values_display_as_html_and_as_their_text_report(shell: InteractiveShell) -> None:
+    run(shell, "%memguard_snapshot only --no-census")
+    snapshot = shell.user_ns["only"]
+    assert shell.display_formatter is not None
+    data, _ = shell.display_formatter.format(snapshot)
+    assert data["text/plain"] == render(snapshot, "text").rstrip("\n")
+    assert data["text/html"] == snapshot._repr_html_()
+    assert "<table" in data["text/html"]
+    run(shell, "%unload_ext memguard")
+    data, _ = shell.display_formatter.format(snapshot)
+    assert data["text/plain"].startswith("Snapshot(")
+    run(shell, "%load_ext memguard")
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ("%memguard_diff nothing after", "%memguard_diff: no snapshot named 'nothing'; take one "
+                                     "with: %memguard_snapshot nothing"),
+    ("%memguard_diff number number", "%memguard_diff: 'number' is a int, not a Snapshot"),
+    ("%memguard_snapshot 2x", "%memguard_snapshot: NAME must be a Python identifier, got '2x'"),
+    ("%memguard_diff a b --by module", "%memguard_diff: argument --by: invalid choice: 'module'"),
+])
+def test_snapshot_and_diff_usage_errors(shell: InteractiveShell, line: str, message: str) -> None:
+    shell.user_ns["number"] = 3
+    result = run(shell, line)
+    assert isinstance(result.error_in_exec, UsageError)
+    assert str(result.error_in_exec).startswith(message)
+
+
+# -- %%memguard_record ----------------------------------------------------------
+
+
+def test_record_cell_returns_its_timeline(shell: InteractiveShell,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    result = run(shell, "%%memguard_record --interval 0.002 --no-rss\nimport time\n"
+                        "block = bytearray(4_000_000)\ntime.sleep(0.03)\ndel block\n"
+                        "time.sleep(0.01)\n'not shown'")
+    timeline = result.result
+    assert isinstance(timeline, Timeline)
+    assert magics(shell).results["record"] is timeline
+    assert timeline.label == f"cell In[{result.execution_count}]"
+    assert timeline.interval_seconds == 0.002
+    peak = timeline.traced_peak_above_start_bytes
+    assert peak is not None
+    assert 4_000_000 <= peak <= 4_000_000 + 64 * 1024
+    assert {sample.rss_bytes for sample in timeline.samples} == {None}, "--no-rss samples"
+    assert len(timeline.samples) >= 5
+    assert not tracemalloc.is_tracing()
+    out = capsys.readouterr().out
+    assert out.startswith(f'Out[{result.execution_count}]: \nmemguard timeline "cell In[')
+    assert "not shown" not in out
+
+
+def test_record_cell_error_propagates(shell: InteractiveShell) -> None:
+    result = run(shell, "%%memguard_record\nraise KeyError('boom')")
+    assert isinstance(result.error_in_exec, KeyError)
+    assert _tracing.open_windows() == 0
+
+
+# -- %memguard_holders ----------------------------------------------------------
+
+
+def test_holders_names_the_chain_and_sets_the_notebooks_own_references_aside(
+        shell: InteractiveShell, monkeypatch: pytest.MonkeyPatch, tmp_path: Any,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    run(shell, APP)
+    run(shell, "handle_request('alice')\nsession = bus.handlers['request'][0].__self__")
+    shown = run(shell, "session")
+    capsys.readouterr()
+    monkeypatch.setenv("PATH", str(tmp_path))  # no Graphviz here
+    assert run(shell, "%memguard_holders session").success
+    assert capsys.readouterr().out == (
+        "who holds session (Session):\n"
+        "  __main__.bus.handlers['request'][0] -> <bound method Session.on_event> -> Session\n"
+        f"  not counted, the notebook's own references: session, _, _{shown.execution_count}, "
+        f"Out[{shown.execution_count}]\n"
+        "  no graph image: Graphviz's `dot` is not installed (install the graphviz package "
+        "of your system to get one)\n")
+    # Everything set aside is back.
+    assert shell.user_ns["session"] is shell.user_ns["Out"][shown.execution_count]
+    assert shell.user_ns["_"] is shell.user_ns["session"]
+    assert shell.displayhook is not None
+    assert shell.displayhook._ is shell.user_ns["session"]
+
+
+def test_holders_of_an_unheld_object_and_bad_expressions(
+        shell: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(shell, "%memguard_holders --no-graph object()").success
+    assert capsys.readouterr().out == (
+        "who holds object() (object):\n"
+        "  no holder reachable from a root (held by C code or a running frame's stack)\n")
+    result = run(shell, "%memguard_holders --no-graph 1 +")
+    assert isinstance(result.error_in_exec, UsageError)
+    assert str(result.error_in_exec) == (
+        "%memguard_holders: '1 +' is not a Python expression: invalid syntax")
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")
+def test_holders_draws_the_backrefs_with_graphviz(shell: InteractiveShell) -> None:
+    run(shell, APP)
+    run(shell, "handle_request('bob')")
+    with capture_output() as captured:
+        assert run(shell, "%memguard_holders bus.handlers['request'][0].__self__").success
+    assert captured.stdout.startswith("who holds bus.handlers['request'][0].__self__ (Session)")
+    (image,) = captured.outputs
+    png = image.data["image/png"]
+    png = base64.b64decode(png) if isinstance(png, str) else png
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+
+
+# -- %memguard_lines -------------------------------------------------------------
+
+
+def test_lines_profiles_a_call_to_a_notebook_function(shell: InteractiveShell) -> None:
+    run(shell, "def build(n, size=100):\n"
+               "    rows = [bytearray(size) for _ in range(n)]\n"
+               "    spike = bytearray(50_000)\n"
+               "    del spike\n"
+               "    return rows\n")
+    shell.user_ns["count"] = 1000
+    result = run(shell, "%memguard_lines build(count, size=200)")
+    profile = result.result
+    assert isinstance(profile, LineProfile)
+    assert magics(shell).results["lines"] is profile
+    assert profile.function == "build"
+    rows = profile.row(2), profile.row(3)
+    assert 1000 * 200 <= rows[0].allocated_bytes <= 1000 * (200 + 80) + 16 * 1024
+    assert 50_000 <= rows[1].allocated_bytes <= 50_000 + 1024
+    assert rows[1].retained_bytes == 0
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ("%memguard_lines build", "%memguard_lines: expected a call such as build(rows), "
+                              "got 'build'"),
+    ("%memguard_lines build(", "%memguard_lines: 'build(' is not a Python expression: "),
+    ("%memguard_lines len([1])", "%memguard_lines: "),
+])
+def test_lines_usage_errors(shell: InteractiveShell, line: str, message: str) -> None:
+    result = run(shell, line)
+    assert isinstance(result.error_in_exec, UsageError)
+    assert str(result.error_in_exec).startswith(message)
+
+
+# -- %%memguard_leaks --------------------------------------------------------------
+
+
+def test_leaks_cell_shows_the_verdict_of_a_leaking_cell(shell: InteractiveShell) -> None:
+    run(shell, APP)
+    result = run(shell, "%%memguard_leaks --repeat 20 --warmup 2 --signals objects\n"
+                        "handle_request('carol')")
+    report = result.result
+    assert result.success
+    assert isinstance(report, LeakReport)
+    assert report.leaked
+    assert report.label == f"cell In[{result.execution_count}]"
+    assert (report.iterations, report.warmup) == (20, 2)
+    per_call = {signal.name: signal.per_call for signal in report.signals}
+    # One Session, its buffer and its user string's holder dict, and one bound method.
+    assert 2 <= per_call["objects"] <= 6
+    calls = len(shell.user_ns["bus"].handlers["request"])
+    # At least once per warm-up and measured run (a leak check may make naming runs too).
+    assert calls >= 22
+
+
+def test_leaks_cell_with_assert_fails_like_a_test(shell: InteractiveShell) -> None:
+    run(shell, APP)
+    result = run(shell, "%%memguard_leaks --repeat 20 --warmup 2 --signals objects --assert\n"
+                        "handle_request('dave')")
+    error = result.error_in_exec
+    assert isinstance(error, LeakDetected)
+    assert magics(shell).results["leaks"] is error.report
+    assert str(error).startswith(f"Leak detected in cell In[{result.execution_count}]: ")
+
+
+def test_leaks_cell_usage_errors(shell: InteractiveShell) -> None:
+    result = run(shell, "%%memguard_leaks --signals heap\npass")
+    assert isinstance(result.error_in_exec, UsageError)
+    assert str(result.error_in_exec).startswith("%%memguard_leaks: unknown signal(s) ['heap']")
