@@ -35,6 +35,7 @@ from .values.files import load
 from .values.leak import LeakReport, SignalVerdict
 from .values.limit import LimitReport
 from .values.lineprofile import LineProfile
+from .values.run import RunReport
 from .values.site import AllocationSite
 from .values.snapshot import Snapshot
 from .values.snapshot import take_snapshot as snapshot
@@ -52,6 +53,7 @@ __all__ = [
     "MeasurementUnavailable",
     "MemguardError",
     "MemoryLimitExceeded",
+    "RunReport",
     "SignalVerdict",
     "Snapshot",
     "SnapshotDiff",
