@@ -63,6 +63,7 @@ _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _CHUNK = 100
 _MAX_FRONTIER = 1000
 _CLOCK_EVERY = 256
+_SCAN_CHUNK = 10_000
 _KEY_REPR = 40
 _CO_OPTIMIZED = 0x0001
 _MATERIALIZES_LOCALS = sys.version_info < (3, 13)
@@ -377,26 +378,60 @@ class _Search:
         target = self.nodes[self.target_id]
         if self.is_root(target):
             return self.result("found", self.target_id)
-        frontier: list[object] = [target]
+        found, status = self.breadth_first([target])
+        if found is None and status == "exhausted" and not gc.is_tracked(target):
+            # gc does not track a dict or tuple holding only atomic values
+            # (str, bytes, numbers), so get_referrers cannot see a cache of
+            # strings; such holders are looked for among everyone's referents.
+            holders = self.untracked_holders(target)
+            for holder in holders:
+                self.nodes[id(holder)] = holder
+                self.next_hop[id(holder)] = self.target_id
+            self.depth = 1
+            found, status = self.breadth_first(holders)
+            del holders
+        del target
+        if found is None and self.fallback is not None:
+            found, status = self.fallback, "found"
+        return self.result(status, found)
+
+    def breadth_first(self, frontier: list[object]) -> tuple[int | None, Status]:
+        """Search back from *frontier*; the root found, or why the search ended."""
         self.own.add(id(frontier))
-        status: Status = "exhausted"
         while frontier:
             if self.depth >= self.max_depth:
-                status = "depth"
-                break
+                return None, "depth"
             if time.perf_counter() > self.deadline:
-                status = "time"
-                break
+                return None, "time"
             self.depth += 1
             found, frontier, timed_out = self.expand(frontier)
             if found is not None:
-                return self.result("found", found)
+                return found, "found"
             if timed_out:
-                status = "time"
-                break
-        if self.fallback is not None:
-            return self.result("found", self.fallback)
-        return self.result(status, None)
+                return None, "time"
+        return None, "exhausted"
+
+    def untracked_holders(self, target: object) -> list[object]:
+        """Untracked dicts and tuples that hold *target*: one pass over all referents."""
+        holders: list[object] = []
+        seen: set[int] = set()
+        everything = gc.get_objects()
+        self.own.update((id(holders), id(everything)))
+        try:
+            for start in range(0, len(everything), _SCAN_CHUNK):
+                if time.perf_counter() > self.deadline:
+                    break
+                for referent in gc.get_referents(*everything[start:start + _SCAN_CHUNK]):
+                    kind = type(referent)
+                    if (kind is dict or kind is tuple) and id(referent) not in seen and (
+                        not gc.is_tracked(referent)
+                    ):
+                        seen.add(id(referent))
+                        if _contains(referent, target):
+                            holders.append(referent)
+        finally:
+            del everything
+        return holders
 
     def is_root(self, node: object) -> bool:
         """Whether *node* is a global root; a frame local is remembered as the fallback.
@@ -451,6 +486,7 @@ class _Search:
         return None, following, False
 
     def result(self, status: Status, root: int | None) -> HolderSearch:
+        """The search's outcome; *root* is where the chain starts, if found."""
         steps = None if root is None else self.chain(root)
         return HolderSearch(
             steps=steps,
@@ -644,6 +680,12 @@ def _held_one(holder: object, wanted: set[int]) -> int | None:
         if id(referent) in wanted:
             return id(referent)
     return None
+
+
+def _contains(container: object, target: object) -> bool:
+    if isinstance(container, dict):
+        return any(value is target or key is target for key, value in container.items())
+    return isinstance(container, tuple) and any(item is target for item in container)
 
 
 def _is_own_frame(holder: object) -> bool:

@@ -287,3 +287,17 @@ def test_path_through_a_bound_methods_object() -> None:
         "shopapp.registry.HANDLERS['click'][0] -> <bound method Session.on_click>"
         " -> Session.partner -> Session"
     )
+
+
+def test_holders_gc_does_not_track() -> None:
+    # A dict of bytes and a tuple of strings are not tracked by gc, so
+    # gc.get_referrers cannot see them; the search finds them anyway.
+    page = bytes(range(256)) * 4
+    registry.PAGES["/home"] = page
+    assert not gc.is_tracked(registry.PAGES)
+    assert chain_of(page) == "shopapp.registry.PAGES['/home'] -> bytes"
+    name = "".join(["sess", "ion-", "42"])
+    registry.ITEMS.append(("user", name))
+    gc.collect()  # untracks the tuple of strings
+    assert not gc.is_tracked(registry.ITEMS[0])
+    assert chain_of(name) == "shopapp.registry.ITEMS[0][1] -> str"

@@ -11,6 +11,7 @@ ITEMS: list[Any] = []
 SEEN: set[Any] = set()
 BY_SESSION: dict[Any, int] = {}
 STATE = threading.local()
+PAGES: dict[str, bytes] = {}
 
 
 class Session:
@@ -94,4 +95,5 @@ def reset() -> None:
     SEEN.clear()
     BY_SESSION.clear()
     Session.instances.clear()
+    PAGES.clear()
     STATE.__dict__.clear()
