@@ -53,6 +53,7 @@ _OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 
 _PROBE_BYTES = sys.getsizeof(bytearray(4096))
+_calibration: tuple[int, int] | None = None  # (end_noise, dip), the same in every thread
 _MAX_NOISE = 1024
 
 
@@ -214,6 +215,11 @@ class ThreadTracer:
         ``dip``, how far the level at the restart is above the level the
         line's code starts from.
         """
+        global _calibration
+        if _calibration is not None:
+            self.end_noise, self.dip = _calibration
+            self.last = _tracing.rebase()
+            return
         self.last = _tracing.rebase()
         raw: list[tuple[int, int, int]] = []
         self.raw = raw
@@ -230,11 +236,14 @@ class ThreadTracer:
             del self.by_code[_probe.__code__]
             self.raw = None
         self.stack.clear()
-        # raw: the call interval, the empty line, the transient line.
-        end_noise = raw[1][2] if len(raw) >= 3 else 0
-        dip = _PROBE_BYTES - raw[2][1] if len(raw) >= 3 else 0
-        self.end_noise = end_noise if 0 <= end_noise <= _MAX_NOISE else 0
-        self.dip = dip if -_MAX_NOISE <= dip <= _MAX_NOISE else 0
+        # raw: the call interval, the empty line, the transient line. Inside
+        # another trace function (a new thread's first event) nothing is
+        # traced: the probe then yields nothing and the constants stay 0.
+        if len(raw) >= 3:
+            end_noise = raw[1][2]
+            dip = _PROBE_BYTES - raw[2][1]
+            if 0 <= end_noise <= _MAX_NOISE and -_MAX_NOISE <= dip <= _MAX_NOISE:
+                self.end_noise, self.dip = _calibration = (end_noise, dip)
         self.last = _tracing.rebase()
 
     def _charge(self) -> None:

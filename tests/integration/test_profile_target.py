@@ -1,0 +1,157 @@
+"""LineTarget (for ``memguard run --lines``) and functions defined in IPython cells."""
+
+from __future__ import annotations
+
+import linecache
+import runpy
+import sys
+import textwrap
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from memguard.guards.profile import LineTarget, profile_lines
+
+
+def size_of(n: int) -> int:
+    return sys.getsizeof(bytearray(n))
+
+
+SCRIPT = """\
+import threading
+
+KEPT = []
+
+def main():
+    for _ in range(3):
+        work(10_000)
+    thread = threading.Thread(target=work, args=(20_000,))
+    thread.start()
+    thread.join()
+
+def work(n):
+    temporary = bytearray(n)
+    KEPT.append(bytearray(1_000))
+    return len(temporary)
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def test_parse_reads_file_or_module_and_function() -> None:
+    target = LineTarget.parse("app/jobs.py:Job.run")
+    assert (target.where, target.function, target.is_path) == ("app/jobs.py", "Job.run", True)
+    target = LineTarget.parse("app.jobs:load", expand=1)
+    assert (target.where, target.function, target.is_path, target.expand) == (
+        "app.jobs", "load", False, 1)
+    for bad in ("nofunction", ":f", "mod:"):
+        with pytest.raises(ValueError, match="MODULE_OR_FILE:FUNCTION"):
+            LineTarget.parse(bad)
+
+
+def test_script_run_as_main_profiles_a_function_defined_later(tmp_path: Path) -> None:
+    script = tmp_path / "job.py"
+    script.write_text(SCRIPT)
+    before = sys.gettrace()
+    target = LineTarget.parse(f"{script}:work")
+    target.attach()
+    try:
+        namespace = runpy.run_path(str(script), run_name="__main__")
+    finally:
+        target.detach()
+    assert sys.gettrace() is before
+    assert threading.gettrace() is None
+    (result,) = target.results()
+    assert result.function == "work"
+    assert result.calls == 4  # three in the main thread, one in a thread started later
+    temporary = result.row(13)
+    assert temporary.source == "    temporary = bytearray(n)"
+    assert temporary.hits == 4
+    assert temporary.allocated_bytes == 3 * size_of(10_000) + size_of(20_000)
+    assert temporary.retained_bytes == 0
+    kept = result.row(14)
+    assert kept.allocated_bytes >= 4 * size_of(1_000)
+    # Retained means still alive at detach: the four blocks in KEPT.
+    assert kept.retained_bytes >= 4 * size_of(1_000)
+    assert kept.retained_bytes <= 4 * size_of(1_000) + 256  # plus the list's growth
+    assert result.peak_bytes >= size_of(20_000)
+    namespace.clear()
+
+
+def test_module_target_matches_by_module_name(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "lt_sample_mod.py").write_text(textwrap.dedent("""\
+        class Loader:
+            def load(self, n):
+                return bytearray(n)
+
+        def load(n):
+            return [0] * n
+        """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    target = LineTarget.parse("lt_sample_mod:Loader.load")
+    target.attach()
+    try:
+        import lt_sample_mod
+
+        lt_sample_mod.Loader().load(50_000)
+        lt_sample_mod.load(10)  # same plain name, other qualified name: not matched
+    finally:
+        target.detach()
+        sys.modules.pop("lt_sample_mod", None)
+    (result,) = target.results()
+    assert result.function == "Loader.load"
+    assert result.row(3).allocated_bytes == size_of(50_000)
+
+
+def test_attach_twice_and_detach_unattached_are_refused() -> None:
+    target = LineTarget.parse("x.py:f")
+    with pytest.raises(RuntimeError, match="not attached"):
+        target.detach()
+    target.attach()
+    try:
+        with pytest.raises(RuntimeError, match="already attached"):
+            target.attach()
+    finally:
+        target.detach()
+    assert target.results() == ()
+
+
+def test_functions_defined_in_an_ipython_cell() -> None:
+    interactiveshell = pytest.importorskip("IPython.core.interactiveshell")
+    shell = interactiveshell.InteractiveShell()
+    try:
+        result = shell.run_cell(textwrap.dedent("""\
+            def cell_function():
+                block = bytearray(64_000)
+                return len(block)
+            """))
+        assert result.success
+        fn = shell.user_ns["cell_function"]
+        profile = profile_lines(fn)
+        assert profile.filename == fn.__code__.co_filename
+        block = profile.row(2)
+        assert block.source == "    block = bytearray(64_000)"
+        assert block.allocated_bytes == size_of(64_000)
+    finally:
+        shell.user_ns.clear()
+        interactiveshell.InteractiveShell.clear_instance()
+
+
+def test_code_from_an_ipykernel_style_cell_file_via_linecache() -> None:
+    filename = "/tmp/ipykernel_4242/1234567.py"  # never on disk: like ipykernel's cells
+    source = "def from_kernel():\n    data = [0] * 5_000\n    return len(data)\n"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    namespace: dict[str, Any] = {}
+    try:
+        exec(compile(source, filename, "exec"), namespace)
+        profile = profile_lines(namespace["from_kernel"])
+        assert profile.filename == filename
+        assert profile.row(2).source == "    data = [0] * 5_000"
+        assert 40_000 <= profile.row(2).allocated_bytes <= 40_000 + 72
+    finally:
+        linecache.cache.pop(filename, None)
+        namespace.clear()
