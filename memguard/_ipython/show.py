@@ -4,9 +4,11 @@ The values render themselves as HTML (``_repr_html_``, with inline charts)
 and Markdown through :mod:`memguard.report`, without importing IPython. What
 IPython would show as plain text is the dataclass ``repr``, a debugging form;
 while the extension is loaded, the shell's plain-text formatter prints the
-report's text rendering instead. The formatters are registered by type name,
-so the value modules are not imported until a value is shown, and the
-previous formatters come back when the extension is unloaded.
+report's text rendering instead, and a value without its own ``_repr_html_``
+(a leak or limit report) is shown as the HTML report, charts included. The
+formatters are registered by type name, so the value modules are not
+imported until a value is shown, and the previous formatters come back when
+the extension is unloaded.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
-__all__ = ["VALUE_TYPES", "plain_text", "register_formatters", "show", "show_png"]
+__all__ = ["VALUE_TYPES", "html", "plain_text", "register_formatters", "show", "show_png"]
 
 VALUE_TYPES: tuple[tuple[str, str], ...] = (
     ("memguard.values.snapshot", "Snapshot"),
@@ -57,6 +59,23 @@ def plain_text(value: Any) -> str:
     return str(render(value, "text")).rstrip("\n")
 
 
+def html(value: Any) -> str:
+    """The value's own ``_repr_html_``, or else the HTML report with its charts.
+
+    Example:
+        >>> from memguard.values.limit import LimitReport
+        >>> report = LimitReport(label="demo", source="python", method="tracemalloc",
+        ...                      limit_bytes=2048, peak_bytes=1024)
+        >>> "headroom 1.0 KiB" in html(report)
+        True
+    """
+    own = getattr(type(value), "_repr_html_", None)
+    if own is not None:
+        return str(own(value))
+    render = importlib.import_module("memguard.report").render
+    return str(render(value, "html"))
+
+
 def _pretty(value: Any, printer: Any, cycle: bool) -> None:
     del cycle  # the values are flat data; they cannot contain themselves
     printer.text(plain_text(value))
@@ -73,15 +92,18 @@ def register_formatters(shell: InteractiveShell) -> Callable[[], None]:
         ``restore()`` when it unloads.
     """
     assert shell.display_formatter is not None
-    formatter = shell.display_formatter.formatters["text/plain"]
-    previous = {(module, name): formatter.for_type_by_name(module, name, _pretty)
-                for module, name in VALUE_TYPES}
+    formatters = shell.display_formatter.formatters
+    previous = {
+        (mime, module, name): formatters[mime].for_type_by_name(module, name, function)
+        for mime, function in (("text/plain", _pretty), ("text/html", html))
+        for module, name in VALUE_TYPES
+    }
 
     def restore() -> None:
-        for (module, name), old in previous.items():
-            formatter.pop(f"{module}.{name}", None)
+        for (mime, module, name), old in previous.items():
+            formatters[mime].pop(f"{module}.{name}", None)
             if old is not None:
-                formatter.for_type_by_name(module, name, old)
+                formatters[mime].for_type_by_name(module, name, old)
 
     return restore
 
