@@ -319,20 +319,21 @@ def take_snapshot(label: str | None = None, *, census: bool = True) -> Snapshot:
             absent["sites"] = absent["traced_bytes"] = (
                 "tracemalloc was not tracing; start it (memguard.record(), "
                 "tracemalloc.start() or python -X tracemalloc) to see allocation sites")
-    rss = _measure(process.rss_bytes, "rss_bytes", absent)
-    uss = _measure(process.uss_bytes, "uss_bytes", absent)
-    try:
-        fds: tuple[tuple[int, str], ...] | None = tuple(sorted(process.open_fds().items()))
-    except MeasurementUnavailable as error:
-        fds, absent["fds"] = None, str(error)
-    return Snapshot(
-        label=label, timestamp=timestamp, sites=sites, traceback_limit=limit,
-        traced_bytes=traced, traced_peak_bytes=peak, types=types, rss_bytes=rss,
-        uss_bytes=uss, fds=fds, threads=tuple(sorted(process.thread_names().values())),
-        pid=os.getpid(), python=f"{platform.python_implementation()} {platform.python_version()}",
-        platform=f"{platform.platform()} ({sys.platform})",
-        absent=tuple(sorted(absent.items())),
-    )
+        rss = _measure(process.rss_bytes, "rss_bytes", absent)
+        uss = _measure(process.uss_bytes, "uss_bytes", absent)
+        try:
+            fds: tuple[tuple[int, str], ...] | None = tuple(sorted(process.open_fds().items()))
+        except MeasurementUnavailable as error:
+            fds, absent["fds"] = None, str(error)
+        return Snapshot(
+            label=label, timestamp=timestamp, sites=sites, traceback_limit=limit,
+            traced_bytes=traced, traced_peak_bytes=peak, types=types, rss_bytes=rss,
+            uss_bytes=uss, fds=fds, threads=tuple(sorted(process.thread_names().values())),
+            pid=os.getpid(),
+            python=f"{platform.python_implementation()} {platform.python_version()}",
+            platform=f"{platform.platform()} ({sys.platform})",
+            absent=tuple(sorted(absent.items())),
+        )
 
 
 def _measure(read: Any, name: str, absent: dict[str, str]) -> int | None:

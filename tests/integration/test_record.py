@@ -1,0 +1,126 @@
+"""memguard.record(): real timelines, exact peaks, marks, clean stops."""
+
+from __future__ import annotations
+
+import threading
+import time
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+import memguard
+from memguard import _tracing
+from memguard.report import render
+
+MB = 1_000_000
+SLACK = 64 * 1024
+
+
+def _sampler_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("memguard-")]
+
+
+def test_samples_marks_and_exact_peak() -> None:
+    with memguard.record(interval=0.005, label="build") as timeline:
+        first = bytearray(2 * MB)
+        timeline.mark("first")
+        time.sleep(0.03)
+        second = bytearray(3 * MB)
+        timeline.mark("second")
+        time.sleep(0.03)
+        del first, second
+        timeline.mark("freed")
+    assert timeline.label == "build"
+    peak = timeline.traced_peak_above_start_bytes
+    assert peak is not None
+    assert 5 * MB <= peak <= 5 * MB + SLACK
+    assert [m.label for m in timeline.marks] == ["first", "second", "freed"]
+    times = [s.time_seconds for s in timeline.samples]
+    assert times == sorted(times)
+    assert len(timeline.samples) >= 8
+    traced_at = {m.label: m.traced_bytes for m in timeline.marks}
+    assert traced_at["second"] - traced_at["first"] >= 3 * MB  # type: ignore[operator]
+    assert max(s.traced_bytes or 0 for s in timeline.samples) >= 5 * MB
+    assert not tracemalloc.is_tracing()
+    assert _sampler_threads() == []
+
+
+def test_peak_between_samples_is_not_missed() -> None:
+    with memguard.record(interval=0.5) as timeline:
+        spike = bytearray(4 * MB)
+        del spike
+    sampled = max(s.traced_bytes or 0 for s in timeline.samples)
+    assert sampled < MB  # the samples missed the spike ...
+    peak = timeline.traced_peak_above_start_bytes
+    assert peak is not None
+    assert 4 * MB <= peak <= 4 * MB + SLACK  # ... the exact peak did not
+
+
+def test_rss_is_recorded() -> None:
+    with memguard.record(interval=0.005) as timeline:
+        block = bytearray(20 * MB)
+        block[::4096] = b"x" * len(block[::4096])  # touch every page
+        time.sleep(0.02)
+        del block
+    assert timeline.rss_peak_method in ("kernel-hwm", "sampled")
+    assert timeline.rss_peak_bytes is not None
+    assert timeline.rss_start_bytes is not None
+    assert timeline.rss_peak_bytes - timeline.rss_start_bytes >= 15 * MB
+    assert all(s.rss_bytes is not None for s in timeline.samples)
+
+
+def test_exception_stops_cleanly() -> None:
+    before = threading.active_count()
+    with pytest.raises(KeyError, match="boom"), memguard.record(interval=0.001) as timeline:
+        time.sleep(0.01)
+        raise KeyError("boom")
+    assert threading.active_count() == before
+    assert _sampler_threads() == []
+    assert _tracing.open_windows() == 0
+    assert timeline.samples
+
+
+def test_foreign_trace_keeps_running() -> None:
+    outer = _tracing.begin()
+    try:
+        with memguard.record(interval=0.01) as timeline:
+            data = bytearray(MB)
+        assert tracemalloc.is_tracing()
+        assert timeline.traced_peak_above_start_bytes is not None
+        assert timeline.traced_peak_above_start_bytes >= MB
+        del data
+    finally:
+        _tracing.end(outer)
+
+
+def test_record_inside_a_limit_shares_the_peak() -> None:
+    with memguard.limit(mb=50) as guard, memguard.record(interval=0.01) as timeline:
+        data = bytearray(3 * MB)
+        del data
+    assert guard.peak_bytes >= 3 * MB
+    assert (timeline.traced_peak_above_start_bytes or 0) >= 3 * MB
+
+
+def test_misuse() -> None:
+    recorder = memguard.record()
+    with recorder as timeline:
+        with pytest.raises(RuntimeError, match="complete once the record"):
+            timeline.timeline
+        with pytest.raises(RuntimeError, match="already running"):
+            recorder.__enter__()
+    with pytest.raises(RuntimeError, match="mark\\(\\) works only inside"):
+        timeline.mark("late")
+    with pytest.raises(TypeError, match="label must be a string"):
+        timeline.mark(3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="interval must be a positive number"):
+        memguard.record(interval=0)
+
+
+def test_recording_renders_and_saves_as_its_timeline(tmp_path: Path) -> None:
+    with memguard.record(interval=0.005, label="io") as timeline:
+        time.sleep(0.02)
+    assert render(timeline, "text").startswith('memguard timeline "io"\n')
+    loaded = memguard.load(memguard.report.write(timeline, tmp_path / "t.json"))
+    assert loaded == timeline.timeline
+    assert isinstance(loaded, memguard.Timeline)

@@ -1,0 +1,153 @@
+"""Real snapshots and diffs: known allocations, objects, descriptors, threads, files."""
+
+from __future__ import annotations
+
+import gc
+import threading
+import tracemalloc
+import weakref
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import memguard
+from memguard import _tracing
+from memguard.report import render
+
+COUNT = 1000
+SIZE = 10_000
+
+
+def line_of(marker: str) -> int:
+    """The line number in this file that contains *marker*."""
+    with open(__file__) as source:
+        for number, text in enumerate(source, 1):
+            if marker in text and "line_of(" not in text:
+                return number
+    raise LookupError(marker)
+
+
+@pytest.fixture
+def traced() -> Iterator[_tracing.PeakWindow]:
+    window = _tracing.begin(nframes=4)
+    try:
+        yield window
+    finally:
+        _tracing.end(window)
+
+
+def allocate() -> list[bytearray]:
+    return [bytearray(SIZE) for _ in range(COUNT)]  # ALLOCATE
+
+
+def test_diff_finds_the_allocating_line(traced: _tracing.PeakWindow) -> None:
+    before = memguard.snapshot("before")
+    data = allocate()
+    after = memguard.snapshot("after")
+    diff = memguard.diff(before, after)
+    assert diff.sites is not None
+    top = diff.sites[0]
+    assert (top.filename, top.lineno) == (__file__, line_of("# ALLOCATE"))
+    # Each bytearray is its object plus a SIZE+1 buffer; the list adds one block.
+    assert COUNT * SIZE <= top.size_diff_bytes <= COUNT * (SIZE + 100) + 16 * 1024
+    assert 2 * COUNT <= top.count_diff <= 2 * COUNT + 2
+    assert diff.types is not None
+    assert {t.name: t.count_diff for t in diff.types}["bytearray"] == COUNT
+    assert diff.traced_diff_bytes is not None
+    assert diff.traced_diff_bytes >= COUNT * SIZE
+    assert diff.rss_diff_bytes is not None
+    del data
+
+
+def test_grouping_by_traceback_separates_callers(traced: _tracing.PeakWindow) -> None:
+    before = memguard.snapshot("before", census=False)
+    first = allocate()  # CALLER ONE
+    second = allocate()  # CALLER TWO
+    after = memguard.snapshot("after", census=False)
+    by_line = memguard.diff(before, after)
+    assert by_line.sites is not None
+    assert by_line.sites[0].size_diff_bytes >= 2 * COUNT * SIZE
+    by_tb = memguard.diff(before, after, by="traceback", include=[__file__])
+    assert by_tb.sites is not None
+    callers = {line_of("# CALLER ONE"), line_of("# CALLER TWO")}
+    found = [{f.lineno for f in d.traceback} & callers for d in by_tb.sites[:2]]
+    assert sorted(map(sorted, found)) == [[min(callers)], [max(callers)]]
+    assert all(d.traceback[-1].lineno == line_of("# ALLOCATE") for d in by_tb.sites[:2])
+    by_file = memguard.diff(before, after, by="filename", include=[__file__])
+    assert [d.where for d in by_file.sites or ()][:1] == [__file__]
+    del first, second
+
+
+def test_descriptors_and_threads(traced: _tracing.PeakWindow, tmp_path: Path) -> None:
+    before = memguard.snapshot(census=False)
+    stop = threading.Event()
+    worker = threading.Thread(target=stop.wait, name="snapshot-test-worker")
+    worker.start()
+    path = tmp_path / "held-open.txt"
+    stream = path.open("w")
+    try:
+        after = memguard.snapshot(census=False)
+    finally:
+        stream.close()
+        stop.set()
+        worker.join()
+    diff = memguard.diff(before, after)
+    assert diff.threads_started == ("snapshot-test-worker",)
+    assert [entry.split(" -> ")[1] for entry in diff.fds_opened] == [str(path)]
+
+
+def test_without_tracing_sites_are_absent_not_zero() -> None:
+    assert not tracemalloc.is_tracing()
+    snap = memguard.snapshot("cold")
+    assert snap.sites is None
+    assert snap.traced_bytes is None
+    assert "tracemalloc was not tracing" in (snap.reason("sites") or "")
+    assert snap.types is not None
+    assert "absent: tracemalloc was not tracing" in render(snap, "text")
+    diff = memguard.diff(snap, memguard.snapshot(census=False))
+    assert diff.sites is None
+    assert diff.types is None
+    assert diff.reason("types") == "the object census was switched off (census=False)"
+
+
+def test_snapshot_holds_no_user_objects(traced: _tracing.PeakWindow) -> None:
+    class Precious:
+        pass
+
+    thing = Precious()
+    ref = weakref.ref(thing)
+    snap = memguard.snapshot()
+    assert snap.types is not None
+    assert dict(snap.types)[f"{__name__}.test_snapshot_holds_no_user_objects.<locals>.Precious"] \
+        == 1
+    del thing
+    gc.collect()
+    assert ref() is None
+    assert snap.types  # the snapshot is alive, the object is gone
+
+
+def test_snapshot_work_stays_out_of_open_peaks(traced: _tracing.PeakWindow) -> None:
+    with memguard.limit(mb=100) as guard:
+        snap = memguard.snapshot()
+    # The census and the trace walk allocate megabytes; only the snapshot
+    # value itself, which the block keeps, may show in the block's peak.
+    assert guard.report is not None
+    kept = guard.report.retained_bytes
+    assert kept > 0
+    assert guard.peak_bytes <= kept + 16 * 1024, (guard.peak_bytes, kept)
+    assert snap.sites
+
+
+def test_real_snapshot_round_trips_through_files(traced: _tracing.PeakWindow,
+                                                 tmp_path: Path) -> None:
+    snap = memguard.snapshot("saved")
+    for name in ("snap.json", "snap.json.gz"):
+        assert memguard.load(snap.save(tmp_path / name)) == snap
+    assert (tmp_path / "snap.json.gz").stat().st_size < (tmp_path / "snap.json").stat().st_size
+
+
+def test_real_snapshot_text_fits_80_columns(traced: _tracing.PeakWindow) -> None:
+    text = render(memguard.snapshot("here"), "text", width=80)
+    assert max(map(len, text.splitlines())) <= 80
+    assert text.startswith('memguard snapshot "here"\n')
