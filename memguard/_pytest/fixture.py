@@ -34,6 +34,9 @@ class MemguardFixture:
         self.nodeid = nodeid
         self._watch: Any = None
 
+    def __repr__(self) -> str:
+        return f"<memguard fixture of {self.nodeid}>"
+
     limit = limit
     """:class:`memguard.limit`, a peak limit for a block or function."""
 
@@ -58,11 +61,11 @@ class MemguardFixture:
 
         return watch
 
-    def snapshot(self, label: str | None = None) -> Any:
+    def snapshot(self, label: str | None = None, *, census: bool = True) -> Any:
         """:func:`memguard.snapshot`: what is allocated now, by site and type."""
-        import memguard
+        from ..values.snapshot import take_snapshot
 
-        return memguard.snapshot(label=label)
+        return take_snapshot(label, census=census)
 
     def expect_collected(self, *objs: object) -> None:
         """Require *objs* to be freed by the time the test function returns.
@@ -81,6 +84,7 @@ class MemguardFixture:
 
     def judge(self, *, judge: bool) -> CheckFailed | None:
         """Close the watch; with *judge*, return its failure instead of raising it."""
+        __tracebackhide__ = True
         watcher, self._watch = self._watch, None
         if watcher is None:
             return None

@@ -6,8 +6,9 @@ import pytest
 
 # pytest-memray is installed next to memguard and owns limit_memory/limit_leaks
 # whenever it is loaded, and its start-up sets an environment variable and
-# creates a folder; runs that test memguard alone leave it out.
-NO_MEMRAY = ("-p", "no:memray", "-p", "no:cacheprovider")
+# creates a folder; runs that test memguard alone leave it out. Hypothesis's
+# plugin only slows the inner runs down.
+NO_MEMRAY = ("-p", "no:memray", "-p", "no:cacheprovider", "-p", "no:hypothesispytest")
 
 
 @pytest.fixture

@@ -1,0 +1,108 @@
+"""The memguard fixture: limit, track_leaks, check_leaks, watch, expect_collected, snapshot."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+Run = Callable[..., pytest.RunResult]
+
+
+@pytest.mark.parametrize(("size", "passed"), [("1 MB", False), ("4 MB", True)])
+def test_fixture_limit(pytester: pytest.Pytester, run: Run, size: str, passed: bool) -> None:
+    pytester.makepyfile(f"""
+        def test_block(memguard):
+            with memguard.limit("{size}"):
+                data = bytearray(2_000_000)
+                del data
+    """)
+    result = run()
+    result.assert_outcomes(passed=int(passed), failed=int(not passed))
+    if not passed:
+        result.stdout.fnmatch_lines(["E *.MemoryLimitExceeded: Memory limit exceeded in *: "
+                                     "peak 1.9 MiB > limit 976.6 KiB*"])
+
+
+EXPECT = """
+import pytest
+
+class Session:
+    pass
+
+KEPT = []
+
+def test_expect(memguard):
+    session = Session()
+    memguard.expect_collected(session)
+    {action}
+"""
+
+
+@pytest.mark.parametrize(("action", "passed"), [
+    ("KEPT.append(session)", False),
+    ("pass  # the local goes when the function returns", True),
+])
+def test_expect_collected_judged_when_the_body_returns(pytester: pytest.Pytester, run: Run,
+                                                       action: str, passed: bool) -> None:
+    pytester.makepyfile(test_expect=EXPECT.format(action=action))
+    result = run()
+    # A survivor is a failure (F) of the call, never an error (E) of teardown.
+    result.assert_outcomes(passed=int(passed), failed=int(not passed))
+    if not passed:
+        result.stdout.fnmatch_lines([
+            "E   memguard.exceptions.LeakDetected: *",
+            "*test_expect.KEPT[[]0[]]*",
+            "FAILED test_expect.py::test_expect - memguard.exceptions.LeakDetected*",
+        ])
+        assert "ERROR at teardown" not in result.stdout.str()
+
+
+def test_expect_collected_not_judged_when_the_test_fails(pytester: pytest.Pytester,
+                                                          run: Run) -> None:
+    pytester.makepyfile(test_expect=EXPECT.format(action="KEPT.append(session); assert 0"))
+    result = run()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["E * assert 0"])
+    assert "LeakDetected" not in result.stdout.str()
+
+
+def test_fixture_leaks_watch_and_snapshot(pytester: pytest.Pytester, run: Run) -> None:
+    pytester.makepyfile("""
+        import pytest
+        import memguard as mg
+
+        KEPT = []
+
+        def test_track_leaks(memguard):
+            @memguard.track_leaks(repeat=10, warmup=1, signals=["python"])
+            def leaky():
+                KEPT.append(bytearray(10_000))
+            with pytest.raises(mg.LeakDetected):
+                leaky()
+
+        def test_check_leaks(memguard):
+            assert memguard.check_leaks is mg.check_leaks
+            assert memguard.track_leaks is mg.track_leaks
+
+        def test_watch(memguard):
+            class Thing:
+                pass
+            with pytest.raises(mg.LeakDetected):
+                with memguard.watch() as w:
+                    KEPT.append(w.add(Thing()))
+
+        def test_snapshot(memguard):
+            snap = memguard.snapshot("here", census=False)
+            assert snap.label == "here"
+            assert memguard.limit is mg.limit
+    """)
+    run().assert_outcomes(passed=4)
+
+
+def test_fixture_under_xdist(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_expect=EXPECT.format(action="KEPT.append(session)")
+                        + "\ndef test_other(memguard):\n    memguard.expect_collected(Session())\n")
+    result = pytester.runpytest_subprocess("-p", "xdist", "-n", "2", "-p", "no:memray",
+                                           "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
