@@ -352,7 +352,7 @@ class _Search:
         else:
             self.locals_dicts[id(local_vars)] = prefix
         target = self.nodes[self.target_id]
-        for name, value in local_vars.items():
+        for name, value in list(local_vars.items()):
             if excused and value is target:
                 self.held_by_excused = True
                 continue
@@ -552,7 +552,10 @@ class _ChainNamer:
         # A frame local's label names the variable, not the object it holds.
         self.described = -1 if id(first) in self.search.local_index else 0
         for index in range(len(self.path) - 1):
-            self.edge(index)
+            try:
+                self.edge(index)
+            except RuntimeError:  # another thread resized a dict, set or deque meanwhile
+                self.opaque(index)
         if self.described != len(self.path) - 1:
             self.steps.append(describe(self.path[-1]))
         root_step = self.steps[0]
@@ -602,7 +605,7 @@ class _ChainNamer:
         self, index: int, holder: Sequence[object] | deque[object], held: object,
         freevars: tuple[str, ...],
     ) -> None:
-        position = next((i for i, item in enumerate(holder) if item is held), None)
+        position = next((i for i, item in enumerate(list(holder)) if item is held), None)
         if freevars and position is not None and position < len(freevars):
             self.node(index)
             self.steps.append(f"closure variable {freevars[position]}")
@@ -637,7 +640,7 @@ class _ChainNamer:
             suffix = " (thread-local)"
         else:
             suffix = ""
-        for key, value in holder.items():
+        for key, value in list(holder.items()):
             if value is held:
                 if attribute_mode and isinstance(key, str):
                     self.steps.append(f".{key}{suffix}")
@@ -684,7 +687,10 @@ def _held_one(holder: object, wanted: set[int]) -> int | None:
 
 def _contains(container: object, target: object) -> bool:
     if isinstance(container, dict):
-        return any(value is target or key is target for key, value in container.items())
+        try:
+            return any(value is target or key is target for key, value in container.items())
+        except RuntimeError:  # resized by another thread: not a holder we can name
+            return False
     return isinstance(container, tuple) and any(item is target for item in container)
 
 
@@ -721,7 +727,7 @@ def _suspended_frame(holder: object) -> types.FrameType | None:
 
 def _local_name(frame: types.FrameType, held: object, search: _Search) -> str | None:
     search.frames.append(frame)
-    for name, value in frame.f_locals.items():
+    for name, value in list(frame.f_locals.items()):
         if value is held:
             return name
     return None

@@ -132,6 +132,18 @@ class WatchReport:
             lines.append(f"  ... {rest} more")
         return "\n".join(lines)
 
+    def _repr_markdown_(self) -> str:
+        """The verdict, then a table of survivors (notebooks show this)."""
+        lines = [f"**{_escape(str(self))}**"]
+        if self.survivors:
+            lines += ["", "| object | type | repr | held by |", "| --- | --- | --- | --- |"]
+            lines += [
+                f"| {_escape(s.name)} | `{_escape(s.type_name)}` | `{_escape(s.object_repr)}` "
+                f"| `{_escape(s.holder)}` |"
+                for s in self.survivors
+            ]
+        return "\n".join(lines)
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; :meth:`from_dict` reverses it."""
         return {
@@ -152,6 +164,10 @@ class WatchReport:
             survivors=tuple(Survivor.from_dict(s) for s in data.get("survivors", ())),
             search_seconds=float(data.get("search_seconds", 0.0)),
         )
+
+
+def _escape(text: str) -> str:
+    return text.replace("|", "\\|").replace("`", "'")
 
 
 def _objects(count: int) -> str:

@@ -301,3 +301,32 @@ def test_holders_gc_does_not_track() -> None:
     gc.collect()  # untracks the tuple of strings
     assert not gc.is_tracked(registry.ITEMS[0])
     assert chain_of(name) == "shopapp.registry.ITEMS[0][1] -> str"
+
+
+def test_search_while_another_thread_changes_the_heap() -> None:
+    stop = threading.Event()
+
+    def churn() -> None:
+        count = 0
+        while not stop.is_set():
+            registry.BY_SESSION[Session()] = count
+            registry.SEEN.add(Session())
+            count += 1
+            if count % 50 == 0:
+                registry.BY_SESSION.clear()
+                registry.SEEN.clear()
+                time.sleep(0.0005)
+
+    session = Session()
+    registry.HANDLERS["click"] = [session.on_click]
+    thread = threading.Thread(target=churn, name="churn")
+    thread.start()
+    try:
+        for _ in range(5):
+            assert chain_of(session) == (
+                "shopapp.registry.HANDLERS['click'][0] -> <bound method Session.on_click>"
+                " -> Session"
+            )
+    finally:
+        stop.set()
+        thread.join()

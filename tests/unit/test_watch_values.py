@@ -78,3 +78,22 @@ def test_values_are_frozen() -> None:
         BOUND.name = "other"  # type: ignore[misc]
     with pytest.raises(TypeError):
         WatchReport("x", 1)  # type: ignore[call-arg]
+
+
+def test_markdown_for_notebooks() -> None:
+    report = WatchReport(label="cell 3", watched=2, survivors=(BOUND,))
+    assert report._repr_markdown_() == (
+        "**cell 3: 1 of 2 watched objects survived gc.collect()**\n"
+        "\n"
+        "| object | type | repr | held by |\n"
+        "| --- | --- | --- | --- |\n"
+        "| session | `app.Session` | `<app.Session object at 0x7f00>` | "
+        "`app.registry.HANDLERS['click'][3] -> <bound method Session.on_click> -> Session` |"
+    )
+    piped = Survivor(name="a|b", type_name="X", object_repr="`x`", chain=("M.D", "['|']", "X"))
+    assert WatchReport(label="t", watched=1, survivors=(piped,))._repr_markdown_().endswith(
+        "| a\\|b | `X` | `'x'` | `M.D['\\|'] -> X` |"
+    )
+    assert WatchReport(label="t", watched=1)._repr_markdown_() == (
+        "**t: the watched object was freed**"
+    )
