@@ -85,8 +85,15 @@ def run_document(run: Any, top: int) -> Any:
     if run.sites:
         note = (f"live at {format_size(run.sites_level_bytes)} above the start, at "
                 f"{run.sites_seconds:.3f} s ({run.sites_fraction:.0%} of the peak)")
+        # Sites under 1% of the captured level are noise next to the culprits.
+        floor = run.sites_level_bytes / 100
+        shown = [s for s in run.sites[:top] if s.size_bytes >= floor] or list(run.sites[:1])
+        rest = run.sites[len(shown):]
+        if rest:
+            note += (f"; {len(rest)} smaller sites ({format_size(sum(s.size_bytes for s in rest))})"
+                     f" not shown")
         rows = [[format_size(s.size_bytes), f"{s.count:,}", f"{s.filename}:{s.lineno}"]
-                for s in run.sites[:top]]
+                for s in shown]
         sites = Section("Allocation sites at the peak", note,
                         Table(["size", "blocks", "where"], rows, "rrl", 2))
     else:
@@ -127,28 +134,40 @@ def _run_html(run: Any, top: int) -> str:
     document = run_document(run, top)
     facts = "".join(f"<tr><th>{escape(n)}</th><td>{escape(v)}</td></tr>"
                     for n, v in document.facts)
-    # The timeline's own page brings the style and the chart; the run's
-    # facts and sections go in front of its figures.
-    page = render(run.timeline, "html", top=top)
-    head, _, rest = page.partition("<h1>")
-    _, _, rest = rest.partition("</h1>")
     parts = [f"<h1>{escape(document.title)}</h1>",
              f'<table class="facts"><tbody>{facts}</tbody></table>']
     for section in document.sections:
         parts.append(f"<section><h2>{escape(section.title)}</h2>")
         if section.note:
             parts.append(f'<p class="note">{escape(section.note)}</p>')
-        if section.table is not None:
-            cells = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>"
-                            for row in section.table.rows)
-            header = "".join(f"<th>{escape(h)}</th>" for h in section.table.headers)
+        table = section.table
+        if table is not None:
+            header = "".join(f'<th class="{a}">{escape(h)}</th>'
+                             for h, a in zip(table.headers, table.align, strict=True))
+            cells = "".join("<tr>" + "".join(f'<td class="{a}">{escape(c)}</td>'
+                                             for c, a in zip(row, table.align, strict=True))
+                            + "</tr>" for row in table.rows)
             parts.append(f'<table class="data"><thead><tr>{header}</tr></thead>'
                          f"<tbody>{cells}</tbody></table>")
         if section.series:
             parts.append(f"<pre>{escape(sparkline(section.series, 80))}</pre>")
+        if section.lines:
+            parts.append("<pre>" + escape("\n".join(section.lines)) + "</pre>")
         parts.append("</section>")
     parts.append("<h2>Timeline</h2>")
+    # The timeline's own page brings the style and the chart with its exact
+    # figures; the run's facts and sections go in front of them.
+    page = render(run.timeline, "html", top=top)
+    head, _, rest = page.partition("<h1>")
+    _, _, rest = rest.partition("</h1>")
+    head = head.replace(f"<title>{escape(_timeline_title(run))}</title>",
+                        f"<title>{escape(document.title)}</title>")
     return head + "\n".join(parts) + rest
+
+
+def _timeline_title(run: Any) -> str:
+    label = run.timeline.label
+    return f'memguard timeline "{label}"' if label else "memguard timeline"
 
 
 def render_value(value: Any, fmt: str, *, top: int) -> str | bytes:

@@ -15,6 +15,7 @@ child processes).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import importlib.util
@@ -33,9 +34,11 @@ from .. import _tracing, process
 from .._optional import require
 from ..exceptions import CommandError
 from ..values.limit import LimitReport, SitesStatus
+from ..values.lineprofile import LineProfile
 from ..values.run import RunReport
 from ..values.site import AllocationSite, is_internal, sites_from_snapshot
 from ..values.snapshot import take_snapshot
+from ..values.timeline import Timeline
 from .profile import LineTarget
 from .record import record
 
@@ -263,6 +266,29 @@ def _limit_report(run: RunReport, limit_bytes: int) -> LimitReport:
     )
 
 
+def _observe(program: Program, kept: list[object], target: LineTarget | None, *,
+             interval: float, rss: bool, children: bool,
+             baseline: tracemalloc.Snapshot | None,
+             on_sample: OnSample | None) -> tuple[Timeline, _Watcher, tuple[int, str | None],
+                                                  float]:
+    """Run the program inside a recording and a watched peak window."""
+    with record(interval, label=program.command, rss=rss or children) as recording:
+        window = _tracing.begin()
+        watcher = _Watcher(window, interval=interval, children=children, rss=rss,
+                           baseline=baseline, on_sample=on_sample)
+        with _tracing.excluded():
+            watcher.start()
+        try:
+            if target is not None:
+                target.attach()
+            outcome = program.execute(kept)
+        finally:
+            duration = time.perf_counter() - watcher.started
+            watcher.stop()
+            _tracing.end(window)
+    return recording.timeline, watcher, outcome, duration
+
+
 def run_program(
     program: Program,
     *,
@@ -323,38 +349,33 @@ def run_program(
             baseline = tracemalloc.take_snapshot()
     kept: list[object] = []
     # The outer window keeps tracing on after the recording ends, for the
-    # snapshot of what the program still holds (not part of its timeline).
+    # line profiles' retained memory and the snapshot of what the program
+    # still holds (neither is part of its timeline).
     outer = _tracing.begin(_LINE_FRAMES if target is not None else 1)
+    detached = False
     try:
-        with record(interval, label=program.command, rss=rss or children) as recording:
-            window = _tracing.begin()
-            watcher = _Watcher(window, interval=float(interval), children=children, rss=rss,
-                               baseline=baseline, on_sample=on_sample)
-            with _tracing.excluded():
-                watcher.start()
-            if target is not None:
-                target.attach()
-            try:
-                exit_code, error = program.execute(kept)
-            finally:
-                duration = time.perf_counter() - watcher.started
-                if target is not None:
-                    target.detach()
-                watcher.stop()
-                _tracing.end(window)
+        timeline, watcher, (exit_code, error), duration = _observe(
+            program, kept, target, interval=float(interval), rss=rss, children=children,
+            baseline=baseline, on_sample=on_sample)
+        profiles: tuple[LineProfile, ...] = ()
+        if target is not None:
+            target.detach()
+            detached = True
+            profiles = target.results()
         final = take_snapshot(f"{program.command} (end)")
         final = dataclasses.replace(final, sites=final.top_sites(_FINAL_SITES))
         kept.clear()
     finally:
+        if target is not None and not detached:
+            with contextlib.suppress(RuntimeError):  # not attached: failed before the program
+                target.detach()
         _tracing.end(outer)
     run = RunReport(
         command=program.command, argv=(program.target, *program.args), exit_code=exit_code,
-        error=error, started_at=started_at, duration_seconds=duration,
-        timeline=recording.timeline, peak_seconds=min(watcher.peak_seconds, duration),
-        sites=watcher.sites, sites_level_bytes=watcher.sites_level,
-        sites_seconds=watcher.sites_seconds, rss=rss, children=tuple(watcher.children),
-        final=final, lines=target.results() if target is not None else (),
-        lines_target=lines,
+        error=error, started_at=started_at, duration_seconds=duration, timeline=timeline,
+        peak_seconds=min(watcher.peak_seconds, duration), sites=watcher.sites,
+        sites_level_bytes=watcher.sites_level, sites_seconds=watcher.sites_seconds, rss=rss,
+        children=tuple(watcher.children), final=final, lines=profiles, lines_target=lines,
     )
     if limit_bytes is not None:
         run = dataclasses.replace(run, limit=_limit_report(run, limit_bytes))

@@ -73,13 +73,16 @@ def test_script_runs_as_main_with_its_argv_and_its_peak_is_exact(
 
 def test_exit_codes_are_the_programs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     for body, expected in (("raise SystemExit(7)\n", 7), ("import sys; sys.exit()\n", 0),
-                           ("import sys; sys.exit('bad input')\n", 1)):
+                           ("import sys; sys.exit('bad input')\n", 1),
+                           ("raise KeyboardInterrupt\n", 130)):
         script = _script(tmp_path, "exit.py", body)
         code, run = _run(tmp_path, str(script))
         assert code == expected
         assert run is not None
         assert run.exit_code == expected
-    assert "bad input\n" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "bad input\n" in err
+    assert "KeyboardInterrupt" in err
 
 
 def test_a_raising_script_shows_its_own_traceback_and_is_still_measured(

@@ -187,6 +187,19 @@ def test_run_from_dict_refuses_another_kind() -> None:
         RunReport.from_dict(data)
 
 
+def test_run_html_report_is_one_page_with_the_run_in_front() -> None:
+    from memguard.cli.show import render_value
+
+    page = render_value(_run_value(), "html", top=5)
+    assert isinstance(page, str)
+    assert page.startswith("<!DOCTYPE html>")
+    assert page.count("<html") == 1
+    assert "<title>memguard run &quot;app.py 3&quot;</title>" in page
+    assert page.index("Allocation sites at the peak") < page.index("<h2>Timeline</h2>")
+    assert '<td class="l">app.py:7</td>' in page
+    assert "return [bytes(1)" in page
+
+
 def test_run_text_report_in_full() -> None:
     from memguard.cli.show import run_document
     from memguard.report import text
@@ -207,10 +220,10 @@ limit              peak 3.0 MiB > limit 1.0 MiB (+2.0 MiB), traced Python heap
 at the end         traced 5.0 KiB in 1 sites, 940 objects, RSS 21.0 MiB
 
 Allocation sites at the peak
-  live at 3.0 MiB above the start, at 0.240 s (100% of the peak)
+  live at 3.0 MiB above the start, at 0.240 s (100% of the peak); 1 smaller
+  sites (2.0 KiB) not shown
      size  blocks  where
   3.0 MiB      30  app.py:7
-  2.0 KiB       2  lib.py:2
 
 Traced Python heap over time
   3 samples every 10 ms, 0 B to 3.0 MiB above the start
