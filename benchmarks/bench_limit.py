@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import os
 import re
 import statistics
 import sys
@@ -46,6 +47,12 @@ from pathlib import Path
 from typing import Any
 
 import memguard
+
+# One BLAS thread: on a shared machine, multi-threaded matrix products make
+# the numpy workload's time depend on the other processes more than on the
+# tool measured.
+for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
 
 # -- workloads -----------------------------------------------------------------
 
@@ -169,7 +176,7 @@ def time_once(mode: Callable[[], Any], fn: Callable[[], object]) -> float:
 
 def main(quick: bool) -> dict[str, Any]:
     """Measure every mode on every workload; ratios to the untraced run."""
-    repeats = 5 if quick else 11
+    repeats = 7 if quick else 15
     sizes = {"alloc-heavy": 40_000 if quick else 200_000,
              "stdlib-mixed": 15_000 if quick else 60_000,
              "numpy": 250 if quick else 500}

@@ -152,7 +152,16 @@ def machine_info() -> dict[str, Any]:
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "platform": platform.platform(),
         "commit": _git_commit(),
+        "load_average": _load_average(),
     }
+
+
+def _load_average() -> float | None:
+    """The 1-minute load average as the run ends: other work on the machine."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
 
 
 # -- output --------------------------------------------------------------------
@@ -179,7 +188,7 @@ def summary(results: dict[str, Any]) -> str:
     lines = [f"memguard benchmarks, {results['date']}"
              f"{' (quick)' if results.get('quick') else ''}",
              f"machine: {m['cpu']}, {m['cores']} cores, {m['memory']}, {m['python']}, "
-             f"{m['platform']}", ""]
+             f"{m['platform']}, load average {m.get('load_average')}", ""]
     for name, entry in results["benchmarks"].items():
         if not entry.get("ok"):
             lines += [f"== {name}: FAILED ({entry.get('seconds')} s)",
@@ -244,8 +253,19 @@ def _numeric_ratios(result: dict[str, Any]) -> dict[str, float]:
             and v > 0}
 
 
+def _md_text(text: str) -> str:
+    """*text* safe in Markdown: ``<``, ``>`` and ``&`` escaped outside `code spans`."""
+    parts = text.split("`")
+    if len(parts) % 2 == 0:  # an unpaired backtick: escape everything
+        parts = [text.replace("`", "\\`")]
+    for i in range(0, len(parts), 2):
+        parts[i] = (parts[i].replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+                    .replace("*", "\\*").replace("_", "\\_"))
+    return "`".join(parts)
+
+
 def _md_cell(value: object) -> str:
-    return _fmt(value).replace("|", "\\|")
+    return _md_text(_fmt(value)).replace("|", "\\|")
 
 
 def render_docs(results: dict[str, Any], chart: str | None) -> str:
@@ -278,6 +298,7 @@ def render_docs(results: dict[str, Any], chart: str | None) -> str:
         f"| Python | {m['python']} |",
         f"| platform | {m['platform']} |",
         f"| memguard commit | {m.get('commit') or 'unknown'} |",
+        f"| load average (1 min) at the end of the run | {m.get('load_average', 'unknown')} |",
         f"| date | {results['date']}{' (`--quick` sizes)' if results.get('quick') else ''} |",
         "",
     ]
@@ -293,25 +314,37 @@ def _docs_section(name: str, entry: dict[str, Any]) -> list[str]:
         return [f"## {name}", "", f"Did not complete in the last run: {entry.get('error', '')}"
                 .splitlines()[0], ""]
     result = entry["result"]
-    out = [f"## {result.get('title', name)}", ""]
+    out = [f"## {_md_text(str(result.get('title', name)))}", ""]
     if result.get("description"):
-        out += [str(result["description"]), ""]
+        out += [_md_text(str(result["description"])), ""]
     out += [f"From `{entry['file']}`{' (quick sizes)' if entry.get('quick') else ''}.", ""]
     table = result.get("table")
     if isinstance(table, list) and table and all(isinstance(r, dict) for r in table):
         columns = list(dict.fromkeys(k for row in table for k in row))
-        out += ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+        out += ["| " + " | ".join(_md_cell(c) for c in columns) + " |",
+                "|" + " --- |" * len(columns)]
         out += ["| " + " | ".join(_md_cell(row.get(c, "")) for c in columns) + " |"
                 for row in table]
         out.append("")
     elif result.get("ratios"):
-        out += [f"| comparison | {result.get('unit') or 'ratio'} |", "| --- | --- |"]
-        out += [f"| {k} | {_ratio_text(v)} |" for k, v in result["ratios"].items()]
+        out += [f"| comparison | {_md_cell(result.get('unit') or 'ratio')} |", "| --- | --- |"]
+        out += [f"| {_md_cell(k)} | {_ratio_text(v)} |" for k, v in result["ratios"].items()]
         out.append("")
-    out += [f"- {note}" for note in result.get("notes", [])]
+    out += [f"- {_md_text(str(note))}" for note in result.get("notes", [])]
     if result.get("notes"):
         out.append("")
     return out
+
+
+def write_docs(results: dict[str, Any], chart: Path | None) -> None:
+    """Write ``docs/benchmarks.md`` (and copy the chart next to it)."""
+    doc_chart = None
+    if chart is not None:
+        DOCS_CHART.parent.mkdir(parents=True, exist_ok=True)
+        DOCS_CHART.write_bytes(chart.read_bytes())
+        doc_chart = "assets/benchmarks.png"
+    DOCS_PAGE.write_text(render_docs(results, doc_chart))
+    print(f"wrote {DOCS_PAGE}")
 
 
 # -- main ----------------------------------------------------------------------
@@ -328,6 +361,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="directory for latest.json and latest.png")
     parser.add_argument("--docs", action="store_true",
                         help="regenerate docs/benchmarks.md from the results")
+    parser.add_argument("--docs-only", action="store_true",
+                        help="run nothing: regenerate docs/benchmarks.md from latest.json")
     parser.add_argument("--no-chart", action="store_true", help="skip the chart")
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
@@ -342,6 +377,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     found = discover()
     if args.list:
         print("\n".join(f"{name}: {path.name}" for name, path in found.items()))
+        return 0
+    if args.docs_only:
+        results = json.loads((args.out / "latest.json").read_text())
+        chart = args.out / "latest.png"
+        write_docs(results, chart if chart.exists() else None)
         return 0
     names = list(found)
     if args.only:
@@ -368,13 +408,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(summary(results))
     print(f"wrote {json_path}" + (f" and {chart}" if chart else ""))
     if args.docs:
-        doc_chart = None
-        if chart is not None:
-            DOCS_CHART.parent.mkdir(parents=True, exist_ok=True)
-            DOCS_CHART.write_bytes(chart.read_bytes())
-            doc_chart = "assets/benchmarks.png"
-        DOCS_PAGE.write_text(render_docs(results, doc_chart))
-        print(f"wrote {DOCS_PAGE}")
+        write_docs(results, chart)
     return 0 if all(e.get("ok") for e in results["benchmarks"].values()) else 1
 
 
