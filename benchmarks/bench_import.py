@@ -60,7 +60,7 @@ def import_seconds(statement: str) -> tuple[float, int]:
 
 def main(quick: bool) -> dict[str, Any]:
     """Measure every module's import time; ratios to ``import memguard``."""
-    repeats = 5 if quick else 15
+    repeats = 3 if quick else 15
     medians: dict[str, float] = {}
     loaded: dict[str, int] = {}
     for label, statement in MODULES.items():
