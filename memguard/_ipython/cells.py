@@ -7,15 +7,18 @@ the first and closes it in the second, then prints one line::
 
     memguard: In[4] peak 38.1 MiB, retained +7.6 MiB (traced Python heap)
 
-Windows are kept on a stack, so a cell that runs another cell (a nested
-``run_cell``) is measured correctly. Turning the line off unregisters both
-callbacks and closes any window still open, which also stops tracemalloc if
-memguard started it.
+Tracing stays on from ``%memguard_cells on`` to ``off`` (one outer window),
+so that memory a cell allocates and a later cell frees shows as a negative
+*retained*: tracemalloc forgets every block when it stops. Cell windows are
+kept on a stack, so a cell that runs another cell (a nested ``run_cell``)
+is measured correctly. Turning the line off unregisters both callbacks and
+closes every window still open, which also stops tracemalloc if memguard
+started it.
 
 Note:
-    While the line is on, every cell runs under tracemalloc, which slows
-    allocation-heavy Python code (typically 1.5-3x). Between cells nothing
-    is traced.
+    While the line is on, code runs under tracemalloc, which slows
+    allocation-heavy Python code (typically 1.5-3x). Memory allocated before
+    the line was turned on is not traced, so freeing it does not count.
 """
 
 from __future__ import annotations
@@ -89,6 +92,7 @@ class CellMonitor:
         self.rss = rss
         self.last: CellMemory | None = None
         self._open: list[_Open] = []
+        self._session: _tracing.PeakWindow | None = None
         self._enabled = False
 
     @property
@@ -99,6 +103,7 @@ class CellMonitor:
     def enable(self) -> None:
         """Register the callbacks; the next cell is the first measured."""
         if not self._enabled:
+            self._session = _tracing.begin()
             self.shell.events.register("pre_run_cell", self.pre_run_cell)
             self.shell.events.register("post_run_cell", self.post_run_cell)
             self._enabled = True
@@ -114,6 +119,10 @@ class CellMonitor:
             # tracemalloc stopped under the cell leaves nothing to close.
             with contextlib.suppress(TracingError):
                 self._close(entry)
+        session, self._session = self._session, None
+        if session is not None:
+            with contextlib.suppress(TracingError):
+                _tracing.end(session)
 
     def pre_run_cell(self, info: Any) -> None:
         """Open the cell's windows (IPython's ``pre_run_cell`` event)."""

@@ -231,7 +231,6 @@ def test_limit_cell_error_propagates_unchanged(shell: InteractiveShell) -> None:
     result = run(shell, "%%memguard_limit 10 MB\n1 / 0")
     assert isinstance(result.error_in_exec, ZeroDivisionError)
     assert not getattr(result.error_in_exec, "__notes__", None)
-    assert not tracemalloc.is_tracing()
     assert _tracing.open_windows() == 0
 
 
@@ -262,6 +261,7 @@ _CELL_LINE = re.compile(r"memguard: In\[(\d+)\] peak (\S+ \S+), retained ([+-]\S
 
 def test_cells_line_reports_each_cell_until_turned_off(
         shell: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
+    was_tracing = tracemalloc.is_tracing()
     assert run(shell, "%memguard_cells on").success
     assert capsys.readouterr().out == (
         "memguard: per-cell line on (traced Python heap), from the next cell\n")
@@ -275,12 +275,16 @@ def test_cells_line_reports_each_cell_until_turned_off(
     assert line.strip() == str(cell)
     assert 1_000_000 <= cell.retained_bytes <= 1_000_000 + 16 * 1024
     assert cell.retained_bytes <= cell.peak_bytes <= 1_000_000 + 64 * 1024
-    assert not tracemalloc.is_tracing(), "tracing must stop between cells"
+    assert tracemalloc.is_tracing(), "tracing stays on while the line is on"
 
     result = run(shell, "spike = bytearray(3_000_000)\ndel spike")
     assert 3_000_000 <= monitor.last.peak_bytes <= 3_000_000 + 64 * 1024
     assert abs(monitor.last.retained_bytes) <= 16 * 1024
     capsys.readouterr()
+
+    result = run(shell, "del kept")
+    assert -1_000_000 - 16 * 1024 <= monitor.last.retained_bytes <= -1_000_000 + 16 * 1024
+    assert "retained -97" in capsys.readouterr().out
 
     result = run(shell, "1 / 0")
     assert isinstance(result.error_in_exec, ZeroDivisionError)
@@ -293,6 +297,7 @@ def test_cells_line_reports_each_cell_until_turned_off(
     assert run(shell, "after = 1").success
     assert capsys.readouterr().out == ""
     assert _tracing.open_windows() == 0
+    assert tracemalloc.is_tracing() == was_tracing
     assert run(shell, "%memguard_cells off").success
     assert capsys.readouterr().out == "memguard: the per-cell line is already off\n"
 
@@ -315,7 +320,6 @@ def test_unloading_turns_the_cells_line_off(ipython: InteractiveShell) -> None:
     assert not monitor.enabled
     assert monitor.post_run_cell not in ipython.events.callbacks["post_run_cell"]
     assert _tracing.open_windows() == 0
-    assert not tracemalloc.is_tracing()
 
 
 # -- snapshots, diffs and rich display ---------------------------------------
@@ -397,7 +401,7 @@ def test_record_cell_returns_its_timeline(shell: InteractiveShell,
     assert 4_000_000 <= peak <= 4_000_000 + 64 * 1024
     assert {sample.rss_bytes for sample in timeline.samples} == {None}, "--no-rss samples"
     assert len(timeline.samples) >= 5
-    assert not tracemalloc.is_tracing()
+    assert _tracing.open_windows() == 0
     out = capsys.readouterr().out
     assert out.startswith(f'Out[{result.execution_count}]: \nmemguard timeline "cell In[')
     assert "not shown" not in out
