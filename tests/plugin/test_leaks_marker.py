@@ -69,23 +69,3 @@ def test_bad_leak_marker(pytester: pytest.Pytester, run: Run) -> None:
     ])
     pytester.makepyfile(test_leaks=LEAKS.format(body="pass", extra=", top=-1"))
     run().stdout.fnmatch_lines(["E   pytest.UsageError: *memguard_leaks: top*"])
-
-
-def test_leak_marker_under_xdist(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(test_leaks="""
-        import pytest
-
-        KEPT = []
-
-        @pytest.mark.memguard_leaks(repeat=10, warmup=1, signals=["python"])
-        def test_leaky():
-            KEPT.append(bytearray(10_000))
-
-        @pytest.mark.memguard_leaks(repeat=10, warmup=1, signals=["python"])
-        def test_clean():
-            data = bytearray(10_000)
-    """)
-    result = pytester.runpytest_subprocess("-p", "xdist", "-n", "2", "-p", "no:memray",
-                                           "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["FAILED test_leaks.py::test_leaky - *LeakDetected*"])
