@@ -260,7 +260,8 @@ def _md_text(text: str) -> str:
         parts = [text.replace("`", "\\`")]
     for i in range(0, len(parts), 2):
         parts[i] = (parts[i].replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-                    .replace("*", "\\*").replace("_", "\\_"))
+                    .replace("*", "\\*").replace("_", "\\_").replace("[", "\\[")
+                    .replace("]", "\\]"))
     return "`".join(parts)
 
 

@@ -12,10 +12,16 @@ Several people add pages and modules in parallel, so nothing is hard-coded:
   docstrings.
 
 Modules are found on the file system, not imported.
+
+Docstrings show reference chains such as ``HANDLERS['click'][3]``, which
+Markdown reads as a reference link ``[...][3]`` and mkdocs-autorefs then
+fails to resolve. A cross-reference target is a dotted Python name, so an
+"autoref" whose identifier is not one is put back as the text it was.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -102,3 +108,22 @@ def on_files(files: Any, config: Any) -> Any:
         files.append(File.generated(config, f"reference/{module}.md",
                                     content=reference_page(module)))
     return files
+
+
+_AUTOREF = re.compile(r"<autoref (?P<attrs>[^>]*)>(?P<title>.*?)</autoref>", re.DOTALL)
+_IDENTIFIER = re.compile(r'\bidentifier="(?P<id>[^"]*)"')
+_DOTTED_NAME = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*$")
+
+
+def _restore_non_references(html: str) -> str:
+    def restore(match: re.Match[str]) -> str:
+        found = _IDENTIFIER.search(match["attrs"])
+        if found is None or _DOTTED_NAME.match(found["id"]):
+            return match[0]
+        return f"[{match['title']}][{found['id']}]"
+    return _AUTOREF.sub(restore, html)
+
+
+def on_page_content(html: str, page: Any, config: Any, files: Any) -> str:
+    """Leave bracketed text that cannot be a cross-reference as text."""
+    return _restore_non_references(html)
