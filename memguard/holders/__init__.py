@@ -71,6 +71,18 @@ _MATERIALIZES_LOCALS = sys.version_info < (3, 13)
 Status = Literal["found", "exhausted", "depth", "time"]
 
 
+def _fresh_locals_refs() -> int:
+    """References to a frame's locals dict that only its frame and a reader hold."""
+    frame = sys._getframe()
+    local_vars = frame.f_locals
+    count = sys.getrefcount(local_vars)
+    local_vars.clear()  # it holds this frame: no cycle left behind
+    return count
+
+
+_FRESH_LOCALS_REFS = _fresh_locals_refs() if _MATERIALIZES_LOCALS else 0
+
+
 @dataclass(frozen=True, slots=True)
 class HolderSearch:
     """The outcome of one holder search (plain data, no user objects).
@@ -199,7 +211,8 @@ class _Search:
         self.nodes: dict[int, object] = {id(obj): obj}
         # holder id -> id of the object it holds, one step nearer the target
         self.next_hop: dict[int, int] = {}
-        self.excused_ids = {id(frame) for frame in excused_frames}
+        self.excused_frames = list(excused_frames)
+        self.excused_ids = {id(frame) for frame in self.excused_frames}
         self.ignore = list(ignore)
         # value id -> index into local_values / local_labels
         self.local_index: dict[int, int] = {}
@@ -215,11 +228,17 @@ class _Search:
         self.examined = 0
         self.depth = 0
         self.held_by_excused = False
-        self.fallback: int | None = None
-        self.excused_namespaces: set[int] = set()
+        # A module body, script, notebook cell or exec'd code has no fast
+        # locals: its variables are its namespace dict, found through gc and
+        # named as globals; an excused one's variable bound to the target is
+        # skipped in expand().
+        self.excused_namespaces = {
+            id(frame.f_locals) for frame in self.excused_frames
+            if not frame.f_code.co_flags & _CO_OPTIMIZED
+        }
         self.own: set[int] = {
             id(self.nodes), id(self.next_hop), id(self.ignore), id(self.local_values),
-            id(self.frames), id(self.__dict__), id(self),
+            id(self.frames), id(self.excused_frames), id(self.__dict__), id(self),
         }
         self.own.update(id(x) for x in self.ignore)
 
@@ -245,16 +264,8 @@ class _Search:
 
     def add_frame(self, frame: types.FrameType, thread_name: str) -> None:
         code = frame.f_code
-        if code.co_filename.startswith(_PACKAGE_DIR):
-            return
-        if not code.co_flags & _CO_OPTIMIZED:
-            # A module body, a script, a notebook cell or exec'd code: its
-            # variables are its namespace dict (found through gc, named as
-            # module globals). An excused one's variable bound to the target
-            # is skipped in expand().
-            if id(frame) in self.excused_ids:
-                self.excused_namespaces.add(id(frame.f_locals))
-            return
+        if code.co_filename.startswith(_PACKAGE_DIR) or not code.co_flags & _CO_OPTIMIZED:
+            return  # memguard's own; module and class bodies are namespace dicts
         self.frames.append(frame)
         prefix = f"thread {thread_name!r} {code_name(code)}() local "
         local_vars = frame.f_locals
@@ -286,7 +297,13 @@ class _Search:
     # -- search ----------------------------------------------------------------
 
     def run(self) -> HolderSearch:
-        self.collect_frames()
+        """Global roots first (modules, classes); frame locals only if none holds it.
+
+        Running frames are not gc containers: their locals are read (which
+        builds a dict per frame before Python 3.13) only when the search
+        through gc found no module or class, and then matched against every
+        object the search met, nearest first.
+        """
         target = self.nodes[self.target_id]
         if self.is_root(target):
             return self.result("found", self.target_id)
@@ -303,8 +320,12 @@ class _Search:
             found, status = self.breadth_first(holders)
             del holders
         del target
-        if found is None and self.fallback is not None:
-            found, status = self.fallback, "found"
+        if found is None:
+            self.collect_frames()
+            found = next((key for key, node in self.nodes.items()
+                          if self.root_label(node) is not None), None)
+            if found is not None:
+                status = "found"
         return self.result(status, found)
 
     def breadth_first(self, frontier: list[object]) -> tuple[int | None, Status]:
@@ -346,20 +367,8 @@ class _Search:
         return holders
 
     def is_root(self, node: object) -> bool:
-        """Whether *node* is a global root; a frame local is remembered as the fallback.
-
-        A module global or class attribute names the holder a user must fix;
-        a local variable of a running frame is only used when no global root
-        holds the object within the bounds.
-        """
-        label = self.root_label(node)
-        if label is None:
-            return False
-        if id(node) in self.local_index or id(node) in self.locals_dicts:
-            if self.fallback is None:
-                self.fallback = id(node)
-            return False
-        return True
+        """Whether *node* is a root (a module global or a class, until frames are read)."""
+        return self.root_label(node) is not None
 
     def expand(self, frontier: list[object]) -> tuple[int | None, list[object], bool]:
         """One level back: the holders of *frontier* not seen before."""
@@ -426,11 +435,15 @@ class _Search:
         if _MATERIALIZES_LOCALS:
             # Reading f_locals built a snapshot dict of each frame's locals,
             # kept on the frame; left alone it would keep values alive after
-            # the frame drops them. It is rebuilt on the next read.
-            # Module and class bodies are skipped: their f_locals is the real namespace.
+            # the frame drops them. It is rebuilt on the next read. A dict
+            # someone else holds too (the result of a `locals()` call) is
+            # theirs and left alone; so are module and class namespaces.
             for frame in self.frames:
                 if frame.f_code.co_flags & _CO_OPTIMIZED:
-                    frame.f_locals.clear()
+                    local_vars = frame.f_locals
+                    if sys.getrefcount(local_vars) <= _FRESH_LOCALS_REFS:
+                        local_vars.clear()
+                    del local_vars
         self.nodes.clear()
         self.next_hop.clear()
         self.local_values.clear()

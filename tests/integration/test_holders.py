@@ -330,3 +330,11 @@ def test_search_while_another_thread_changes_the_heap() -> None:
     finally:
         stop.set()
         thread.join()
+
+
+def test_a_locals_dict_the_caller_keeps_is_left_alone() -> None:
+    session = Session()
+    kept = [session]
+    namespace = locals()  # before 3.13 this is the frame's own locals dict
+    assert chain_of(session).endswith("local kept[0] -> Session")
+    assert namespace["kept"] is kept
