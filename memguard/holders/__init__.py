@@ -18,11 +18,13 @@ method (``<bound method Session.on_click>``), a set member and a dict key as
 holder's type (``-> dict``).
 
 Cost and bounds: each level of the search is one pass of
-:func:`gc.get_referrers` over the gc-tracked heap (about 15-25 ms per million
-objects here, a little more for wide levels, which are cut into chunks of
-100 objects and capped at 1,000 objects). The clock is checked between
-chunks and every few hundred referrers, so a search ends within
+:func:`gc.get_referrers` over the gc-tracked heap, about 35 ms per million
+live objects on a 2-core machine, a little more for wide levels (cut into
+chunks of 100 objects, and capped at 1,000 objects). The clock is checked
+between chunks and every few hundred referrers, so a search ends within
 ``max_seconds`` plus one heap pass; ``max_depth`` bounds the chain's length.
+An object gc does not track (``bytes``, ``str``) whose holders gc cannot see
+either costs one more pass over every object's referents.
 
 The search's own bookkeeping (its frontier lists, maps and the frames of
 memguard's code) is left out, and every strong reference it took is
@@ -32,9 +34,11 @@ Note:
     Only holders that gc can see are found: a reference kept by C code that
     does not report it to gc (a C extension's static variable, a reference
     count leak), or by a running frame's value stack, has no chain.
-    Executing frames are not gc containers, so frame locals are read through
-    ``frame.f_locals``; on Python < 3.13 that builds each frame's locals
-    dict, which memguard clears again so that it keeps nothing alive.
+    Running frames are not gc containers, so their locals are read through
+    ``frame.f_locals``, and only when no module or class holds the object.
+    Before Python 3.13 that builds each frame's locals dict, which memguard
+    clears again so that it keeps nothing alive, unless someone else holds
+    that dict (the result of a ``locals()`` call).
 """
 
 from __future__ import annotations
