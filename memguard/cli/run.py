@@ -77,6 +77,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="profile one function line by line in every call: "
                              "MODULE_OR_FILE:FUNCTION, such as app.py:load or "
                              "mypkg.jobs:Job.run (slower; tracebacks keep 16 frames)")
+    parser.add_argument("--no-census", dest="census", action="store_false",
+                        help="do not count live objects by type when the program ends "
+                             "(a pass over the whole heap)")
     parser.add_argument("-m", dest="module", metavar="module",
                         help="run a library module as a script, as `python -m` does")
     parser.add_argument("script", nargs="?", help="the script to run, then its arguments")
@@ -176,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = run_program(program, interval=args.interval, rss=args.rss,
                              children=args.children, limit_bytes=args.limit, lines=args.lines,
-                             on_sample=status)
+                             census=args.census, on_sample=status)
     finally:
         if status is not None:
             status.clear()

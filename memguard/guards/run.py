@@ -297,6 +297,7 @@ def run_program(
     children: bool = False,
     limit_bytes: int | None = None,
     lines: str | None = None,
+    census: bool = True,
     on_sample: OnSample | None = None,
 ) -> RunReport:
     """Run *program* in this process under tracing, and report what it used.
@@ -362,7 +363,7 @@ def run_program(
             target.detach()
             detached = True
             profiles = target.results()
-        final = take_snapshot(f"{program.command} (end)")
+        final = take_snapshot(f"{program.command} (end)", census=census)
         final = dataclasses.replace(final, sites=final.top_sites(_FINAL_SITES))
         kept.clear()
     finally:

@@ -22,9 +22,12 @@ def _script(tmp_path: Path, name: str, body: str) -> Path:
     return path
 
 
-def _run(tmp_path: Path, *argv: str) -> tuple[int, RunReport | None]:
+def _run(tmp_path: Path, *argv: str, census: bool = False) -> tuple[int, RunReport | None]:
+    """Run through main(); the object census (a pass over pytest's whole heap) only
+    when asked for, to keep these tests quick."""
     output = tmp_path / "run.json"
-    code = main(["run", "--output", str(output), "--force", *argv])
+    extra = [] if census else ["--no-census"]
+    code = main(["run", "--output", str(output), "--force", *extra, *argv])
     value = load(output) if output.exists() else None
     assert value is None or isinstance(value, RunReport)
     return code, value
@@ -44,7 +47,7 @@ def test_script_runs_as_main_with_its_argv_and_its_peak_is_exact(
     """)
     seen = tmp_path / "seen.json"
     path_before, main_before = sys.path[:], sys.modules["__main__"]
-    code, run = _run(tmp_path, str(script), str(seen), "--flag")
+    code, run = _run(tmp_path, str(script), str(seen), "--flag", census=True)
     assert code == 0
     assert sys.path == path_before
     assert sys.modules["__main__"] is main_before
@@ -64,11 +67,17 @@ def test_script_runs_as_main_with_its_argv_and_its_peak_is_exact(
     assert len(run.timeline.samples) >= 3
     assert run.final is not None
     assert run.final.types
+    assert run.final.sites is not None
     captured = capsys.readouterr()
     assert captured.out == "done\n"
     assert f"memguard: wrote {tmp_path / 'run.json'}; report on it with: memguard report" \
         in captured.err
     assert "\r" not in captured.err  # no status line when stderr is not a terminal
+    code, run = _run(tmp_path, str(script), str(seen))
+    assert run is not None
+    assert run.final is not None
+    assert run.final.types is None
+    assert run.final.reason("types") is not None
 
 
 def test_exit_codes_are_the_programs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
