@@ -85,6 +85,9 @@ def test_leak_investigation_finds_fixes_and_verifies_the_leak(kernel: str,
                          r"\(traced Python heap\)\n", traffic)
     assert match, traffic
     assert float(match[1]) >= 2000 * 4096 / 1024**2, "each request kept its 4 KiB buffer"
+    freed = stream(cell(notebook, "del responses"))
+    assert re.fullmatch(r"memguard: In\[\d+\] peak \S+ KiB, retained -1\d\d\.\d KiB "
+                        r"\(traced Python heap\)\n", freed), "only the responses were freed"
 
     verdict = cell(notebook, "%%memguard_leaks", 0)
     text = data(verdict, "text/plain")
