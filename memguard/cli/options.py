@@ -54,7 +54,7 @@ _SUFFIXES = {".txt": "text", ".md": "markdown", ".json": "json", ".html": "html"
 
 
 def top_count(text: str) -> int:
-    """Parse ``--top``: a non-negative int.
+    """Parse ``--top``: a whole number, at least 1.
 
     Example:
         >>> top_count("5")
@@ -64,8 +64,8 @@ def top_count(text: str) -> int:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
     return value
 
 

@@ -194,7 +194,11 @@ def render_value(value: Any, fmt: str, *, top: int) -> str | bytes:
     from ..report import render, text
 
     if not is_run:
-        return render(value, fmt, top=top)  # type: ignore[arg-type]
+        try:
+            return render(value, fmt, top=top)  # type: ignore[arg-type]
+        except (TypeError, ValueError) as error:
+            raise CommandError(f"cannot show this file as {fmt}: {error}",
+                               exit_code=EXIT_ERROR) from None
     if fmt == "text":
         return text.layout(run_document(value, top), text.terminal_width())
     if fmt == "markdown":
@@ -209,6 +213,9 @@ def _chart(value: Any, fmt: str, top: int) -> str | bytes:
         figure = plot.plot(value, top=top)
     except ImportError as error:
         raise CommandError(str(error), exit_code=EXIT_ERROR) from None
+    except (TypeError, ValueError) as error:
+        raise CommandError(f"cannot draw this file as {fmt}: {error}",
+                           exit_code=EXIT_ERROR) from None
     if fmt == "png":
         return bytes(plot.to_png(figure))
     return str(plot.to_svg(figure))

@@ -74,11 +74,11 @@ def test_display_options_are_shared_with_a_prefix() -> None:
 
 
 def test_value_parsers_accept_and_refuse() -> None:
-    assert top_count("0") == 0
+    assert top_count("1") == 1
     assert positive_float("0.25") == 0.25
     assert size_argument("1.5 KiB") == 1536
     assert size_argument("100 MB") == 100_000_000
-    for parse, bad in ((top_count, "-1"), (top_count, "x"), (positive_float, "0"),
+    for parse, bad in ((top_count, "0"), (top_count, "-1"), (top_count, "x"), (positive_float, "0"),
                        (positive_float, "inf"), (positive_float, "soon"),
                        (size_argument, "10 mb"), (size_argument, "-5 MB"),
                        (size_argument, "lots")):
