@@ -21,6 +21,7 @@ fails to resolve. A cross-reference target is a dotted Python name, so an
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 from typing import Any
@@ -66,11 +67,32 @@ def public_modules() -> list[str]:
     return sorted(names, key=lambda name: (name != "memguard", name))
 
 
+def facade_names() -> list[tuple[str, str]]:
+    """``(name, where it is defined)`` for each name ``memguard/__init__.py`` imports."""
+    tree = ast.parse((PACKAGE / "__init__.py").read_text())
+    exported: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
+            exported = set(ast.literal_eval(node.value))
+    found: list[tuple[str, str]] = []
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
+            for alias in node.names:
+                name = alias.asname or alias.name
+                if name in exported and not name.startswith("_"):
+                    found.append((name, f"memguard.{node.module}.{alias.name}"))
+    return sorted(found, key=lambda pair: pair[0].lower())
+
+
 def reference_page(module: str) -> str:
     """The Markdown source of one module's reference page."""
     if module == "memguard":
         # The package re-exports names documented on their own modules' pages.
-        return f"# `{module}`\n\n::: {module}\n    options:\n      members: false\n"
+        rows = "\n".join(f"| `memguard.{name}` | `{where}` |" for name, where in facade_names())
+        return (f"# `{module}`\n\n::: {module}\n    options:\n      members: false\n\n"
+                f"## Public names\n\nEach is documented on the page of the module that "
+                f"defines it.\n\n| name | defined as |\n| --- | --- |\n{rows}\n")
     return f"# `{module}`\n\n::: {module}\n"
 
 
