@@ -532,3 +532,31 @@ def test_leaks_cell_usage_errors(shell: InteractiveShell) -> None:
     result = run(shell, "%%memguard_leaks --signals heap\npass")
     assert isinstance(result.error_in_exec, UsageError)
     assert str(result.error_in_exec).startswith("%%memguard_leaks: unknown signal(s) ['heap']")
+
+
+def test_unloading_stops_the_tracing_a_snapshot_started(ipython: InteractiveShell) -> None:
+    was_tracing = tracemalloc.is_tracing()
+    assert run(ipython, "%load_ext memguard").success
+    assert run(ipython, "%memguard_snapshot first --trace --no-census").success
+    assert tracemalloc.is_tracing()
+    assert _tracing.open_windows() == 1
+    assert run(ipython, "%unload_ext memguard").success
+    assert _tracing.open_windows() == 0
+    assert tracemalloc.is_tracing() == was_tracing
+    ipython.reset(new_session=False)
+
+
+def test_cells_on_again_replaces_the_monitor(shell: InteractiveShell,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(shell, "%memguard_cells on").success
+    first = magics(shell).monitor
+    assert run(shell, "%memguard_cells on --rss").success
+    second = magics(shell).monitor
+    assert not first.enabled
+    assert second.enabled
+    assert shell.events.callbacks["post_run_cell"].count(second.post_run_cell) == 1
+    assert first.post_run_cell not in shell.events.callbacks["post_run_cell"]
+    assert run(shell, "%memguard_cells off").success
+    assert _tracing.open_windows() == 0
+    out = capsys.readouterr().out
+    assert "per-cell line on (traced Python heap and process RSS)" in out
