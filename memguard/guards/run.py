@@ -5,12 +5,13 @@ own ``sys.argv``, ``__main__`` and ``sys.path[0]``, and keeps its exit code;
 an uncaught exception prints the program's own traceback (memguard's and
 runpy's frames left out) through :func:`sys.excepthook`, as ``python`` does.
 
-:func:`run_program` wraps that in a traced peak window and a sampling thread:
-the peak is tracemalloc's exact counter; the thread records the timeline,
-when the peak happened (to one interval), the allocation sites each time the
-traced level grows 25% past the last capture, and process memory (the
-kernel's exact high-water mark for ``rss=True``, sampled psutil figures for
-child processes).
+:func:`run_program` runs it inside :func:`~memguard.guards.record.record`
+(the timeline, with the exact traced peak and, on Linux, the kernel's exact
+RSS high-water mark) and a watching thread that notes when the traced peak
+moved (to one interval), snapshots the allocation sites each time the traced
+level grows 25% past its last capture, samples child processes through
+psutil when asked, and feeds a status line. When the program has ended, a
+snapshot records what it still holds.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import sys
 import threading
 import time
 import tracemalloc
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
@@ -118,14 +120,15 @@ class Program:
             >>> Program(str(script)).execute()
             (4, None)
         """
-        saved_argv, saved_path = sys.argv[:], sys.path[:]
+        saved_argv, saved_path, saved_items = sys.argv, sys.path, sys.path[:]
         sys.argv = [self.target, *self.args]  # runpy puts a module's own path first
         try:
             if self.module:
                 sys.path.insert(0, os.getcwd())
                 namespace = runpy.run_module(self.target, run_name="__main__", alter_sys=True)
             else:
-                sys.path.insert(0, os.path.dirname(os.path.realpath(self.target)))
+                if not _is_archive_or_dir(self.target):  # runpy puts those first itself
+                    sys.path.insert(0, os.path.dirname(os.path.realpath(self.target)))
                 namespace = runpy.run_path(self.target, run_name="__main__")
         except SystemExit as stop:
             return _exit_code(stop.code), None
@@ -134,10 +137,15 @@ class Program:
             code = 130 if isinstance(error, KeyboardInterrupt) else 1
             return code, f"{type(error).__name__}: {error}"
         finally:
-            sys.argv, sys.path[:] = saved_argv, saved_path
+            sys.argv, sys.path = saved_argv, saved_path
+            saved_path[:] = saved_items
         if keep is not None:
             keep.append(namespace)
         return 0, None
+
+
+def _is_archive_or_dir(path: str) -> bool:
+    return os.path.isdir(path) or zipfile.is_zipfile(path)
 
 
 def _exit_code(code: object) -> int:

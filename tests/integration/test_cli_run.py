@@ -47,9 +47,12 @@ def test_script_runs_as_main_with_its_argv_and_its_peak_is_exact(
     """)
     seen = tmp_path / "seen.json"
     path_before, main_before = sys.path[:], sys.modules["__main__"]
+    path_list, argv_list = sys.path, sys.argv
     code, run = _run(tmp_path, str(script), str(seen), "--flag", census=True)
     assert code == 0
     assert sys.path == path_before
+    assert sys.path is path_list
+    assert sys.argv is argv_list
     assert sys.modules["__main__"] is main_before
     info = json.loads(seen.read_text())
     assert info == {"argv": [str(script), str(seen), "--flag"], "name": "__main__",
@@ -136,6 +139,24 @@ def test_module_form_runs_like_python_dash_m(
     assert run is not None
     assert run.command == "-m mgpkg_cli.tool 5 -x"
     assert 2000 * 1000 <= run.traced_peak_bytes <= 2000 * 1000 + 300_000
+
+
+def test_a_directory_with_main_runs_like_python_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "helper.py").write_text("VALUE = 6\n")
+    (app / "__main__.py").write_text(textwrap.dedent("""\
+        import sys
+        from helper import VALUE
+        sys.exit(VALUE if sys.path[0] == sys.argv[0] else 99)
+    """))
+    monkeypatch.chdir(tmp_path)
+    code, run = _run(tmp_path, "app")
+    assert code == 6
+    assert run is not None
+    assert run.exit_code == 6
 
 
 def test_limit_exceeded_exits_3_with_the_summary(
