@@ -6,6 +6,8 @@ Several people add pages and modules in parallel, so nothing is hard-coded:
   other top-level page alphabetically;
 * every ``docs/guide/*.md`` is listed under "Guides", in ``GUIDE_ORDER``
   first and then alphabetically, titled by its first heading;
+* ``reliability.md`` is generated from ``tests/reliability``'s test
+  docstrings, unless a hand-written page exists;
 * every public module of the ``memguard`` package (no ``_`` in its dotted
   name, ``__main__`` excluded) gets a generated reference page,
   ``reference/<dotted.name>.md``, rendered by mkdocstrings from its
@@ -101,9 +103,73 @@ def _ordered(names: list[str], order: list[str]) -> list[str]:
     return first + sorted(name for name in names if name not in order)
 
 
+RELIABILITY_TESTS = ROOT / "tests" / "reliability"
+
+
+def _generates_reliability(docs_dir: Path) -> bool:
+    return RELIABILITY_TESTS.is_dir() and not (docs_dir / "reliability.md").exists()
+
+
+def _test_kind(node: ast.FunctionDef | ast.AsyncFunctionDef) -> str:
+    """" (property-based, N examples)", " (K cases)" or "" from the decorators."""
+    given = examples = None
+    cases = 0
+    for decorator in node.decorator_list:
+        text = ast.unparse(decorator)
+        if "given" in text:
+            given = True
+        if isinstance(decorator, ast.Call):
+            for keyword in decorator.keywords:
+                if keyword.arg == "max_examples" and isinstance(keyword.value, ast.Constant):
+                    examples = keyword.value.value
+            if text.startswith("pytest.mark.parametrize") and len(decorator.args) > 1:
+                values = decorator.args[1]
+                if isinstance(values, ast.List | ast.Tuple):
+                    cases = len(values.elts)
+    if given:
+        return f" (property-based, {examples} examples)" if examples else " (property-based)"
+    return f" ({cases} cases)" if cases else ""
+
+
+def reliability_page() -> str:
+    """A page listing what the reliability suite tries, read from its tests' docstrings."""
+    out = [
+        "# Reliability",
+        "",
+        "memguard runs inside other people's test suites and notebooks, so it must never",
+        "be what crashes, hangs, corrupts state or leaks. The reliability suite in",
+        "`tests/reliability/` tries hostile inputs, concurrency, interrupts, forks and",
+        "missing platform features. This page is generated from that suite's tests when",
+        "the site is built; every test listed runs in `./check`, and a failure fails it.",
+        "",
+        "```bash",
+        ".venv/bin/python -m pytest tests/reliability -q",
+        "```",
+        "",
+    ]
+    for path in sorted(RELIABILITY_TESTS.glob("test_*.py")):
+        tree = ast.parse(path.read_text())
+        tests = [node for node in tree.body
+                 if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+                 and node.name.startswith("test_")]
+        if not tests:
+            continue
+        title = (ast.get_docstring(tree) or path.stem).strip().splitlines()[0]
+        title = re.sub(r"\s*\(issue \d+\)", "", title).rstrip(".")
+        out += [f"## {title}", "", f"`tests/reliability/{path.name}`, {len(tests)} tests:", ""]
+        for node in tests:
+            name = node.name.removeprefix("test_").replace("_", " ")
+            doc = (ast.get_docstring(node) or "").strip().splitlines()
+            kind = _test_kind(node)
+            out.append(f"- **{name}**{kind}" + (f": {doc[0]}" if doc else ""))
+        out.append("")
+    return "\n".join(out)
+
+
 def build_nav(docs_dir: Path) -> list[Any]:
     """The navigation for the pages under *docs_dir* and the public modules."""
-    top = _ordered([p.name for p in docs_dir.glob("*.md")], ORDER)
+    top = _ordered([p.name for p in docs_dir.glob("*.md")]
+                   + (["reliability.md"] if _generates_reliability(docs_dir) else []), ORDER)
     guides = _ordered([p.name for p in (docs_dir / "guide").glob("*.md")], GUIDE_ORDER)
     nav: list[Any] = []
     for name in top:
@@ -129,6 +195,8 @@ def on_files(files: Any, config: Any) -> Any:
     for module in public_modules():
         files.append(File.generated(config, f"reference/{module}.md",
                                     content=reference_page(module)))
+    if _generates_reliability(Path(config["docs_dir"])):
+        files.append(File.generated(config, "reliability.md", content=reliability_page()))
     return files
 
 
