@@ -13,7 +13,7 @@ import sys
 import time
 from typing import TextIO
 
-from ..exceptions import CommandError
+from ..exceptions import CommandError, TracingError
 from ..units import format_size
 from .options import (
     EXIT_ERROR,
@@ -180,6 +180,9 @@ def run(args: argparse.Namespace) -> int:
         result = run_program(program, interval=args.interval, rss=args.rss,
                              children=args.children, limit_bytes=args.limit, lines=args.lines,
                              census=args.census, on_sample=status)
+    except TracingError as error:
+        raise CommandError(f"{error}; no run file was written (did the program stop "
+                           f"tracemalloc itself?)", exit_code=EXIT_ERROR) from None
     finally:
         if status is not None:
             status.clear()

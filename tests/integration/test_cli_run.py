@@ -292,3 +292,15 @@ def test_default_output_name_is_in_the_current_directory(
     (written,) = tmp_path.glob("memguard-tiny.*.json")
     assert f"memguard report {written.name}" in capsys.readouterr().err
     assert isinstance(load(written), RunReport)
+
+
+def test_a_program_that_stops_tracing_gets_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = _script(tmp_path, "stopper.py", "import tracemalloc\ntracemalloc.stop()\n")
+    code, run = _run(tmp_path, str(script))
+    assert code == 1
+    assert run is None
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "did the program stop tracemalloc itself?" in err
