@@ -27,11 +27,13 @@ from typing import Any, Literal, TextIO
 
 from ..values.files import dumps
 from ._dispatch import unwrap
+from ._model import Document, Section, Table, register_document
 from .html import render_html
 from .markdown import render_markdown
 from .text import render_text
 
-__all__ = ["Format", "render", "render_to", "write"]
+__all__ = ["Document", "Format", "Section", "Table", "register_document", "render", "render_to",
+           "write"]
 
 Format = Literal["text", "markdown", "json", "html"]
 _FORMATS = ("text", "markdown", "json", "html")

@@ -8,7 +8,7 @@ lay that document out, so all three always say the same thing.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +20,7 @@ from ..values.site import AllocationSite, is_internal
 from ..values.snapshot import Snapshot
 from ..values.timeline import Timeline
 
-__all__ = ["Document", "Section", "Table", "build"]
+__all__ = ["Document", "Section", "Table", "build", "register_document"]
 
 
 @dataclass
@@ -311,12 +311,42 @@ def _unit(report: LeakReport, name: str) -> str:
     return "bytes" if name in ("python", "rss") else name
 
 
+_builders: dict[type, Callable[[Any, int], Document]] = {}
+
+
+def register_document(cls: type, builder: Callable[[Any, int], Document]) -> None:
+    """Teach every format to show values of *cls*: *builder(value, top)* returns its document.
+
+    The document's ``charts`` are drawn by :func:`memguard.report.plot.chart`;
+    a ``"timeline"`` chart of a value with a ``timeline`` attribute draws that.
+
+    Example:
+        >>> class Note:
+        ...     text = "hello"
+        >>> register_document(Note, lambda note, top: Document(
+        ...     "note", "memguard note", [("text", note.text)], [], []))
+        >>> from memguard.report import render
+        >>> print(render(Note(), "text"), end="")
+        memguard note
+        text  hello
+    """
+    if not isinstance(cls, type):
+        raise TypeError(f"cls must be a class, not {type(cls).__name__}")
+    if not callable(builder):
+        raise TypeError(f"builder must be callable, not {type(builder).__name__}")
+    _builders[cls] = builder
+
+
 def build(value: Any, top: int = 10) -> Document:
     """The :class:`Document` for *value*.
 
     Raises:
         TypeError: memguard does not know how to show *value*.
     """
+    for cls in type(value).__mro__:
+        builder = _builders.get(cls)
+        if builder is not None:
+            return builder(value, top)
     if isinstance(value, Snapshot):
         return _snapshot(value, top)
     if isinstance(value, SnapshotDiff):

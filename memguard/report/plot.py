@@ -335,7 +335,8 @@ def chart(value: Any, name: str, *, top: int = 10) -> Figure:
     """
     value = unwrap(value)
     if name == "timeline":
-        return plot_timeline(value)
+        inner = getattr(value, "timeline", None)
+        return plot_timeline(inner if isinstance(inner, Timeline) else value)
     if name == "growth":
         return plot_growth(value)
     if name == "top":
@@ -354,6 +355,8 @@ def plot(value: Any, *, top: int = 10) -> Figure:
     value = unwrap(value)
     if isinstance(value, Timeline):
         return plot_timeline(value)
+    if isinstance(getattr(value, "timeline", None), Timeline):
+        return plot_timeline(value.timeline)
     if isinstance(value, LeakReport) and value.series:
         return plot_growth(value)
     return plot_top(value, top=top)

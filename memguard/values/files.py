@@ -42,6 +42,7 @@ _kinds: dict[str, FromDict | str] = {
     "timeline": "memguard.values.timeline:Timeline",
     "limit": "memguard.values.limit:LimitReport",
     "leak": "memguard.values.leak:LeakReport",
+    "run": "memguard.values.run:RunReport",
 }
 
 
