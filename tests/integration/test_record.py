@@ -124,3 +124,23 @@ def test_recording_renders_and_saves_as_its_timeline(tmp_path: Path) -> None:
     loaded = memguard.load(memguard.report.write(timeline, tmp_path / "t.json"))
     assert loaded == timeline.timeline
     assert isinstance(loaded, memguard.Timeline)
+
+
+def test_sampler_rows_and_arguments() -> None:
+    from memguard.sampler import Sampler
+
+    with pytest.raises(ValueError, match="interval must be a positive number"):
+        Sampler(-1)
+    sampler = Sampler(0.002, rss=False)
+    with pytest.raises(RuntimeError, match="never started"):
+        sampler.stop()
+    sampler.start()
+    with pytest.raises(RuntimeError, match="already been started"):
+        sampler.start()
+    time.sleep(0.03)
+    rows = sampler.stop()
+    assert len(rows) >= 5
+    assert [r[0] for r in rows] == sorted(r[0] for r in rows)
+    assert all(r[1] is None and r[2] is None for r in rows)  # not tracing, RSS off
+    assert sampler.rss_absent == "RSS sampling was switched off"
+    assert _sampler_threads() == []

@@ -1,0 +1,47 @@
+"""Notebook hooks and what render() accepts besides the values themselves."""
+
+from __future__ import annotations
+
+import io
+
+import _report_values as values
+import pytest
+
+from memguard.exceptions import MemoryLimitExceeded
+from memguard.report import render, render_to
+
+
+@pytest.mark.parametrize("name", ["after", "diff", "timeline"])
+def test_values_display_themselves_in_notebooks(name: str) -> None:
+    value = getattr(values, name)()
+    assert value._repr_markdown_() == render(value, "markdown")
+    page = value._repr_html_()
+    assert page.startswith("<!DOCTYPE html>")
+    assert "<table" in page
+
+
+def test_snapshot_html_repr_has_no_charts() -> None:
+    # Notebooks show many snapshots; charts are one render() away.
+    assert "<svg" not in values.after()._repr_html_()
+
+
+def test_an_exception_renders_as_its_report() -> None:
+    report = values.limit_report()
+    error = MemoryLimitExceeded("over", peak_bytes=report.peak_bytes,
+                                limit_bytes=report.limit_bytes, source="python",
+                                details=report)
+    assert render(error, "text") == render(report, "text")
+
+
+def test_render_to_writes_to_the_stream() -> None:
+    out = io.StringIO()
+    render_to(values.diff(), out, "markdown")
+    assert out.getvalue() == render(values.diff(), "markdown")
+
+
+def test_top_limits_the_rows() -> None:
+    text = render(values.diff(), "text", top=2, width=80)
+    assert "3 more sites not shown" in text
+    assert "/srv/app/models.py:9" not in text
+    with pytest.raises(ValueError, match="top must be a positive int"):
+        render(values.diff(), "text", top=0)
