@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 from collections import ChainMap
+from pathlib import Path
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -18,6 +19,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 
 from .. import _tracing
+from ..units import format_size
 from . import parsers
 from .cells import CellMonitor
 from .code import CellCode, cell_label
@@ -200,7 +202,8 @@ class MemguardMagics(Magics):
 
     @line_magic
     @documented(parsers.HOLDERS, "%memguard_holders session\n"
-                                 "%memguard_holders --no-graph bus.handlers['request'][-1]")
+                                 "%memguard_holders --no-graph bus.handlers['request'][-1]\n"
+                                 "%memguard_holders --save holders.png cache.entries[0]")
     def memguard_holders(self, line: str) -> None:
         """Show who holds an object: the reference chain, and a graph with Graphviz."""
         args = parse_line(parsers.HOLDERS, line, code_argument=True)
@@ -210,7 +213,6 @@ class MemguardMagics(Magics):
             raise UsageError("%memguard_holders: --depth, --graph-depth and --seconds "
                              "must be positive")
         from .holders import draw_backrefs, find_holders
-        from .show import show_png
 
         obj = self._evaluate(parsers.HOLDERS.prog, args.expression)
         try:
@@ -220,12 +222,27 @@ class MemguardMagics(Magics):
             print(answer)
             if args.graph:
                 image = draw_backrefs(self.ip, obj, max_depth=args.graph_depth)
-                if isinstance(image, bytes):
-                    show_png(image)
-                else:
+                if isinstance(image, str):
                     print(f"  {image}")
+                else:
+                    self._show_graph(image, args.expression, args.save)
         finally:
             del obj
+
+    @staticmethod
+    def _show_graph(image: bytes, expression: str, save: str | None) -> None:
+        from .show import show_png
+
+        where = ""
+        if save is not None:
+            path = Path(save).expanduser()
+            try:
+                path.write_bytes(image)
+            except OSError as error:
+                raise UsageError(f"%memguard_holders: cannot write {save}: {error}") from None
+            where = f", written to {path}"
+        show_png(image, f"  graph of what holds {expression}: PNG, "
+                        f"{format_size(len(image))}{where}")
 
     # -- line profiles ----------------------------------------------------
 

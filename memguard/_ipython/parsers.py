@@ -80,6 +80,8 @@ HOLDERS.add_argument("--graph-depth", type=int, default=4, metavar="N",
                      help="levels of back-references drawn (default: 4)")
 HOLDERS.add_argument("--no-graph", dest="graph", action="store_false",
                      help="print the chain only")
+HOLDERS.add_argument("--save", default=None, metavar="FILE",
+                     help="also write the graph to FILE (PNG), e.g. from a terminal IPython")
 
 RECORD = MagicParser(prog="%%memguard_record", description=(
     "Record memory while the cell runs (traced Python heap and process RSS, sampled)\n"

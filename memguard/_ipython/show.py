@@ -13,6 +13,7 @@ the extension is unloaded.
 
 from __future__ import annotations
 
+import base64
 import importlib
 import io
 from collections.abc import Callable
@@ -119,12 +120,13 @@ def show(value: Any) -> None:
     display(value)  # type: ignore[no-untyped-call]
 
 
-def show_png(data: bytes) -> None:
-    """Display a PNG image in place (a notebook; a terminal shows a placeholder).
+def show_png(data: bytes, description: str) -> None:
+    """Display a PNG image in place; a terminal shows *description* instead.
 
     Example:
-        ``show_png(png_bytes)`` inside a magic.
+        ``show_png(png_bytes, "back-references of session")`` inside a magic.
     """
-    from IPython.display import Image, display
+    from IPython.display import display
 
-    display(Image(data=data, format="png"))  # type: ignore[no-untyped-call]
+    bundle = {"image/png": base64.b64encode(data).decode("ascii"), "text/plain": description}
+    display(bundle, raw=True)  # type: ignore[no-untyped-call]

@@ -452,16 +452,25 @@ def test_holders_of_an_unheld_object_and_bad_expressions(
 
 
 @pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")
-def test_holders_draws_the_backrefs_with_graphviz(shell: InteractiveShell) -> None:
+def test_holders_draws_the_backrefs_with_graphviz(shell: InteractiveShell, tmp_path: Any,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
     run(shell, APP)
     run(shell, "handle_request('bob')")
     with capture_output() as captured:
         assert run(shell, "%memguard_holders bus.handlers['request'][0].__self__").success
     assert captured.stdout.startswith("who holds bus.handlers['request'][0].__self__ (Session)")
     (image,) = captured.outputs
-    png = image.data["image/png"]
-    png = base64.b64decode(png) if isinstance(png, str) else png
+    png = base64.b64decode(image.data["image/png"])
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    assert image.data["text/plain"].startswith(
+        "  graph of what holds bus.handlers['request'][0].__self__: PNG, ")
+
+    target = tmp_path / "holders.png"
+    assert run(shell, f"%memguard_holders --save {target} bus.handlers['request'][0]").success
+    assert target.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    out = capsys.readouterr().out
+    assert out.endswith(f", written to {target}\n")
+    assert "  graph of what holds bus.handlers['request'][0]: PNG, " in out
 
 
 # -- %memguard_lines -------------------------------------------------------------
