@@ -5,7 +5,8 @@ tracemalloc's counter and the kernel's high-water mark (see
 :mod:`memguard._tracing` and :mod:`memguard.process`). The thread reads the
 traced total and the RSS every ``interval`` seconds, allocating as little as
 it can, because whatever it allocates is traced too: RSS is read with one
-``pread`` of ``/proc/self/statm`` where Linux offers it.
+``pread`` of ``/proc/self/statm`` where Linux offers it, and samples go into
+flat arrays reserved up front.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import threading
 import time
 import tracemalloc
+from array import array
 from collections.abc import Callable
 
 from . import _tracing, process
@@ -58,29 +60,41 @@ def rss_reader() -> tuple[Callable[[], int] | None, Callable[[], None], str | No
 class Sampler:
     """Samples ``(seconds since start, traced bytes, RSS bytes)`` in a daemon thread.
 
+    Samples are kept in flat arrays, 24 bytes each, and room for the first
+    *reserve* of them is allocated when the sampler is made, before the
+    measured block starts, so that a long recording adds little to the traced
+    heap it is recording.
+
     Args:
         interval: Seconds between samples; must be positive.
         rss: Sample the process's RSS too.
+        reserve: Samples to make room for up front (4096: 41 s at 10 ms).
 
     Example:
         >>> sampler = Sampler(0.01)
         >>> sampler.start()
-        >>> rows = sampler.stop()
-        >>> len(rows) >= 2
+        >>> sampler.stop()
+        >>> len(sampler.rows()) >= 2
         True
     """
 
-    def __init__(self, interval: float = 0.01, *, rss: bool = True) -> None:
+    def __init__(self, interval: float = 0.01, *, rss: bool = True, reserve: int = 4096) -> None:
         if isinstance(interval, bool) or not isinstance(interval, int | float) or not interval > 0:
             raise ValueError(f"interval must be a positive number of seconds, got {interval!r}")
+        if isinstance(reserve, bool) or not isinstance(reserve, int) or reserve < 1:
+            raise ValueError(f"reserve must be a positive int, got {reserve!r}")
         self.interval = float(interval)
-        self.rows: list[Row] = []
         self.rss_absent: str | None = "RSS sampling was switched off" if not rss else None
         self._want_rss = rss
         self._read_rss: Callable[[], int] | None = None
         self._close: Callable[[], None] = lambda: None
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._times = array("d", bytes(8 * reserve))
+        self._traced = array("q", bytes(8 * reserve))
+        self._rss = array("q", bytes(8 * reserve))
+        self._count = 0
         self.started = 0.0
 
     def sample(self) -> Row:
@@ -89,9 +103,27 @@ class Sampler:
         # (a snapshot) from the peaks: the samples leave that work out too.
         traced = _tracing.refresh()[0] if tracemalloc.is_tracing() else None
         rss = self._read_rss() if self._read_rss is not None else None
-        row = (time.perf_counter() - self.started, traced, rss)
-        self.rows.append(row)
-        return row
+        when = time.perf_counter() - self.started
+        with self._lock:
+            index = self._count
+            if index == len(self._times):
+                self._times.extend(self._times)
+                self._traced.extend(self._traced)
+                self._rss.extend(self._rss)
+            self._times[index] = when
+            self._traced[index] = -1 if traced is None else traced
+            self._rss[index] = -1 if rss is None else rss
+            self._count = index + 1
+        return when, traced, rss
+
+    def rows(self) -> list[Row]:
+        """Every sample so far, oldest first, as ``(seconds, traced, rss)``."""
+        with self._lock:
+            count = self._count
+        found = zip(self._times[:count], self._traced[:count], self._rss[:count], strict=True)
+        rows = [(t, None if tr < 0 else tr, None if rss < 0 else rss) for t, tr, rss in found]
+        rows.sort()
+        return rows
 
     def start(self) -> None:
         """Take the first sample and start the thread."""
@@ -116,16 +148,14 @@ class Sampler:
                 due += self.interval * max(1, int((now - due) / self.interval) + 1)
             time.sleep(min(step, max(0.0, due - now)))
 
-    def stop(self) -> list[Row]:
-        """Stop and join the thread, take a last sample, and return every row."""
+    def stop(self) -> None:
+        """Stop and join the thread, and take a last sample; :meth:`rows` has them all."""
         if self._thread is None:
             raise RuntimeError("this Sampler was never started")
         self._stopped.set()
         self._thread.join()
         try:
-            if self.rows[-1][0] < time.perf_counter() - self.started:
-                self.sample()
+            self.sample()
         finally:
             self._close()
             self._read_rss = None
-        return self.rows

@@ -109,7 +109,7 @@ class Recording:
         window, self._window = self._window, None
         assert window is not None
         try:
-            rows = self._sampler.stop()
+            self._sampler.stop()
         finally:
             try:
                 _tracing.end(window)
@@ -117,11 +117,12 @@ class Recording:
                 rss_window = self._rss_window
                 if rss_window is not None:
                     process.end_rss(rss_window)
-        return self._build(window, rows, rss_window)
+        # Built after the window closed: the block's peak is not memguard's.
+        return self._build(window, self._sampler.rows(), rss_window)
 
     def _build(self, window: _tracing.PeakWindow, rows: list[tuple[float, int | None, int | None]],
                rss_window: process.RssWindow | None) -> Timeline:
-        samples = tuple(Sample(t, traced, rss) for t, traced, rss in sorted(rows))
+        samples = tuple(Sample(t, traced, rss) for t, traced, rss in rows)
         absent: dict[str, str] = {}
         rss_values = [s.rss_bytes for s in samples if s.rss_bytes is not None]
         if rss_window is not None:
@@ -144,6 +145,9 @@ class Recording:
             rss_peak_bytes=rss_peak, rss_peak_method=method,
             absent=tuple(sorted(absent.items())),
         )
+
+    def __str__(self) -> str:
+        return str(self._timeline) if self._timeline is not None else "timeline (recording)"
 
     def __repr__(self) -> str:
         state = repr(self._timeline) if self._timeline is not None else "running"

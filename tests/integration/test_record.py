@@ -131,16 +131,28 @@ def test_sampler_rows_and_arguments() -> None:
 
     with pytest.raises(ValueError, match="interval must be a positive number"):
         Sampler(-1)
-    sampler = Sampler(0.002, rss=False)
+    with pytest.raises(ValueError, match="reserve must be a positive int"):
+        Sampler(0.1, reserve=0)
+    sampler = Sampler(0.002, rss=False, reserve=2)  # grows past its reserve
     with pytest.raises(RuntimeError, match="never started"):
         sampler.stop()
     sampler.start()
     with pytest.raises(RuntimeError, match="already been started"):
         sampler.start()
     time.sleep(0.03)
-    rows = sampler.stop()
+    sampler.stop()
+    rows = sampler.rows()
     assert len(rows) >= 5
     assert [r[0] for r in rows] == sorted(r[0] for r in rows)
     assert all(r[1] is None and r[2] is None for r in rows)  # not tracing, RSS off
     assert sampler.rss_absent == "RSS sampling was switched off"
     assert _sampler_threads() == []
+
+
+def test_a_long_recording_adds_little_to_the_traced_heap() -> None:
+    with memguard.record(interval=0.001) as timeline:
+        time.sleep(0.3)
+    assert len(timeline.samples) >= 50
+    peak = timeline.traced_peak_above_start_bytes
+    assert peak is not None
+    assert peak < 8 * 1024, peak  # the reserve was made before the block began
