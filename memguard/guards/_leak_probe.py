@@ -17,6 +17,7 @@ import sysconfig
 import tracemalloc
 from collections import deque
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from .. import process
 from ..objects import type_name
@@ -27,6 +28,7 @@ __all__ = [
     "RssReader",
     "TraceSummary",
     "container_sizes",
+    "count_fds",
     "describe_sample",
     "growing_containers",
     "grown_resources",
@@ -119,59 +121,126 @@ def site_growth(before: TraceSummary, after: TraceSummary, calls: int,
     return tuple(s for s in found[:top] if s.size_bytes > 0)
 
 
-class RssReader:
-    """Reads the process's RSS after every call without allocating Python objects that linger.
+def _mallinfo2() -> Callable[[], Any]:
+    """glibc's ``mallinfo2``; raises OSError or AttributeError where there is none."""
+    import ctypes  # only when a leak check reads native memory
 
-    ``/proc/self/statm`` is kept open and re-read with ``os.pread``: opening a
-    file through :func:`open` per call leaves a few dozen traced bytes behind
-    for the first few hundred calls, which would read as Python growth.
-    Elsewhere it falls back to :func:`memguard.process.rss_bytes`.
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+            "fordblks", "keepcost")]
+
+    function = ctypes.CDLL(None).mallinfo2
+    function.restype = MallInfo2
+    function.argtypes = []
+    function()
+    return function
+
+
+class RssReader:
+    """Reads the process's native memory after every call.
+
+    Where glibc offers ``mallinfo2`` (Linux, glibc 2.33+), the figure is the
+    bytes ``malloc`` has handed out and not had back (``uordblks + hblkhd``):
+    native allocations are seen even when they reuse freed pages, and
+    fragmentation (freed memory the allocator keeps) is not counted. Elsewhere
+    it is the resident set size, from ``/proc/self/statm`` kept open and
+    re-read with ``os.pread`` (opening a file per call leaves a few dozen
+    traced bytes behind for a while), or :func:`memguard.process.rss_bytes`.
     """
 
     def __init__(self) -> None:
         self._fd: int | None = None
         self._page = 4096
+        self._mallinfo: Any = None
+        self.method = "rss"
+
+    def open(self) -> None:
+        try:
+            mallinfo = _mallinfo2()
+        except (OSError, AttributeError):
+            self._mallinfo = None
+        else:
+            self._mallinfo, self.method = mallinfo, "malloc in use (mallinfo2)"
+            return
+        try:
+            self._fd = os.open("/proc/self/statm", os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            self._page = os.sysconf("SC_PAGE_SIZE")
+            self.method = "RSS (/proc/self/statm)"
+        except (OSError, AttributeError, ValueError):
+            self._fd = -1
+            self.method = "RSS"
 
     def read(self) -> float:
-        if self._fd is None:
-            try:
-                self._fd = os.open("/proc/self/statm", os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-                self._page = os.sysconf("SC_PAGE_SIZE")
-            except (OSError, AttributeError, ValueError):
-                self._fd = -1
-        if self._fd < 0:
-            return float(process.rss_bytes())
-        return float(int(os.pread(self._fd, 128, 0).split()[1]) * self._page)
+        if self._mallinfo is None and self._fd is None:
+            self.open()
+        if self._mallinfo is not None:
+            info = self._mallinfo()
+            return float(info.uordblks + info.hblkhd)
+        if self._fd is not None and self._fd >= 0:
+            return float(int(os.pread(self._fd, 128, 0).split()[1]) * self._page)
+        return float(process.rss_bytes())
 
     def close(self) -> None:
         if self._fd is not None and self._fd >= 0:
             os.close(self._fd)
         self._fd = None
+        self._mallinfo = None
+
+
+def count_fds() -> float:
+    """How many descriptors are open: a listing of /proc/self/fd, no link reads (cheap)."""
+    try:
+        return float(len(os.listdir("/proc/self/fd")))
+    except OSError:
+        return float(len(process.open_fds()))
 
 
 _CONTAINERS = (list, dict, set, deque)
+_CHUNK = 10_000
+
+
+def _containers() -> dict[int, object]:
+    """Every list, dict, set and deque: tracked ones, and untracked dicts they refer to."""
+    objs = gc.get_objects()
+    try:
+        found: dict[int, object] = {id(o): o for o in objs if isinstance(o, _CONTAINERS)}
+        for start in range(0, len(objs), _CHUNK):
+            referents = gc.get_referents(*objs[start:start + _CHUNK])
+            found.update((id(r), r) for r in referents
+                         if type(r) is dict and not gc.is_tracked(r))
+            del referents
+    finally:
+        del objs
+    return found
 
 
 def container_sizes() -> dict[int, int]:
-    """``id -> len`` of every tracked list, dict, set and deque (an untracked dict)."""
-    objs = gc.get_objects()
+    """``id -> len`` of every container (see :func:`growing_containers`); an untracked dict."""
+    found = _containers()
     try:
-        return {id(o): len(o) for o in objs if isinstance(o, _CONTAINERS)}
+        return {key: len(o) for key, o in found.items()}  # type: ignore[arg-type]
     finally:
-        del objs
+        found.clear()
 
 
-def growing_containers(before: dict[int, int]) -> list[object]:
+def growing_containers(before: dict[int, int], own: Iterable[object] = ()) -> list[object]:
     """Containers that grew since *before*, most growth first.
 
-    The caller must drop the returned list as soon as it is done with it.
+    Lists, dicts, sets and deques the collector tracks, and the dicts of
+    atoms it does not track (a cache of ``str`` to ``bytes``), found as
+    referents. *own* are memguard's containers (left out: one of them may
+    have the address, so the id, of a container freed since *before*). The
+    caller must drop the returned list as soon as it is done.
     """
-    objs = gc.get_objects()
+    found = _containers()
+    for mine in own:
+        found.pop(id(mine), None)
     try:
-        grown = [(len(o) - before[id(o)], o) for o in objs
-                 if isinstance(o, _CONTAINERS) and id(o) in before and len(o) > before[id(o)]]
+        grown = [(len(o) - before[key], o) for key, o in found.items()  # type: ignore[arg-type]
+                 if key in before and len(o) > before[key]]  # type: ignore[arg-type]
     finally:
-        del objs
+        found.clear()
     grown.sort(key=lambda pair: -pair[0])
     return [o for _, o in grown]
 

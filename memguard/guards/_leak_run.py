@@ -57,7 +57,7 @@ MIN_TOTAL: dict[str, float] = {"python": 256.0, "objects": 3.0, "rss": 0.0, "fds
                                "threads": 1.0}
 #: Extra calls made after a leak is found, to see which containers grow.
 SAMPLE_CALLS = 20
-_NFRAMES = 16
+_NFRAMES = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +82,7 @@ def _readers(signals: tuple[SignalName, ...], explicit: bool,
         "python": lambda: float(tracemalloc.get_traced_memory()[0]),
         "objects": lambda: float(len(gc.get_objects())),
         "rss": rss.read,
-        "fds": lambda: float(len(process.open_fds())),
+        "fds": probe.count_fds,
         "threads": lambda: float(threading.active_count()),
     }
     chosen: dict[str, Callable[[], float]] = {}
@@ -187,7 +187,7 @@ class RepeatedRun:
             found.append(SignalVerdict(
                 name=name, leaked=judgement.leaked, per_call=judgement.fit.slope,
                 total=values[-1] - values[0] if values else 0.0, unit=probe.UNITS[name],
-                detail=judgement.detail))
+                detail=judgement.detail + (f"; {self.rss.method}" if name == "rss" else "")))
         self.verdicts = tuple(found)
         if self.frozen:
             gc.unfreeze()
@@ -199,11 +199,17 @@ class RepeatedRun:
         return {v.name for v in self.verdicts if v.leaked}
 
     def name_begin(self) -> int:
-        """Start the naming calls; returns how many calls to make (0: none needed)."""
+        """Start the naming calls; returns how many calls to make (0: none needed).
+
+        Make that many calls, calling :meth:`name_half` after the first half.
+        """
         if not self.fired & {"python", "objects"}:
             return 0
         self.naming.begin()
         return SAMPLE_CALLS
+
+    def name_half(self) -> None:
+        self.naming.half()
 
     def name_end(self) -> None:
         if self.naming.started:
@@ -226,14 +232,17 @@ class RepeatedRun:
 class _Naming:
     """Extra calls after a leak is found, to name growing sites, types and a holder.
 
-    A census, a trace summary and the sizes of all containers are taken
-    before and after a few more calls; what grew over them is what the leak
-    is made of. Doing this only after a verdict keeps clean checks cheap.
+    The sizes of all containers, a trace summary and a census are taken
+    before the calls and again at the end; what grew is what the leak is made
+    of. Tracked objects are also counted halfway, and a type must grow in both
+    halves: a cache the interpreter fills once (ABC caches, say) is not named. Doing
+    this only after a verdict keeps clean checks cheap.
     """
 
     def __init__(self) -> None:
         self.started = False
         self.census: dict[str, int] = {}
+        self.tracked: list[dict[str, int]] = [{}, {}, {}]
         self.traces: probe.TraceSummary = ({}, {}, {})
         self.sizes: dict[int, int] = {}
         self.sites: tuple[AllocationSite, ...] = ()
@@ -242,6 +251,7 @@ class _Naming:
 
     def clear(self) -> None:
         self.census, self.sizes = {}, {}
+        self.tracked = [{}, {}, {}]
         self.traces = ({}, {}, {})
 
     def begin(self) -> None:
@@ -253,14 +263,36 @@ class _Naming:
             self.sizes = probe.container_sizes()
             self.traces = probe.summarize_traces()
             self.census = count_types(collect=False)
+            self.tracked[0] = count_types(untracked=False, collect=False)
+
+    def half(self) -> None:
+        with _tracing.excluded():
+            self.tracked[1] = count_types(untracked=False)
 
     def end(self, calls: int) -> None:
         with _tracing.excluded():
             gc.collect()
-            self.types = type_growth(self.census, count_types(collect=False), calls)
+            self.tracked[2] = count_types(untracked=False, collect=False)
+            final = count_types(collect=False)
+            self.types = tuple((name, per) for name, per in type_growth(self.census, final, calls)
+                               if self._steady(name))
             self.sites = probe.site_growth(self.traces, probe.summarize_traces(), calls, 20)
-            self.sample = _find_sample(self.sizes, [name for name, _ in self.types])
+            own = (self.census, final, self.sizes, *self.tracked, *self.traces)
+            self.sample = _find_sample(self.sizes, [name for name, _ in self.types], own)
+            del own, final
             self.clear()
+
+    def _steady(self, name: str) -> bool:
+        """Whether *name*'s tracked objects grew in both halves (or none of them grew at all).
+
+        Caches the interpreter fills once (ABC caches: sets and weakrefs) are
+        tracked objects that grow in one half only. Untracked objects are
+        counted in the full censuses only, which are too slow to take thrice.
+        """
+        first, half, last = (counts.get(name, 0) for counts in self.tracked)
+        if last == first:
+            return True
+        return half > first and last > half
 
 
 def _fit(values: list[float]) -> tuple[float, float]:
@@ -268,11 +300,11 @@ def _fit(values: list[float]) -> tuple[float, float]:
     return fit.slope, fit.intercept
 
 
-def type_growth(before: dict[str, int], after: dict[str, int],
-                calls: int) -> tuple[tuple[str, float], ...]:
-    """Types whose count grew by at least 2 and 0.05 per call, most first."""
+def type_growth(before: dict[str, int], after: dict[str, int], calls: int, *,
+                minimum: int = 2) -> tuple[tuple[str, float], ...]:
+    """Types whose count grew by at least *minimum* and 0.05 per call, most first."""
     grown = [(name, (count - before.get(name, 0)) / calls) for name, count in after.items()
-             if count - before.get(name, 0) >= 2]
+             if count - before.get(name, 0) >= minimum]
     grown = [(name, per) for name, per in grown if per >= FLOORS["objects"]]
     grown.sort(key=lambda pair: (-pair[1], pair[0]))
     return tuple(grown[:20])
@@ -282,14 +314,15 @@ def _user_first(names: list[str]) -> list[str]:
     return [n for n in names if "." in n] + [n for n in names if "." not in n]
 
 
-def _find_sample(sizes: dict[int, int], type_names: list[str]) -> str | None:
+def _find_sample(sizes: dict[int, int], type_names: list[str],
+                 own: tuple[object, ...]) -> str | None:
     """Describe the newest item of a container that grew since *sizes* was taken.
 
     A container (list, dict, set, deque) that grew over the naming calls is
     what keeps the leak; its newest item is the sample, preferring items of
     a growing type (module-qualified user types first).
     """
-    grown = probe.growing_containers(sizes)
+    grown = probe.growing_containers(sizes, own)
     items = [probe.newest_item(c) for c in grown[:50]]
     del grown
     wanted = _user_first(type_names)

@@ -139,7 +139,10 @@ class LeakTracker:
                 call()
                 run.record()
             if run.judge():
-                for _ in range(run.name_begin()):
+                calls = run.name_begin()
+                for index in range(calls):
+                    if index == calls // 2:
+                        run.name_half()
                     call()
                 run.name_end()
             report = run.report()
@@ -160,7 +163,10 @@ class LeakTracker:
                 await fn(*args, **kwargs)
                 run.record()
             if run.judge():
-                for _ in range(run.name_begin()):
+                calls = run.name_begin()
+                for index in range(calls):
+                    if index == calls // 2:
+                        run.name_half()
                     await fn(*args, **kwargs)
                 run.name_end()
             report = run.report()
