@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import types
+import weakref
 from collections import deque
 from collections.abc import Sequence
 from typing import Protocol
@@ -240,7 +241,7 @@ class ChainNamer:
                 if attribute_mode and isinstance(key, str):
                     self.steps.append(f".{key}{suffix}")
                 else:
-                    self.steps.append(f"[{safe_repr(key, _KEY_REPR)}]{suffix}")
+                    self.steps.append(f"[{_key_text(key)}]{suffix}")
                 return
         self.steps.append(" (dict key)")
 
@@ -270,6 +271,14 @@ class ChainNamer:
         """An edge memguard cannot name: show the holder, then what it holds."""
         self.node(index)
         self.node(index + 1)
+
+
+def _key_text(key: object) -> str:
+    """A dict key as a chain shows it: its short repr; a weak reference by its object."""
+    if isinstance(key, weakref.ref):
+        referent = key()
+        return f"<weakref to {'a dead object' if referent is None else describe(referent)}>"
+    return safe_repr(key, _KEY_REPR)
 
 
 def _is_type_dict(cls: type, candidate: object) -> bool:

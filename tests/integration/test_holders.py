@@ -338,3 +338,14 @@ def test_a_locals_dict_the_caller_keeps_is_left_alone() -> None:
     namespace = locals()  # before 3.13 this is the frame's own locals dict
     assert chain_of(session).endswith("local kept[0] -> Session")
     assert namespace["kept"] is kept
+
+
+def test_weak_key_dictionary_value() -> None:
+    session, key = Session("ann"), Session("key")
+    table: weakref.WeakKeyDictionary[Session, Session] = weakref.WeakKeyDictionary()
+    table[key] = session
+    registry.ITEMS.append(table)
+    del table
+    assert chain_of(session) == (
+        "shopapp.registry.ITEMS[0].data[<weakref to Session>] -> Session"
+    )
