@@ -537,10 +537,29 @@ def test_leaks_cell_with_assert_fails_like_a_test(shell: InteractiveShell) -> No
     assert str(error).startswith(f"Leak detected in cell In[{result.execution_count}]: ")
 
 
-def test_leaks_cell_usage_errors(shell: InteractiveShell) -> None:
-    result = run(shell, "%%memguard_leaks --signals heap\npass")
+def test_leaks_cell_of_clean_code_passes_its_assert(shell: InteractiveShell,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    run(shell, "cache = {}\ndef lookup(key):\n    return cache.setdefault(key % 3, str(key))")
+    result = run(shell, "%%memguard_leaks --repeat 20 --warmup 3 --assert\nlookup(7)")
+    assert result.success
+    report = result.result
+    assert not report.leaked
+    assert report.iterations == 20
+    assert f"verdict   cell In[{result.execution_count}]: no leak over 20 calls" in (
+        capsys.readouterr().out)
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ("--signals heap", "%%memguard_leaks: unknown signal(s) ['heap']"),
+    ("--repeat 0", "%%memguard_leaks: repeat must be an int >= 1, got 0"),
+    ("--warmup -1", "%%memguard_leaks: warmup must be an int >= 0, got -1"),
+    ("--repeat many", "%%memguard_leaks: argument --repeat: invalid int value: 'many'"),
+])
+def test_leaks_cell_usage_errors(shell: InteractiveShell, options: str, message: str) -> None:
+    result = run(shell, f"%%memguard_leaks {options}\nran = True")
     assert isinstance(result.error_in_exec, UsageError)
-    assert str(result.error_in_exec).startswith("%%memguard_leaks: unknown signal(s) ['heap']")
+    assert str(result.error_in_exec).startswith(message)
+    assert "ran" not in shell.user_ns
 
 
 def test_unloading_stops_the_tracing_a_snapshot_started(ipython: InteractiveShell) -> None:
