@@ -198,6 +198,9 @@ def _leaks_options(item: pytest.Item, mark: pytest.Mark) -> Mapping[str, Any]:
     __tracebackhide__ = True
     from ..guards import leaks  # L4; imported when a test asks for it
 
+    if not isinstance(item, pytest.Function) or type(item).__module__ == "_pytest.unittest":
+        raise _usage(item, mark.name, "repeats a plain test function; this test is a "
+                                      f"{type(item).__name__}")
     if mark.args:
         raise _usage(item, mark.name, f"takes keywords only, got {mark.args!r}")
     _check_keywords(item, mark, leaks.track_leaks, positional=0)

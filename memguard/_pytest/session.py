@@ -48,7 +48,7 @@ _MEASURED = {"python": "traced Python heap", "rss": "process RSS"}
 class CallRun:
     """The guards and measurement around one test call."""
 
-    def __init__(self, item: pytest.Function, plan: Plan, settings: Settings,
+    def __init__(self, item: pytest.Item, plan: Plan, settings: Settings,
                  baseline: Baseline | None) -> None:
         self.item = item
         self.plan = plan
@@ -64,6 +64,7 @@ class CallRun:
         if self.plan.leaks is not None:
             from ..guards.leaks import track_leaks
 
+            assert isinstance(self.item, pytest.Function)  # checked by build_plan
             self._original = self.item.obj
             self.item.obj = track_leaks(**self.plan.leaks)(self._original)
         if self.plan.memray_leaks is not None:
@@ -85,7 +86,7 @@ class CallRun:
             failure = self._exit_guards(error)
         finally:
             if self._original is not None:
-                self.item.obj = self._original
+                self.item.obj = self._original  # type: ignore[attr-defined]
         report = self.plan.guard.report if self.plan.guard is not None else None
         if peak is None and report is not None:
             peak = report.peak_bytes
@@ -217,13 +218,15 @@ class MemguardSession:
         item.stash[PLAN_KEY] = build_plan(item, self.settings, honour_memray=self.honour_memray)
 
     @pytest.hookimpl(wrapper=True)
-    def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> Generator[None, object, object]:
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
+        # The call phase rather than pytest_pyfunc_call, so that unittest
+        # classes and doctests are guarded and measured too.
         __tracebackhide__ = True
-        plan = pyfuncitem.stash.get(PLAN_KEY, None)
-        fixture = pyfuncitem.stash.get(FIXTURE_KEY, None)
+        plan = item.stash.get(PLAN_KEY, None)
+        fixture = item.stash.get(FIXTURE_KEY, None)
         if plan is None or (plan.empty and not self.settings.measure and fixture is None):
             return (yield)
-        run = CallRun(pyfuncitem, plan, self.settings, self.baseline)
+        run = CallRun(item, plan, self.settings, self.baseline)
         run.start()
         try:
             result = yield

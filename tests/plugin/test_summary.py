@@ -34,7 +34,7 @@ def test_table_lists_tests_by_peak(pytester: pytest.Pytester, run: Run) -> None:
         "*memguard: peak memory per test (traced Python heap), top 3 of 3*",
         "      peak       limit  test",
         "   2.9 MiB              test_sizes.py::test_three_mb",
-        " 976.*KiB              test_sizes.py::test_one_mb",
+        " 97?.? KiB              test_sizes.py::test_one_mb",
         "  9*.* KiB              test_sizes.py::test_small",
     ])
 
@@ -130,3 +130,17 @@ def test_bad_options(pytester: pytest.Pytester, run: Run, option: tuple[str, str
     result = run(*option)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([complaint])
+
+
+def test_unittest_classes_are_measured_and_limited(pytester: pytest.Pytester, run: Run) -> None:
+    pytester.makepyfile(test_cases="""
+        import unittest
+
+        class Cases(unittest.TestCase):
+            def test_two_mb(self):
+                data = bytearray(2_000_000)
+    """)
+    result = run("--memguard", "--memguard-limit", "1 MB")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*Memory limit exceeded in test_cases.py::Cases::test_two_mb*",
+                                 "   1.9 MiB   976.6 KiB  test_cases.py::Cases::test_two_mb"])
