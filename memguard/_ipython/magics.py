@@ -10,6 +10,8 @@ magics keep memguard's plain values, never the user's objects.
 from __future__ import annotations
 
 import ast
+import asyncio
+import inspect
 from collections import ChainMap
 from pathlib import Path
 from typing import Any
@@ -270,6 +272,11 @@ class MemguardMagics(Magics):
         positional, keywords = eval(code, self.ip.user_global_ns, namespace)
         from ..guards.profile import profile_lines
 
+        if inspect.iscoroutinefunction(function) and _loop_running():
+            del function, positional, keywords
+            raise UsageError("%memguard_lines: cannot run an async function here, the kernel's "
+                             "event loop is running; decorate it with @memguard.profile and "
+                             "await it instead")
         try:
             value = profile_lines(function, *positional, **keywords)
         except TypeError as error:
@@ -317,3 +324,11 @@ class MemguardMagics(Magics):
 
 def _arguments(*args: Any, **kwargs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
     return args, kwargs
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True

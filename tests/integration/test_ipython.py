@@ -7,6 +7,7 @@ what they print is captured from stdout.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import builtins
 import os
@@ -492,6 +493,23 @@ def test_lines_profiles_a_call_to_a_notebook_function(shell: InteractiveShell) -
     assert 1000 * 200 <= rows[0].allocated_bytes <= 1000 * (200 + 80) + 16 * 1024
     assert 50_000 <= rows[1].allocated_bytes <= 50_000 + 1024
     assert rows[1].retained_bytes == 0
+
+
+def test_lines_profiles_an_async_function_outside_an_event_loop(
+        shell: InteractiveShell) -> None:
+    run(shell, "async def fetch(n):\n    return [bytes(100) for _ in range(n)]\n")
+    result = run(shell, "%memguard_lines fetch(500)")
+    assert result.success
+    row = result.result.row(2)
+    assert 500 * 100 <= row.allocated_bytes <= 500 * (100 + 40) + 16 * 1024
+
+    async def in_a_kernel() -> ExecutionResult:  # a Jupyter kernel runs cells in its loop
+        return run(shell, "%memguard_lines fetch(5)")
+
+    result = asyncio.run(in_a_kernel())
+    assert isinstance(result.error_in_exec, UsageError)
+    assert str(result.error_in_exec).startswith(
+        "%memguard_lines: cannot run an async function here, the kernel's event loop")
 
 
 @pytest.mark.parametrize(("line", "message"), [
