@@ -391,7 +391,7 @@ class _Search:
                     if count % _CLOCK_EVERY == 0 and time.perf_counter() > self.deadline:
                         return None, following, True
                     key = id(holder)
-                    if key in self.nodes or key in self.own or _is_own_frame(holder):
+                    if key in self.nodes or key in self.own or _not_a_holder(holder):
                         continue
                     held = _held_one(holder, wanted)
                     if held is None:
@@ -472,7 +472,10 @@ def _contains(container: object, target: object) -> bool:
     return isinstance(container, tuple) and any(item is target for item in container)
 
 
-def _is_own_frame(holder: object) -> bool:
+def _not_a_holder(holder: object) -> bool:
+    """memguard's own frames, and code objects: their constants are never leaks."""
+    if isinstance(holder, types.CodeType):
+        return True
     return isinstance(holder, types.FrameType) and holder.f_code.co_filename.startswith(
         _PACKAGE_DIR
     )

@@ -23,6 +23,7 @@ _KNOWN_ATTRIBUTES = (
     "__self__", "__func__", "__wrapped__", "__traceback__", "__context__", "__cause__",
     "tb_next", "tb_frame", "f_back", "cell_contents", "__defaults__", "__kwdefaults__",
     "fget", "fset", "fdel", "func", "args", "keywords", "__globals__", "__dict__",
+    "__doc__", "__annotations__", "__module__", "__name__", "__qualname__",
 )
 
 

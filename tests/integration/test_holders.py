@@ -349,3 +349,13 @@ def test_weak_key_dictionary_value() -> None:
     assert chain_of(session) == (
         "shopapp.registry.ITEMS[0].data[<weakref to Session>] -> Session"
     )
+
+
+def test_code_constants_are_not_holders() -> None:
+    constant = registry.banner()
+    assert search_holders(constant, excused_frames=(sys._getframe(),)).steps is None
+    registry.ITEMS.append(constant)
+    assert chain_of(constant) == "shopapp.registry.ITEMS[0] -> str"
+    assert chain_of(registry.make_handler.__doc__) == (
+        "shopapp.registry.make_handler.__doc__ -> str"
+    )

@@ -88,6 +88,11 @@ def fail(session: Session) -> None:
     raise ValueError(session.user)
 
 
+def banner() -> str:
+    """A function with a string constant no other code has."""
+    return "shopapp: watched by memguard since v0"
+
+
 def reset() -> None:
     """Drop everything the registries hold."""
     HANDLERS.clear()
