@@ -14,6 +14,7 @@ import asyncio
 import inspect
 from collections import ChainMap
 from pathlib import Path
+from types import CodeType
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -255,36 +256,41 @@ class MemguardMagics(Magics):
         args = parse_line(parsers.LINES, line, code_argument=True)
         if args is None:
             return None
+        function, positional, keywords = self._call_parts(args.call)
+        from ..guards.profile import profile_lines
+
         try:
-            tree = ast.parse(args.call, mode="eval")
+            value = profile_lines(function, *positional, **keywords)
+        finally:
+            del function, positional, keywords
+        self.results["lines"] = value
+        return value
+
+    def _call_parts(self, call: str) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
+        """Evaluate ``f(a, b=c)`` into the function and its arguments, without calling it."""
+        try:
+            tree = ast.parse(call, mode="eval")
         except SyntaxError as error:
-            raise UsageError(f"%memguard_lines: {args.call!r} is not a Python expression: "
+            raise UsageError(f"%memguard_lines: {call!r} is not a Python expression: "
                              f"{error.msg}") from None
         if not isinstance(tree.body, ast.Call):
-            raise UsageError(f"%memguard_lines: expected a call such as build(rows), "
-                             f"got {args.call!r}")
+            raise UsageError(f"%memguard_lines: expected a call such as build(rows), got {call!r}")
         function = self._evaluate("%memguard_lines", ast.unparse(tree.body.func))
+        target = getattr(inspect.unwrap(function), "__func__", function)
+        if not isinstance(getattr(target, "__code__", None), CodeType):
+            raise UsageError(f"%memguard_lines: {ast.unparse(tree.body.func)} is a "
+                             f"{type(function).__name__}, not a Python function")
+        if inspect.iscoroutinefunction(function) and _loop_running():
+            raise UsageError("%memguard_lines: cannot run an async function here, the kernel's "
+                             "event loop is running; decorate it with @memguard.profile and "
+                             "await it instead")
         # The arguments are evaluated as the call would evaluate them, by the
         # same call expression aimed at a function that returns them.
         tree.body.func = ast.Name("__memguard_arguments__", ast.Load())
         code = compile(ast.fix_missing_locations(tree), "<memguard_lines>", "eval")
         namespace = ChainMap({"__memguard_arguments__": _arguments}, self.ip.user_ns)
         positional, keywords = eval(code, self.ip.user_global_ns, namespace)
-        from ..guards.profile import profile_lines
-
-        if inspect.iscoroutinefunction(function) and _loop_running():
-            del function, positional, keywords
-            raise UsageError("%memguard_lines: cannot run an async function here, the kernel's "
-                             "event loop is running; decorate it with @memguard.profile and "
-                             "await it instead")
-        try:
-            value = profile_lines(function, *positional, **keywords)
-        except TypeError as error:
-            raise UsageError(f"%memguard_lines: {error}") from None
-        finally:
-            del function, positional, keywords
-        self.results["lines"] = value
-        return value
+        return function, positional, keywords
 
     # -- per-cell line ----------------------------------------------------
 

@@ -516,12 +516,20 @@ def test_lines_profiles_an_async_function_outside_an_event_loop(
     ("%memguard_lines build", "%memguard_lines: expected a call such as build(rows), "
                               "got 'build'"),
     ("%memguard_lines build(", "%memguard_lines: 'build(' is not a Python expression: "),
-    ("%memguard_lines len([1])", "%memguard_lines: "),
+    ("%memguard_lines len([1])", "%memguard_lines: len is a "
+                                 "builtin_function_or_method, not a Python function"),
 ])
 def test_lines_usage_errors(shell: InteractiveShell, line: str, message: str) -> None:
     result = run(shell, line)
     assert isinstance(result.error_in_exec, UsageError)
     assert str(result.error_in_exec).startswith(message)
+
+
+def test_lines_lets_the_functions_own_errors_through(shell: InteractiveShell) -> None:
+    run(shell, "def broken(n):\n    return [0] * n + None\n")
+    result = run(shell, "%memguard_lines broken(3)")
+    assert isinstance(result.error_in_exec, TypeError)
+    assert hasattr(result.error_in_exec, "memguard_profile")
 
 
 # -- %%memguard_leaks --------------------------------------------------------------
