@@ -166,13 +166,13 @@ def main(quick: bool, sites: int | None = None) -> dict[str, Any]:
                                          "memguard full": []}
         found: dict[str, int] = {}
         for _ in range(rounds):
-            for name in times:
+            for name, taken in times.items():
                 gc.collect()
                 if name == "tracemalloc":
                     took, count = _tracemalloc_round(run)
                 else:
                     took, count = _memguard_round(run, census=name == "memguard full")
-                times[name].append(took)
+                taken.append(took)
                 found[name] = count
         keep: list[Any] = []
         run(keep)
