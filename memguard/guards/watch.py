@@ -20,6 +20,7 @@ indirectly (a local list of sessions) do count.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import sys
 import time
@@ -157,7 +158,7 @@ class watch:
             2
         """
         __tracebackhide__ = True
-        report = self._inspect(sys._getframe(1), self.label or caller_label())
+        report = self._inspect(_user_frame(), self.label or caller_label())
         _raise_if_leaked(report, self.top)
         return report
 
@@ -187,7 +188,7 @@ class watch:
         self._entered = False
         if exc is not None:
             return  # the traceback holds the block's frame and so its objects
-        report = self._inspect(sys._getframe(1), self._label)
+        report = self._inspect(_user_frame(), self._label)
         _raise_if_leaked(report, self.top)
 
 
@@ -248,9 +249,18 @@ def expect_collected(
             guard._refs.append((name, _weak(obj), True))
     # The caller's own argument references stay on its stack; ours must go.
     del objs, obj
-    report = guard._inspect(sys._getframe(1), label or caller_label())
+    report = guard._inspect(_user_frame(), label or caller_label())
     _raise_if_leaked(report, top)
     return report
+
+
+def _user_frame() -> types.FrameType:
+    """The frame that called the check (a ``with`` block's frame for ``__exit__``),
+    past :mod:`contextlib` (an ``ExitStack``, a ``@contextmanager`` wrapping a watch)."""
+    frame = sys._getframe(2)
+    while frame.f_code.co_filename == contextlib.__file__ and frame.f_back is not None:
+        frame = frame.f_back
+    return frame
 
 
 def _weak(obj: object) -> Callable[[], object]:

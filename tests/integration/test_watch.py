@@ -6,6 +6,7 @@ message and chain is asserted as exact text.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import sys
 import threading
@@ -349,3 +350,16 @@ def test_module_level_code_its_own_global_is_not_a_leak(monkeypatch: pytest.Monk
         assert module.holder == "watchscript.KEPT[0] -> Session"
     finally:
         module.__dict__.clear()
+
+
+def test_watch_entered_through_an_exit_stack() -> None:
+    with contextlib.ExitStack() as stack:
+        w = stack.enter_context(memguard.watch())
+        session = w.add(Session())
+        session.user = "bob"
+    assert w.report is not None
+    assert w.report.collected == 1
+    with pytest.raises(LeakDetected) as caught, contextlib.ExitStack() as stack:
+        w = stack.enter_context(memguard.watch())
+        registry.ITEMS.append(w.add(Session()))
+    assert caught.value.report.survivors[0].holder == "shopapp.registry.ITEMS[0] -> Session"
