@@ -11,8 +11,8 @@ from .options import MagicParser
 __all__ = ["CELLS", "DIFF", "HOLDERS", "LEAKS", "LIMIT", "LINES", "RECORD", "SNAPSHOT"]
 
 SNAPSHOT = MagicParser(prog="%memguard_snapshot", description=(
-    "Take a snapshot of memory (traced allocation sites, live objects by type, process\n"
-    "memory), keep it under NAME in the user namespace, and show it."))
+    "Take a snapshot of memory (traced allocation sites, live objects by type,\n"
+    "process memory), keep it under NAME in the user namespace, and show it."))
 SNAPSHOT.add_argument("name", metavar="NAME", help="a Python identifier to keep it under")
 SNAPSHOT.add_argument("--no-census", dest="census", action="store_false",
                       help="skip the count of live objects by type (faster on big heaps)")
@@ -24,7 +24,8 @@ SNAPSHOT.add_argument("--stop", action="store_true",
 
 DIFF = MagicParser(prog="%memguard_diff", description=(
     "Compare two snapshots taken with %memguard_snapshot (or Snapshot values in the\n"
-    "namespace) and show what grew from A to B: allocation sites, types, process memory."))
+    "namespace) and show what grew from A to B: allocation sites, types, process\n"
+    "memory."))
 DIFF.add_argument("before", metavar="A", help="the earlier snapshot's name")
 DIFF.add_argument("after", metavar="B", help="the later snapshot's name")
 DIFF.add_argument("--by", choices=("lineno", "filename", "traceback"), default="lineno",
@@ -48,9 +49,9 @@ LIMIT.add_argument("-q", "--quiet", action="store_true",
                    help="print nothing when the cell stays under the limit")
 
 LEAKS = MagicParser(prog="%%memguard_leaks", description=(
-    "Run the cell repeatedly (compiled once, executed in the notebook's namespace) and\n"
-    "judge whether each run keeps memory, objects, file descriptors or threads. Shows\n"
-    "the verdict with its growth chart; the verdict is the cell's output."))
+    "Run the cell repeatedly (compiled once, executed in the notebook's namespace)\n"
+    "and judge whether each run keeps memory, objects, file descriptors or threads.\n"
+    "Shows the verdict with its growth chart; the verdict is the cell's output."))
 LEAKS.add_argument("--repeat", type=int, default=None, metavar="N",
                    help="measure exactly N runs (default: adaptive, 40 runs and more while "
                         "some signal still grows)")
@@ -66,10 +67,10 @@ LEAKS.add_argument("--assert", dest="check", action="store_true",
                    help="fail the cell with LeakDetected when it leaks, like a test")
 
 HOLDERS = MagicParser(prog="%memguard_holders", description=(
-    "Who holds this object? Prints the chain of references from a root (a module global,\n"
-    "a class attribute, a thread's local variable) to the object, and draws its\n"
-    "back-references when Graphviz's `dot` is installed. The notebook's own names for\n"
-    "the object and IPython's output cache are set aside and listed separately."))
+    "Who holds this object? Prints the chain of references from a root (a module\n"
+    "global, a class attribute, a thread's local variable) to the object, and draws\n"
+    "its back-references when Graphviz's `dot` is installed. The notebook's own\n"
+    "names for the object and IPython's output cache are set aside and listed."))
 HOLDERS.add_argument("expression", metavar="EXPR",
                      help="a Python expression for the object, evaluated in the notebook")
 HOLDERS.add_argument("--depth", type=int, default=15,
