@@ -33,7 +33,6 @@ from typing import TypeVar
 from ..exceptions import LeakDetected
 from ..holders import describe, safe_repr, search_holders
 from ..values.watch import Survivor, WatchReport
-from ._wrap import caller_label
 
 __all__ = ["expect_collected", "watch"]
 
@@ -158,7 +157,9 @@ class watch:
             2
         """
         __tracebackhide__ = True
-        report = self._inspect(_user_frame(), self.label or caller_label())
+        frame = _user_frame()
+        report = self._inspect(frame, self.label or _label_of(frame))
+        del frame
         _raise_if_leaked(report, self.top)
         return report
 
@@ -175,7 +176,7 @@ class watch:
             raise RuntimeError("this watch() is already in use; a `with` block cannot be "
                                "re-entered")
         self._entered = True
-        self._label = self.label or caller_label()
+        self._label = self.label or _label_of(_user_frame())
         return self
 
     def __exit__(
@@ -249,7 +250,9 @@ def expect_collected(
             guard._refs.append((name, _weak(obj), True))
     # The caller's own argument references stay on its stack; ours must go.
     del objs, obj
-    report = guard._inspect(_user_frame(), label or caller_label())
+    frame = _user_frame()
+    report = guard._inspect(frame, label or _label_of(frame))
+    del frame
     _raise_if_leaked(report, top)
     return report
 
@@ -261,6 +264,10 @@ def _user_frame() -> types.FrameType:
     while frame.f_code.co_filename == contextlib.__file__ and frame.f_back is not None:
         frame = frame.f_back
     return frame
+
+
+def _label_of(frame: types.FrameType) -> str:
+    return f"{frame.f_code.co_filename}:{frame.f_lineno}"
 
 
 def _weak(obj: object) -> Callable[[], object]:

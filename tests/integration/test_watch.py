@@ -360,6 +360,8 @@ def test_watch_entered_through_an_exit_stack() -> None:
     assert w.report is not None
     assert w.report.collected == 1
     with pytest.raises(LeakDetected) as caught, contextlib.ExitStack() as stack:
+        entered_at = here(1)
         w = stack.enter_context(memguard.watch())
         registry.ITEMS.append(w.add(Session()))
     assert caught.value.report.survivors[0].holder == "shopapp.registry.ITEMS[0] -> Session"
+    assert caught.value.label == entered_at
