@@ -225,9 +225,10 @@ class _Search:
         # id of a frame's locals dict -> the label prefix of its variables
         self.locals_dicts: dict[int, str] = {}
         self.frames: list[types.FrameType] = []
+        # Named by their sys.modules key, where they are imported from.
         self.module_dicts = {
-            id(vars(m)): m.__name__ for m in list(sys.modules.values())
-            if isinstance(m, types.ModuleType)
+            id(module.__dict__): name for name, module in list(sys.modules.items())
+            if isinstance(module, types.ModuleType)
         }
         self.examined = 0
         self.depth = 0
@@ -452,6 +453,7 @@ class _Search:
         self.next_hop.clear()
         self.local_values.clear()
         self.frames.clear()
+        self.excused_frames.clear()
         self.ignore.clear()
 
 
