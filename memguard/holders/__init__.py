@@ -225,11 +225,15 @@ class _Search:
         # id of a frame's locals dict -> the label prefix of its variables
         self.locals_dicts: dict[int, str] = {}
         self.frames: list[types.FrameType] = []
-        # Named by their sys.modules key, where they are imported from.
-        self.module_dicts = {
-            id(module.__dict__): name for name, module in list(sys.modules.items())
-            if isinstance(module, types.ModuleType)
-        }
+        # Named by their sys.modules key, where they are imported from; by
+        # their own name when they are there under several (__mp_main__).
+        self.module_dicts: dict[int, str] = {}
+        for name, module in list(sys.modules.items()):
+            if isinstance(module, types.ModuleType) and (
+                id(module.__dict__) not in self.module_dicts
+                or name == getattr(module, "__name__", None)
+            ):
+                self.module_dicts[id(module.__dict__)] = name
         self.examined = 0
         self.depth = 0
         self.held_by_excused = False
