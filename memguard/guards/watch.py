@@ -111,8 +111,9 @@ class watch:
         """Watch *obj*; returns it, so ``x = w.add(make())`` reads naturally.
 
         Args:
-            obj: The object that must be freed. A bound method is watched
-                through :class:`weakref.WeakMethod` (its object and function).
+            obj: The object that must be freed, or a :class:`weakref.ref`
+                to it. A bound method is watched through
+                :class:`weakref.WeakMethod` (its object and function).
             name: What to call it in messages; defaults to ``#1``, ``#2``, ...
 
         Raises:
@@ -130,7 +131,8 @@ class watch:
         """
         if name is not None and not isinstance(name, str):
             raise TypeError(f"name must be a string, not {type(name).__name__}")
-        self._refs.append((name or f"#{len(self._refs) + 1}", _weak(obj), False))
+        ref = obj if isinstance(obj, weakref.ref) else _weak(obj)
+        self._refs.append((name or f"#{len(self._refs) + 1}", ref, False))
         return obj
 
     def __len__(self) -> int:

@@ -365,3 +365,18 @@ def test_watch_entered_through_an_exit_stack() -> None:
         registry.ITEMS.append(w.add(Session()))
     assert caught.value.report.survivors[0].holder == "shopapp.registry.ITEMS[0] -> Session"
     assert caught.value.label == entered_at
+
+
+def test_add_accepts_a_weak_reference() -> None:
+    w = memguard.watch()
+    session = Session()
+    registry.ITEMS.append(session)
+    w.add(weakref.ref(session), name="by ref")
+    del session
+    with pytest.raises(LeakDetected) as caught:
+        w.check()
+    assert str(caught.value.report.survivors[0]) == (
+        "by ref (shopapp.registry.Session) held by shopapp.registry.ITEMS[0] -> Session"
+    )
+    registry.ITEMS.clear()
+    assert w.check().collected == 1
