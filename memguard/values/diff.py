@@ -240,19 +240,24 @@ def _patterns(value: str | Iterable[str] | None, name: str) -> tuple[str, ...]:
     return patterns
 
 
-def _group(sites: Sequence[AllocationSite], by: str, keep: Any) -> dict[Any, list[Any]]:
+def _key_of(by: str) -> Any:
+    if by == "lineno":
+        return lambda site: (site.filename, site.lineno)
+    if by == "filename":
+        return lambda site: site.filename
+    return lambda site: site.traceback or (site.filename, site.lineno)
+
+
+def _group(sites: Sequence[AllocationSite], by: str,
+           kept: Mapping[str, bool]) -> dict[Any, list[Any]]:
     """Sum sizes and counts per grouping key: ``key -> [size, count, site]``."""
     groups: dict[Any, list[Any]] = {}
     get = groups.get
+    key_of = _key_of(by)
     for site in sites:
-        if not keep(site.filename):
+        if not kept[site.filename]:
             continue
-        if by == "lineno":
-            key: Any = (site.filename, site.lineno)
-        elif by == "filename":
-            key = site.filename
-        else:
-            key = site.traceback or (site.filename, site.lineno)
+        key = key_of(site)
         entry = get(key)
         if entry is None:
             groups[key] = [site.size_bytes, site.count, site]
@@ -262,37 +267,40 @@ def _group(sites: Sequence[AllocationSite], by: str, keep: Any) -> dict[Any, lis
     return groups
 
 
+def _kept(files: Iterable[str], include: tuple[str, ...], exclude: tuple[str, ...],
+          internal: bool) -> dict[str, bool]:
+    """Which files' sites a diff shows (each file judged once, not once per site)."""
+    return {name: ((internal or not is_internal(name))
+                   and (not include or any(fnmatch.fnmatch(name, p) for p in include))
+                   and not any(fnmatch.fnmatch(name, p) for p in exclude))
+            for name in files}
+
+
 def _site_deltas(before: Snapshot, after: Snapshot, by: str, *, include: tuple[str, ...],
                  exclude: tuple[str, ...], internal: bool) -> tuple[SiteDelta, ...] | None:
     if before.sites is None or after.sites is None:
         return None
-    verdicts: dict[str, bool] = {}
-
-    def keep(filename: str) -> bool:
-        verdict = verdicts.get(filename)
-        if verdict is None:
-            verdict = verdicts[filename] = (
-                (internal or not is_internal(filename))
-                and (not include or any(fnmatch.fnmatch(filename, p) for p in include))
-                and not any(fnmatch.fnmatch(filename, p) for p in exclude))
-        return verdict
-
-    old = _group(before.sites, by, keep)
-    new = _group(after.sites, by, keep)
+    files = {site.filename for site in before.sites}
+    files.update(site.filename for site in after.sites)
+    kept = _kept(files, include, exclude, internal)
+    old = _group(before.sites, by, kept)
+    new = _group(after.sites, by, kept)
+    by_file = by == "filename"
+    by_traceback = by == "traceback"
     deltas = []
     for key, (size, count, site) in new.items():
         was = old.pop(key, None)
         size_diff, count_diff = (size, count) if was is None else (size - was[0], count - was[1])
         if size_diff or count_diff:
             deltas.append(SiteDelta(
-                filename=site.filename, lineno=0 if by == "filename" else site.lineno,
+                filename=site.filename, lineno=0 if by_file else site.lineno,
                 size_bytes=size, size_diff_bytes=size_diff, count=count, count_diff=count_diff,
-                traceback=site.traceback if by == "traceback" else ()))
+                traceback=site.traceback if by_traceback else ()))
     for size, count, site in old.values():
         deltas.append(SiteDelta(
-            filename=site.filename, lineno=0 if by == "filename" else site.lineno,
+            filename=site.filename, lineno=0 if by_file else site.lineno,
             size_bytes=0, size_diff_bytes=-size, count=0, count_diff=-count,
-            traceback=site.traceback if by == "traceback" else ()))
+            traceback=site.traceback if by_traceback else ()))
     deltas.sort(key=_delta_sort_key)
     return tuple(deltas)
 
