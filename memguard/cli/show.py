@@ -96,6 +96,10 @@ def run_document(run: Any, top: int) -> Any:
                 for s in shown]
         sites = Section("Allocation sites at the peak", note,
                         Table(["size", "blocks", "where"], rows, "rrl", 2))
+    elif run.rss or run.children:
+        sites = Section("Allocation sites at the peak",
+                        "not captured while process memory is measured (a capture's copy of "
+                        "the traces would count in it); run without --rss/--children for them")
     else:
         sites = Section("Allocation sites at the peak",
                         "none captured: the traced heap never grew past 256 KiB, or its peak "

@@ -38,22 +38,25 @@ from ..exceptions import CommandError
 from ..values.limit import LimitReport, SitesStatus
 from ..values.lineprofile import LineProfile
 from ..values.run import RunReport
-from ..values.site import AllocationSite, is_internal, sites_from_snapshot
+from ..values.site import AllocationSite, is_internal, site_sort_key
 from ..values.snapshot import take_snapshot
 from ..values.timeline import Timeline
 from .profile import LineTarget
 from .record import record
 
-__all__ = ["Program", "run_program"]
+__all__ = ["Program", "group_by_line", "run_program"]
 
 _CAPTURE_GROWTH = 1.25
 _CAPTURE_FLOOR = 256 * 1024
+_CAPTURE_BUDGET = 4.0
+_CAPTURE_FORCED = 2.0
 _KEPT_SITES = 20
 _PEAK_NOISE = 64 * 1024
 _FINAL_SITES = 50
 _LINE_FRAMES = 16
 
 OnSample = Callable[[float, int, int, int | None], None]
+LineGroups = dict[tuple[str, int], list[float]]
 _ATTRIBUTED = 0.80
 _HIDDEN_FILES = frozenset({runpy.__file__, "<frozen runpy>"})
 
@@ -186,7 +189,7 @@ class _Watcher:
     the children's memory, and the status line's figures."""
 
     def __init__(self, window: _tracing.PeakWindow, *, interval: float, children: bool,
-                 rss: bool, baseline: tracemalloc.Snapshot | None,
+                 rss: bool, baseline: LineGroups | None,
                  on_sample: OnSample | None) -> None:
         self.window = window
         self.interval = interval
@@ -201,6 +204,11 @@ class _Watcher:
         self.sites: tuple[AllocationSite, ...] = ()
         self.sites_level = 0
         self.sites_seconds = 0.0
+        self.next_capture = 0.0
+        # A capture briefly holds a copy of every trace (about 100 bytes per
+        # live block, not traced but resident): with rss or children, the
+        # process's memory is the figure, and it must stay the program's.
+        self.capture_sites = not (rss or children)
         self._stopped = False
         self._thread = threading.Thread(target=self._loop, name="memguard-run-watcher",
                                         daemon=True)
@@ -235,7 +243,9 @@ class _Watcher:
             # memguard's own bookkeeping creeps the peak up by bytes; a move
             # of more than 1% is the program's.
             self.peak_total, self.peak_seconds = peak_total, now
-        if level >= max(_CAPTURE_FLOOR, self.sites_level * _CAPTURE_GROWTH):
+        if self.capture_sites and level >= max(_CAPTURE_FLOOR,
+                                               self.sites_level * _CAPTURE_GROWTH) and (
+                now >= self.next_capture or level >= self.sites_level * _CAPTURE_FORCED):
             self._capture(now)
         rss = process.rss_bytes() if self.want_rss or self.want_children else None
         if self.want_children and rss is not None:
@@ -245,13 +255,67 @@ class _Watcher:
                            rss if self.want_rss else None)
 
     def _capture(self, now: float) -> None:
+        began = time.perf_counter()
+        # Only the copy of the traces happens inside excluded(): it is one C
+        # call that holds the GIL, so the program cannot allocate meanwhile
+        # and resetting the peak after it loses none of the program's peak
+        # (the copy itself is not traced). Grouping is Python code, during
+        # which the program runs: it happens outside, and its few traced
+        # allocations (one small list per source line) count like any other.
         with _tracing.excluded():
             level = tracemalloc.get_traced_memory()[0] - self.window.start_bytes
             snapshot = tracemalloc.take_snapshot()
-            sites = sites_from_snapshot(snapshot, baseline=self.baseline, top=_KEPT_SITES + 5)
-            self.sites = tuple(s for s in sites if not _hidden(s.filename))[:_KEPT_SITES]
-            self.sites_level, self.sites_seconds = level, now
-            del snapshot
+        groups = group_by_line(snapshot)
+        del snapshot
+        self.sites = _top_sites(groups, self.baseline)
+        self.sites_level, self.sites_seconds = level, now
+        # Captures cost time in proportion to the live blocks: keep them to
+        # about a fifth of the run, unless the level doubled (so the sites
+        # are always those of at least half the peak).
+        self.next_capture = now + _CAPTURE_BUDGET * (time.perf_counter() - began)
+
+
+def group_by_line(snapshot: tracemalloc.Snapshot) -> LineGroups:
+    """Live traced bytes and blocks by the line that allocated them (innermost frame).
+
+    Example:
+        >>> import tracemalloc
+        >>> group_by_line(tracemalloc.Snapshot([(0, 64, (("app.py", 3),), 1)], 1))
+        {('app.py', 3): [64.0, 1.0]}
+    """
+    # The raw trace tuples (domain, size, frames most recent first, nframe)
+    # are read directly: building tracemalloc's Trace objects for every
+    # block is most of what Snapshot.statistics() costs.
+    raw = getattr(snapshot.traces, "_traces", None)
+    if raw is None:  # pragma: no cover - other Python implementations
+        raw = [(0, t.size, tuple((f.filename, f.lineno) for f in reversed(t.traceback)), 0)
+               for t in snapshot.traces]
+    # Sums are floats (exact to 2**53 bytes): a float comes from the float
+    # free list, while every new int would be a traced allocation, which
+    # costs several times the addition under tracing.
+    groups: LineGroups = {}
+    get = groups.get
+    for trace in raw:
+        key = trace[2][0]
+        entry = get(key)
+        if entry is None:
+            groups[key] = [float(trace[1]), 1.0]
+        else:
+            entry[0] += trace[1]
+            entry[1] += 1.0
+    return groups
+
+
+def _top_sites(groups: LineGroups, baseline: LineGroups | None) -> tuple[AllocationSite, ...]:
+    sites = []
+    for (filename, lineno), (size, count) in groups.items():
+        old_size, old_count = (baseline or {}).get((filename, lineno), (0.0, 0.0))
+        if size > old_size and not _hidden(filename):
+            sites.append(AllocationSite(filename=filename, lineno=lineno,
+                                        size_bytes=int(size - old_size),
+                                        count=int(count - old_count)))
+    sites.sort(key=site_sort_key)
+    return tuple(sites[:_KEPT_SITES])
 
 
 def _limit_report(run: RunReport, limit_bytes: int) -> LimitReport:
@@ -276,7 +340,7 @@ def _limit_report(run: RunReport, limit_bytes: int) -> LimitReport:
 
 def _observe(program: Program, kept: list[object], target: LineTarget | None, *,
              interval: float, rss: bool, children: bool,
-             baseline: tracemalloc.Snapshot | None,
+             baseline: LineGroups | None,
              on_sample: OnSample | None) -> tuple[Timeline, _Watcher, tuple[int, str | None],
                                                   float]:
     """Run the program inside a recording and a watched peak window."""
@@ -294,7 +358,15 @@ def _observe(program: Program, kept: list[object], target: LineTarget | None, *,
             duration = time.perf_counter() - watcher.started
             watcher.stop()
             _tracing.end(window)
-    return recording.timeline, watcher, outcome, duration
+    timeline = recording.timeline
+    if not rss:  # RSS under site captures is not the program's: keep it only when asked
+        why = "not measured; memguard run --rss measures process memory"
+        timeline = dataclasses.replace(
+            timeline, samples=tuple(dataclasses.replace(s, rss_bytes=None)
+                                    for s in timeline.samples),
+            rss_start_bytes=None, rss_peak_bytes=None, rss_peak_method="unavailable",
+            absent=(*[a for a in timeline.absent if a[0] != "rss_bytes"], ("rss_bytes", why)))
+    return timeline, watcher, outcome, duration
 
 
 def run_program(
@@ -353,9 +425,11 @@ def run_program(
             raise CommandError(f"--lines: {bad}", exit_code=2) from None
     started_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     baseline = None
-    if tracemalloc.is_tracing():
+    if tracemalloc.is_tracing():  # someone else's trace: name only the program's growth
         with _tracing.excluded():
-            baseline = tracemalloc.take_snapshot()
+            existing = tracemalloc.take_snapshot()
+        baseline = group_by_line(existing)
+        del existing
     kept: list[object] = []
     # The outer window keeps tracing on after the recording ends, for the
     # line profiles' retained memory and the snapshot of what the program
