@@ -32,6 +32,7 @@ __all__ = [
     "describe_sample",
     "growing_containers",
     "grown_resources",
+    "new_untracked_items",
     "newest_item",
     "pick_by_type",
     "site_growth",
@@ -198,6 +199,8 @@ def count_fds() -> float:
 
 _CONTAINERS = (list, dict, set, deque)
 _CHUNK = 10_000
+#: Types whose instances are shared singletons, never leaked one per call.
+_SHARED = (type(None), bool, type(Ellipsis), type(NotImplemented))
 
 
 def _containers() -> dict[int, object]:
@@ -224,8 +227,9 @@ def container_sizes() -> dict[int, int]:
         found.clear()
 
 
-def growing_containers(before: dict[int, int], own: Iterable[object] = ()) -> list[object]:
-    """Containers that grew since *before*, most growth first.
+def growing_containers(before: dict[int, int],
+                       own: Iterable[object] = ()) -> list[tuple[int, object]]:
+    """Containers that grew since *before*, as ``(growth, container)``, most growth first.
 
     Lists, dicts, sets and deques the collector tracks, and the dicts of
     atoms it does not track (a cache of ``str`` to ``bytes``), found as
@@ -242,7 +246,30 @@ def growing_containers(before: dict[int, int], own: Iterable[object] = ()) -> li
     finally:
         found.clear()
     grown.sort(key=lambda pair: -pair[0])
-    return [o for _, o in grown]
+    return grown
+
+
+def new_untracked_items(grown: list[tuple[int, object]]) -> dict[str, int]:
+    """Untracked objects among the items last added to growing lists, deques and dicts.
+
+    The collector does not see ``str``, ``bytes``, numbers and dicts of atoms;
+    the items a container gained (its last ones, for ordered containers) are
+    where a leak of them shows. Sets have no order and are skipped.
+    """
+    counts: dict[str, int] = {}
+    for growth, container in grown:
+        added: list[object] = []
+        if isinstance(container, dict):
+            keys = list(container)[-growth:]
+            added = keys + [container[key] for key in keys]
+        elif isinstance(container, list | deque):
+            added = list(container)[-growth:]
+        for item in added:
+            if not gc.is_tracked(item) and type(item) not in _SHARED:
+                name = type_name(type(item))
+                counts[name] = counts.get(name, 0) + 1
+        added.clear()
+    return counts
 
 
 def newest_item(container: object) -> object | None:

@@ -35,6 +35,7 @@ import threading
 import time
 import tracemalloc
 from array import array
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -232,17 +233,22 @@ class RepeatedRun:
 class _Naming:
     """Extra calls after a leak is found, to name growing sites, types and a holder.
 
-    The sizes of all containers, a trace summary and a census are taken
-    before the calls and again at the end; what grew is what the leak is made
-    of. Tracked objects are also counted halfway, and a type must grow in both
-    halves: a cache the interpreter fills once (ABC caches, say) is not named. Doing
-    this only after a verdict keeps clean checks cheap.
+    Before the calls: the sizes of all containers and a trace summary, then
+    ``gc.freeze()``. After them, the tracked objects the collector still
+    sees are exactly the new ones alive, counted by type (also halfway: a
+    type must grow in both halves, so a cache the interpreter fills once is
+    not named); new untracked objects (``str``, ``bytes``) are counted among
+    the items added to the containers that grew. The biggest-growing
+    container's newest item is the sample. All of it costs a few passes over
+    the heap, and only once a leak was found. Where the caller has frozen
+    objects itself, two full censuses are compared instead.
     """
 
     def __init__(self) -> None:
         self.started = False
+        self.frozen = False
         self.census: dict[str, int] = {}
-        self.tracked: list[dict[str, int]] = [{}, {}, {}]
+        self.halfway: dict[str, int] = {}
         self.traces: probe.TraceSummary = ({}, {}, {})
         self.sizes: dict[int, int] = {}
         self.sites: tuple[AllocationSite, ...] = ()
@@ -250,49 +256,67 @@ class _Naming:
         self.sample: str | None = None
 
     def clear(self) -> None:
-        self.census, self.sizes = {}, {}
-        self.tracked = [{}, {}, {}]
+        self.census, self.halfway, self.sizes = {}, {}, {}
         self.traces = ({}, {}, {})
+        if self.frozen:
+            gc.unfreeze()
+            self.frozen = False
 
     def begin(self) -> None:
         self.started = True
         with _tracing.excluded():
             gc.collect()
-            # The census last: the scans before it fill caches once (ABC
-            # caches, tracemalloc's), which must not show up as growth.
             self.sizes = probe.container_sizes()
             self.traces = probe.summarize_traces()
-            self.census = count_types(collect=False)
-            self.tracked[0] = count_types(untracked=False, collect=False)
+            if gc.get_freeze_count() == 0:
+                gc.freeze()
+                self.frozen = True
+            else:
+                self.census = count_types(collect=False)
 
     def half(self) -> None:
-        with _tracing.excluded():
-            self.tracked[1] = count_types(untracked=False)
+        if self.frozen:
+            with _tracing.excluded():
+                self.halfway = _new_types()
 
     def end(self, calls: int) -> None:
         with _tracing.excluded():
             gc.collect()
-            self.tracked[2] = count_types(untracked=False, collect=False)
-            final = count_types(collect=False)
-            self.types = tuple((name, per) for name, per in type_growth(self.census, final, calls)
-                               if self._steady(name))
+            if self.frozen:
+                final = _new_types()
+                steady = {name for name, count in final.items()
+                          if self.halfway.get(name, 0) > 0 and count > self.halfway[name]}
+                gc.unfreeze()
+                self.frozen = False
+            else:
+                final = {name: count - self.census.get(name, 0)
+                         for name, count in count_types(collect=False).items()}
+                steady = set(final)
+            grown = probe.growing_containers(self.sizes, (self.census, self.halfway, final,
+                                                          self.sizes, *self.traces))
+            for name, count in probe.new_untracked_items(grown).items():
+                final[name] = final.get(name, 0) + count
+                steady.add(name)
+            self.types = tuple((name, per) for name, per in type_growth({}, final, calls)
+                               if name in steady)
             self.sites = probe.site_growth(self.traces, probe.summarize_traces(), calls, 20)
-            own = (self.census, final, self.sizes, *self.tracked, *self.traces)
-            self.sample = _find_sample(self.sizes, [name for name, _ in self.types], own)
-            del own, final
+            items = [probe.newest_item(container) for _, container in grown[:50]]
+            del grown
+            self.sample = _describe_one(items, [name for name, _ in self.types])
             self.clear()
 
-    def _steady(self, name: str) -> bool:
-        """Whether *name*'s tracked objects grew in both halves (or none of them grew at all).
 
-        Caches the interpreter fills once (ABC caches: sets and weakrefs) are
-        tracked objects that grow in one half only. Untracked objects are
-        counted in the full censuses only, which are too slow to take thrice.
-        """
-        first, half, last = (counts.get(name, 0) for counts in self.tracked)
-        if last == first:
-            return True
-        return half > first and last > half
+def _new_types() -> dict[str, int]:
+    """Tracked objects created since ``gc.freeze()`` and alive, by type name."""
+    objs = gc.get_objects()
+    try:
+        counts: dict[str, int] = {}
+        for cls, count in Counter(map(type, objs)).items():
+            name = type_name(cls)
+            counts[name] = counts.get(name, 0) + count
+        return counts
+    finally:
+        del objs
 
 
 def _fit(values: list[float]) -> tuple[float, float]:
@@ -314,17 +338,12 @@ def _user_first(names: list[str]) -> list[str]:
     return [n for n in names if "." in n] + [n for n in names if "." not in n]
 
 
-def _find_sample(sizes: dict[int, int], type_names: list[str],
-                 own: tuple[object, ...]) -> str | None:
-    """Describe the newest item of a container that grew since *sizes* was taken.
+def _describe_one(items: list[object], type_names: list[str]) -> str | None:
+    """Describe one of *items* (newest items of growing containers), by type preference.
 
-    A container (list, dict, set, deque) that grew over the naming calls is
-    what keeps the leak; its newest item is the sample, preferring items of
-    a growing type (module-qualified user types first).
+    Module-qualified (user) types first, then the growing types in order,
+    then any item. *items* is emptied.
     """
-    grown = probe.growing_containers(sizes, own)
-    items = [probe.newest_item(c) for c in grown[:50]]
-    del grown
     wanted = _user_first(type_names)
     obj = probe.pick_by_type(items, wanted) if wanted else None
     if obj is None:

@@ -1,0 +1,44 @@
+"""check_leaks over the whole leak corpus: every leak caught and named, no clean case flagged."""
+
+from __future__ import annotations
+
+import pytest
+
+from memguard import track_leaks
+from memguard.values.leak import LeakReport
+from tests.leak_corpus import CLEAN, LEAKY, SCENARIOS, Scenario
+
+
+def _check(scenario: Scenario) -> LeakReport:
+    try:
+        return track_leaks(fail=False).check(scenario.run)
+    finally:
+        scenario.reset()
+
+
+def test_corpus_is_broad() -> None:
+    assert len(SCENARIOS) >= 25
+    assert len({s.name for s in SCENARIOS}) == len(SCENARIOS)
+    assert all(s.culprit and s.signal for s in LEAKY)
+    assert not any(s.expected_leak for s in CLEAN)
+
+
+@pytest.mark.parametrize("scenario", LEAKY, ids=lambda s: s.name)
+def test_leak_is_caught_and_named(scenario: Scenario) -> None:
+    report = _check(scenario)
+    message = report.message()
+    assert report.leaked, message
+    fired = {signal.name for signal in report.fired}
+    assert scenario.signal in fired, message
+    assert scenario.culprit is not None
+    assert scenario.culprit in message, message
+    # The verdict line names the growth and the signals that fired.
+    assert message.splitlines()[0].startswith(f"Leak detected in {report.label}: +")
+
+
+@pytest.mark.parametrize("scenario", CLEAN, ids=lambda s: s.name)
+def test_clean_look_alike_is_not_flagged(scenario: Scenario) -> None:
+    report = _check(scenario)
+    assert not report.leaked, report.message()
+    assert report.fired == ()
+    assert report.sample is None
