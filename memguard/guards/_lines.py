@@ -31,11 +31,14 @@ back when the last profile in the thread ends.
 from __future__ import annotations
 
 import dis
+import inspect
 import os
 import sys
 import threading
 import tracemalloc
-from collections.abc import Callable, Iterable
+import weakref
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import CodeType, FrameType
 from typing import Any, cast
 
@@ -49,12 +52,17 @@ Key = tuple[CodeType, int]
 Matcher = Callable[[FrameType], "Collector | None"]
 
 _YIELD_VALUE = dis.opmap["YIELD_VALUE"]
+_get_traced_memory = tracemalloc.get_traced_memory
 _OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 
 _PROBE_BYTES = sys.getsizeof(bytearray(4096))
 _calibration: tuple[int, int] | None = None  # (end_noise, dip), the same in every thread
 _MAX_NOISE = 1024
+_LOG_SIZE = 4096
+_LAST_SLOT = _LOG_SIZE - 1
+_MAX_CHUNKS = 256  # about a million events (32 MiB) before the arithmetic is done on the way
+_TAIL = -2
 
 
 def _probe() -> None:
@@ -64,10 +72,23 @@ def _probe() -> None:
     del nothing
 
 
+_GENERATOR_LIKE = (inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
+                   | inspect.CO_ITERABLE_COROUTINE)
+_bytecode: weakref.WeakKeyDictionary[CodeType, bytes] = weakref.WeakKeyDictionary()
+
+
 def _is_suspension(frame: FrameType) -> bool:
     """Whether a ``return`` event of *frame* is a ``yield``/``await``, not the end."""
+    code = frame.f_code
+    if not code.co_flags & _GENERATOR_LIKE:
+        return False
     lasti = frame.f_lasti
-    return lasti >= 0 and frame.f_code.co_code[lasti] == _YIELD_VALUE
+    if lasti < 0:
+        return False
+    raw = _bytecode.get(code)
+    if raw is None:  # co_code builds a new bytes object on every access
+        raw = _bytecode[code] = code.co_code
+    return raw[lasti] == _YIELD_VALUE
 
 
 class Collector:
@@ -77,19 +98,34 @@ class Collector:
         self.expand = expand
         self.records: dict[Key, list[int]] = {}  # key -> [allocated, net, hits]
         self.codes: dict[CodeType, None] = {}
+        self.keys: dict[CodeType, dict[int, Key]] = {}
         self.level = 0
         self.calls = 0
         self.peak = 0
         self.peak_shares: dict[Key, int] = {}
         self.entries: dict[CodeType, int] = {}
         self._have_peak = False
-        self.tail_key: Key | None = None
+        self.tail_slot: int | None = None
         self.open_frames: set[FrameType] = set()
         self._call_start: dict[Key, int] = {}
         self._call_base = 0
         self._call_peak = 0
         self._call_shares: dict[Key, int] = {}
         self._pending: tuple[Key, int] | None = None
+
+    def prepare(self, code: CodeType) -> dict[int, Key]:
+        """The keys of *code*'s lines, with their records made in advance.
+
+        Made once per code object, on its first call, so that the per-line
+        path of the tracer allocates nothing that lasts.
+        """
+        keys = self.keys.get(code)
+        if keys is None:
+            keys = self.keys[code] = {}
+            for line in (0, *sorted(code_lines(code))):
+                key = keys[line] = (code, line)
+                self.record(key)
+        return keys
 
     def record(self, key: Key) -> list[int]:
         """The figures of *key*, created on first use."""
@@ -101,9 +137,13 @@ class Collector:
 
     def charge(self, key: Key, delta: int, excursion: int) -> None:
         """Charge a change of the traced heap to the line *key*."""
-        if not key[1]:
-            return  # line 0: the cost of tracing a fresh frame, left out everywhere
         rec = self.records.get(key) or self.record(key)
+        if not key[1]:
+            # Line 0: what tracing a fresh frame costs (its locals mapping,
+            # freed with the frame). Kept in the net, so that the teardown
+            # balances it, and out of every other figure.
+            rec[1] += delta
+            return
         if excursion > 0:
             rec[0] += excursion
         high = self.level - self._call_base + excursion
@@ -153,19 +193,35 @@ class Collector:
 class _Entry:
     """A traced frame on the thread's stack of running traced frames."""
 
-    __slots__ = ("collector", "depth", "exception", "frame", "key", "root")
+    __slots__ = ("collector", "depth", "exception", "frame", "root", "slot", "slots")
 
-    def __init__(self, frame: FrameType, collector: Collector, depth: int, root: bool) -> None:
+    def __init__(self, frame: FrameType, collector: Collector, *, depth: int, root: bool,
+                 slots: dict[int, int], slot: int) -> None:
         self.frame = frame
         self.collector = collector
         self.depth = depth
-        self.key: Key = (frame.f_code, frame.f_lineno)
+        self.slots = slots  # line number -> slot id of (collector, line)
+        self.slot = slot
         self.exception = False
         self.root = root
 
 
 class ThreadTracer:
-    """The trace function of one thread, shared by every profile running in it."""
+    """The trace function of one thread, shared by every profile running in it.
+
+    Events are *logged*, not computed: each reading of the counters goes
+    into preallocated arrays, at positions whose index objects exist in
+    advance, so that logging creates no object (every object created while
+    tracemalloc traces costs a traced allocation, which is what makes a
+    profiler slow). The arithmetic is done in :meth:`flush`, once the
+    profile ends (after tracing stopped, when memguard owns it).
+
+    Log columns, per entry: ``charge`` (the slot, a (collector, line) pair,
+    that the interval ending with this reading is charged to; ``-1`` for a
+    reading that only sets the base, after memguard's own bookkeeping),
+    ``op`` (a slot whose hit count grows, ``-1``, :data:`_TAIL`, or a
+    collector's call beginning or ending), ``current`` and ``peak``.
+    """
 
     def __init__(self) -> None:
         self.users = 0
@@ -180,6 +236,16 @@ class ThreadTracer:
         self.matchers: list[Matcher] = []
         self.installed = False
         self.local: TraceFunction = self.on_local  # one bound method, not one per event
+        self.table: list[tuple[Collector, Key]] = []
+        self.slot_ids: dict[tuple[int, Key], int] = {}
+        self.slot_maps: dict[tuple[int, CodeType], dict[int, int]] = {}
+        self.collectors: list[Collector] = []
+        self.collector_ids: dict[int, int] = {}
+        self._indices: list[int] = []
+        self._free: Iterator[int] = iter(())
+        self._at = -1
+        self._chunks: list[tuple[array[int], array[int], array[int], array[int]]] = []
+        self._charge = self._op = self._current = self._peak = array("q")
 
     # -- installation -------------------------------------------------------
     def acquire(self) -> None:
@@ -188,12 +254,19 @@ class ThreadTracer:
         if not self.installed:
             self.previous = cast("TraceFunction | None", sys.gettrace())
             self.stack.clear()
+            if not self._indices:
+                self._indices = list(range(_LOG_SIZE))
+            if not self._chunks:
+                self._new_chunk()
             self._calibrate()
             sys.settrace(self.on_call)
             self.installed = True
 
     def release(self) -> None:
-        """Undo one :meth:`acquire`; the last one restores the previous tracer."""
+        """Undo one :meth:`acquire`; the last one restores the previous tracer.
+
+        The log is kept until :meth:`flush`.
+        """
         self.users -= 1
         if self.users <= 0 and self.installed:
             self.users = 0
@@ -202,14 +275,104 @@ class ThreadTracer:
             self.installed = False
             self.stack.clear()
 
-    # -- events -------------------------------------------------------------
+    # -- the log ------------------------------------------------------------
+    def _new_chunk(self) -> None:
+        zeros = bytes(8 * _LOG_SIZE)
+        chunk = (array("q", zeros), array("q", zeros), array("q", zeros), array("q", zeros))
+        self._chunks.append(chunk)
+        self._charge, self._op, self._current, self._peak = chunk
+        self._free = iter(self._indices)
+        self._at = -1
+
+    def _log(self, charge: int, op: int, current: int, peak: int) -> None:
+        at = next(self._free)
+        self._charge[at] = charge
+        self._op[at] = op
+        self._current[at] = current
+        self._peak[at] = peak
+        self._at = at
+        if at == _LAST_SLOT:
+            self._grow()
+
+    def _grow(self) -> None:
+        """The chunk is full: start another (or do the arithmetic, past the cap)."""
+        if len(self._chunks) >= _MAX_CHUNKS:
+            self.flush()
+        else:
+            self._new_chunk()
+        current = _tracing.rebase()
+        self._log(-1, -1, current, current)
+
+    def _base(self) -> None:
+        """Log a fresh base reading: what came before it was memguard's own work."""
+        current = _tracing.rebase()
+        self._log(-1, -1, current, current)
+
+    def _collector_op(self, collector: Collector, ending: bool) -> int:
+        ident = self.collector_ids.get(id(collector))
+        if ident is None:
+            ident = self.collector_ids[id(collector)] = len(self.collectors)
+            self.collectors.append(collector)
+        return -10 - 2 * ident - ending
+
+    def flush(self) -> None:
+        """Do the arithmetic of every logged event, in order; empty the log."""
+        chunks, self._chunks = self._chunks, []
+        last_count = self._at + 1
+        for number, (charges, ops, currents, peaks) in enumerate(chunks):
+            count = last_count if number == len(chunks) - 1 else _LOG_SIZE
+            for index in range(count):
+                self._replay(charges[index], ops[index], currents[index], peaks[index])
+        if self.installed:
+            self._new_chunk()
+            self.last = _tracing.rebase()
+        else:
+            self._at = -1
+            self._charge = self._op = self._current = self._peak = array("q")
+            self.table.clear()
+            self.slot_ids.clear()
+            self.slot_maps.clear()
+            self.collectors.clear()
+            self.collector_ids.clear()
+
+    def _replay(self, charge: int, op: int, current: int, peak: int) -> None:
+        last = self.last
+        self.last = current
+        if charge >= 0:
+            collector, key = self.table[charge]
+            delta = current - last
+            if op == _TAIL:  # a teardown only frees; what it allocated is memguard's
+                collector.charge(key, min(delta, 0), 0)
+                return
+            if self.raw is not None:
+                self.raw.append((delta, peak - last, peak - current))
+            else:
+                rise = peak - last
+                if peak - current > self.end_noise and rise > self.end_noise:
+                    # The line's peak was inside it, above both of its ends.
+                    excursion = max(rise + self.dip, delta)
+                else:
+                    excursion = delta if delta > 0 else 0
+                collector.charge(key, delta, excursion)
+        if op >= 0:
+            collector, key = self.table[op]
+            collector.records[key][2] += 1
+        elif op <= -10:
+            code = -10 - op
+            target = self.collectors[code >> 1]
+            if code & 1:
+                target.end_call()
+            else:
+                target.begin_call()
+
+    # -- calibration --------------------------------------------------------
     def _calibrate(self) -> None:
         """Measure what the tracing machinery itself adds around a line.
 
         Calling a Python trace function allocates a little (the frame's
         locals mapping is synchronised, arguments are packed) just before the
         counters are read, and frees part of it after the peak counter has
-        restarted. Two constants describe it, measured once per thread on a
+        restarted. Two constants describe it, measured once per process on a
         probe function whose lines allocate known sizes: ``end_noise``, the
         peak above the end level of a line that allocates nothing, and
         ``dip``, how far the level at the restart is above the level the
@@ -218,50 +381,56 @@ class ThreadTracer:
         global _calibration
         if _calibration is not None:
             self.end_noise, self.dip = _calibration
-            self.last = _tracing.rebase()
+            self._base()
             return
-        self.last = _tracing.rebase()
         raw: list[tuple[int, int, int]] = []
-        self.raw = raw
         probe = Collector()
         self.by_code[_probe.__code__] = [probe]
         previous = cast("TraceFunction | None", sys.gettrace())
+        self._base()
         sys.settrace(self.on_call)
         try:
             _probe()  # the first run of a code object under tracing allocates caches
-            raw.clear()
             _probe()
         finally:
             sys.settrace(previous)
             del self.by_code[_probe.__code__]
-            self.raw = None
         self.stack.clear()
-        # raw: the call interval, the empty line, the transient line. Inside
-        # another trace function (a new thread's first event) nothing is
-        # traced: the probe then yields nothing and the constants stay 0.
-        if len(raw) >= 3:
-            end_noise = raw[1][2]
-            dip = _PROBE_BYTES - raw[2][1]
+        self.raw = raw
+        try:
+            self.flush()
+        finally:
+            self.raw = None
+        # raw, per run: the call interval, the empty line, the transient
+        # line, the last line. Inside another trace function (a new thread's
+        # first event) nothing is traced and the constants stay 0.
+        if len(raw) >= 8:
+            end_noise = raw[5][2]
+            dip = _PROBE_BYTES - raw[6][1]
             if 0 <= end_noise <= _MAX_NOISE and -_MAX_NOISE <= dip <= _MAX_NOISE:
                 self.end_noise, self.dip = _calibration = (end_noise, dip)
-        self.last = _tracing.rebase()
+        if not self._chunks:
+            self._new_chunk()
+        self._base()
 
-    def _charge(self) -> None:
-        current, peak = _tracing.refresh()
-        last = self.last
-        if self.stack:
-            delta = current - last
-            if self.raw is not None:
-                self.raw.append((delta, peak - last, peak - current))
-                return
-            if peak - current > self.end_noise and peak - last > self.end_noise:
-                # The line's peak was inside it, above both of its ends.
-                excursion = peak - last + self.dip
-                excursion = max(excursion, delta)
-            else:
-                excursion = delta if delta > 0 else 0
-            top = self.stack[-1]
-            top.collector.charge(top.key, delta, excursion)
+    # -- events -------------------------------------------------------------
+    def _slots_for(self, collector: Collector, code: CodeType) -> dict[int, int]:
+        """Line number -> slot id of each line of *code* in *collector*."""
+        slots = self.slot_maps.get((id(collector), code))
+        if slots is None:
+            slots = self.slot_maps[(id(collector), code)] = {}
+            for line in collector.prepare(code):
+                slots[line] = self._new_slot(collector, code, line)
+        return slots
+
+    def _new_slot(self, collector: Collector, code: CodeType, line: int) -> int:
+        key = collector.keys.setdefault(code, {}).setdefault(line, (code, line))
+        collector.record(key)
+        ident = self.slot_ids.get((id(collector), key))
+        if ident is None:
+            ident = self.slot_ids[(id(collector), key)] = len(self.table)
+            self.table.append((collector, key))
+        return ident
 
     def _claim(self, frame: FrameType) -> tuple[Collector, int, bool] | None:
         collector = self.roots.get(frame)
@@ -288,24 +457,31 @@ class ThreadTracer:
         claim = self._claim(frame)
         if claim is None:
             return theirs
+        current, peak = _get_traced_memory()
+        _tracing.restart_peak(peak)
         collector, depth, root = claim
-        self._charge()
-        entry = _Entry(frame, collector, depth, root)
-        if not _is_suspension(frame):
-            code = frame.f_code
-            # Until its first line runs, a fresh frame does only what tracing
-            # it costs (CPython builds the code's line table, the frame's
-            # locals mapping): charged to line 0, which reports leave out.
-            entry.key = (code, 0)
+        fresh = not _is_suspension(frame)
+        op = -1
+        if fresh and root:
+            if not collector.open_frames:
+                op = self._collector_op(collector, False)
+            collector.open_frames.add(frame)
+        self._log(self.stack[-1].slot if self.stack else -1, op, current, peak)
+        code = frame.f_code
+        slots = self._slots_for(collector, code)
+        if fresh:
             collector.entries[code] = collector.entries.get(code, 0) + 1
-            if root:
-                if not collector.open_frames:
-                    collector.begin_call()
-                collector.open_frames.add(frame)
-        self.stack.append(entry)
+        # Until its first line runs, a fresh frame does only what tracing it
+        # costs (CPython builds the code's line table, the frame's locals
+        # mapping): that is charged to line 0, which reports leave out.
+        line = 0 if fresh else frame.f_lineno
+        slot = slots.get(line)
+        if slot is None:
+            slot = slots[line] = self._new_slot(collector, code, line)
+        self.stack.append(_Entry(frame, collector, depth=depth, root=root, slot=slot,
+                                 slots=slots))
         local = self.local if theirs is None else _chain(self.local, theirs)
-        # Everything since the reading is memguard's own bookkeeping: drop it.
-        self.last = _tracing.rebase()
+        self._base()
         return local
 
     def on_local(self, frame: FrameType, event: str, arg: Any) -> TraceFunction | None:
@@ -317,19 +493,42 @@ class ThreadTracer:
             while stack[-1].frame is not frame:
                 stack.pop()  # frames whose return was never reported
         if event == "line":
-            self._charge()
+            # The hot path: one reading, logged without creating an object.
+            current, peak = _get_traced_memory()
             top = stack[-1]
-            top.key = key = (frame.f_code, frame.f_lineno)
+            slot = top.slots.get(frame.f_lineno)
+            if slot is None:  # not a line of the code's table: rare, allocates
+                slot = top.slots[frame.f_lineno] = self._new_slot(
+                    top.collector, frame.f_code, frame.f_lineno)
+                self._log(top.slot, slot, current, peak)
+                top.slot = slot
+                self._base()
+                return self.local
+            at = next(self._free)
+            self._charge[at] = top.slot
+            self._op[at] = slot
+            self._current[at] = current
+            self._peak[at] = peak
+            self._at = at
+            top.slot = slot
             top.exception = False
-            top.collector.hit(key)
-            self.last = _tracing.rebase()
+            _tracing.restart_peak(peak)
+            if at == _LAST_SLOT:
+                self._grow()
         elif event == "return":
-            self._charge()
+            current, peak = _get_traced_memory()
+            _tracing.restart_peak(peak)
             top = stack.pop()
+            op = -1
             if top.root and (top.exception or not _is_suspension(frame)):
-                top.collector.tail_key = top.key
-                self._finish_frame(top.collector, frame)
-            self.last = _tracing.rebase()
+                collector = top.collector
+                collector.tail_slot = top.slot
+                if frame in collector.open_frames:
+                    collector.open_frames.discard(frame)
+                    if not collector.open_frames:
+                        op = self._collector_op(collector, True)
+            self._log(top.slot, op, current, peak)
+            self._base()
         elif event == "exception":
             stack[-1].exception = True
         return self.local
@@ -337,21 +536,14 @@ class ThreadTracer:
     def charge_tail(self, collector: Collector) -> None:
         """Charge what happened since the last event (the frame's teardown,
         freeing its locals) to the line the collector's last call returned from."""
-        key = collector.tail_key
-        collector.tail_key = None
-        if key is None or self.stack:
+        slot = collector.tail_slot
+        collector.tail_slot = None
+        if slot is None or self.stack or not self.installed:
             return
-        current = _tracing.refresh()[0]
-        delta = current - self.last
-        # A teardown only frees; anything allocated since is memguard's own.
-        collector.charge(key, min(delta, 0), 0)
-        self.last = _tracing.rebase()
-
-    def _finish_frame(self, collector: Collector, frame: FrameType) -> None:
-        if frame in collector.open_frames:
-            collector.open_frames.discard(frame)
-            if not collector.open_frames:
-                collector.end_call()
+        current, peak = _get_traced_memory()
+        _tracing.restart_peak(peak)
+        self._log(slot, _TAIL, current, peak)
+        self._base()
 
 
 def _chain(ours: TraceFunction, theirs: TraceFunction) -> TraceFunction:
@@ -403,17 +595,33 @@ def attribute_traces(
         line_tables[(code.co_filename, code.co_firstlineno)] = (size, 2 * size)
     files = {filename for filename, _ in owners}
     out: dict[Key, int] = {}
-    for trace in snapshot.traces:
-        frames = tuple(trace.traceback)
-        for frame in reversed(frames):  # innermost first
-            if frame.filename.startswith(_OWN_DIR):
+    for trace in _raw_traces(snapshot):
+        size, frames = trace[1], trace[2]
+        for filename, lineno in frames:  # innermost first
+            if filename.startswith(_OWN_DIR):
                 break  # memguard's own bookkeeping, made while a line was traced
-            if frame.filename in files:
-                place = (frame.filename, frame.lineno)
+            if filename in files:
+                place = (filename, lineno)
                 key = owners.get(place)
                 if key is not None:
-                    if frame is frames[-1] and trace.size in line_tables.get(place, ()):
+                    if frames[0] == place and size in line_tables.get(place, ()):
                         break
-                    out[key] = out.get(key, 0) + trace.size
+                    out[key] = out.get(key, 0) + size
                     break
     return out
+
+
+def _raw_traces(snapshot: tracemalloc.Snapshot) -> Sequence[Sequence[Any]]:
+    """Every trace as ``(domain, size, frames innermost first, ...)``.
+
+    The snapshot's raw tuples are read directly when they are there (CPython
+    keeps them in that shape); building ``Trace`` and ``Frame`` objects for
+    each of many thousands of traces is what makes the public API slow.
+    """
+    raw = getattr(snapshot.traces, "_traces", None)
+    if isinstance(raw, list | tuple) and (not raw or (isinstance(raw[0], tuple)
+                                                      and len(raw[0]) >= 3)):
+        return raw
+    return [(0, trace.size,
+             tuple((f.filename, f.lineno) for f in reversed(tuple(trace.traceback))))
+            for trace in snapshot.traces]

@@ -51,7 +51,7 @@ from typing import IO, Any, TypeVar, cast, overload
 
 from .. import _tracing
 from ..values.lineprofile import NATIVE_NOTE, LineProfile, LineRow
-from ._lines import Collector, Key, attribute_traces, code_lines, tracer
+from ._lines import Collector, Key, ThreadTracer, attribute_traces, code_lines, tracer
 from ._wrap import add_note
 
 __all__ = ["LineTarget", "profile", "profile_lines"]
@@ -129,8 +129,8 @@ def build_profile(
                           duration_seconds=0.0, root=False, counted_total=counted_total)
             for other in collector.codes if other is not code
         )
-    if counted_total:
-        net = sum(rec[1] for rec in records.values())
+    if counted_total:  # line 0 included: a frame's tracing cost, freed with it
+        net = sum(rec[1] for (c, _), rec in collector.records.items() if c is code)
     else:  # no teardown reading: the rows' figure is the only one
         net = sum(row.retained_bytes for row in rows)
     peak = collector.peak if root else sum(row.peak_share_bytes for row in rows)
@@ -143,14 +143,20 @@ def build_profile(
     )
 
 
-def _retained(codes: Iterable[CodeType], baseline: dict[Key, int] | None) -> dict[Key, int]:
-    """Live bytes by profiled line now, less what was live at the baseline."""
+def _snapshot() -> tracemalloc.Snapshot:
+    """The live traces now, leaving memguard's snapshot out of every peak."""
     with _tracing.excluded():
-        snapshot = tracemalloc.take_snapshot()
-        try:
-            now = attribute_traces(snapshot, codes)
-        finally:
-            del snapshot
+        return tracemalloc.take_snapshot()
+
+
+def _retained(snapshot: tracemalloc.Snapshot, codes: Iterable[CodeType],
+              baseline: dict[Key, int] | None) -> dict[Key, int]:
+    """Live bytes by profiled line in *snapshot*, less what was live at the baseline.
+
+    Run it after tracing stopped when possible: under tracing, every object
+    the walk over the traces creates is traced too, which is slow.
+    """
+    now = attribute_traces(snapshot, codes)
     if baseline:
         for key, size in baseline.items():
             now[key] = now.get(key, 0) - size
@@ -171,7 +177,7 @@ class _Session:
         self.baseline: dict[Key, int] | None = None
         if not self.window.started_tracing:
             # Memory from earlier calls may be alive on the same lines.
-            self.baseline = _retained([code], None)
+            self.baseline = _retained(_snapshot(), [code], None)
         self.tracer = tracer()
         if root_frame is not None:
             self.tracer.roots[root_frame] = self.collector
@@ -211,12 +217,17 @@ class _Session:
         try:
             self.settle()
             self.tracer.release()
-            if self.collector.open_frames:  # a generator left unfinished
-                self.collector.open_frames.clear()
-                self.collector.end_call()
-            retained = _retained(self.collector.codes or [self.code], self.baseline)
+            snapshot = _snapshot()
         finally:
             _tracing.end(self.window)
+        # The arithmetic of the logged events, after tracing stopped (when
+        # memguard owns the trace): no traced allocation slows it down.
+        self.tracer.flush()
+        if self.collector.open_frames:  # a generator left unfinished
+            self.collector.open_frames.clear()
+            self.collector.end_call()
+        retained = _retained(snapshot, self.collector.codes or [self.code], self.baseline)
+        del snapshot
         if self.collector.calls == 0:
             self.collector.calls = 1
         return build_profile(self.collector, self.code, retained=retained,
@@ -314,7 +325,7 @@ def _decorate(fn: F, options: _Options) -> F:
 def profile(fn: F, /) -> F: ...
 @overload
 def profile(
-    fn: None = None, /, *, expand: int = 0, nframes: int = 16, show: bool = True,
+    fn: None = None, /, *, expand: int = 0, nframes: int = 1, show: bool = True,
     stream: IO[str] | None = None, on_profile: Callable[[LineProfile], object] | None = None,
 ) -> Callable[[F], F]: ...
 def profile(
@@ -322,7 +333,7 @@ def profile(
     /,
     *,
     expand: int = 0,
-    nframes: int = 16,
+    nframes: int = 1,
     show: bool = True,
     stream: IO[str] | None = None,
     on_profile: Callable[[LineProfile], object] | None = None,
@@ -399,7 +410,7 @@ def profile_lines(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> LineP
         (True, True)
     """
     results: list[LineProfile] = []
-    wrapped = _decorate(fn, _Options(expand=0, nframes=16, show=False, stream=None,
+    wrapped = _decorate(fn, _Options(expand=0, nframes=1, show=False, stream=None,
                                      on_profile=results.append))
     if inspect.iscoroutinefunction(fn):
         import asyncio
@@ -453,7 +464,7 @@ class LineTarget:
         [1]
     """
 
-    def __init__(self, where: str, function: str, *, expand: int = 0, nframes: int = 16) -> None:
+    def __init__(self, where: str, function: str, *, expand: int = 0, nframes: int = 1) -> None:
         _check_options(expand, nframes)
         if not where or not function:
             raise ValueError(f"a line target needs a file or module and a function, "
@@ -467,6 +478,7 @@ class LineTarget:
         self._decisions: dict[CodeType, bool] = {}
         self._collectors: list[tuple[CodeType, Collector]] = []
         self._lock = threading.Lock()
+        self._tracers: list[tuple[threading.Thread, ThreadTracer]] = []
         self._attached = False
         self._window: _tracing.PeakWindow | None = None
         self._nframes_used = nframes
@@ -477,7 +489,7 @@ class LineTarget:
         self._duration = 0.0
 
     @classmethod
-    def parse(cls, spec: str, *, expand: int = 0, nframes: int = 16) -> LineTarget:
+    def parse(cls, spec: str, *, expand: int = 0, nframes: int = 1) -> LineTarget:
         """Read ``MODULE_OR_FILE:FUNCTION``, such as ``app/jobs.py:load`` or ``app.jobs:Job.run``.
 
         Raises:
@@ -521,6 +533,8 @@ class LineTarget:
 
     def _install_here(self) -> Callable[[FrameType], Collector | None]:
         current = tracer()
+        with self._lock:
+            self._tracers.append((threading.current_thread(), current))
         matcher = self._matcher()
         current.matchers.append(matcher)
         current.acquire()
@@ -557,26 +571,41 @@ class LineTarget:
         self._main_matcher = None
         current.release()
         try:
-            for _, collector in self._snapshot_collectors():
-                if collector.open_frames:
-                    collector.open_frames.clear()
-                    collector.end_call()
-            self._retained = self._measure_retained()
+            snapshot = _snapshot()
         finally:
             window, self._window = self._window, None
             _tracing.end(window)
+        self._flush_all()
+        for _, collector in self._snapshot_collectors():
+            if collector.open_frames:
+                collector.open_frames.clear()
+                collector.end_call()
+        self._retained = self._measure_retained(snapshot)
+
+    def _flush_all(self) -> None:
+        """Replay every thread's log. A call still running in another thread
+        at detach is cut off where it was."""
+        with self._lock:
+            tracers = list(self._tracers)
+        for owner, thread_tracer in tracers:
+            if owner is not threading.current_thread():
+                thread_tracer.installed = False  # its thread is over, or no longer ours
+            thread_tracer.flush()
 
     def _snapshot_collectors(self) -> list[tuple[CodeType, Collector]]:
         with self._lock:
             return list(self._collectors)
 
-    def _measure_retained(self) -> dict[Key, int]:
+    def _measure_retained(self, snapshot: tracemalloc.Snapshot) -> dict[Key, int]:
         codes = {c for _, col in self._snapshot_collectors() for c in col.codes}
-        return _retained(codes, None)
+        return _retained(snapshot, codes, None)
 
     def results(self) -> tuple[LineProfile, ...]:
         """One profile per matched code object, in file and line order."""
-        retained = self._retained if self._retained is not None else self._measure_retained()
+        retained = self._retained
+        if retained is None:
+            self._flush_all()
+            retained = self._measure_retained(_snapshot())
         merged: dict[CodeType, Collector] = {}
         for code, collector in self._snapshot_collectors():
             merged.setdefault(code, Collector(expand=self.expand))

@@ -15,7 +15,7 @@ from typing import IO, Any
 
 from ..units import format_size
 
-__all__ = ["NATIVE_NOTE", "LineProfile", "LineRow", "row_sort_key"]
+__all__ = ["NATIVE_NOTE", "UNATTRIBUTED_FLOOR", "LineProfile", "LineRow", "row_sort_key"]
 
 NATIVE_NOTE = (
     "native allocations are not seen: only memory allocated through Python's allocators "
@@ -25,6 +25,11 @@ NATIVE_NOTE = (
 """The blind spot every line profile states."""
 
 _FORMAT_VERSION = 1
+
+UNATTRIBUTED_FLOOR = 256
+"""Below this, a difference between the counters' retained total and the rows'
+is the tracer's own noise (a frame's locals mapping, reading the counters) and
+is not worth a note."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -230,7 +235,7 @@ class LineProfile:
     def notes(self) -> tuple[str, ...]:
         """The caveats printed under the table."""
         notes = []
-        if self.unattributed_bytes:
+        if abs(self.unattributed_bytes) >= UNATTRIBUTED_FLOOR:
             notes.append(
                 f"{format_size(self.unattributed_bytes, signed=True)} retained in the end "
                 f"could not be traced back to a line (allocated more than {self.nframes} "
