@@ -308,3 +308,24 @@ def test_a_program_that_stops_tracing_gets_a_one_line_error(
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "did the program stop tracemalloc itself?" in err
+
+
+def test_the_exact_peak_survives_site_captures(tmp_path: Path) -> None:
+    # Many small blocks make every capture slow; the program frees them all
+    # right after, while a capture may still be grouping: the peak it
+    # reached must be reported all the same (tracemalloc's own counter).
+    script = _script(tmp_path, "churn.py", """\
+        import pathlib, sys
+        blocks = [bytes(100) for _ in range(250_000)]
+        size = sys.getsizeof(blocks) + sum(map(sys.getsizeof, blocks))
+        pathlib.Path(sys.argv[1]).write_text(str(size))
+        del blocks
+    """)
+    expected = tmp_path / "expected.txt"
+    code, run = _run(tmp_path, "--interval", "0.005", str(script), str(expected))
+    assert code == 0
+    assert run is not None
+    size = int(expected.read_text())
+    assert size <= run.traced_peak_bytes <= size + 300_000
+    assert run.sites
+    assert run.sites[0].filename == str(script)
