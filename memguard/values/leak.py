@@ -204,7 +204,8 @@ class LeakReport:
         if self.sites[:top]:
             lines.append(f"  top growing allocation sites (bytes {per}):")
             lines.extend(f"    {s.filename}:{s.lineno}: {format_size(s.size_bytes, signed=True)} "
-                         f"{per} in {s.count} blocks" for s in self.sites[:top])
+                         f"{per} in {s.count} block{'' if s.count == 1 else 's'}"
+                         for s in self.sites[:top])
         if self.types[:top]:
             counted = "count kept" if self.mode == "single" else "count per call"
             lines.append(f"  top growing types ({counted}):")
