@@ -131,11 +131,13 @@ def test_snapshot_work_stays_out_of_open_peaks(traced: _tracing.PeakWindow) -> N
     with memguard.limit(mb=100) as guard:
         snap = memguard.snapshot()
     # The census and the trace walk allocate megabytes; only the snapshot
-    # value itself, which the block keeps, may show in the block's peak.
+    # value itself, which the block keeps, and the reads of /proc (done
+    # outside memguard's exclusion, which must not hide other threads'
+    # spikes while the GIL is released) may show in the block's peak.
     assert guard.report is not None
     kept = guard.report.retained_bytes
     assert kept > 0
-    assert guard.peak_bytes <= kept + 16 * 1024, (guard.peak_bytes, kept)
+    assert guard.peak_bytes <= kept + 64 * 1024, (guard.peak_bytes, kept)
     assert snap.sites
 
 
