@@ -108,7 +108,7 @@ def render_to(value: Any, stream: TextIO, fmt: Format = "text", *, width: int | 
 
 
 def write(value: Any, path: str | os.PathLike[str], fmt: str | None = None, *,
-          top: int = 10) -> Path:
+          top: int = 10, width: int = 80) -> Path:
     """Write *value* to *path*, as text, Markdown, JSON, HTML or a PNG/SVG chart.
 
     Args:
@@ -119,6 +119,7 @@ def write(value: Any, path: str | os.PathLike[str], fmt: str | None = None, *,
         fmt: One of ``"text"``, ``"markdown"``, ``"json"``, ``"html"``,
             ``"png"``, ``"svg"``.
         top: How many sites and types tables and bar charts show.
+        width: Columns of a text file (a file has no terminal to fit).
 
     Returns:
         The path written.
@@ -148,5 +149,6 @@ def write(value: Any, path: str | os.PathLike[str], fmt: str | None = None, *,
     if chosen not in _FORMATS:
         raise ValueError(f"fmt must be one of text, markdown, json, html, png, svg; "
                          f"got {chosen!r}")
-    target.write_text(render(value, chosen, top=top), encoding="utf-8")  # type: ignore[arg-type]
+    text = render(value, chosen, top=top, width=width)  # type: ignore[arg-type]
+    target.write_text(text, encoding="utf-8")
     return target

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import _report_values as values
 import pytest
 
 from memguard.exceptions import MemoryLimitExceeded
-from memguard.report import render, render_to
+from memguard.report import render, render_to, write
 
 
 @pytest.mark.parametrize("name", ["after", "diff", "timeline"])
@@ -45,3 +46,10 @@ def test_top_limits_the_rows() -> None:
     assert "/srv/app/models.py:9" not in text
     with pytest.raises(ValueError, match="top must be a positive int"):
         render(values.diff(), "text", top=0)
+
+
+def test_text_files_are_80_columns_whatever_the_terminal(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    path = write(values.after(), tmp_path / "snapshot.txt")
+    assert path.read_text() == render(values.after(), "text", width=80)
