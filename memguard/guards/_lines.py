@@ -3,10 +3,11 @@
 How figures are made: a trace function (:func:`sys.settrace`) is installed
 in the thread while something is being profiled. It gives a local tracer
 only to the frames of profiled code. At each ``call``, ``line`` and
-``return`` event of those frames it reads tracemalloc's counters through
-:func:`memguard._tracing.step` (current traced bytes, and the peak since the
-previous event, after which the peak counter restarts) and charges the
-change since the previous event to the line that was running:
+``return`` event of those frames it reads tracemalloc's counters (current
+traced bytes, and the peak since the previous event, after which the peak
+counter restarts, through :func:`memguard._tracing.restart_peak` so that open
+peak windows keep their peaks) and charges the change since the previous
+event to the line that was running:
 
 * the line's *net* change (``current - previous``) and its *allocation*
   (``peak - previous``: the highest point the line reached, so a temporary
@@ -18,6 +19,13 @@ change since the previous event to the line that was running:
   to the innermost traced line (figures are exclusive);
 * time outside traced frames (a generator or coroutine suspended at
   ``yield``/``await``) is charged to nobody.
+
+Cost: every object created while tracemalloc traces is a traced allocation,
+so the per-line path creates none that lasts: readings go into a log of
+preallocated arrays and the arithmetic is replayed when the profile ends,
+after tracing stopped (see :class:`ThreadTracer`). The tracer's own small
+allocations around each event (CPython's frame locals mapping, argument
+tuples) are measured once per process on a probe function and taken out.
 
 A collector's *level* is the running sum of its lines' net changes; its peak
 is the highest level reached (inside a line too, from the peak counter), and
@@ -245,6 +253,7 @@ class ThreadTracer:
         self._free: Iterator[int] = iter(())
         self._at = -1
         self._chunks: list[tuple[array[int], array[int], array[int], array[int]]] = []
+        self.logging = False
         self._charge = self._op = self._current = self._peak = array("q")
 
     # -- installation -------------------------------------------------------
@@ -283,6 +292,7 @@ class ThreadTracer:
         self._charge, self._op, self._current, self._peak = chunk
         self._free = iter(self._indices)
         self._at = -1
+        self.logging = True
 
     def _log(self, charge: int, op: int, current: int, peak: int) -> None:
         at = next(self._free)
@@ -328,6 +338,7 @@ class ThreadTracer:
             self.last = _tracing.rebase()
         else:
             self._at = -1
+            self.logging = False
             self._charge = self._op = self._current = self._peak = array("q")
             self.table.clear()
             self.slot_ids.clear()
@@ -454,6 +465,8 @@ class ThreadTracer:
     def on_call(self, frame: FrameType, event: str, arg: Any) -> TraceFunction | None:
         """The global trace function: picks the frames to trace."""
         theirs = self.previous(frame, event, arg) if self.previous is not None else None
+        if not self.logging:
+            return theirs  # still set in a thread whose LineTarget was detached
         claim = self._claim(frame)
         if claim is None:
             return theirs
@@ -487,6 +500,8 @@ class ThreadTracer:
     def on_local(self, frame: FrameType, event: str, arg: Any) -> TraceFunction | None:
         """The local trace function of a traced frame."""
         stack = self.stack
+        if not self.logging:
+            return None
         if not stack or stack[-1].frame is not frame:
             if not any(entry.frame is frame for entry in stack):
                 return None  # a frame left over from an earlier profile

@@ -52,7 +52,7 @@ def to_text(profile: LineProfile, *, source_width: int | None = 60) -> str:
         >>> print(to_text(LineProfile(function="f", filename="x.py", first_lineno=1,
         ...                           rows=(), blind_spots=())))
         f (x.py:1): 0 calls, allocated 0 B, peak 0 B, retained 0 B
-        Line  Hits  Allocated  Retained  At peak  Source
+        Line  Hits   Allocated    Retained     At peak  Source
     """
     return profile.table(source_width=source_width)
 

@@ -25,6 +25,7 @@ NATIVE_NOTE = (
 """The blind spot every line profile states."""
 
 _FORMAT_VERSION = 1
+_HEADER = f"{'Line':>4}  {'Hits':>4}  {'Allocated':>10}  {'Retained':>10}  {'At peak':>10}  Source"
 
 UNATTRIBUTED_FLOOR = 256
 """Below this, a difference between the counters' retained total and the rows'
@@ -120,9 +121,9 @@ class LineProfile:
         'build (app.py:1): 1 call, allocated 4.1 KiB, peak 4.1 KiB, retained 4.1 KiB'
         >>> print(profile.table())  # doctest: +NORMALIZE_WHITESPACE
         build (app.py:1): 1 call, allocated 4.1 KiB, peak 4.1 KiB, retained 4.1 KiB
-        Line  Hits  Allocated  Retained  At peak  Source
-           1                                      def build():
-           2     1    4.1 KiB   4.1 KiB  4.1 KiB      return bytearray(4096)
+        Line  Hits   Allocated    Retained     At peak  Source
+           1                                            def build():
+           2     1     4.1 KiB     4.1 KiB     4.1 KiB      return bytearray(4096)
         ...
     """
 
@@ -212,19 +213,19 @@ class LineProfile:
             unattributed memory and blind spots; callees follow, each as its
             own table.
         """
-        lines = [str(self), "Line  Hits  Allocated  Retained  At peak  Source"]
+        lines = [str(self), _HEADER]
         for row in self.rows:
             text = row.source
             if source_width is not None and len(text) > source_width:
                 text = text[: max(source_width - 3, 0)] + "..."
             if row.hits or row.allocated_bytes or row.retained_bytes or row.peak_share_bytes:
                 lines.append(
-                    f"{row.lineno:>4}  {row.hits:>4}  {format_size(row.allocated_bytes):>9}  "
-                    f"{format_size(row.retained_bytes):>8}  "
-                    f"{format_size(row.peak_share_bytes):>7}  {text}".rstrip()
+                    f"{row.lineno:>4}  {row.hits:>4}  {format_size(row.allocated_bytes):>10}  "
+                    f"{format_size(row.retained_bytes):>10}  "
+                    f"{format_size(row.peak_share_bytes):>10}  {text}".rstrip()
                 )
             else:
-                lines.append(f"{row.lineno:>4}  {'':>4}  {'':>9}  {'':>8}  {'':>7}  {text}"
+                lines.append(f"{row.lineno:>4}  {'':>4}  {'':>10}  {'':>10}  {'':>10}  {text}"
                              .rstrip())
         lines.extend(f"note: {note}" for note in self.notes())
         for callee in self.callees:

@@ -59,12 +59,12 @@ def test_table_in_full() -> None:
     profile = make_profile(retained_total_bytes=9_080, blind_spots=(NATIVE_NOTE,))
     assert profile.table() == "\n".join([
         "load (app.py:10): 1 call, allocated 1.0 MiB, peak 1.0 MiB, retained 8.9 KiB",
-        "Line  Hits  Allocated  Retained  At peak  Source",
-        "  10                                      def load(n):",
-        "  11     1    1.0 MiB       0 B  1.0 MiB      data = bytearray(n)",
-        "  12     1    7.9 KiB   7.9 KiB  7.9 KiB      keep = [0] * 1000",
-        "  13     1        0 B       0 B      0 B      del data",
-        "  14     1        0 B       0 B      0 B      return keep",
+        "Line  Hits   Allocated    Retained     At peak  Source",
+        "  10                                            def load(n):",
+        "  11     1     1.0 MiB         0 B     1.0 MiB      data = bytearray(n)",
+        "  12     1     7.9 KiB     7.9 KiB     7.9 KiB      keep = [0] * 1000",
+        "  13     1         0 B         0 B         0 B      del data",
+        "  14     1         0 B         0 B         0 B      return keep",
         "note: +1.0 KiB retained in the end could not be traced back to a line (allocated "
         "more than 16 frames deep, or the net of frees and allocations elsewhere)",
         f"note: {NATIVE_NOTE}",
@@ -78,11 +78,11 @@ def test_table_cuts_long_source_and_lists_callees() -> None:
                          blind_spots=())
     profile = make_profile(callees=(callee,), blind_spots=())
     text = profile.table(source_width=12)
-    assert "  11     1    1.0 MiB       0 B  1.0 MiB      data ..." in text.splitlines()
+    assert "  11     1     1.0 MiB         0 B     1.0 MiB      data ..." in text.splitlines()
     assert text.splitlines()[-3:] == [
         "helper (lib.py:1): 3 calls, allocated 133 B, peak 0 B, retained 0 B",
-        "Line  Hits  Allocated  Retained  At peak  Source",
-        "   2     3      133 B       0 B      0 B      retur...",
+        "Line  Hits   Allocated    Retained     At peak  Source",
+        "   2     3       133 B         0 B         0 B      retur...",
     ]
     assert any("expanded callees" in note for note in profile.notes())
 
