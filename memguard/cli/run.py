@@ -15,6 +15,7 @@ from typing import TextIO
 
 from ..exceptions import CommandError, TracingError
 from ..units import format_size
+from ..values.run import RunReport
 from .options import (
     EXIT_ERROR,
     EXIT_LIMIT,
@@ -174,6 +175,12 @@ def run(args: argparse.Namespace) -> int:
     program = Program(target, tuple(args.program_args), module=args.module is not None)
     output = args.output or default_output(target)
     check_output(output, force=args.force)
+    # Found out before a long run, not after; absolute, in case the program
+    # changes directory.
+    destination = os.path.abspath(output)
+    if not os.access(os.path.dirname(destination), os.W_OK):
+        raise CommandError(f"cannot write the run file {output!r}: its directory does not "
+                           f"exist or is not writable", exit_code=EXIT_USAGE)
     program.check()
     status = _StatusLine(sys.stderr) if sys.stderr.isatty() else None
     try:
@@ -187,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
         if status is not None:
             status.clear()
     sys.stdout.flush()
-    _save(result, output)
+    _save(result, destination, output)
     _summarise(result, output)
     if result.limit is not None and result.limit.exceeded:
         print(f"memguard: {result.limit.message()}", file=sys.stderr)
@@ -195,20 +202,17 @@ def run(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
-def _save(result: object, path: str) -> None:
+def _save(result: RunReport, path: str, shown: str) -> None:
     from ..values.files import save
 
     try:
         save(result, path)
     except OSError as error:
-        raise CommandError(f"cannot write the run file {path!r}: {error.strerror or error}",
+        raise CommandError(f"cannot write the run file {shown!r}: {error.strerror or error}",
                            exit_code=EXIT_ERROR) from None
 
 
-def _summarise(result: object, output: str) -> None:
-    from ..values.run import RunReport
-
-    assert isinstance(result, RunReport)
+def _summarise(result: RunReport, output: str) -> None:
     line = (f"memguard: {result.command}: exit code {result.exit_code}, "
             f"traced peak {format_size(result.traced_peak_bytes)} at "
             f"{result.peak_seconds:.2f} s of {result.duration_seconds:.2f} s")

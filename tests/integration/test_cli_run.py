@@ -277,6 +277,7 @@ def test_bad_run_inputs_are_one_line_usage_errors(
         ["run", "--limit", "12 parsecs", str(script)],
         ["run", "--lines", "no-colon", str(script)],
         ["run", "--interval", "0", str(script)],
+        ["run", "--output", str(tmp_path / "no" / "such" / "dir.json"), str(script)],
     ]
     for argv in cases:
         assert main(argv) == 2, argv
@@ -329,3 +330,15 @@ def test_the_exact_peak_survives_site_captures(tmp_path: Path) -> None:
     assert size <= run.traced_peak_bytes <= size + 300_000
     assert run.sites
     assert run.sites[0].filename == str(script)
+
+
+def test_the_run_file_lands_where_memguard_started_even_if_the_program_moves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    script = _script(tmp_path, "mover.py", f"import os\nos.chdir({str(elsewhere)!r})\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "--no-census", "-o", "here.json", str(script)]) == 0
+    assert (tmp_path / "here.json").exists()
+    assert not (elsewhere / "here.json").exists()
