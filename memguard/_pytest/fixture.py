@@ -98,8 +98,12 @@ class MemguardFixture:
         return None
 
     def close(self) -> None:
-        """Release anything still watched (the test body never returned)."""
-        self.judge(judge=False)
+        """Judge objects the call wrapper did not (the fixture came from
+        ``request.getfixturevalue()`` inside the body); raises at tear-down."""
+        __tracebackhide__ = True
+        failure = self.judge(judge=True)
+        if failure is not None:
+            raise failure
 
 
 class _Skipped(Exception):

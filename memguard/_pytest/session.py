@@ -58,6 +58,7 @@ class CallRun:
         self._rss: process.RssWindow | None = None
         self._memray: MemrayLeakCheck | None = None
         self._original: Any = None
+        self._guard_entered = False
 
     def start(self) -> None:
         """Enter the guards, then open the measurement (innermost, the body only)."""
@@ -71,6 +72,7 @@ class CallRun:
             self._memray = MemrayLeakCheck(self.plan.memray_leaks, self.item.nodeid)
         if self.plan.guard is not None:
             self.plan.guard.__enter__()
+            self._guard_entered = True
         if self.settings.measure:
             if self.settings.source == "rss":
                 self._rss = process.begin_rss()
@@ -114,7 +116,8 @@ class CallRun:
         __tracebackhide__ = True
         failure: CheckFailed | None = None
         try:
-            if self.plan.guard is not None:
+            if self._guard_entered and self.plan.guard is not None:
+                self._guard_entered = False
                 try:
                     self.plan.guard.__exit__(type(error) if error is not None else None, error,
                                              error.__traceback__ if error is not None else None)
@@ -227,7 +230,11 @@ class MemguardSession:
         if plan is None or (plan.empty and not self.settings.measure and fixture is None):
             return (yield)
         run = CallRun(item, plan, self.settings, self.baseline)
-        run.start()
+        try:
+            run.start()
+        except BaseException as error:  # close whatever did open, keep the cause
+            run.finish(error)
+            raise
         try:
             result = yield
         except BaseException as error:

@@ -81,6 +81,24 @@ def test_unused_plugin_does_nothing(pytester: pytest.Pytester, run: Run) -> None
     assert "memguard: " not in result.stdout.str()
 
 
+def test_unused_plugin_runs_no_per_test_hook(pytester: pytest.Pytester, run: Run) -> None:
+    """An unused run calls memguard only at start-up and once after collection."""
+    pytester.makeconftest("""
+        import memguard.pytest_plugin as plugin
+
+        def pytest_sessionfinish(session):
+            pm = session.config.pluginmanager
+            names = sorted(caller.name for caller in pm.get_hookcallers(plugin) or ())
+            assert names == ["pytest_addoption", "pytest_collection_modifyitems",
+                             "pytest_configure"], names
+            assert pm.get_plugin("memguard-session") is None
+    """)
+    pytester.makepyfile("def test_plain():\n    pass\n")
+    result = run()
+    result.assert_outcomes(passed=1)
+    assert result.ret == 0
+
+
 def test_plugin_registers_only_when_asked(pytester: pytest.Pytester, run: Run) -> None:
     pytester.makepyfile("""
         import pytest
