@@ -454,6 +454,10 @@ class SingleRun:
             total = float(len(new))
         finally:
             del new
+        # The holder search walks referrers, which the collector only shows
+        # for objects that are not frozen.
+        gc.unfreeze()
+        self.frozen = False
         sample = None
         if obj is not None and total > self.options.allowance:
             sample = probe.describe_sample(obj)

@@ -1,0 +1,220 @@
+"""track_leaks / check_leaks through the real tracemalloc, gc and /proc: API and guarantees."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import weakref
+from typing import Any
+
+import pytest
+
+import memguard
+from memguard import LeakDetected, LeakReport, check_leaks, track_leaks
+
+_KEPT: list[Any] = []
+
+
+class Session:
+    """A user object leaked by some tests."""
+
+    def __init__(self) -> None:
+        self.payload = bytearray(100)
+
+
+@pytest.fixture(autouse=True)
+def _empty_kept() -> Any:
+    _KEPT.clear()
+    yield
+    _KEPT.clear()
+    assert gc.get_freeze_count() == 0, "memguard left objects frozen"
+
+
+def leak_64_bytes() -> None:
+    _KEPT.append(bytes(31))  # a 64-byte object, plus an 8-byte list slot
+
+
+def clean() -> int:
+    return sum([1, 2, 3])
+
+
+def test_check_leaks_catches_64_bytes_per_call_and_names_the_line() -> None:
+    with pytest.raises(LeakDetected) as caught:
+        check_leaks(leak_64_bytes)
+    error = caught.value
+    assert isinstance(error, AssertionError)
+    report = error.report
+    assert isinstance(report, LeakReport)
+    python = next(s for s in report.signals if s.name == "python")
+    assert python.leaked
+    # 64 bytes of object and 8 of list slot (the list's growth amortises to ~1 byte).
+    assert 70 <= python.per_call <= 76
+    line = leak_64_bytes.__code__.co_firstlineno + 1
+    assert f"{__file__}:{line}: +64 B per call in 1 block" in str(error)
+    assert report.sites[0].lineno == line
+    assert "test_leaks._KEPT[" in str(error)
+    assert str(error).splitlines()[0].startswith("Leak detected in leak_64_bytes: +")
+
+
+def test_clean_function_passes_in_one_batch() -> None:
+    report = check_leaks(clean)
+    assert not report.leaked
+    assert report.iterations == 40
+    assert report.warmup == 5
+    assert {s.name for s in report.signals} == {"python", "objects", "rss", "fds", "threads"}
+    assert all(len(series) == 41 for series in report.series.values())
+    assert report.sites == () and report.types == () and report.sample is None
+
+
+def test_arguments_are_passed_and_not_kept() -> None:
+    argument = Session()
+    alive = weakref.ref(argument)
+    report = check_leaks(lambda s: s.payload.count(0), argument)
+    assert not report.leaked
+    del argument
+    gc.collect()
+    assert alive() is None
+
+
+def test_no_reference_to_leaked_objects_after_the_check() -> None:
+    def leak_sessions() -> None:
+        _KEPT.append(Session())
+
+    with pytest.raises(LeakDetected) as caught:
+        check_leaks(leak_sessions)
+    assert f"{Session.__module__}.Session: +1 per call" in str(caught.value)
+    first = weakref.ref(_KEPT[0])
+    last = weakref.ref(_KEPT[-1])
+    del caught
+    _KEPT.clear()
+    gc.collect()
+    assert first() is None
+    assert last() is None
+
+
+def test_bare_decorator() -> None:
+    @track_leaks
+    def leaky() -> None:
+        _KEPT.append(Session())
+
+    @track_leaks
+    def fine() -> None:
+        Session()
+
+    assert fine() is None
+    with pytest.raises(LeakDetected, match="signals python, objects"):
+        leaky()
+
+
+def test_decorator_with_options_and_its_report() -> None:
+    tracker = track_leaks(repeat=25, warmup=2, signals=["python", "objects"])
+
+    @tracker
+    def fine() -> None:
+        Session()
+
+    fine()
+    assert tracker.report is not None
+    assert tracker.report.iterations == 25
+    assert tracker.report.warmup == 2
+    assert [s.name for s in tracker.report.signals] == ["python", "objects"]
+
+
+def test_signal_switches() -> None:
+    report = track_leaks(python=False, rss=False, fail=False).check(leak_64_bytes)
+    assert [s.name for s in report.signals] == ["objects", "fds", "threads"]
+    assert not report.leaked  # bytes are untracked: only the python signal sees this leak
+
+
+def test_async_function_decorated_and_checked() -> None:
+    async def leaky() -> None:
+        await asyncio.sleep(0)
+        _KEPT.append(Session())
+
+    async def fine() -> None:
+        await asyncio.sleep(0)
+
+    asyncio.run(track_leaks(fine)())
+    with pytest.raises(LeakDetected):
+        asyncio.run(track_leaks(leaky)())
+    _KEPT.clear()
+    with pytest.raises(LeakDetected):
+        check_leaks(leaky)
+    assert not check_leaks(fine).leaked
+
+
+def test_single_run_block_names_what_it_kept() -> None:
+    with pytest.raises(LeakDetected) as caught, track_leaks() as leaks:
+        _KEPT.extend(Session() for _ in range(100))
+    report = leaks.report
+    assert report is not None and report.mode == "single"
+    assert (f"{Session.__module__}.Session", 100.0) in report.types
+    objects = next(s for s in report.signals if s.name == "objects")
+    # Objects the collector tracks: the sessions (their bytearrays are not tracked).
+    assert objects.leaked and 100 <= objects.total <= 110
+    python = next(s for s in report.signals if s.name == "python")
+    assert python.total >= 100 * (100 + 48)  # each session's bytearray at least
+    assert "test_leaks._KEPT[" in str(caught.value)
+
+
+def test_single_run_block_within_allowance() -> None:
+    with track_leaks() as leaks:
+        temporary = [Session() for _ in range(100)]
+        del temporary
+    assert leaks.report is not None
+    assert not leaks.report.leaked
+
+
+def test_repeat_one_is_a_single_run() -> None:
+    tracker = track_leaks(repeat=1, fail=False)
+    tracker.check(lambda: _KEPT.extend(Session() for _ in range(50)))
+    assert tracker.report is not None
+    assert tracker.report.mode == "single"
+    assert tracker.report.leaked
+
+
+def test_an_error_in_the_block_propagates_with_a_note() -> None:
+    with pytest.raises(KeyError) as caught, track_leaks():
+        _KEPT.extend(Session() for _ in range(100))
+        raise KeyError("boom")
+    assert any("Leak detected" in note for note in getattr(caught.value, "__notes__", []))
+
+
+def test_an_error_in_the_function_propagates_and_state_is_restored() -> None:
+    calls = []
+
+    def broken() -> None:
+        calls.append(1)
+        if len(calls) > 8:
+            raise RuntimeError("fails on the 9th call")
+
+    with pytest.raises(RuntimeError, match="9th"):
+        check_leaks(broken)
+    assert gc.get_freeze_count() == 0
+    assert memguard._tracing.open_windows() == 0
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"repeat": 0}, "repeat must be an int >= 1, got 0"),
+    ({"warmup": -1}, "warmup must be an int >= 0, got -1"),
+    ({"signals": ["heap"]}, r"unknown signal\(s\) \['heap'\]"),
+    ({"signals": []}, "every signal is switched off"),
+    ({"max_seconds": 0}, "max_seconds must be a positive number, got 0"),
+    ({"allowance_bytes": "1 Mb"}, "1 Mb"),
+])
+def test_bad_options_are_refused(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        track_leaks(**options)
+
+
+def test_bad_types_are_refused() -> None:
+    with pytest.raises(TypeError, match="not the string 'python'"):
+        track_leaks(signals="python")
+    with pytest.raises(TypeError, match="needs a callable"):
+        check_leaks(42)  # type: ignore[arg-type]
+
+
+def test_public_names() -> None:
+    assert memguard.check_leaks is check_leaks
+    assert memguard.track_leaks is track_leaks
+    assert memguard.LeakReport is LeakReport

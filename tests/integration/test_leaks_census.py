@@ -1,0 +1,80 @@
+"""memguard.objects: the gc census counts exactly what the program keeps."""
+
+from __future__ import annotations
+
+import collections
+import gc
+
+from memguard.objects import count_types, tracked_count, type_name
+
+
+class Row:
+    """A user type, named module-qualified in the census."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+
+def _growth(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    return {name: after.get(name, 0) - before.get(name, 0)
+            for name in set(before) | set(after) if after.get(name, 0) != before.get(name, 0)}
+
+
+def test_names() -> None:
+    assert type_name(dict) == "dict"
+    assert type_name(collections.OrderedDict) == "collections.OrderedDict"
+    assert type_name(Row) == f"{Row.__module__}.Row"
+
+
+def test_counts_tracked_and_untracked_objects_exactly() -> None:
+    count_types()  # first census of the process: interpreter caches settle
+    before = count_types()
+    keys = [f"row-{i}" for i in range(1000)]       # 1000 new str, untracked
+    rows = [Row(key) for key in keys]               # 1000 Row, tracked
+    blobs = [bytearray(16) for _ in range(250)]     # 250 bytearray, untracked
+    after = count_types()
+    growth = _growth(before, after)
+    assert growth[type_name(Row)] == 1000
+    assert growth["str"] == 1000
+    assert growth["bytearray"] == 250
+    assert growth["list"] == 3
+    assert all(abs(n) <= 2 for name, n in growth.items()
+               if name not in {type_name(Row), "str", "bytearray", "list"}), growth
+    del keys, rows, blobs
+
+
+def test_untracked_off_counts_only_what_gc_tracks() -> None:
+    before = count_types(untracked=False)
+    texts = [f"text-{i}" for i in range(500)]
+    after = count_types(untracked=False)
+    growth = _growth(before, after)
+    assert "str" not in growth
+    assert growth["list"] == 1
+    del texts
+
+
+def test_earlier_results_are_not_counted() -> None:
+    results = [count_types() for _ in range(5)]
+    assert all(not gc.is_tracked(result) for result in results)
+    again = count_types()
+    # Holding five censuses (thousands of str keys and int values) adds at most the dicts.
+    assert again.get("dict", 0) - results[-1].get("dict", 0) <= 5
+    assert abs(again.get("str", 0) - results[-1].get("str", 0)) <= 2
+
+
+def test_collect_frees_cycles_before_counting() -> None:
+    count_types()
+    before = count_types()
+    for _ in range(100):
+        node: list[object] = []
+        node.append(node)
+    del node
+    after = count_types(collect=True)
+    assert _growth(before, after).get("list", 0) <= 1
+
+
+def test_tracked_count() -> None:
+    before = tracked_count(collect=True)
+    rows = [Row("x") for _ in range(300)]
+    assert tracked_count() - before >= 300
+    del rows
