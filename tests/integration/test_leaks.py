@@ -63,7 +63,9 @@ def test_clean_function_passes_in_one_batch() -> None:
     assert report.warmup == 5
     assert {s.name for s in report.signals} == {"python", "objects", "rss", "fds", "threads"}
     assert all(len(series) == 41 for series in report.series.values())
-    assert report.sites == () and report.types == () and report.sample is None
+    assert report.sites == ()
+    assert report.types == ()
+    assert report.sample is None
 
 
 def test_arguments_are_passed_and_not_kept() -> None:
@@ -147,11 +149,13 @@ def test_single_run_block_names_what_it_kept() -> None:
     with pytest.raises(LeakDetected) as caught, track_leaks() as leaks:
         _KEPT.extend(Session() for _ in range(100))
     report = leaks.report
-    assert report is not None and report.mode == "single"
+    assert report is not None
+    assert report.mode == "single"
     assert (f"{Session.__module__}.Session", 100.0) in report.types
     objects = next(s for s in report.signals if s.name == "objects")
     # Objects the collector tracks: the sessions (their bytearrays are not tracked).
-    assert objects.leaked and 100 <= objects.total <= 110
+    assert objects.leaked
+    assert 100 <= objects.total <= 110
     python = next(s for s in report.signals if s.name == "python")
     assert python.total >= 100 * (100 + 48)  # each session's bytearray at least
     assert "test_leaks._KEPT[" in str(caught.value)
