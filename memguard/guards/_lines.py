@@ -254,6 +254,9 @@ class ThreadTracer:
         self._at = -1
         self._chunks: list[tuple[array[int], array[int], array[int], array[int]]] = []
         self.logging = False
+        # Held while an event is logged or the log replayed: a LineTarget
+        # replays other threads' logs from the thread that detaches it.
+        self.mutex = threading.RLock()
         self._charge = self._op = self._current = self._peak = array("q")
 
     # -- installation -------------------------------------------------------
@@ -327,6 +330,13 @@ class ThreadTracer:
 
     def flush(self) -> None:
         """Do the arithmetic of every logged event, in order; empty the log."""
+        self.mutex.acquire()
+        try:
+            self._flush_locked()
+        finally:
+            self.mutex.release()
+
+    def _flush_locked(self) -> None:
         chunks, self._chunks = self._chunks, []
         last_count = self._at + 1
         for number, (charges, ops, currents, peaks) in enumerate(chunks):
@@ -465,8 +475,15 @@ class ThreadTracer:
     def on_call(self, frame: FrameType, event: str, arg: Any) -> TraceFunction | None:
         """The global trace function: picks the frames to trace."""
         theirs = self.previous(frame, event, arg) if self.previous is not None else None
-        if not self.logging:
-            return theirs  # still set in a thread whose LineTarget was detached
+        self.mutex.acquire()
+        try:
+            if not self.logging:
+                return theirs  # still set in a thread whose LineTarget was detached
+            return self._on_call(frame, theirs)
+        finally:
+            self.mutex.release()
+
+    def _on_call(self, frame: FrameType, theirs: TraceFunction | None) -> TraceFunction | None:
         claim = self._claim(frame)
         if claim is None:
             return theirs
@@ -499,9 +516,16 @@ class ThreadTracer:
 
     def on_local(self, frame: FrameType, event: str, arg: Any) -> TraceFunction | None:
         """The local trace function of a traced frame."""
+        self.mutex.acquire()
+        try:
+            if not self.logging:
+                return None
+            return self._on_local(frame, event)
+        finally:
+            self.mutex.release()
+
+    def _on_local(self, frame: FrameType, event: str) -> TraceFunction | None:
         stack = self.stack
-        if not self.logging:
-            return None
         if not stack or stack[-1].frame is not frame:
             if not any(entry.frame is frame for entry in stack):
                 return None  # a frame left over from an earlier profile

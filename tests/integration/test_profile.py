@@ -325,3 +325,14 @@ def test_public_names() -> None:
     assert memguard.profile is profile
     assert memguard.profile_lines is profile_lines
     assert memguard.LineProfile is LineProfile
+
+
+def test_a_generator_closed_early_still_gives_its_profile() -> None:
+    decorated = profile(show=False)(blocks)
+    iterator = decorated(10)
+    assert next(iterator) == 20_000
+    iterator.close()
+    result = decorated.last_profile
+    assert result.row(first_line(blocks) + 2).hits == 1
+    assert result.row(first_line(blocks) + 2).allocated_bytes == size_of(20_000)
+    assert profile_lines(blocks, 2).row(first_line(blocks) + 2).hits == 2

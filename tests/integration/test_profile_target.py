@@ -155,3 +155,42 @@ def test_code_from_an_ipykernel_style_cell_file_via_linecache() -> None:
     finally:
         linecache.cache.pop(filename, None)
         namespace.clear()
+
+
+def test_detach_while_another_thread_still_calls_the_function(tmp_path: Path) -> None:
+    (tmp_path / "lt_busy_mod.py").write_text(textwrap.dedent("""\
+        def step():
+            return bytearray(2_000)
+        """))
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import lt_busy_mod
+
+        stop = threading.Event()
+        errors: list[BaseException] = []
+
+        def worker() -> None:
+            try:
+                while not stop.is_set():
+                    lt_busy_mod.step()
+            except BaseException as error:  # pragma: no cover - the failure this test looks for
+                errors.append(error)
+
+        target = LineTarget.parse("lt_busy_mod:step")
+        target.attach()
+        thread = threading.Thread(target=worker)
+        thread.start()
+        while not target._collectors:  # wait for the worker's first call
+            threading.Event().wait(0.001)
+        target.detach()
+        for _ in range(100):  # the thread keeps calling after detach
+            lt_busy_mod.step()
+        stop.set()
+        thread.join()
+        assert errors == []
+        (result,) = target.results()
+        assert result.calls >= 1
+        assert result.row(2).allocated_bytes >= size_of(2_000)
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("lt_busy_mod", None)
