@@ -72,3 +72,21 @@ def test_timeline_without_tracing_has_no_peak() -> None:
     assert tl.traced_peak_above_start_bytes is None
     assert tl.rss_peak_above_start_bytes is None
     assert tl.reason("traced_bytes") == "not traced"
+
+
+def test_tracebacks_survive_a_round_trip_and_a_diff() -> None:
+    from memguard.values.diff import SnapshotDiff, compare
+    from memguard.values.site import AllocationSite, Frame
+
+    path = (Frame("/srv/app/main.py", 5), Frame("/srv/app/util.py", 2))
+    snap = Snapshot(timestamp=1.0, traceback_limit=2, sites=(
+        AllocationSite(filename="/srv/app/util.py", lineno=2, size_bytes=64, count=1,
+                       traceback=path),))
+    again = Snapshot.from_dict(snap.to_dict())
+    assert again == snap
+    assert again.sites is not None
+    assert again.sites[0].traceback == path
+    diff = compare(Snapshot(timestamp=0.0, sites=()), again, by="traceback")
+    assert SnapshotDiff.from_dict(diff.to_dict()) == diff
+    assert diff.sites is not None
+    assert diff.sites[0].traceback == path
