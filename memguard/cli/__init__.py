@@ -109,8 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         The exit code (see the module docstring).
 
     Example:
-        >>> main(["--version"])  # doctest: +SKIP
-        memguard 0.1.0
+        >>> main(["--version"])  # doctest: +ELLIPSIS
+        memguard ...
         0
     """
     args = list(sys.argv[1:] if argv is None else argv)
@@ -118,14 +118,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args and args[0] == "run":
         args, program = run_command.split_program(args)
     try:
-        namespace = build_parser().parse_args(args)
+        try:
+            namespace = build_parser().parse_args(args)
+        except SystemExit as stop:  # --help and --version print, then stop
+            return stop.code if isinstance(stop.code, int) else EXIT_USAGE
         if namespace.command is None:
             raise CommandError("memguard: no command given; try 'memguard --help'",
                                exit_code=EXIT_USAGE)
         namespace.program_args = program
         return int(namespace.handler(namespace))
-    except SystemExit as stop:  # --help and --version
-        return stop.code if isinstance(stop.code, int) else EXIT_OK
     except CommandError as error:
         _fail(str(error))
         return error.exit_code
