@@ -25,6 +25,7 @@ __all__ = [
     "figures_from_properties",
     "is_regression",
     "peak_table",
+    "render_table",
     "run_document",
 ]
 
@@ -95,7 +96,33 @@ def _shown(count: int, top: int) -> int:
     return count if top == 0 else min(top, count)
 
 
-def peak_table(results: Mapping[str, TestFigures], *, top: int) -> list[str]:
+def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]], *,
+                 fmt: str = "text", widths: Sequence[int] = ()) -> list[str]:
+    """Lines of a table: sizes right-aligned, the last column (the test) left.
+
+    Example:
+        >>> render_table(["peak", "test"], [["1.0 KiB", "t.py::a"]], fmt="markdown")
+        ['| peak | test |', '| ---: | --- |', '| 1.0 KiB | `t.py::a` |']
+    """
+    if fmt == "markdown":
+        lines = ["| " + " | ".join(headers) + " |",
+                 "| " + " | ".join(["---:"] * (len(headers) - 1) + ["---"]) + " |"]
+        for row in rows:
+            name, _, mark = row[-1].partition("  ")
+            test = f"`{name}`" + (f" **{mark}**" if mark else "")
+            lines.append("| " + " | ".join([*row[:-1], test]) + " |")
+        return lines
+    sizes = [max([widths[i] if i < len(widths) else 10, len(headers[i])]
+                 + [len(row[i]) for row in rows]) for i in range(len(headers) - 1)]
+
+    def line(cells: Sequence[str]) -> str:
+        sized = [f"{cell:>{sizes[i]}}" for i, cell in enumerate(cells[:-1])]
+        return "  ".join([*sized, cells[-1]])
+
+    return [line(headers), *(line(row) for row in rows)]
+
+
+def peak_table(results: Mapping[str, TestFigures], *, top: int, fmt: str = "text") -> list[str]:
     """The biggest peaks, biggest first, as lines for the terminal.
 
     Example:
@@ -106,11 +133,10 @@ def peak_table(results: Mapping[str, TestFigures], *, top: int) -> list[str]:
            3.0 MiB    10.0 MiB  t.py::a
     """
     ordered = sorted(results.values(), key=lambda f: (-f.peak_bytes, f.nodeid))
-    lines = [f"{'peak':>10}  {'limit':>10}  test"]
-    for figures in ordered[:_shown(len(ordered), top)]:
-        limit_text = "" if figures.limit_bytes is None else format_size(figures.limit_bytes)
-        lines.append(f"{format_size(figures.peak_bytes):>10}  {limit_text:>10}  {figures.nodeid}")
-    return lines
+    rows = [[format_size(f.peak_bytes),
+             "" if f.limit_bytes is None else format_size(f.limit_bytes), f.nodeid]
+            for f in ordered[:_shown(len(ordered), top)]]
+    return render_table(["peak", "limit", "test"], rows, fmt=fmt)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,20 +179,20 @@ def is_regression(change: Change, *, fail_over_percent: float | None, noise_byte
 
 
 def changes_table(found: Sequence[Change], *, top: int, fail_over_percent: float | None,
-                  noise_bytes: int) -> list[str]:
+                  noise_bytes: int, fmt: str = "text") -> list[str]:
     """The changes as lines: every regression, then the largest other changes."""
     regressed = [c for c in found if is_regression(c, fail_over_percent=fail_over_percent,
                                                    noise_bytes=noise_bytes)]
     others = [c for c in found if c not in regressed and c.percent is not None]
-    rows = regressed + others[:_shown(len(others), top)]
-    lines = [f"{'baseline':>10}  {'now':>10}  {'change':>8}  test"]
-    for change in rows:
+    rows = []
+    for change in regressed + others[:_shown(len(others), top)]:
         assert change.baseline_bytes is not None
         assert change.peak_bytes is not None
         mark = "  REGRESSED" if change in regressed else ""
-        lines.append(f"{format_size(change.baseline_bytes):>10}  "
-                     f"{format_size(change.peak_bytes):>10}  {change.percent:>+7.1f}%  "
-                     f"{change.nodeid}{mark}")
+        rows.append([format_size(change.baseline_bytes), format_size(change.peak_bytes),
+                     f"{change.percent:+.1f}%", f"{change.nodeid}{mark}"])
+    lines = render_table(["baseline", "now", "change", "test"], rows, fmt=fmt,
+                         widths=(10, 10, 8))
     new = sum(1 for c in found if c.baseline_bytes is None)
     gone = sum(1 for c in found if c.peak_bytes is None)
     if new or gone:

@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from ..cli.options import add_display_options
 from ..units import format_size, parse_size
 
 __all__ = [
     "DEFAULT_BASELINE_DIR",
+    "TABLE_FORMATS",
     "Settings",
     "add_options",
     "baseline_path",
@@ -24,6 +26,8 @@ __all__ = [
     "read_settings",
 ]
 
+TABLE_FORMATS = ("text", "markdown")
+"""The formats of the summary tables (``--memguard-format``)."""
 DEFAULT_BASELINE_DIR = ".memguard/baselines"
 """Where baselines are saved, relative to pytest's rootdir."""
 
@@ -38,8 +42,9 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--memguard-source", choices=("python", "rss"), default=None,
                     help="what --memguard and --memguard-limit measure: the traced Python heap "
                          "(python, default) or the process's resident memory (rss)")
-    group.addoption("--memguard-top", type=int, default=None, metavar="N",
-                    help="how many tests the summary tables show (default 10, 0 for all)")
+    # --memguard-top and --memguard-format are the command line's --top and
+    # --format, defined once for both front ends.
+    add_display_options(group.addoption, prefix="memguard-", formats=TABLE_FORMATS)
     group.addoption("--memguard-json", default=None, metavar="PATH",
                     help="write every test's memory figures to PATH as JSON (implies --memguard)")
     group.addoption("--memguard-limit", default=None, metavar="SIZE",
@@ -59,7 +64,9 @@ def add_options(parser: pytest.Parser) -> None:
                          "(default '64 KiB')")
     parser.addini("memguard_limit", "a peak-memory limit for every test, such as '500 MB'")
     parser.addini("memguard_source", "python (default) or rss: what per-test peaks measure")
-    parser.addini("memguard_top", "how many tests memguard's summary tables show (default 10)")
+    parser.addini("memguard_top", "how many tests memguard's summary tables show "
+                                  "(default 10, 0 for all)")
+    parser.addini("memguard_format", "the summary tables' format: text (default) or markdown")
     parser.addini("memguard_fail_over", "fail tests whose peak grew past this percentage of "
                                         "the compared baseline, such as '10%'")
     parser.addini("memguard_noise", "growth under this size never fails a baseline comparison "
@@ -83,6 +90,8 @@ class Settings:
     """``"python"`` or ``"rss"``."""
     top: int = 10
     """Rows in the summary tables; 0 means all."""
+    table_format: str = "text"
+    """``"text"`` or ``"markdown"``: how the summary tables are printed."""
     json_path: Path | None = None
     """Where to write every test's figures."""
     default_limit_bytes: int | None = None
@@ -162,8 +171,12 @@ def read_settings(config: pytest.Config) -> Settings:
         if top < 0:
             raise ValueError(top)
     except ValueError:
-        raise pytest.UsageError(f"--memguard-top={top_text!r} must be a non-negative "
+        raise pytest.UsageError(f"memguard_top={top_text!r} must be a non-negative "
                                 f"integer") from None
+    table_format = _value(config, "memguard_format", "memguard_format") or "text"
+    if table_format not in TABLE_FORMATS:
+        raise pytest.UsageError(f"memguard_format={table_format!r}: use "
+                                f"{' or '.join(TABLE_FORMATS)}")
     json_text = config.getoption("memguard_json")
     save = config.getoption("memguard_save")
     compare = config.getoption("memguard_compare")
@@ -178,6 +191,7 @@ def read_settings(config: pytest.Config) -> Settings:
         measure=measure,
         source=source,
         top=top,
+        table_format=table_format,
         json_path=Path(config.invocation_params.dir, json_text) if json_text else None,
         default_limit_bytes=limit_bytes,
         save_path=baseline_path(config, save) if save else None,

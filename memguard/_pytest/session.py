@@ -282,7 +282,7 @@ class MemguardSession:
         shown = count if settings.top == 0 else min(settings.top, count)
         terminalreporter.section(f"memguard: peak memory per test ({_MEASURED[settings.source]}), "
                                  f"top {shown} of {count}")
-        for line in peak_table(self.results, top=settings.top):
+        for line in peak_table(self.results, top=settings.top, fmt=settings.table_format):
             write(line)
         if self.baseline is not None:
             threshold = ("" if settings.fail_over_percent is None
@@ -291,7 +291,8 @@ class MemguardSession:
                                      f"{self.baseline.name!r}{threshold}")
             for line in changes_table(changes(self.results, self.baseline), top=settings.top,
                                       fail_over_percent=settings.fail_over_percent,
-                                      noise_bytes=settings.noise_bytes):
+                                      noise_bytes=settings.noise_bytes,
+                                      fmt=settings.table_format):
                 write(line)
         if settings.json_path is not None:
             write(f"memguard: wrote {count} tests' figures to {settings.json_path}")

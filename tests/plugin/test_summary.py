@@ -46,6 +46,20 @@ def test_top_limits_the_table(pytester: pytest.Pytester, run: Run) -> None:
     assert "test_one_mb" not in result.stdout.str()
 
 
+def test_markdown_table_and_top_from_ini(pytester: pytest.Pytester, run: Run) -> None:
+    pytester.makepyfile(test_sizes=THREE_TESTS)
+    pytester.makeini("[pytest]\nmemguard_top = 0\nmemguard_format = markdown\n")
+    result = run("--memguard")
+    result.stdout.fnmatch_lines([
+        "*top 3 of 3*",
+        "| peak | limit | test |",
+        "| ---: | ---: | --- |",
+        "| 2.9 MiB |  | `test_sizes.py::test_three_mb` |",
+        "| 97?.? KiB |  | `test_sizes.py::test_one_mb` |",
+        "| 9?.? KiB |  | `test_sizes.py::test_small` |",
+    ])
+
+
 def test_no_table_without_the_option(pytester: pytest.Pytester, run: Run) -> None:
     pytester.makepyfile(test_sizes=THREE_TESTS)
     result = run()
@@ -121,7 +135,8 @@ def test_rss_source(pytester: pytest.Pytester, run: Run) -> None:
 
 
 @pytest.mark.parametrize(("option", "complaint"), [
-    (("--memguard-top", "-1"), "*--memguard-top='-1' must be a non-negative integer*"),
+    (("--memguard-top", "0"), "*argument --memguard-top: '0' must be at least 1*"),
+    (("--memguard-format", "html"), "*argument --memguard-format: invalid choice: 'html'*"),
     (("--memguard-fail-over", "10%"), "*--memguard-fail-over needs --memguard-compare NAME*"),
 ])
 def test_bad_options(pytester: pytest.Pytester, run: Run, option: tuple[str, str],
