@@ -177,3 +177,37 @@ def test_help_and_markers(pytester: pytest.Pytester, run: Run) -> None:
         "@pytest.mark.memguard_leaks(repeat=..., ...): call the test body repeatedly*",
         "@pytest.mark.limit_memory(limit, *, current_thread_only=False): pytest-memray's*",
     ])
+
+
+@pytest.mark.parametrize(("size", "passed"), [("5 MB", False), ("400 MB", True)])
+def test_default_budget_of_rss(pytester: pytest.Pytester, run: Run, size: str,
+                               passed: bool) -> None:
+    pytester.makepyfile("""
+        def test_native():
+            data = b"x" * 40_000_000
+            del data
+    """)
+    result = run("--memguard-limit", size, "--memguard-source", "rss")
+    result.assert_outcomes(passed=int(passed), failed=int(not passed))
+
+
+def test_class_marker_applies_to_each_test_closest_wins(pytester: pytest.Pytester,
+                                                         run: Run) -> None:
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.memguard_limit("1 MB")
+        class TestLoads:
+            def test_big(self):
+                data = bytearray(2_000_000)
+
+            def test_small(self):
+                data = bytearray(100_000)
+
+            @pytest.mark.memguard_limit("4 MB")
+            def test_big_allowed(self):
+                data = bytearray(2_000_000)
+    """)
+    result = run()
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["FAILED *::TestLoads::test_big*"])
