@@ -18,6 +18,8 @@ Exit codes:
 * ``2``: a usage error: bad option or size, unknown format, an output that
   exists without ``--force``, no such script or module.
 * ``3``: ``run --limit``: the program succeeded but its peak went over the limit.
+* ``130``: interrupted (Ctrl-C) while memguard itself was working; a
+  program interrupted while it runs is measured and returns 130 too.
 
 Errors print one line on stderr (``memguard: ...``), never a memguard
 traceback. ``memguard --help`` imports nothing heavy: each subcommand
@@ -27,6 +29,7 @@ imports what it needs inside ``run``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -132,6 +135,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return error.exit_code
     except MemguardError as error:
         _fail(f"memguard: {error}")
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        _fail("memguard: interrupted")
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`memguard report run.json | head`): say
+        # nothing more, and keep the interpreter from complaining at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
         return EXIT_ERROR
 
 

@@ -242,3 +242,31 @@ Live objects by type at the end
 Line profile of load (app.py:6)
   load (app.py:6): 1 call, allocated 4.0 KiB, peak 4.0 KiB, retained 4.0 KiB
 """ + "".join(f"{line}\n" for line in table)
+
+
+def test_a_reader_that_goes_away_ends_quietly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A pipe whose reader closed (`memguard report ... | head`): writing raises
+    # BrokenPipeError. This sandbox's pipes buffer whole outputs, so the
+    # failing write is a stream that raises it, over a real file descriptor.
+    sink = (tmp_path / "sink").open("w")
+
+    class ClosedPipe:
+        def write(self, text: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self) -> None:
+            pass
+
+        def fileno(self) -> int:
+            return sink.fileno()
+
+    source = tmp_path / "timeline.json"
+    source.write_text(dumps(Timeline(interval_seconds=0.01, duration_seconds=0.0)))
+    monkeypatch.setattr("sys.stdout", ClosedPipe())
+    try:
+        assert main(["report", str(source), "--format", "json"]) == 1
+    finally:
+        sink.close()
+    assert capsys.readouterr().err == ""
