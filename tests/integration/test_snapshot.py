@@ -30,7 +30,7 @@ def line_of(marker: str) -> int:
 
 @pytest.fixture
 def traced() -> Iterator[_tracing.PeakWindow]:
-    window = _tracing.begin(nframes=4)
+    window = _tracing.begin(nframes=1)
     try:
         yield window
     finally:
@@ -60,7 +60,16 @@ def test_diff_finds_the_allocating_line(traced: _tracing.PeakWindow) -> None:
     del data
 
 
-def test_grouping_by_traceback_separates_callers(traced: _tracing.PeakWindow) -> None:
+@pytest.fixture
+def deep() -> Iterator[_tracing.PeakWindow]:
+    window = _tracing.begin(nframes=4)
+    try:
+        yield window
+    finally:
+        _tracing.end(window)
+
+
+def test_grouping_by_traceback_separates_callers(deep: _tracing.PeakWindow) -> None:
     before = memguard.snapshot("before", census=False)
     first = allocate()  # CALLER ONE
     second = allocate()  # CALLER TWO
