@@ -71,6 +71,7 @@ _LOG_SIZE = 4096
 _LAST_SLOT = _LOG_SIZE - 1
 _MAX_CHUNKS = 256  # about a million events (32 MiB) before the arithmetic is done on the way
 _TAIL = -2
+_ALSO = -3
 
 
 def _probe() -> None:
@@ -201,12 +202,24 @@ class Collector:
 class _Entry:
     """A traced frame on the thread's stack of running traced frames."""
 
-    __slots__ = ("collector", "depth", "exception", "frame", "root", "slot", "slots")
+    __slots__ = ("collector", "depth", "exception", "frame", "outers", "root", "slot", "slots")
+
+    outers: tuple[_Entry, ...]
 
     def __init__(self, frame: FrameType, collector: Collector, *, depth: int, root: bool,
-                 slots: dict[int, int], slot: int) -> None:
+                 slots: dict[int, int], slot: int, below: _Entry | None) -> None:
         self.frame = frame
         self.collector = collector
+        # The running lines of the other profiles this frame runs inside:
+        # each is charged too, as a call rolls up into its calling line.
+        outers: list[_Entry] = []
+        if below is not None:
+            seen = {id(collector)}
+            for entry in (below, *below.outers):
+                if id(entry.collector) not in seen:
+                    seen.add(id(entry.collector))
+                    outers.append(entry)
+        self.outers = tuple(outers)
         self.depth = depth
         self.slots = slots  # line number -> slot id of (collector, line)
         self.slot = slot
@@ -254,6 +267,7 @@ class ThreadTracer:
         self._at = -1
         self._chunks: list[tuple[array[int], array[int], array[int], array[int]]] = []
         self.logging = False
+        self._interval_last = 0
         # Held while an event is logged or the log replayed: a LineTarget
         # replays other threads' logs from the thread that detaches it.
         self.mutex = threading.RLock()
@@ -357,8 +371,13 @@ class ThreadTracer:
             self.collector_ids.clear()
 
     def _replay(self, charge: int, op: int, current: int, peak: int) -> None:
-        last = self.last
-        self.last = current
+        if op == _ALSO:  # the interval just replayed, for an enclosing profile
+            last = self._interval_last
+        else:
+            last = self.last
+            self.last = current
+            if charge >= 0:
+                self._interval_last = last
         if charge >= 0:
             collector, key = self.table[charge]
             delta = current - last
@@ -375,6 +394,10 @@ class ThreadTracer:
                 else:
                     excursion = delta if delta > 0 else 0
                 collector.charge(key, delta, excursion)
+        self._apply(op)
+
+    def _apply(self, op: int) -> None:
+        """After an interval's charge: count a line's run, or a call's start or end."""
         if op >= 0:
             collector, key = self.table[op]
             collector.records[key][2] += 1
@@ -496,7 +519,13 @@ class ThreadTracer:
             if not collector.open_frames:
                 op = self._collector_op(collector, False)
             collector.open_frames.add(frame)
-        self._log(self.stack[-1].slot if self.stack else -1, op, current, peak)
+        if self.stack:
+            below = self.stack[-1]
+            self._log(below.slot, op, current, peak)
+            for outer in below.outers:
+                self._log(outer.slot, _ALSO, current, peak)
+        else:
+            self._log(-1, op, current, peak)
         code = frame.f_code
         slots = self._slots_for(collector, code)
         if fresh:
@@ -509,7 +538,7 @@ class ThreadTracer:
         if slot is None:
             slot = slots[line] = self._new_slot(collector, code, line)
         self.stack.append(_Entry(frame, collector, depth=depth, root=root, slot=slot,
-                                 slots=slots))
+                                 slots=slots, below=self.stack[-1] if self.stack else None))
         local = self.local if theirs is None else _chain(self.local, theirs)
         self._base()
         return local
@@ -540,6 +569,8 @@ class ThreadTracer:
                 slot = top.slots[frame.f_lineno] = self._new_slot(
                     top.collector, frame.f_code, frame.f_lineno)
                 self._log(top.slot, slot, current, peak)
+                for outer in top.outers:
+                    self._log(outer.slot, _ALSO, current, peak)
                 top.slot = slot
                 self._base()
                 return self.local
@@ -554,23 +585,40 @@ class ThreadTracer:
             _tracing.restart_peak(peak)
             if at == _LAST_SLOT:
                 self._grow()
+            for outer in top.outers:
+                self._log(outer.slot, _ALSO, current, peak)
         elif event == "return":
-            current, peak = _get_traced_memory()
-            _tracing.restart_peak(peak)
-            top = stack.pop()
-            op = -1
-            if top.root and (top.exception or not _is_suspension(frame)):
-                collector = top.collector
-                collector.tail_slot = top.slot
-                if frame in collector.open_frames:
-                    collector.open_frames.discard(frame)
-                    if not collector.open_frames:
-                        op = self._collector_op(collector, True)
-            self._log(top.slot, op, current, peak)
-            self._base()
+            self._on_return(frame)
         elif event == "exception":
             stack[-1].exception = True
         return self.local
+
+    def _on_return(self, frame: FrameType) -> None:
+        current, peak = _get_traced_memory()
+        _tracing.restart_peak(peak)
+        top = self.stack.pop()
+        op = -1
+        if top.root and (top.exception or not _is_suspension(frame)):
+            collector = top.collector
+            collector.tail_slot = top.slot
+            if frame in collector.open_frames:
+                collector.open_frames.discard(frame)
+                if not collector.open_frames:
+                    op = self._collector_op(collector, True)
+        self._log(top.slot, op, current, peak)
+        for outer in top.outers:
+            self._log(outer.slot, _ALSO, current, peak)
+        self._base()
+
+    def resume(self) -> None:
+        """After memguard's own work in a traced line (an inner profile ending,
+        printing its table): start the line's next interval here."""
+        self.mutex.acquire()
+        try:
+            if self.logging and self.installed:
+                self._base()
+        finally:
+            self.mutex.release()
 
     def charge_tail(self, collector: Collector) -> None:
         """Charge what happened since the last event (the frame's teardown,

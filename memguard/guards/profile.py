@@ -21,7 +21,9 @@ what they mean:
 Recursion, generators, coroutines, exceptions and threads:
 
 * A recursive call is traced as part of the outermost call; each byte is
-  charged once, to the innermost line running (no double counting).
+  charged once, to the innermost line running (no double counting). A call
+  of another profiled function rolls up into the calling line like any call
+  (and makes its own profile too).
 * A generator's or coroutine's lines are traced each time it is resumed; time
   spent suspended (the caller's work, other tasks) is charged to nobody.
 * When the profiled function raises, the profile is still made (printed,
@@ -199,6 +201,8 @@ class _Session:
         # Warm up: the first traced call of a function allocates its line
         # table, which would otherwise be charged to the profiled call's end.
         self.tracer.charge_tail(self.collector)
+        # Inside an outer profile's line, this setup is memguard's own work.
+        self.tracer.resume()
 
     def settle(self) -> None:
         """Right after the call: stop tracing it and charge its frame's teardown.
@@ -267,12 +271,18 @@ class _Options:
             self.on_profile(result)
 
 
-def _decorate(fn: F, options: _Options) -> F:
-    code = _code_of(fn)
-    if inspect.isasyncgenfunction(fn):
-        raise TypeError(f"profile does not support async generator functions ({fn!r})")
+def _end(session: _Session, holder: Any, options: _Options,
+         error: BaseException | None) -> ThreadTracer:
+    """End a profiled call: settle, build the profile, hand it over."""
+    session.settle()
+    result = session.finish()
+    options.deliver(holder, result, error)
+    return session.tracer
 
-    def run_sync(*args: Any, **kwargs: Any) -> Any:
+
+def _sync_wrapper(fn: F, code: CodeType, options: _Options) -> F:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
         owners = tracer().by_code.get(code)
         if owners:  # a recursive call: part of the outermost call's profile
             return fn(*args, **kwargs)
@@ -284,52 +294,65 @@ def _decorate(fn: F, options: _Options) -> F:
             error = exc
             raise
         finally:
-            session.settle()
-            options.deliver(wrapper, session.finish(), error)
+            thread_tracer = _end(session, wrapper, options, error)
+            del session  # freed here, not in an enclosing profile's line
+            thread_tracer.resume()  # an enclosing profile's line goes on from here
 
-    if inspect.iscoroutinefunction(fn):
-
-        @functools.wraps(fn)
-        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            coroutine = fn(*args, **kwargs)
-            session = _Session(code, expand=options.expand, nframes=options.nframes,
-                               root_frame=coroutine.cr_frame)
-            error: BaseException | None = None
-            try:
-                return await coroutine
-            except BaseException as exc:
-                error = exc
-                raise
-            finally:
-                session.settle()
-                options.deliver(async_wrapper, session.finish(), error)
-
-        async_wrapper.last_profile = None  # type: ignore[attr-defined]
-        return cast(F, async_wrapper)
-
-    if inspect.isgeneratorfunction(fn):
-
-        @functools.wraps(fn)
-        def generator_wrapper(*args: Any, **kwargs: Any) -> Any:
-            generator = fn(*args, **kwargs)
-            session = _Session(code, expand=options.expand, nframes=options.nframes,
-                               root_frame=generator.gi_frame)
-            error: BaseException | None = None
-            try:
-                return (yield from generator)
-            except BaseException as exc:
-                error = exc
-                raise
-            finally:
-                session.settle()
-                options.deliver(generator_wrapper, session.finish(), error)
-
-        generator_wrapper.last_profile = None  # type: ignore[attr-defined]
-        return cast(F, generator_wrapper)
-
-    wrapper = functools.wraps(fn)(run_sync)
     wrapper.last_profile = None  # type: ignore[attr-defined]
     return cast(F, wrapper)
+
+
+def _async_wrapper(fn: F, code: CodeType, options: _Options) -> F:
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        coroutine = fn(*args, **kwargs)
+        session = _Session(code, expand=options.expand, nframes=options.nframes,
+                           root_frame=coroutine.cr_frame)
+        error: BaseException | None = None
+        try:
+            return await coroutine
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            thread_tracer = _end(session, wrapper, options, error)
+            del session
+            thread_tracer.resume()
+
+    wrapper.last_profile = None  # type: ignore[attr-defined]
+    return cast(F, wrapper)
+
+
+def _generator_wrapper(fn: F, code: CodeType, options: _Options) -> F:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        generator = fn(*args, **kwargs)
+        session = _Session(code, expand=options.expand, nframes=options.nframes,
+                           root_frame=generator.gi_frame)
+        error: BaseException | None = None
+        try:
+            return (yield from generator)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            thread_tracer = _end(session, wrapper, options, error)
+            del session
+            thread_tracer.resume()
+
+    wrapper.last_profile = None  # type: ignore[attr-defined]
+    return cast(F, wrapper)
+
+
+def _decorate(fn: F, options: _Options) -> F:
+    code = _code_of(fn)
+    if inspect.isasyncgenfunction(fn):
+        raise TypeError(f"profile does not support async generator functions ({fn!r})")
+    if inspect.iscoroutinefunction(fn):
+        return _async_wrapper(fn, code, options)
+    if inspect.isgeneratorfunction(fn):
+        return _generator_wrapper(fn, code, options)
+    return _sync_wrapper(fn, code, options)
 
 
 @overload

@@ -336,3 +336,37 @@ def test_a_generator_closed_early_still_gives_its_profile() -> None:
     assert result.row(first_line(blocks) + 2).hits == 1
     assert result.row(first_line(blocks) + 2).allocated_bytes == size_of(20_000)
     assert profile_lines(blocks, 2).row(first_line(blocks) + 2).hits == 2
+
+
+def test_inside_a_limit_the_peaks_stay_right() -> None:
+    with memguard.limit(mb=50) as guard:
+        result = profile_lines(known_sizes)
+    # The profiler restarts tracemalloc's peak at every line; the limit's
+    # window still sees the peak of the profiled call.
+    assert guard.peak_bytes >= result.peak_bytes >= size_of(300_000)
+
+
+@profile(show=False)
+def inner_profiled() -> bytearray:
+    return bytearray(30_000)
+
+
+def outer_calls_profiled() -> int:
+    kept = inner_profiled()
+    other = bytearray(10_000)
+    return len(kept) + len(other)
+
+
+def test_a_profiled_call_inside_a_profiled_line() -> None:
+    outer = profile_lines(outer_calls_profiled)
+    inner = inner_profiled.last_profile
+    base = first_line(outer_calls_profiled)
+    inner_first = first_line(inner_profiled.__wrapped__)  # type: ignore[attr-defined]
+    assert inner.row(inner_first + 2).allocated_bytes == size_of(30_000)
+    # The call rolls up into the calling line as any call does; the inner
+    # profile's own work (its snapshot, its table) is left out, but for the
+    # frame objects of memguard's wrapper, freed in the calling line.
+    calling = outer.row(base + 1)
+    assert size_of(30_000) <= calling.allocated_bytes <= size_of(30_000) + 256
+    assert abs(calling.peak_share_bytes - size_of(30_000)) <= 2048
+    assert outer.row(base + 2).allocated_bytes == size_of(10_000)
