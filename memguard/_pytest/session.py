@@ -282,7 +282,9 @@ class MemguardSession:
         shown = count if settings.top == 0 else min(settings.top, count)
         terminalreporter.section(f"memguard: peak memory per test ({_MEASURED[settings.source]}), "
                                  f"top {shown} of {count}")
-        for line in peak_table(self.results, top=settings.top, fmt=settings.table_format):
+        lines = (peak_table(self.results, top=settings.top, fmt=settings.table_format)
+                 if count else ["no test call was measured"])
+        for line in lines:
             write(line)
         if self.baseline is not None:
             threshold = ("" if settings.fail_over_percent is None
