@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from ..units import format_size
+from .files import register_kind
 
 __all__ = ["NATIVE_NOTE", "UNATTRIBUTED_FLOOR", "LineProfile", "LineRow", "row_sort_key"]
 
@@ -316,3 +317,6 @@ class LineProfile:
             callees=tuple(cls.from_dict(c) for c in data.get("callees", ())),
             blind_spots=tuple(str(s) for s in data.get("blind_spots", (NATIVE_NOTE,))),
         )
+
+
+register_kind("lineprofile", "memguard.values.lineprofile:LineProfile")

@@ -5,10 +5,13 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+from pathlib import Path
 
 import pytest
 
+import memguard
 from memguard.report import lines as report_lines
+from memguard.values import files
 from memguard.values.lineprofile import NATIVE_NOTE, LineProfile, LineRow, row_sort_key
 
 
@@ -163,3 +166,9 @@ def test_plot_lines_draws_one_bar_per_line() -> None:
         report_lines.plot_lines(profile, metric="rss")  # type: ignore[arg-type]
     html = report_lines.to_html(profile, chart=True)
     assert '<img alt="memory by line" src="data:image/png;base64,' in html
+
+
+def test_saved_and_loaded_as_a_memguard_file(tmp_path: Path) -> None:
+    profile = make_profile()
+    path = files.save(profile, tmp_path / "profile.json.gz")
+    assert memguard.load(path) == profile
