@@ -1,17 +1,13 @@
-"""L4 guards: run a whole program as ``python`` would, and measure it.
+"""L4 guards: :func:`run_program`, run a whole program as ``python`` would, and measure it.
 
-:class:`Program` runs a script or a module (``-m``) in this process with its
-own ``sys.argv``, ``__main__`` and ``sys.path[0]``, and keeps its exit code;
-an uncaught exception prints the program's own traceback (memguard's and
-runpy's frames left out) through :func:`sys.excepthook`, as ``python`` does.
-
-:func:`run_program` runs it inside :func:`~memguard.guards.record.record`
-(the timeline, with the exact traced peak and, on Linux, the kernel's exact
-RSS high-water mark) and a watching thread that notes when the traced peak
-moved (to one interval), snapshots the allocation sites each time the traced
-level grows 25% past its last capture, samples child processes through
-psutil when asked, and feeds a status line. When the program has ended, a
-snapshot records what it still holds.
+The program (a :class:`~memguard.guards._program.Program`) runs inside
+:func:`~memguard.guards.record.record` (the timeline, with the exact traced
+peak and, on Linux, the kernel's exact RSS high-water mark) and beside a
+watching thread that notes when the traced peak moved (to one interval),
+copies the allocation sites each time the traced level grows 25% past its
+last capture, samples child processes through psutil when asked, and feeds a
+status line. When the program has ended, a snapshot records what it still
+holds.
 """
 
 from __future__ import annotations
@@ -19,18 +15,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
-import importlib.util
-import os
-import runpy
-import shlex
-import sys
 import threading
 import time
 import tracemalloc
-import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
-from types import TracebackType
 
 from .. import _tracing, process
 from .._optional import require
@@ -38,9 +26,10 @@ from ..exceptions import CommandError
 from ..values.limit import LimitReport, SitesStatus
 from ..values.lineprofile import LineProfile
 from ..values.run import RunReport
-from ..values.site import AllocationSite, is_internal, site_sort_key
+from ..values.site import AllocationSite, site_sort_key
 from ..values.snapshot import take_snapshot
 from ..values.timeline import Timeline
+from ._program import Program, hidden
 from .profile import LineTarget
 from .record import record
 
@@ -58,118 +47,6 @@ _LINE_FRAMES = 16
 OnSample = Callable[[float, int, int, int | None], None]
 LineGroups = dict[tuple[str, int], list[float]]
 _ATTRIBUTED = 0.80
-_HIDDEN_FILES = frozenset({runpy.__file__, "<frozen runpy>"})
-
-
-@dataclass(frozen=True, slots=True)
-class Program:
-    """A program to run: a script path or a module name, and its arguments.
-
-    Example:
-        >>> Program("app.py", ("--fast",)).command
-        'app.py --fast'
-        >>> Program("http.server", ("8000",), module=True).command
-        '-m http.server 8000'
-    """
-
-    target: str
-    """The script's path, or the module's name when :attr:`module` is true."""
-    args: tuple[str, ...] = ()
-    """The program's arguments (``sys.argv[1:]``)."""
-    module: bool = False
-    """Run :attr:`target` as ``python -m`` does."""
-
-    @property
-    def command(self) -> str:
-        """The command line after ``memguard run``, shell-quoted."""
-        head = ["-m", self.target] if self.module else [self.target]
-        return shlex.join([*head, *self.args])
-
-    def check(self) -> None:
-        """Fail early, as ``python`` does, when there is nothing to run.
-
-        Raises:
-            CommandError: The script does not exist, or the module is not found
-                (exit code 2).
-        """
-        if self.module:
-            saved = sys.path[:]
-            sys.path.insert(0, os.getcwd())  # where python -m looks first
-            try:
-                found = importlib.util.find_spec(self.target) is not None
-            except (ImportError, ValueError):
-                found = False
-            finally:
-                sys.path[:] = saved
-            if not found:
-                raise CommandError(f"no module named {self.target!r}", exit_code=2)
-        elif not os.path.exists(self.target):
-            raise CommandError(f"can't open file {self.target!r}: no such file", exit_code=2)
-
-    def execute(self, keep: list[object] | None = None) -> tuple[int, str | None]:
-        """Run the program here and now, restoring ``sys.argv`` and ``sys.path`` after.
-
-        Args:
-            keep: If given, the program's globals are appended to it when it
-                ends normally, so that what it still holds can be measured.
-
-        Returns:
-            The exit code, and ``"Type: message"`` when the program raised.
-
-        Example:
-            >>> import pathlib, tempfile
-            >>> script = pathlib.Path(tempfile.mkdtemp()) / "bye.py"
-            >>> _ = script.write_text("raise SystemExit(4)\\n")
-            >>> Program(str(script)).execute()
-            (4, None)
-        """
-        saved_argv, saved_path, saved_items = sys.argv, sys.path, sys.path[:]
-        sys.argv = [self.target, *self.args]  # runpy puts a module's own path first
-        try:
-            if self.module:
-                sys.path.insert(0, os.getcwd())
-                namespace = runpy.run_module(self.target, run_name="__main__", alter_sys=True)
-            else:
-                if not _is_archive_or_dir(self.target):  # runpy puts those first itself
-                    sys.path.insert(0, os.path.dirname(os.path.realpath(self.target)))
-                namespace = runpy.run_path(self.target, run_name="__main__")
-        except SystemExit as stop:
-            return _exit_code(stop.code), None
-        except BaseException as error:  # the program's own failure, shown as python would
-            _show_traceback(error)
-            code = 130 if isinstance(error, KeyboardInterrupt) else 1
-            return code, f"{type(error).__name__}: {error}"
-        finally:
-            sys.argv, sys.path = saved_argv, saved_path
-            saved_path[:] = saved_items
-        if keep is not None:
-            keep.append(namespace)
-        return 0, None
-
-
-def _is_archive_or_dir(path: str) -> bool:
-    return os.path.isdir(path) or zipfile.is_zipfile(path)
-
-
-def _exit_code(code: object) -> int:
-    """The process exit code for ``SystemExit(code)``, as the interpreter computes it."""
-    if code is None:
-        return 0
-    if isinstance(code, int):
-        return code
-    print(code, file=sys.stderr)
-    return 1
-
-
-def _show_traceback(error: BaseException) -> None:
-    tb: TracebackType | None = error.__traceback__
-    while tb is not None and _hidden(tb.tb_frame.f_code.co_filename):
-        tb = tb.tb_next
-    sys.excepthook(type(error), error.with_traceback(tb), tb)
-
-
-def _hidden(filename: str) -> bool:
-    return filename in _HIDDEN_FILES or is_internal(filename)
 
 
 def _children_rss() -> int:
@@ -310,7 +187,7 @@ def _top_sites(groups: LineGroups, baseline: LineGroups | None) -> tuple[Allocat
     sites = []
     for (filename, lineno), (size, count) in groups.items():
         old_size, old_count = (baseline or {}).get((filename, lineno), (0.0, 0.0))
-        if size > old_size and not _hidden(filename):
+        if size > old_size and not hidden(filename):
             sites.append(AllocationSite(filename=filename, lineno=lineno,
                                         size_bytes=int(size - old_size),
                                         count=int(count - old_count)))
@@ -336,6 +213,25 @@ def _limit_report(run: RunReport, limit_bytes: int) -> LimitReport:
         duration_seconds=run.duration_seconds, sites=run.sites, sites_status=status,
         sites_level_bytes=run.sites_level_bytes,
     )
+
+
+def _line_target(spec: str | None) -> LineTarget | None:
+    if spec is None:
+        return None
+    try:
+        return LineTarget.parse(spec)
+    except ValueError as bad:
+        raise CommandError(f"--lines: {bad}", exit_code=2) from None
+
+
+def _baseline() -> LineGroups | None:
+    """The traces already live under someone else's trace, so that only the
+    program's growth is named."""
+    if not tracemalloc.is_tracing():
+        return None
+    with _tracing.excluded():
+        existing = tracemalloc.take_snapshot()
+    return group_by_line(existing)
 
 
 def _observe(program: Program, kept: list[object], target: LineTarget | None, *,
@@ -417,19 +313,9 @@ def run_program(
     if isinstance(interval, bool) or not isinstance(interval, int | float) or not interval > 0:
         raise ValueError(f"interval must be a positive number of seconds, got {interval!r}")
     program.check()
-    target = None
-    if lines is not None:
-        try:
-            target = LineTarget.parse(lines)
-        except ValueError as bad:
-            raise CommandError(f"--lines: {bad}", exit_code=2) from None
+    target = _line_target(lines)
     started_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    baseline = None
-    if tracemalloc.is_tracing():  # someone else's trace: name only the program's growth
-        with _tracing.excluded():
-            existing = tracemalloc.take_snapshot()
-        baseline = group_by_line(existing)
-        del existing
+    baseline = _baseline()
     kept: list[object] = []
     # The outer window keeps tracing on after the recording ends, for the
     # line profiles' retained memory and the snapshot of what the program
