@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING, Any, Literal
 from .._optional import require
 from ..units import format_size
 from ..values.lineprofile import LineProfile, LineRow
+from ._model import Document, Section, Table, register_document
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["Metric", "plot_lines", "to_html", "to_markdown", "to_text"]
+__all__ = ["Metric", "document", "plot_lines", "to_html", "to_markdown", "to_text"]
 
 Metric = Literal["allocated", "retained", "peak"]
 _METRICS: dict[str, str] = {
@@ -186,3 +187,40 @@ def plot_lines(profile: LineProfile, ax: Axes | None = None, *,
                 transform=ax.transAxes)
     result: Figure = figure
     return result
+
+
+def document(profile: LineProfile, top: int = 10) -> Document:
+    """The neutral document :func:`memguard.report.render` lays out for a profile.
+
+    Every line of the function is listed (*top* does not cut a profile: its
+    lines are in source order); callees follow as sections of their own.
+
+    Example:
+        >>> from memguard.values.lineprofile import LineProfile
+        >>> doc = document(LineProfile(function="f", filename="x.py", first_lineno=1,
+        ...                            rows=(), calls=1))
+        >>> doc.title, doc.facts[1]
+        ('memguard line profile: f', ('calls', '1'))
+    """
+    del top
+    sections = []
+    for item in _profiles(profile):
+        rows = [list(_cells(row)) for row in item.rows]
+        title = "Lines" if item is profile else f"Lines of {item.label} (expanded callee)"
+        sections.append(Section(title, table=Table(list(_HEADER), rows, "rrrrrl", 5)))
+    notes = list(profile.notes())
+    if notes:
+        sections.append(Section("Notes", lines=notes))
+    facts = [
+        ("function", profile.label),
+        ("calls", str(profile.calls)),
+        ("allocated", format_size(profile.allocated_bytes)),
+        ("peak", format_size(profile.peak_bytes)),
+        ("retained", format_size(profile.retained_total_bytes)),
+        ("frames per trace", str(profile.nframes)),
+    ]
+    return Document("lineprofile", f"memguard line profile: {profile.function}", facts,
+                    sections, [])
+
+
+register_document(LineProfile, document)

@@ -172,3 +172,17 @@ def test_saved_and_loaded_as_a_memguard_file(tmp_path: Path) -> None:
     profile = make_profile()
     path = files.save(profile, tmp_path / "profile.json.gz")
     assert memguard.load(path) == profile
+
+
+def test_rendered_through_memguard_report() -> None:
+    from memguard.report import render
+
+    profile = make_profile(blind_spots=())
+    text = render(profile, "text", width=100)
+    assert text.splitlines()[0] == "memguard line profile: load"
+    assert any(line.split() == ["11", "1", "1.0", "MiB", "0", "B", "1.0", "MiB", "data", "=",
+                                "bytearray(n)"] for line in text.splitlines())
+    markdown = render(profile, "markdown")
+    assert "| 12 | 1 | 7.9 KiB | 7.9 KiB | 7.9 KiB |" in markdown
+    assert "memguard line profile: load" in render(profile, "html")
+    assert json.loads(render(profile, "json"))["kind"] == "lineprofile"
