@@ -133,15 +133,13 @@ class _Watcher:
 
     def _capture(self, now: float) -> None:
         began = time.perf_counter()
-        # Only the copy of the traces happens inside excluded(): it is one C
-        # call that holds the GIL, so the program cannot allocate meanwhile
-        # and resetting the peak after it loses none of the program's peak
-        # (the copy itself is not traced). Grouping is Python code, during
-        # which the program runs: it happens outside, and its few traced
-        # allocations (one small list per source line) count like any other.
-        with _tracing.excluded():
-            level = tracemalloc.get_traced_memory()[0] - self.window.start_bytes
-            snapshot = tracemalloc.take_snapshot()
+        # No _tracing.excluded() here: the program keeps running while this
+        # thread works (the GIL switches), and resetting the peak afterwards
+        # would lose whatever peak the program reached meanwhile. Nothing
+        # needs excluding either: tracemalloc does not trace its own copy of
+        # the traces, and grouping allocates one small list per source line.
+        level = tracemalloc.get_traced_memory()[0] - self.window.start_bytes
+        snapshot = tracemalloc.take_snapshot()
         groups = group_by_line(snapshot)
         del snapshot
         self.sites = _top_sites(groups, self.baseline)
