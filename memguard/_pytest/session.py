@@ -136,8 +136,10 @@ class CallRun:
         nodeid = self.item.nodeid
         base = self.baseline.peaks.get(nodeid) if self.baseline is not None else None
         source = self.settings.source if self.settings.measure or report is None else report.source
+        # A limit on another source than the one measured is not this peak's limit.
+        same = report is not None and report.source == source
         figures = TestFigures(nodeid=nodeid, peak_bytes=peak, source=source,
-                              limit_bytes=report.limit_bytes if report is not None else None,
+                              limit_bytes=report.limit_bytes if same and report else None,
                               baseline_bytes=base)
         self.item.user_properties.extend(figures.properties())
         return Change(nodeid, base, peak) if base is not None else None
