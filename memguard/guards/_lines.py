@@ -276,17 +276,15 @@ class ThreadTracer:
     # -- installation -------------------------------------------------------
     def acquire(self) -> None:
         """Install the trace function in this thread (counted)."""
-        self.users += 1
         if not self.installed:
             self.previous = cast("TraceFunction | None", sys.gettrace())
             self.stack.clear()
-            if not self._indices:
-                self._indices = list(range(_LOG_SIZE))
             if not self._chunks:
                 self._new_chunk()
             self._calibrate()
             sys.settrace(self.on_call)
             self.installed = True
+        self.users += 1
 
     def release(self) -> None:
         """Undo one :meth:`acquire`; the last one restores the previous tracer.
@@ -303,6 +301,8 @@ class ThreadTracer:
 
     # -- the log ------------------------------------------------------------
     def _new_chunk(self) -> None:
+        if not self._indices:
+            self._indices = list(range(_LOG_SIZE))
         zeros = bytes(8 * _LOG_SIZE)
         chunk = (array("q", zeros), array("q", zeros), array("q", zeros), array("q", zeros))
         self._chunks.append(chunk)
@@ -363,6 +363,7 @@ class ThreadTracer:
         else:
             self._at = -1
             self.logging = False
+            self._indices = []
             self._charge = self._op = self._current = self._peak = array("q")
             self.table.clear()
             self.slot_ids.clear()

@@ -188,16 +188,21 @@ class _Session:
         self.window = _tracing.begin(nframes)
         self.nframes = tracemalloc.get_traceback_limit()
         self.baseline: dict[Key, int] | None = None
-        if not self.window.started_tracing:
-            # Memory from earlier calls may be alive on the same lines.
-            self.baseline = _retained(_snapshot(), [code], None)
         self.tracer = tracer()
-        if root_frame is not None:
-            self.tracer.roots[root_frame] = self.collector
-        else:
-            self.tracer.by_code.setdefault(code, []).append(self.collector)
         self.settled = False
-        self.tracer.acquire()
+        try:
+            if not self.window.started_tracing:
+                # Memory from earlier calls may be alive on the same lines.
+                self.baseline = _retained(_snapshot(), [code], None)
+            if root_frame is not None:
+                self.tracer.roots[root_frame] = self.collector
+            else:
+                self.tracer.by_code.setdefault(code, []).append(self.collector)
+            self.tracer.acquire()
+        except BaseException:
+            self.settle()
+            _tracing.end(self.window)
+            raise
         # Warm up: the first traced call of a function allocates its line
         # table, which would otherwise be charged to the profiled call's end.
         self.tracer.charge_tail(self.collector)
