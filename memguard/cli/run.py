@@ -81,6 +81,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-census", dest="census", action="store_false",
                         help="do not count live objects by type when the program ends "
                              "(a pass over the whole heap)")
+    parser.add_argument("--no-sites", dest="sites", action="store_false",
+                        help="do not capture the allocation sites near the peak while the "
+                             "program runs (faster for programs with millions of live "
+                             "objects)")
     parser.add_argument("-m", dest="module", metavar="module",
                         help="run a library module as a script, as `python -m` does")
     parser.add_argument("script", nargs="?", help="the script to run, then its arguments")
@@ -186,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = run_program(program, interval=args.interval, rss=args.rss,
                              children=args.children, limit_bytes=args.limit, lines=args.lines,
-                             census=args.census, on_sample=status)
+                             census=args.census, sites=args.sites, on_sample=status)
     except TracingError as error:
         raise CommandError(f"{error}; no run file was written (did the program stop "
                            f"tracemalloc itself?)", exit_code=EXIT_ERROR) from None

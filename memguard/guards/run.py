@@ -66,7 +66,7 @@ class _Watcher:
     the children's memory, and the status line's figures."""
 
     def __init__(self, window: _tracing.PeakWindow, *, interval: float, children: bool,
-                 rss: bool, baseline: LineGroups | None,
+                 rss: bool, sites: bool, baseline: LineGroups | None,
                  on_sample: OnSample | None) -> None:
         self.window = window
         self.interval = interval
@@ -85,7 +85,7 @@ class _Watcher:
         # A capture briefly holds a copy of every trace (about 100 bytes per
         # live block, not traced but resident): with rss or children, the
         # process's memory is the figure, and it must stay the program's.
-        self.capture_sites = not (rss or children)
+        self.capture_sites = sites and not (rss or children)
         self._stopped = False
         self._thread = threading.Thread(target=self._loop, name="memguard-run-watcher",
                                         daemon=True)
@@ -233,7 +233,7 @@ def _baseline() -> LineGroups | None:
 
 
 def _observe(program: Program, kept: list[object], target: LineTarget | None, *,
-             interval: float, rss: bool, children: bool,
+             interval: float, rss: bool, children: bool, sites: bool,
              baseline: LineGroups | None,
              on_sample: OnSample | None) -> tuple[Timeline, _Watcher, tuple[int, str | None],
                                                   float]:
@@ -241,7 +241,7 @@ def _observe(program: Program, kept: list[object], target: LineTarget | None, *,
     with record(interval, label=program.command, rss=rss or children) as recording:
         window = _tracing.begin()
         watcher = _Watcher(window, interval=interval, children=children, rss=rss,
-                           baseline=baseline, on_sample=on_sample)
+                           sites=sites, baseline=baseline, on_sample=on_sample)
         with _tracing.excluded():
             watcher.start()
         try:
@@ -272,6 +272,7 @@ def run_program(
     limit_bytes: int | None = None,
     lines: str | None = None,
     census: bool = True,
+    sites: bool = True,
     on_sample: OnSample | None = None,
 ) -> RunReport:
     """Run *program* in this process under tracing, and report what it used.
@@ -287,6 +288,15 @@ def run_program(
             figures are the process and its children together.
         limit_bytes: Judge the peak against this limit (the RSS peak above the
             start with *rss*, else the traced peak); see :attr:`RunReport.limit`.
+        lines: ``MODULE_OR_FILE:FUNCTION``: profile that function line by line
+            in every call (:class:`memguard.guards.profile.LineTarget`);
+            tracebacks then keep 16 frames.
+        census: Count the live objects by type when the program ends (one
+            pass over the whole heap: a second or more for a big one).
+        sites: Capture the allocation sites near the peak while the program
+            runs. Each capture costs time in proportion to the live blocks
+            (kept to about a fifth of the run, unless the level doubled);
+            never done with *rss* or *children*.
         on_sample: Called from the watching thread every interval with the
             seconds elapsed, the traced level, the traced peak so far (both
             above the start) and the RSS (``None`` without *rss*).
@@ -323,7 +333,7 @@ def run_program(
     try:
         timeline, watcher, (exit_code, error), duration = _observe(
             program, kept, target, interval=float(interval), rss=rss, children=children,
-            baseline=baseline, on_sample=on_sample)
+            sites=sites, baseline=baseline, on_sample=on_sample)
         profiles: tuple[LineProfile, ...] = ()
         if target is not None:
             target.detach()

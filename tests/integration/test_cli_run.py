@@ -330,6 +330,11 @@ def test_the_exact_peak_survives_site_captures(tmp_path: Path) -> None:
     assert size <= run.traced_peak_bytes <= size + 300_000
     assert run.sites
     assert run.sites[0].filename == str(script)
+    code, run = _run(tmp_path, "--no-sites", str(script), str(expected))
+    assert code == 0
+    assert run is not None
+    assert run.sites == ()
+    assert size <= run.traced_peak_bytes <= size + 300_000
 
 
 def test_the_run_file_lands_where_memguard_started_even_if_the_program_moves(
