@@ -83,9 +83,12 @@ class CallRun:
         """Close everything; raise the first failed check if the body passed."""
         __tracebackhide__ = True
         failure: CheckFailed | None = None
+        peak: int | None = None
         try:
-            peak = self._close_measurement()
-            failure = self._exit_guards(error)
+            try:
+                peak = self._close_measurement()
+            finally:
+                failure = self._exit_guards(error)
         finally:
             if self._original is not None:
                 self.item.obj = self._original  # type: ignore[attr-defined]
