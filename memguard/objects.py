@@ -20,10 +20,11 @@ type, not once per object. Imports only the standard library.
 from __future__ import annotations
 
 import gc
+import operator
 import sys
 from collections import Counter
 from collections.abc import Mapping
-from itertools import filterfalse
+from itertools import compress, filterfalse
 
 __all__ = ["count_types", "tracked_count", "type_name"]
 
@@ -31,6 +32,11 @@ __all__ = ["count_types", "tracked_count", "type_name"]
 # the ABCs' caches (sets of weakrefs), which would show as growth between the
 # first census and the second. Ask once here (microseconds).
 isinstance(map(type, ()), Mapping)
+
+#: ``sys.getrefcount`` of an untracked object held by one container only, as
+#: seen from inside :func:`_count_untracked` (the container, the list of
+#: referents, and the call's own argument).
+_ONE_HOLDER = 3
 
 #: Referents are fetched this many containers at a time, to bound the
 #: temporary list that ``gc.get_referents`` builds on a large heap.
@@ -52,16 +58,27 @@ def type_name(cls: type) -> str:
     return sys.intern(f"{module}.{qualname}")
 
 
-def _untracked_referents(tracked: list[object]) -> dict[int, object]:
-    """Untracked direct referents of *tracked*, by id (each object once)."""
-    found: dict[int, object] = {}
+def _count_untracked(tracked: list[object], by_type: Counter[type]) -> None:
+    """Add the untracked direct referents of *tracked* to *by_type*, each object once.
+
+    Deduplicating by ``id()`` would allocate an ``int`` per object (slow, and
+    slower still while tracemalloc traces). Instead, an object whose
+    reference count shows a single holder (the container, plus the two
+    references this function itself holds while asking) is counted at once;
+    only the others are deduplicated by id.
+    """
+    shared: dict[int, object] = {}
     for start in range(0, len(tracked), _CHUNK):
         referents = gc.get_referents(*tracked[start:start + _CHUNK])
         untracked = list(filterfalse(gc.is_tracked, referents))
         del referents
-        found.update(zip(map(id, untracked), untracked, strict=True))
-        del untracked
-    return found
+        single = list(map(_ONE_HOLDER.__eq__, map(sys.getrefcount, untracked)))
+        by_type.update(map(type, compress(untracked, single)))
+        several = list(compress(untracked, map(operator.not_, single)))
+        shared.update(zip(map(id, several), several, strict=True))
+        del untracked, single, several
+    by_type.update(map(type, shared.values()))
+    shared.clear()
 
 
 def count_types(*, untracked: bool = True, collect: bool = True) -> dict[str, int]:
@@ -100,15 +117,12 @@ def count_types(*, untracked: bool = True, collect: bool = True) -> dict[str, in
         gc.collect()
     tracked = gc.get_objects()
     by_type: Counter[type] = Counter()
-    extra: dict[int, object] = {}
     try:
         by_type.update(map(type, tracked))
         if untracked:
-            extra = _untracked_referents(tracked)
-            by_type.update(map(type, extra.values()))
+            _count_untracked(tracked, by_type)
     finally:
         del tracked
-        extra.clear()
     # A dict of str to int stays untracked by the collector (see the module docstring).
     result: dict[str, int] = {}
     for cls, count in by_type.items():
