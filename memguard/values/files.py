@@ -167,6 +167,8 @@ def loads(raw: bytes | str, *, name: str = "<memory>") -> Any:
     except json.JSONDecodeError as error:
         raise SnapshotFormatError(name, f"not valid JSON, damaged or truncated: {error.msg} at "
                                         f"line {error.lineno} column {error.colno}") from None
+    except RecursionError:
+        raise SnapshotFormatError(name, "not a memguard file: JSON nested too deeply") from None
     return _from_envelope(envelope, name)
 
 
@@ -196,7 +198,7 @@ def _from_envelope(envelope: Any, name: str) -> Any:
         return reader(data)
     except KeyError as error:
         raise SnapshotFormatError(name, f"damaged {kind}: missing field {error}") from None
-    except (TypeError, ValueError, AttributeError) as error:
+    except (TypeError, ValueError, AttributeError, RecursionError) as error:
         raise SnapshotFormatError(name, f"damaged {kind}: {error}") from None
 
 

@@ -67,6 +67,9 @@ BAD_FILES = [
     ("kind.json", _envelope(kind="spreadsheet"), "unknown kind 'spreadsheet'"),
     ("no-data.json", _envelope(data=[1]), "the snapshot has no data object"),
     ("missing.json", _envelope(data={"label": "x"}), "damaged snapshot: missing field 'sites'"),
+    ("deep.json", b"[" * 100_000 + b"]" * 100_000, "JSON nested too deeply"),
+    ("nan.json", _envelope(data={**json.loads(GOOD)["data"], "pid": float("nan")}),
+     "damaged snapshot: cannot convert float NaN to integer"),
     ("wrong-type.json", _envelope(data={**json.loads(GOOD)["data"], "sites": [[1, 2]]}),
      "damaged snapshot: "),
 ]
