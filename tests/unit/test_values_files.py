@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 from _report_values import after, diff, leak_report, limit_report, timeline, untraced
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import memguard
 from memguard.exceptions import MemguardError, SnapshotFormatError
@@ -132,3 +134,23 @@ def test_gzip_is_recognised_by_content(tmp_path: Path) -> None:
     path = _write(tmp_path, "snap.json", gzip.compress(GOOD))
     assert memguard.load(path) == after()
     assert isinstance(files.loads(GOOD), Snapshot)
+
+
+SMALL = files.dumps(diff()).encode()
+
+
+@settings(max_examples=300, deadline=None)
+@given(cut=st.integers(min_value=0, max_value=len(SMALL) - 1),
+       position=st.integers(min_value=0, max_value=len(SMALL) - 1),
+       byte=st.integers(min_value=0, max_value=255), gz=st.booleans())
+def test_any_damage_is_a_format_error_or_a_value(cut: int, position: int, byte: int,
+                                                 gz: bool) -> None:
+    damaged = bytearray(SMALL)
+    damaged[position] = byte
+    content = bytes(damaged[:cut] if cut else damaged)
+    if gz:
+        content = gzip.compress(content)[: max(10, cut)]
+    try:
+        files.loads(content, name="fuzz.json")
+    except SnapshotFormatError as error:
+        assert error.path == "fuzz.json"
