@@ -67,9 +67,13 @@ class Recording:
         return self.timeline
 
     def __getattr__(self, name: str) -> Any:
+        # AttributeError (not RuntimeError) while running, so hasattr() and
+        # getattr(x, name, default) keep working on a running recording.
         if name.startswith("_"):
             raise AttributeError(name)
-        return getattr(self.timeline, name)
+        if self._timeline is None:
+            raise AttributeError(f"{name!r} is known once the record() block has ended")
+        return getattr(self._timeline, name)
 
     def mark(self, label: str) -> Mark:
         """Note a labelled moment (and take a sample there).

@@ -107,6 +107,9 @@ def test_misuse() -> None:
     with recorder as timeline:
         with pytest.raises(RuntimeError, match="complete once the record"):
             timeline.timeline
+        with pytest.raises(AttributeError, match="'samples' is known once the record"):
+            timeline.samples
+        assert not hasattr(timeline, "to_dict")
         with pytest.raises(RuntimeError, match="already running"):
             recorder.__enter__()
     with pytest.raises(RuntimeError, match="mark\\(\\) works only inside"):
