@@ -333,8 +333,8 @@ def track_leaks(
         >>> try:
         ...     handler()
         ... except memguard.LeakDetected as error:
-        ...     print(str(error.report).split(",")[0])
-        handler: leaks +1.0 KiB per call (+40.0 KiB over 40 calls)
+        ...     print(str(error.report).split(" (")[0])
+        handler: leaks +1.0 KiB per call
         >>> CACHE.clear()
 
     .. versionadded:: 0.1.0
