@@ -7,20 +7,21 @@ lay that document out, so all three always say the same thing.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..units import format_size
-from ..values.diff import SnapshotDiff
+from ..values.diff import SiteDelta, SnapshotDiff
 from ..values.leak import LeakReport, format_amount
 from ..values.limit import LimitReport
 from ..values.site import AllocationSite, is_internal
 from ..values.snapshot import Snapshot
 from ..values.timeline import Timeline
 
-__all__ = ["Document", "Section", "Table", "build", "register_document"]
+__all__ = ["Document", "Section", "Table", "build", "call_path", "register_document"]
 
 
 @dataclass
@@ -149,6 +150,22 @@ def _names(items: Sequence[str]) -> str:
     return ", ".join(items) if items else "none"
 
 
+def call_path(delta: SiteDelta) -> str:
+    """Where a change was allocated: ``file:line``, or for a traceback its callers
+    (file names only) leading to the full innermost place, which stays visible
+    when the text is cut from the left.
+
+    Example:
+        >>> from memguard.values.site import Frame
+        >>> call_path(SiteDelta(filename="/app/util.py", lineno=2, size_bytes=1,
+        ...                     size_diff_bytes=1, count=1, count_diff=1,
+        ...                     traceback=(Frame("/app/main.py", 5), Frame("/app/util.py", 2))))
+        'main.py:5 -> /app/util.py:2'
+    """
+    callers = [f"{os.path.basename(f.filename)}:{f.lineno}" for f in delta.traceback[:-1]]
+    return " -> ".join([*callers, delta.where])
+
+
 def _diff(value: SnapshotDiff, top: int) -> Document:
     facts = [("elapsed", f"{value.elapsed_seconds:.3f} s"), ("sites grouped by", value.by),
              ("traced Python heap", _size_or_absent(value.traced_diff_bytes,
@@ -169,7 +186,7 @@ def _diff(value: SnapshotDiff, top: int) -> Document:
         sections.append(Section("Changed allocation sites", _absent(value.reason("sites"))))
     else:
         rows = [[format_size(s.size_diff_bytes, signed=True), format_size(s.size_bytes),
-                 f"{s.count_diff:+,}", f"{s.count:,}", s.where] for s in value.sites[:top]]
+                 f"{s.count_diff:+,}", f"{s.count:,}", call_path(s)] for s in value.sites[:top]]
         total = format_size(value.sites_diff_bytes or 0, signed=True)
         note = (f"{len(value.sites):,} sites changed, {total} in all; biggest change first; "
                 "memguard's own frames and the import machinery left out")

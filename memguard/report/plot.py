@@ -24,6 +24,7 @@ from ..values.limit import LimitReport
 from ..values.snapshot import Snapshot
 from ..values.timeline import Timeline
 from ._dispatch import unwrap
+from ._model import call_path
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -261,7 +262,7 @@ def _top_data(value: Any, top: int) -> tuple[list[tuple[Any, ...]], str]:
     if isinstance(value, SnapshotDiff):
         if value.sites:
             sites_d = value.sites[:top]
-            panels.append(([s.where for s in sites_d], [float(s.size_diff_bytes)
+            panels.append(([call_path(s) for s in sites_d], [float(s.size_diff_bytes)
                                                        for s in sites_d], True,
                            "Biggest changes by allocation site (traced memory)", True))
         if value.types:
