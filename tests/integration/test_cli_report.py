@@ -106,6 +106,9 @@ def test_report_charts(runs: tuple[Path, Path], tmp_path: Path) -> None:
     assert png.read_bytes().startswith(b"\x89PNG\r\n")
     assert main(["report", str(runs[0]), "--format", "svg", "--output", str(svg)]) == 0
     assert "<svg" in svg.read_text()
+    bars = tmp_path / "diff.svg"
+    assert main(["diff", str(runs[0]), str(runs[1]), "--output", str(bars)]) == 0
+    assert "<svg" in bars.read_text()
 
 
 def test_report_a_snapshot_file(
