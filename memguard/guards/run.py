@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 from .. import _tracing, process
 from .._optional import require
-from ..exceptions import CommandError
+from ..exceptions import CommandError, MeasurementUnavailable
 from ..values.limit import LimitReport, SitesStatus
 from ..values.lineprofile import LineProfile
 from ..values.run import RunReport
@@ -124,7 +124,12 @@ class _Watcher:
                                                self.sites_level * _CAPTURE_GROWTH) and (
                 now >= self.next_capture or level >= self.sites_level * _CAPTURE_FORCED):
             self._capture(now)
-        rss = process.rss_bytes() if self.want_rss or self.want_children else None
+        rss = None
+        if self.want_rss or self.want_children:
+            try:
+                rss = process.rss_bytes()
+            except MeasurementUnavailable:  # the exact peak is record()'s; samples are extra
+                self.want_rss = self.want_children = False
         if self.want_children and rss is not None:
             self.children.append((now, rss + _children_rss()))
         if self.on_sample is not None:
