@@ -222,7 +222,7 @@ process RSS        peak 24.0 MiB (+4.0 MiB above the start, kernel high-water
                    mark, exact)
 with children      peak 40.0 MiB (sampled every 10 ms)
 limit              peak 3.0 MiB > limit 1.0 MiB (+2.0 MiB), traced Python heap
-at the end         traced 5.0 KiB in 1 sites, 940 objects, RSS 21.0 MiB
+live at the end    940 objects in 2 types
 
 Allocation sites at the peak
   live at 3.0 MiB above the start, at 0.240 s (100% of the peak); 1 smaller
@@ -233,6 +233,11 @@ Allocation sites at the peak
 Traced Python heap over time
   3 samples every 10 ms, 0 B to 3.0 MiB above the start
   ▁█▁
+
+Still live at the end
+  traced memory the program held when it ended, biggest first
+     size  blocks  where
+  2.0 KiB       2  lib.py:2
 
 Live objects by type at the end
   count  type
