@@ -151,19 +151,19 @@ def _names(items: Sequence[str]) -> str:
 
 
 def call_path(delta: SiteDelta) -> str:
-    """Where a change was allocated: ``file:line``, or for a traceback its callers
-    (file names only) leading to the full innermost place, which stays visible
-    when the text is cut from the left.
+    """Where a change was allocated: ``file:line``, then for a traceback its
+    callers, nearest first, by file name (``util.py:2 <- main.py:5``); text cut
+    from the left keeps the callers and the innermost file name.
 
     Example:
         >>> from memguard.values.site import Frame
         >>> call_path(SiteDelta(filename="/app/util.py", lineno=2, size_bytes=1,
         ...                     size_diff_bytes=1, count=1, count_diff=1,
         ...                     traceback=(Frame("/app/main.py", 5), Frame("/app/util.py", 2))))
-        'main.py:5 -> /app/util.py:2'
+        '/app/util.py:2 <- main.py:5'
     """
-    callers = [f"{os.path.basename(f.filename)}:{f.lineno}" for f in delta.traceback[:-1]]
-    return " -> ".join([*callers, delta.where])
+    callers = [f"{os.path.basename(f.filename)}:{f.lineno}" for f in delta.traceback[-2::-1]]
+    return " <- ".join([delta.where, *callers])
 
 
 def _diff(value: SnapshotDiff, top: int) -> Document:

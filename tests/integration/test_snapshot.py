@@ -84,7 +84,7 @@ def test_grouping_by_traceback_separates_callers(deep: _tracing.PeakWindow) -> N
     assert sorted(map(sorted, found)) == [[min(callers)], [max(callers)]]
     assert all(d.traceback[-1].lineno == line_of("# ALLOCATE") for d in by_tb.sites[:2])
     text = render(by_tb, "text", width=100)
-    assert f"test_snapshot.py:{line_of('# CALLER ONE')} -> " in text
+    assert f" <- test_snapshot.py:{line_of('# CALLER ONE')} <- " in text
     by_file = memguard.diff(before, after, by="filename", include=[__file__])
     assert [d.where for d in by_file.sites or ()][:1] == [__file__]
     del first, second
