@@ -286,6 +286,15 @@ class ThreadTracer:
             self.installed = True
         self.users += 1
 
+    def prepare(self) -> None:
+        """Make the log's arrays now (before tracing starts, preferably)."""
+        self.mutex.acquire()
+        try:
+            if not self._chunks:
+                self._new_chunk()
+        finally:
+            self.mutex.release()
+
     def release(self) -> None:
         """Undo one :meth:`acquire`; the last one restores the previous tracer.
 
@@ -363,7 +372,6 @@ class ThreadTracer:
         else:
             self._at = -1
             self.logging = False
-            self._indices = []
             self._charge = self._op = self._current = self._peak = array("q")
             self.table.clear()
             self.slot_ids.clear()
@@ -499,6 +507,10 @@ class ThreadTracer:
     def on_call(self, frame: FrameType, event: str, arg: Any) -> TraceFunction | None:
         """The global trace function: picks the frames to trace."""
         theirs = self.previous(frame, event, arg) if self.previous is not None else None
+        stack = self.stack
+        if (not self.matchers and frame.f_code not in self.by_code and frame not in self.roots
+                and (not stack or stack[-1].depth >= stack[-1].collector.expand)):
+            return theirs  # the common case, decided without a call: not ours
         self.mutex.acquire()
         try:
             if not self.logging:
@@ -686,16 +698,17 @@ def attribute_traces(
     for trace in _raw_traces(snapshot):
         size, frames = trace[1], trace[2]
         for filename, lineno in frames:  # innermost first
-            if filename.startswith(_OWN_DIR):
-                break  # memguard's own bookkeeping, made while a line was traced
-            if filename in files:
-                place = (filename, lineno)
-                key = owners.get(place)
-                if key is not None:
-                    if frames[0] == place and size in line_tables.get(place, ()):
-                        break
-                    out[key] = out.get(key, 0) + size
+            if filename not in files:
+                if filename.startswith(_OWN_DIR):
+                    break  # memguard's own bookkeeping, made while a line was traced
+                continue
+            place = (filename, lineno)
+            key = owners.get(place)
+            if key is not None:
+                if frames[0] == place and size in line_tables.get(place, ()):
                     break
+                out[key] = out.get(key, 0) + size
+                break
     return out
 
 

@@ -185,10 +185,13 @@ class _Session:
         self.root_frame = root_frame
         self.collector = Collector(expand=expand)
         self.started = time.perf_counter()
+        # The thread's tracer and its log are made before tracing starts, so
+        # that they are not among the traces the retained figures walk.
+        self.tracer = tracer()
+        self.tracer.prepare()
         self.window = _tracing.begin(nframes)
         self.nframes = tracemalloc.get_traceback_limit()
         self.baseline: dict[Key, int] | None = None
-        self.tracer = tracer()
         self.settled = False
         try:
             if not self.window.started_tracing:
@@ -591,6 +594,7 @@ class LineTarget:
         """Start profiling matching calls in this thread and in threads started from now."""
         if self._attached:
             raise RuntimeError("this LineTarget is already attached")
+        tracer().prepare()
         self._window = _tracing.begin(self.nframes)
         self._started = time.perf_counter()
         self._attached = True
