@@ -104,10 +104,20 @@ class Recording:
                 self._rss_window = process.begin_rss()
             except MeasurementUnavailable:
                 self._rss_window = None
-        self._window = _tracing.begin()
-        # The sampler thread's own start-up allocations are not the block's.
-        with _tracing.excluded():
-            self._sampler.start()
+        try:
+            self._window = _tracing.begin()
+            # The sampler thread's own start-up allocations are not the block's.
+            with _tracing.excluded():
+                self._sampler.start()
+        except BaseException:
+            # Nothing half-open is left behind: no window, no RSS window.
+            if self._window is not None:
+                _tracing.end(self._window)
+                self._window = None
+            if self._rss_window is not None:
+                process.end_rss(self._rss_window)
+                self._rss_window = None
+            raise
 
     def _finish(self) -> Timeline:
         window, self._window = self._window, None

@@ -159,3 +159,20 @@ def test_a_long_recording_adds_little_to_the_traced_heap() -> None:
     peak = timeline.traced_peak_above_start_bytes
     assert peak is not None
     assert peak < 8 * 1024, peak  # the reserve was made before the block began
+
+
+def test_a_failed_start_leaves_nothing_open() -> None:
+    from memguard import process
+    from memguard.exceptions import TracingError
+
+    outer = _tracing.begin()  # memguard starts tracing ...
+    tracemalloc.stop()  # ... and someone else stops it under memguard's feet
+    try:
+        with pytest.raises(TracingError, match="stopped while a memguard block was open"), \
+                memguard.record():
+            pass  # pragma: no cover - never runs
+        assert _sampler_threads() == []
+        assert process._rss_windows == []
+    finally:
+        with pytest.raises(TracingError):
+            _tracing.end(outer)
