@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 # pytest-memray is installed next to memguard and owns limit_memory/limit_leaks
@@ -12,7 +14,7 @@ NO_MEMRAY = ("-p", "no:memray", "-p", "no:cacheprovider", "-p", "no:hypothesispy
 
 
 @pytest.fixture
-def run(pytester: pytest.Pytester):  # type: ignore[no-untyped-def]
+def run(pytester: pytest.Pytester) -> Callable[..., pytest.RunResult]:
     """Run pytest in-process on pytester's folder, without pytest-memray."""
 
     def run_pytest(*args: str) -> pytest.RunResult:

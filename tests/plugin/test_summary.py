@@ -97,10 +97,10 @@ def test_junit_xml_gets_the_figures(pytester: pytest.Pytester, run: Run) -> None
     pytester.makepyfile(test_sizes=THREE_TESTS)
     run("--memguard", "--junitxml", "junit.xml")
     tree = ElementTree.parse(pytester.path / "junit.xml")
-    found = {}
+    found: dict[str, dict[str, str]] = {}
     for case in tree.iter("testcase"):
-        props = {p.get("name"): p.get("value") for p in case.iter("property")}
-        found[case.get("name")] = props
+        props = {p.get("name", ""): p.get("value", "") for p in case.iter("property")}
+        found[case.get("name", "")] = props
     assert found["test_three_mb"]["memguard_source"] == "python"
     assert 3_000_000 <= int(found["test_three_mb"]["memguard_peak_bytes"]) <= 3_000_000 + SLACK
 
@@ -115,7 +115,7 @@ def test_marker_alone_records_its_peak_for_junit(pytester: pytest.Pytester, run:
     """)
     run("--junitxml", "junit.xml")
     tree = ElementTree.parse(pytester.path / "junit.xml")
-    props = {p.get("name"): p.get("value") for p in tree.iter("property")}
+    props = {p.get("name", ""): p.get("value", "") for p in tree.iter("property")}
     assert props["memguard_limit_bytes"] == "4000000"
     assert 2_000_000 <= int(props["memguard_peak_bytes"]) <= 2_000_000 + SLACK
 
