@@ -53,3 +53,17 @@ def test_text_files_are_80_columns_whatever_the_terminal(
     monkeypatch.setenv("COLUMNS", "200")
     path = write(values.after(), tmp_path / "snapshot.txt")
     assert path.read_text() == render(values.after(), "text", width=80)
+
+
+def test_the_report_package_does_not_import_matplotlib() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, memguard.report as r; from memguard.values.timeline import Timeline; "
+            "tl = Timeline(interval_seconds=0.1, duration_seconds=0.0); "
+            "[r.render(tl, f) for f in ('text', 'markdown', 'json')]; "
+            "r.render(tl, 'html', charts=False); "
+            "print(sorted(m for m in sys.modules if m.startswith('matplotlib')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.stdout.strip() == "[]", done.stderr
