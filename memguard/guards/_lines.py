@@ -676,6 +676,23 @@ def code_lines(code: CodeType) -> set[int]:
     return {line for _, _, line in code.co_lines() if line is not None}
 
 
+_PROLOGUE = frozenset({"RESUME", "MAKE_CELL", "COPY_FREE_VARS", "RETURN_GENERATOR", "POP_TOP",
+                       "NOP", "CACHE"})
+
+
+def _prologue_line(code: CodeType) -> int | None:
+    """The ``def`` (or decorator) line when only the frame's set-up runs there.
+
+    What is allocated there is what tracing a fresh frame costs, never the
+    function's own work; a one-line function (a lambda) has none.
+    """
+    first = code.co_firstlineno
+    ranges = [(start, end) for start, end, line in code.co_lines() if line == first]
+    ops = {i.opname for i in dis.get_instructions(code)
+           if any(start <= i.offset < end for start, end in ranges)}
+    return first if ops <= _PROLOGUE else None
+
+
 def attribute_traces(
     snapshot: tracemalloc.Snapshot, codes: Iterable[CodeType]
 ) -> dict[Key, int]:
@@ -689,8 +706,10 @@ def attribute_traces(
     # traced: 2 or 4 bytes per instruction, allocated at the first line.
     line_tables: dict[tuple[str, int], tuple[int, int]] = {}
     for code in codes:
+        prologue = _prologue_line(code)
         for line in code_lines(code):
-            owners.setdefault((code.co_filename, line), (code, line))
+            if line != prologue:
+                owners.setdefault((code.co_filename, line), (code, line))
         size = len(code.co_code)
         line_tables[(code.co_filename, code.co_firstlineno)] = (size, 2 * size)
     files = {filename for filename, _ in owners}
