@@ -29,6 +29,7 @@ from ..values.files import dumps
 from ._dispatch import unwrap
 from ._model import Document, Section, Table, register_document
 from .html import render_html
+from .lines import document as _line_profile_document  # noqa: F401  (registers its layout)
 from .markdown import render_markdown
 from .text import render_text
 

@@ -67,3 +67,10 @@ def test_the_report_package_does_not_import_matplotlib() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60, check=False)
     assert done.stdout.strip() == "[]", done.stderr
+
+
+def test_line_profiles_render_without_importing_their_module_first() -> None:
+    from memguard.values.lineprofile import LineProfile
+
+    profile = LineProfile(function="f", filename="a.py", first_lineno=1, rows=())
+    assert render(profile, "text").startswith("memguard line profile: f\n")
