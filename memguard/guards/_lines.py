@@ -91,7 +91,7 @@ def _is_suspension(frame: FrameType) -> bool:
     code = frame.f_code
     if not code.co_flags & _GENERATOR_LIKE:
         return False
-    lasti = frame.f_lasti
+    lasti = frame.f_lasti  # a byte offset in Python, 3.10 included
     if lasti < 0:
         return False
     raw = _bytecode.get(code)
