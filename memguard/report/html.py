@@ -18,6 +18,10 @@ from .text import sparkline
 
 __all__ = ["render_html"]
 
+# The page may load nothing: no scripts, no fonts, no images but its own
+# data: URIs. A browser enforces it, so "self-contained" is checked, not hoped.
+_POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+
 _STYLE = """
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#1d2430;margin:0;
 background:#f6f7f9}
@@ -117,6 +121,7 @@ def render_html(value: Any, *, charts: bool = True, top: int = 10,
     body.append(f"<footer>memguard {escape(__version__)} · {escape(document.kind)} report"
                 "</footer>")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<meta http-equiv=\"Content-Security-Policy\" content=\"{_POLICY}\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             f"<title>{escape(document.title)}</title>\n<style>\n{_STYLE}\n</style></head>\n"
             f"<body><main class=\"memguard-report memguard-{document.kind}\">\n"

@@ -16,8 +16,10 @@ from memguard.report.html import render_html
 
 LIMIT_PAGE = """\
 <!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-wi\
-dth, initial-scale=1"><title>memguard limit &quot;test_import&quot;</title>
+<html lang="en"><head><meta charset="utf-8"><meta http-equiv="Content-Security-Policy" con\
+tent="default-src 'none'; img-src data:; style-src 'unsafe-inline'"><meta name="viewport" \
+content="width=device-width, initial-scale=1"><title>memguard limit &quot;test_import&quot\
+;</title>
 <style>
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#1d2430;margin:0;
 background:#f6f7f9}
