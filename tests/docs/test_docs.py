@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import builtins
 import doctest
 import gc
 import importlib
@@ -130,12 +131,22 @@ def test_docstring_examples_run(module_name: str) -> None:
     runner = doctest.DocTestRunner(
         optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False)
     out: list[str] = []
-    for test in finder.find(module, module_name):
-        test.globs = {**test.globs}
-        try:
-            runner.run(test, out=out.append)
-        finally:
-            test.globs.clear()
+    # The interpreter's display hook binds each example's value to builtins._;
+    # put back what was there, so no example's value outlives this test.
+    missing = object()
+    saved = getattr(builtins, "_", missing)
+    try:
+        for test in finder.find(module, module_name):
+            test.globs = {**test.globs}
+            try:
+                runner.run(test, out=out.append)
+            finally:
+                test.globs.clear()
+    finally:
+        if saved is missing:
+            vars(builtins).pop("_", None)
+        else:
+            builtins._ = saved  # type: ignore[attr-defined]
     gc.collect()
     results = runner.summarize(verbose=False)
     assert results.failed == 0, "".join(out)
