@@ -1,0 +1,112 @@
+"""L4 guards: shared steps of line profiles: options, source, snapshots, the value.
+
+Used by :mod:`memguard.guards.profile` (``@profile``, ``profile_lines``) and
+:mod:`memguard.guards.linetarget` (``memguard run --lines``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import tracemalloc
+from collections.abc import Iterable
+from types import CodeType
+
+from .. import _tracing
+from ..values.lineprofile import NATIVE_NOTE, LineProfile, LineRow
+from ._linestats import Collector, Key, attribute_traces, code_lines
+
+__all__ = ["THREADS_NOTE", "build_profile", "check_options", "qualname", "retained", "snapshot"]
+
+THREADS_NOTE = (
+    "allocations by other threads while a profiled line runs are charged to that line "
+    "(tracemalloc's counters are process-wide)"
+)
+"""The blind spot of per-thread tracing under process-wide counters."""
+
+
+def check_options(expand: int, nframes: int) -> None:
+    if isinstance(expand, bool) or not isinstance(expand, int) or expand < 0:
+        raise ValueError(f"expand must be a non-negative int, got {expand!r}")
+    if isinstance(nframes, bool) or not isinstance(nframes, int) or nframes < 1:
+        raise ValueError(f"nframes must be a positive int, got {nframes!r}")
+
+
+def _source_lines(code: CodeType) -> tuple[int, list[str]]:
+    """The first line and the source lines of *code* (via linecache, so IPython cells work)."""
+    try:
+        lines, start = inspect.getsourcelines(code)
+    except (OSError, TypeError):
+        return code.co_firstlineno, []
+    return max(start, 1), [line.rstrip("\r\n").rstrip() for line in lines]
+
+
+def qualname(code: CodeType) -> str:
+    return str(getattr(code, "co_qualname", code.co_name))
+
+
+def build_profile(
+    collector: Collector,
+    code: CodeType,
+    *,
+    retained: dict[Key, int],
+    nframes: int,
+    duration_seconds: float,
+    root: bool = True,
+    counted_total: bool = True,
+) -> LineProfile:
+    """Turn a collector's figures for *code* (and its callees) into a :class:`LineProfile`."""
+    start, source = _source_lines(code)
+    linenos = set(range(start, start + len(source))) or set(code_lines(code))
+    # Line 0 holds what a fresh frame costs before its first line: tracing overhead.
+    records = {line: rec for (c, line), rec in collector.records.items() if c is code and line}
+    rows = []
+    for lineno in sorted(linenos | set(records)):
+        rec = records.get(lineno, [0, 0, 0])
+        index = lineno - start
+        rows.append(LineRow(
+            lineno=lineno,
+            source=source[index] if 0 <= index < len(source) else "",
+            allocated_bytes=rec[0],
+            retained_bytes=retained.get((code, lineno), 0),
+            peak_share_bytes=collector.peak_shares.get((code, lineno), 0),
+            hits=rec[2],
+        ))
+    callees: tuple[LineProfile, ...] = ()
+    if root:
+        callees = tuple(
+            build_profile(collector, other, retained=retained, nframes=nframes,
+                          duration_seconds=0.0, root=False, counted_total=counted_total)
+            for other in collector.codes if other is not code
+        )
+    if counted_total:  # line 0 included: a frame's tracing cost, freed with it
+        net = sum(rec[1] for (c, _), rec in collector.records.items() if c is code)
+    else:  # no teardown reading: the rows' figure is the only one
+        net = sum(row.retained_bytes for row in rows)
+    peak = collector.peak if root else sum(row.peak_share_bytes for row in rows)
+    blind = (NATIVE_NOTE, THREADS_NOTE) if root else (NATIVE_NOTE,)
+    return LineProfile(
+        function=qualname(code), filename=code.co_filename, first_lineno=start,
+        rows=tuple(rows), calls=collector.calls if root else collector.entries.get(code, 0),
+        peak_bytes=peak, retained_total_bytes=net, duration_seconds=duration_seconds,
+        nframes=nframes, callees=callees, blind_spots=blind,
+    )
+
+
+def snapshot() -> tracemalloc.Snapshot:
+    """The live traces now, leaving memguard's snapshot out of every peak."""
+    with _tracing.excluded():
+        return tracemalloc.take_snapshot()
+
+
+def retained(snapshot: tracemalloc.Snapshot, codes: Iterable[CodeType],
+              baseline: dict[Key, int] | None) -> dict[Key, int]:
+    """Live bytes by profiled line in *snapshot*, less what was live at the baseline.
+
+    Run it after tracing stopped when possible: under tracing, every object
+    the walk over the traces creates is traced too, which is slow.
+    """
+    now = attribute_traces(snapshot, codes)
+    if baseline:
+        for key, size in baseline.items():
+            now[key] = now.get(key, 0) - size
+    return now
