@@ -271,6 +271,10 @@ def main(quick: bool) -> dict[str, Any]:
              for tool in flagged}
     notes.extend(f"{tool} misjudged: {', '.join(names)}" for tool, names in wrong.items()
                  if names)
+    unnamed = [s.name for s in scenarios if s.expected_leak
+               and not named["memguard check_leaks"].get(s.name)]
+    if unnamed:
+        notes.append(f"memguard check_leaks did not name the culprit of: {', '.join(unnamed)}")
     return {
         "title": "Leak verdicts on the leak corpus",
         "description": (f"{len(scenarios)} scenarios ({sum(s.expected_leak for s in scenarios)} "
