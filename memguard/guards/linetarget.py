@@ -45,13 +45,18 @@ class LineTarget:
       before :meth:`attach`, memory the lines allocated before it counts too).
     * :meth:`results` returns one :class:`LineProfile` per matched code object
       (several when the function is defined more than once), calls summed,
-      the highest call's peak; empty when it never ran.
+      the highest call's peak; empty when it never ran. A call still running
+      in another thread at :meth:`detach` is cut off where it was.
+    * Attach and detach in the same thread; a target is attached once at a
+      time (:class:`RuntimeError` otherwise). :meth:`detach` restores the
+      thread's trace function and :func:`threading.settrace` hook.
 
     Args:
         where: A file path (``.py``) or a dotted module name.
         function: The function's (qualified) name.
-        expand: As for :func:`profile`.
-        nframes: As for :func:`profile`.
+        expand: As for :func:`memguard.profile`.
+        nframes: As for :func:`memguard.profile` (an enclosing trace, such as
+            ``memguard run``'s, keeps its own frame count).
 
     Example:
         >>> target = LineTarget.parse("memguard/units.py:format_size")
