@@ -189,7 +189,8 @@ def _diff(value: SnapshotDiff, top: int) -> Document:
                  f"{s.count_diff:+,}", f"{s.count:,}", call_path(s)] for s in value.sites[:top]]
         total = format_size(value.sites_diff_bytes or 0, signed=True)
         note = (f"{len(value.sites):,} sites changed, {total} in all; biggest change first; "
-                "memguard's own frames and the import machinery left out")
+                + ("memguard's own frames and the import machinery included" if value.internal
+                   else "memguard's own frames and the import machinery left out"))
         rest = _rest(len(value.sites), top, "sites")
         sections.append(Section("Changed allocation sites", note + (f"; {rest}" if rest else ""),
                                 Table(["change", "size", "Δblocks", "blocks", "where"], rows,

@@ -154,6 +154,8 @@ class SnapshotDiff:
     """File patterns sites were limited to."""
     exclude: tuple[str, ...] = ()
     """File patterns left out."""
+    internal: bool = False
+    """Whether memguard's own frames and the import machinery were kept."""
     absent: tuple[tuple[str, str], ...] = ()
     """Figures that could not be compared: ``(field name, reason)``."""
 
@@ -189,7 +191,8 @@ class SnapshotDiff:
             "uss_diff_bytes": self.uss_diff_bytes, "fds_opened": list(self.fds_opened),
             "fds_closed": list(self.fds_closed), "threads_started": list(self.threads_started),
             "threads_ended": list(self.threads_ended), "include": list(self.include),
-            "exclude": list(self.exclude), "absent": dict(self.absent),
+            "exclude": list(self.exclude), "internal": self.internal,
+            "absent": dict(self.absent),
         }
 
     @classmethod
@@ -217,7 +220,7 @@ class SnapshotDiff:
             uss_diff_bytes=_opt("uss_diff_bytes"), fds_opened=_strs("fds_opened"),
             fds_closed=_strs("fds_closed"), threads_started=_strs("threads_started"),
             threads_ended=_strs("threads_ended"), include=_strs("include"),
-            exclude=_strs("exclude"),
+            exclude=_strs("exclude"), internal=bool(data.get("internal", False)),
             absent=tuple((str(k), str(v)) for k, v in dict(data.get("absent", {})).items()),
         )
 
@@ -386,5 +389,5 @@ def compare(
         fds_opened=opened, fds_closed=closed,
         threads_started=_multiset_minus(after.threads, before.threads),
         threads_ended=_multiset_minus(before.threads, after.threads),
-        include=inc, exclude=exc, absent=tuple(sorted(absent.items())),
+        include=inc, exclude=exc, internal=internal, absent=tuple(sorted(absent.items())),
     )
