@@ -52,14 +52,20 @@ _KEPT_SITES = 10
 
 
 class _PeakSiteCatcher:
-    """Snapshots the live traces when a block is over its limit."""
+    """Snapshots the live traces when a block is over its limit.
+
+    ``tracemalloc.take_snapshot()`` copies the traces without tracing its own
+    copy, so a capture neither moves the peak nor stops the measured code
+    for longer than the copy. The grouping into sites, which does allocate,
+    waits until the block's window has closed (:meth:`sites`).
+    """
 
     def __init__(self, limit_bytes: int, baseline: tracemalloc.Snapshot | None) -> None:
         self.start_bytes: int | None = None
         self.limit_bytes = limit_bytes
         self.baseline = baseline
         self.level_bytes = 0
-        self.sites: tuple[AllocationSite, ...] = ()
+        self.snapshot: tracemalloc.Snapshot | None = None
         self._stopped = False
         # Started before the window opens, so that starting a thread is not
         # part of the block's peak; it polls with sleep() for the same reason
@@ -77,14 +83,19 @@ class _PeakSiteCatcher:
         """Snapshot now if the block is over its limit and above the last capture."""
         if self.start_bytes is None:
             return
-        with _tracing.excluded():
-            level = tracemalloc.get_traced_memory()[0] - self.start_bytes
-            if level <= self.limit_bytes or level < self.level_bytes * _CAPTURE_GROWTH:
-                return
-            snapshot = tracemalloc.take_snapshot()
-            self.sites = sites_from_snapshot(snapshot, baseline=self.baseline, top=_KEPT_SITES)
-            self.level_bytes = level
-            del snapshot
+        level = _tracing.refresh()[0] - self.start_bytes
+        if level <= self.limit_bytes or level < self.level_bytes * _CAPTURE_GROWTH:
+            return
+        self.snapshot = tracemalloc.take_snapshot()
+        self.level_bytes = level
+
+    def sites(self) -> tuple[AllocationSite, ...]:
+        """The top sites of the highest capture; call once the window is closed."""
+        snapshot, self.snapshot, baseline, self.baseline = self.snapshot, None, self.baseline, None
+        if snapshot is None:
+            return ()
+        with _tracing.excluded():  # leave the grouping out of any enclosing window
+            return sites_from_snapshot(snapshot, baseline=baseline, top=_KEPT_SITES)
 
     def _run(self) -> None:
         while not self._stopped:
@@ -251,9 +262,9 @@ class _Run:
         baseline = None
         if guard.sites and tracemalloc.is_tracing():
             # Traces from before the block are there too: keep a baseline so
-            # that the sites named are the block's own growth.
-            with _tracing.excluded():
-                baseline = tracemalloc.take_snapshot()
+            # that the sites named are the block's own growth (the copy is
+            # not traced itself).
+            baseline = tracemalloc.take_snapshot()
         if guard.sites:
             self.catcher = _PeakSiteCatcher(guard.limit_bytes, baseline)
             self.catcher.start()
@@ -282,16 +293,20 @@ class _Run:
                 self.catcher.stop()
                 if tracemalloc.is_tracing():
                     self.catcher.capture()  # the end of the block may be its peak
-                status, sites, level = "peak", self.catcher.sites, self.catcher.level_bytes
         finally:
             window = _tracing.end(self.window)
         if self.catcher is not None:
+            level = self.catcher.level_bytes
             if window.peak_bytes <= guard.limit_bytes:
-                status, sites, level = "not-needed", (), 0
-            elif not sites:
-                status = "unattributed"
-            elif level < _ATTRIBUTED * window.peak_bytes:
-                status = "partial"
+                status, level = "not-needed", 0
+            else:
+                sites = self.catcher.sites()
+                if not sites:
+                    status = "unattributed"
+                elif level < _ATTRIBUTED * window.peak_bytes:
+                    status = "partial"
+                else:
+                    status = "peak"
         return LimitReport(
             label=self.label, source="python", method="tracemalloc",
             limit_bytes=guard.limit_bytes, peak_bytes=window.peak_bytes,

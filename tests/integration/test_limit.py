@@ -404,3 +404,17 @@ def test_rss_falls_back_to_sampling_without_clear_refs(monkeypatch: pytest.Monke
     assert "sampled every 1 ms" in str(info.value)
     assert 64 * MB - RSS_SLACK <= report.peak_bytes <= 64 * MB + RSS_SLACK
     assert threading.active_count() == threads
+
+
+def test_captures_never_lose_the_blocks_peak() -> None:
+    """The catcher snapshots while the block keeps allocating and freeing spikes."""
+    kept: list[bytearray] = []
+    with pytest.raises(MemoryLimitExceeded) as info, limit(mb=1):
+        for _ in range(40):
+            kept.append(bytearray(100_000))
+            spike = bytearray(3 * MB)
+            del spike
+            time.sleep(0.002)  # let the catcher take its snapshots in between
+    true_peak = 39 * 100_000 + 3 * MB
+    assert true_peak <= info.value.peak_bytes <= true_peak + 100_000 + SLACK
+    del kept
