@@ -219,12 +219,14 @@ def test_depth_bound() -> None:
         chain = [chain]
     registry.ITEMS.append(chain)
     del chain
-    result = search_holders(session, max_depth=10, excused_frames=(sys._getframe(),))
+    # A generous time budget: on the heap of a whole test session, 32 passes
+    # over it can take more than the default second.
+    result = search_holders(session, max_depth=10, max_seconds=30,
+                            excused_frames=(sys._getframe(),))
     assert (result.steps, result.status, result.depth) == (None, "depth", 10)
     assert result.text.startswith("no holder chain found within 10 steps")
-    assert chain_of(session, max_depth=40) == "shopapp.registry.ITEMS[0]" + "[0]" * 31 + (
-        " -> Session"
-    )
+    expected = "shopapp.registry.ITEMS[0]" + "[0]" * 31 + " -> Session"
+    assert chain_of(session, max_depth=40, max_seconds=30) == expected
 
 
 def test_time_bound_on_a_large_heap() -> None:
