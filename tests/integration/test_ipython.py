@@ -546,7 +546,7 @@ def test_lines_lets_the_functions_own_errors_through(shell: InteractiveShell) ->
 
 def test_leaks_cell_shows_the_verdict_of_a_leaking_cell(shell: InteractiveShell) -> None:
     run(shell, APP)
-    result = run(shell, "%%memguard_leaks --repeat 20 --warmup 2 --signals objects\n"
+    result = run(shell, "%%memguard_leaks --repeat 20 --warmup 2 --signals objects,python\n"
                         "handle_request('carol')")
     report = result.result
     assert result.success
@@ -555,8 +555,14 @@ def test_leaks_cell_shows_the_verdict_of_a_leaking_cell(shell: InteractiveShell)
     assert report.label == f"cell In[{result.execution_count}]"
     assert (report.iterations, report.warmup) == (20, 2)
     per_call = {signal.name: signal.per_call for signal in report.signals}
-    # One Session, its buffer and its user string's holder dict, and one bound method.
+    # One Session with its 1000-byte buffer (and __dict__), and one bound method.
+    assert 1000 <= per_call["python"] <= 1000 + 1024
     assert 2 <= per_call["objects"] <= 6
+    top_site = report.sites[0]
+    assert re.fullmatch(r"<ipython-input-\d+-\w+>", top_site.filename)
+    # IPython drops the cell's leading blank line.
+    assert top_site.lineno == APP.lstrip("\n").splitlines().index(
+        "        self.buffer = bytearray(1000)") + 1
     calls = len(shell.user_ns["bus"].handlers["request"])
     # At least once per warm-up and measured run (a leak check may make naming runs too).
     assert calls >= 22
