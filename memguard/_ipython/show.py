@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
-__all__ = ["VALUE_TYPES", "html", "plain_text", "register_formatters", "show", "show_png"]
+__all__ = ["VALUE_TYPES", "html", "plain_text", "register_formatters", "show_png"]
 
 VALUE_TYPES: tuple[tuple[str, str], ...] = (
     ("memguard.values.snapshot", "Snapshot"),
@@ -107,17 +107,6 @@ def register_formatters(shell: InteractiveShell) -> Callable[[], None]:
                 formatters[mime].for_type_by_name(module, name, old)
 
     return restore
-
-
-def show(value: Any) -> None:
-    """Display *value* in the running shell: HTML in a notebook, text elsewhere.
-
-    Example:
-        ``show(memguard.snapshot("before"))`` inside a magic.
-    """
-    from IPython.display import display
-
-    display(value)  # type: ignore[no-untyped-call]
 
 
 def show_png(data: bytes, description: str) -> None:

@@ -170,6 +170,17 @@ def test_dash_h_prints_the_help_and_runs_nothing(shell: InteractiveShell,
     assert "--source {python,rss}" in out
 
 
+def test_dash_h_of_an_expression_magic_prints_the_help(
+        shell: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
+    result = run(shell, "%memguard_holders -h")
+    assert result.success
+    assert capsys.readouterr().out.startswith("usage: %memguard_holders [-h] [--depth DEPTH]")
+    result = run(shell, "%memguard_lines")
+    assert isinstance(result.error_in_exec, UsageError)
+    assert str(result.error_in_exec).startswith(
+        "%memguard_lines: the following arguments are required: CALL")
+
+
 @pytest.mark.parametrize(("cell", "message"), [
     ("%%memguard_limit --bogus 10 MB\nx = 1",
      "%%memguard_limit: unrecognized arguments: --bogus\nusage: %%memguard_limit [-h]"),
