@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import builtins
+import html
 import os
 import re
 import shutil
@@ -28,6 +29,7 @@ from IPython.utils.capture import capture_output
 from traitlets.config import Config
 
 from memguard import _tracing
+from memguard._ipython.show import isolated
 from memguard.exceptions import LeakDetected, MemoryLimitExceeded
 from memguard.report import render
 from memguard.values.diff import SnapshotDiff
@@ -380,8 +382,13 @@ def test_values_display_as_html_and_as_their_text_report(shell: InteractiveShell
     assert shell.display_formatter is not None
     data, _ = shell.display_formatter.format(snapshot)
     assert data["text/plain"] == render(snapshot, "text").rstrip("\n")
-    assert data["text/html"] == snapshot._repr_html_()
-    assert "<table" in data["text/html"]
+    assert data["text/html"] == isolated(snapshot._repr_html_())
+    frame = re.fullmatch(r'<iframe class="memguard-report" sandbox="allow-same-origin" '
+                         r'style="[^"]+" onload="[^"]+" srcdoc="([^"]+)"></iframe>',
+                         data["text/html"])
+    assert frame, data["text/html"][:200]
+    assert html.unescape(frame[1]) == snapshot._repr_html_()
+    assert "<table" in snapshot._repr_html_()
     run(shell, "%unload_ext memguard")
     data, _ = shell.display_formatter.format(snapshot)
     assert data["text/plain"].startswith("Snapshot(")

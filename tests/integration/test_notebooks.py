@@ -9,6 +9,7 @@ must appear.
 
 from __future__ import annotations
 
+import html
 import re
 import shutil
 import sys
@@ -94,7 +95,7 @@ def test_leak_investigation_finds_fixes_and_verifies_the_leak(kernel: str,
     assert re.search(r"verdict +cell In\[\d+\]: leaks \+\S+ KiB per call", text), text
     assert "__main__.Session" in text
     assert "Session.on_config_reloaded" in text
-    assert "<svg" in data(verdict, "text/html"), "the verdict shows its growth chart"
+    assert "<svg" in html.unescape(data(verdict, "text/html")), "the verdict's growth chart"
 
     diff = data(cell(notebook, "%memguard_diff"), "text/plain")
     top_site = diff.split("where\n", 1)[1].splitlines()[0]
@@ -140,7 +141,7 @@ def test_limits_and_timelines(kernel: str, tmp_path: Path) -> None:
 
     timeline = cell(notebook, "%%memguard_record")
     assert data(timeline, "text/plain").startswith('memguard timeline "cell In[')
-    assert "<svg" in data(timeline, "text/html"), "the timeline shows its chart"
+    assert "<svg" in html.unescape(data(timeline, "text/html")), "the timeline's chart"
 
     lines = data(cell(notebook, "%memguard_lines"), "text/plain")
     assert lines.startswith("build_index (")
