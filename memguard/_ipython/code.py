@@ -64,6 +64,7 @@ class CellCode:
     """
 
     def __init__(self, shell: InteractiveShell, cell: str) -> None:
+        __tracebackhide__ = True  # a syntax error is the cell's, not memguard's
         self.shell = shell
         transformed: str = shell.transform_cell(cell)  # type: ignore[no-untyped-call]
         filename = shell.compile.cache(transformed, shell.execution_count, raw_code=cell)
