@@ -267,6 +267,16 @@ def test_limit_cell_rss_source_sees_native_memory(shell: InteractiveShell,
     assert 40_000_000 - 1024**2 <= report.peak_bytes <= 40_000_000 + 4 * 1024**2
 
 
+def test_limit_cell_syntax_error_points_at_the_cell(shell: InteractiveShell) -> None:
+    result = run(shell, "%%memguard_limit 10 MB\nx = 1\ny = (\n")
+    error = result.error_in_exec
+    assert isinstance(error, SyntaxError)
+    assert re.fullmatch(r"<ipython-input-\d+-\w+>", error.filename or "")
+    assert error.lineno == 2
+    assert "x" not in shell.user_ns
+    assert _tracing.open_windows() == 0
+
+
 def test_limit_cell_runs_magics_inside_the_cell(shell: InteractiveShell) -> None:
     result = run(shell, "%%memguard_limit 10 MB -q\nvalue = %time 6 * 7\nvalue")
     assert result.success
