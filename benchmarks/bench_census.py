@@ -9,11 +9,16 @@ of the rounds kept:
   census can do (tracked objects only, types not named);
 * ``memguard count_types(untracked=False, collect=False)``: the same objects,
   counted by type name;
+* ``memguard count_types(untracked=False)``: ``gc.collect()`` first, then
+  the tracked objects by type name: what ``objgraph.growth`` counts;
 * ``memguard count_types()``: the default, ``gc.collect()`` first and the
   untracked referents (``str``, ``bytes``, numbers, numpy arrays) counted
   too, each once;
 * ``objgraph growth``: ``objgraph.growth()`` with a fresh baseline (it
   collects and counts every tracked object by type name);
+* ``objgraph typestats``: the census inside ``growth``, without its
+  ``gc.collect()`` (compare with ``count_types(untracked=False,
+  collect=False)``);
 * ``pympler SummaryTracker``: building a ``SummaryTracker()`` (it summarises
   every object muppy finds, sizes included); one round only at 1M and above.
 
@@ -54,6 +59,10 @@ def memguard_tracked() -> None:
     count_types(untracked=False, collect=False)
 
 
+def memguard_tracked_collect() -> None:
+    count_types(untracked=False)
+
+
 def memguard_default() -> None:
     count_types()
 
@@ -62,6 +71,12 @@ def objgraph_growth() -> None:
     import objgraph
 
     objgraph.growth(limit=None, peak_stats={})
+
+
+def objgraph_typestats() -> None:
+    import objgraph
+
+    objgraph.typestats(shortnames=False)
 
 
 def pympler_tracker() -> None:
@@ -73,8 +88,10 @@ def pympler_tracker() -> None:
 TOOLS: dict[str, Callable[[], None]] = {
     "bare pass": bare_pass,
     "memguard count_types(untracked=False, collect=False)": memguard_tracked,
+    "memguard count_types(untracked=False)": memguard_tracked_collect,
     "memguard count_types()": memguard_default,
     "objgraph growth": objgraph_growth,
+    "objgraph typestats": objgraph_typestats,
     "pympler SummaryTracker": pympler_tracker,
 }
 
@@ -132,9 +149,16 @@ def main(quick: bool, huge: bool = False) -> dict[str, Any]:
             "heap": label,
             "bare ms": round(bare * 1000, 1),
             "memguard tracked ms": round(seconds[list(TOOLS)[1]] * 1000, 1),
+            "memguard tracked+collect ms": round(
+                seconds["memguard count_types(untracked=False)"] * 1000, 1),
             "memguard default ms": round(seconds["memguard count_types()"] * 1000, 1),
             "objgraph ms": round(seconds["objgraph growth"] * 1000, 1),
+            "objgraph typestats ms": round(seconds["objgraph typestats"] * 1000, 1),
+            "objgraph typestats / memguard tracked": round(
+                seconds["objgraph typestats"] / seconds[list(TOOLS)[1]], 1),
             "pympler ms": round(seconds["pympler SummaryTracker"] * 1000, 1),
+            "objgraph / memguard tracked+collect": round(
+                seconds["objgraph growth"] / seconds["memguard count_types(untracked=False)"], 1),
             "objgraph / memguard default": round(
                 seconds["objgraph growth"] / seconds["memguard count_types()"], 1),
             "pympler / memguard default": round(
@@ -151,10 +175,11 @@ def main(quick: bool, huge: bool = False) -> dict[str, Any]:
         "ratios": ratios,
         "figures": figures,
         "table": table,
-        "notes": ["memguard count_types() also collects garbage and counts untracked "
-                  "referents (the bare pass does neither); compare it with objgraph and "
-                  "pympler, and count_types(untracked=False, collect=False) with the bare "
-                  "pass"],
+        "notes": ["like for like: count_types(untracked=False, collect=False) with the bare "
+                  "pass; count_types(untracked=False), which collects first, with objgraph "
+                  "growth (also tracked objects only, after a collection); count_types() "
+                  "also counts the untracked referents (str, bytes, numbers, arrays), "
+                  "which neither the bare pass nor objgraph sees"],
     }
 
 
