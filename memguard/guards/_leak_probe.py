@@ -199,6 +199,7 @@ def count_fds() -> float:
 
 _CONTAINERS = (list, dict, set, deque)
 _CHUNK = 10_000
+_HOLDER_SECONDS = 3.0
 #: Types whose instances are shared singletons, never leaked one per call.
 _SHARED = (type(None), bool, type(Ellipsis), type(NotImplemented))
 
@@ -287,17 +288,27 @@ def newest_item(container: object) -> object | None:
 
 
 def describe_sample(obj: object) -> str:
-    """``repr (type), held by <chain>`` for a leaked object; keeps no reference."""
+    """``repr (type), held by <chain>`` for a leaked object; keeps no reference.
+
+    The holder search gets a few seconds: an object in a dict the collector
+    does not track is found only after the ordinary search is exhausted, and
+    a leak report is worth the wait.
+    """
+    import sys
+
     from .. import holders
 
     text = f"{holders.safe_repr(obj)} ({type_name(type(obj))})"
+    frame = sys._getframe()
     try:
-        steps = holders.find_holder_chain(obj, max_seconds=1.0)
+        search = holders.search_holders(obj, max_seconds=_HOLDER_SECONDS, excused_frames=(frame,))
     except Exception as error:  # a report must not fail for want of a chain
         return f"{text}; holder search failed: {type(error).__name__}: {error}"
-    if steps is None:
-        return f"{text}; no holder chain found from a root"
-    return f"{text}, held by {holders.format_chain(steps)}"
+    finally:
+        del frame
+    if search.steps is None:
+        return f"{text}; {search.text}"
+    return f"{text}, held by {search.text}"
 
 
 def pick_by_type(objs: Iterable[object], names: list[str]) -> object | None:
