@@ -9,6 +9,7 @@ import functools
 import importlib
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -144,12 +145,19 @@ def handled_exception() -> None:
 
 
 # -- a file opened and closed ---------------------------------------------------------------------
-_TMP_DIR = tempfile.mkdtemp(prefix="memguard-corpus-clean-")
+_TMP_DIR: list[str] = []  # made on first use, removed by the reset
 
 
 def closed_file() -> None:
-    with open(os.path.join(_TMP_DIR, "audit.log"), "a") as stream:
+    if not _TMP_DIR:
+        _TMP_DIR.append(tempfile.mkdtemp(prefix="memguard-corpus-clean-"))
+    with open(os.path.join(_TMP_DIR[0], "audit.log"), "a") as stream:
         stream.write("x")
+
+
+def _reset_tmp() -> None:
+    while _TMP_DIR:
+        shutil.rmtree(_TMP_DIR.pop(), ignore_errors=True)
 
 
 # -- a thread started and joined ------------------------------------------------------------------
@@ -225,7 +233,7 @@ CLEAN: tuple[Scenario, ...] = (
              reset=_RECENT.clear),
     Scenario("same_logger", "the same logger each call", False, same_logger),
     Scenario("handled_exception", "exceptions handled, not stored", False, handled_exception),
-    Scenario("closed_file", "file opened and closed", False, closed_file),
+    Scenario("closed_file", "file opened and closed", False, closed_file, reset=_reset_tmp),
     Scenario("joined_thread", "thread started and joined", False, joined_thread),
     Scenario("numpy_temporary", "numpy temporaries", False, numpy_temporary),
     Scenario("discarded_tasks", "asyncio tasks discarded when done", False, discarded_tasks,

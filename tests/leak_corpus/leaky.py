@@ -7,6 +7,7 @@ import ctypes
 import ctypes.util
 import logging
 import os
+import shutil
 import tempfile
 import threading
 from array import array
@@ -193,12 +194,17 @@ def _reset_native() -> None:
 
 # -- a file descriptor per call -------------------------------------------------------------------
 _OPEN_FILES: list[Any] = []
-_FD_DIR = tempfile.mkdtemp(prefix="memguard-corpus-")
-_FD_PATH = os.path.join(_FD_DIR, "leaked-audit.log")
+_FD_DIR: list[str] = []  # made on first use, removed by the reset
+
+
+def _fd_path() -> str:
+    if not _FD_DIR:
+        _FD_DIR.append(tempfile.mkdtemp(prefix="memguard-corpus-"))
+    return os.path.join(_FD_DIR[0], "leaked-audit.log")
 
 
 def leak_fd() -> None:
-    stream = open(_FD_PATH, "a")  # noqa: SIM115 (the leak on purpose)
+    stream = open(_fd_path(), "a")  # noqa: SIM115 (the leak on purpose)
     stream.write("x")
     stream.flush()
     _OPEN_FILES.append(stream)
@@ -207,6 +213,8 @@ def leak_fd() -> None:
 def _reset_fds() -> None:
     while _OPEN_FILES:
         _OPEN_FILES.pop().close()
+    while _FD_DIR:
+        shutil.rmtree(_FD_DIR.pop(), ignore_errors=True)
 
 
 # -- a thread per call ----------------------------------------------------------------------------
