@@ -35,7 +35,6 @@ import threading
 import time
 import tracemalloc
 from array import array
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -45,6 +44,7 @@ from ..objects import count_types, type_name
 from ..values.leak import SIGNALS, LeakReport, SignalName, SignalVerdict, format_amount
 from ..values.site import AllocationSite
 from . import _leak_probe as probe
+from ._leak_naming import Naming, type_growth, user_first
 from ._leak_stats import fit_line, judge, still_growing
 
 __all__ = ["LeakOptions", "RepeatedRun", "SingleRun"]
@@ -114,7 +114,7 @@ class RepeatedRun:
         self.window: _tracing.PeakWindow | None = None
         self.frozen = False
         self.verdicts: tuple[SignalVerdict, ...] = ()
-        self.naming = _Naming()
+        self.naming = Naming()
         self.fds: dict[int, str] = {}
         self.threads: dict[int, str] = {}
         self.started = time.perf_counter()
@@ -219,7 +219,7 @@ class RepeatedRun:
     def report(self) -> LeakReport:
         leaked = bool(self.fired)
         resources = probe.grown_resources(self.fds, self.threads, self.fired.__contains__)
-        naming, self.naming = self.naming, _Naming()
+        naming, self.naming = self.naming, Naming()
         return LeakReport(
             label=self.label, leaked=leaked, iterations=self.calls, warmup=self.options.warmup,
             signals=self.verdicts,
@@ -230,128 +230,9 @@ class RepeatedRun:
             duration_seconds=time.perf_counter() - self.started)
 
 
-class _Naming:
-    """Extra calls after a leak is found, to name growing sites, types and a holder.
-
-    Before the calls: the sizes of all containers and a trace summary, then
-    ``gc.freeze()``. After them, the tracked objects the collector still
-    sees are exactly the new ones alive, counted by type (also halfway: a
-    type must grow in both halves, so a cache the interpreter fills once is
-    not named); new untracked objects (``str``, ``bytes``) are counted among
-    the items added to the containers that grew. The biggest-growing
-    container's newest item is the sample. All of it costs a few passes over
-    the heap, and only once a leak was found. Where the caller has frozen
-    objects itself, two full censuses are compared instead.
-    """
-
-    def __init__(self) -> None:
-        self.started = False
-        self.frozen = False
-        self.census: dict[str, int] = {}
-        self.halfway: dict[str, int] = {}
-        self.traces: probe.TraceSummary = ({}, {}, {})
-        self.sizes: dict[int, int] = {}
-        self.sites: tuple[AllocationSite, ...] = ()
-        self.types: tuple[tuple[str, float], ...] = ()
-        self.sample: str | None = None
-
-    def clear(self) -> None:
-        self.census, self.halfway, self.sizes = {}, {}, {}
-        self.traces = ({}, {}, {})
-        if self.frozen:
-            gc.unfreeze()
-            self.frozen = False
-
-    def begin(self) -> None:
-        self.started = True
-        with _tracing.excluded():
-            gc.collect()
-            self.sizes = probe.container_sizes()
-            self.traces = probe.summarize_traces()
-            if gc.get_freeze_count() == 0:
-                gc.freeze()
-                self.frozen = True
-            else:
-                self.census = count_types(collect=False)
-
-    def half(self) -> None:
-        if self.frozen:
-            with _tracing.excluded():
-                self.halfway = _new_types()
-
-    def end(self, calls: int) -> None:
-        with _tracing.excluded():
-            gc.collect()
-            if self.frozen:
-                final = _new_types()
-                steady = {name for name, count in final.items()
-                          if self.halfway.get(name, 0) > 0 and count > self.halfway[name]}
-                gc.unfreeze()
-                self.frozen = False
-            else:
-                final = {name: count - self.census.get(name, 0)
-                         for name, count in count_types(collect=False).items()}
-                steady = set(final)
-            grown = probe.growing_containers(self.sizes, (self.census, self.halfway, final,
-                                                          self.sizes, *self.traces))
-            for name, count in probe.new_untracked_items(grown).items():
-                final[name] = final.get(name, 0) + count
-                steady.add(name)
-            self.types = tuple((name, per) for name, per in type_growth({}, final, calls)
-                               if name in steady)
-            self.sites = probe.site_growth(self.traces, probe.summarize_traces(), calls, 20)
-            items = [probe.newest_item(container) for _, container in grown[:50]]
-            del grown
-            self.sample = _describe_one(items, [name for name, _ in self.types])
-            self.clear()
-
-
-def _new_types() -> dict[str, int]:
-    """Tracked objects created since ``gc.freeze()`` and alive, by type name."""
-    objs = gc.get_objects()
-    try:
-        counts: dict[str, int] = {}
-        for cls, count in Counter(map(type, objs)).items():
-            name = type_name(cls)
-            counts[name] = counts.get(name, 0) + count
-        return counts
-    finally:
-        del objs
-
-
 def _fit(values: list[float]) -> tuple[float, float]:
     fit = fit_line(values)
     return fit.slope, fit.intercept
-
-
-def type_growth(before: dict[str, int], after: dict[str, int], calls: int, *,
-                minimum: int = 2) -> tuple[tuple[str, float], ...]:
-    """Types whose count grew by at least *minimum* and 0.05 per call, most first."""
-    grown = [(name, (count - before.get(name, 0)) / calls) for name, count in after.items()
-             if count - before.get(name, 0) >= minimum]
-    grown = [(name, per) for name, per in grown if per >= FLOORS["objects"]]
-    grown.sort(key=lambda pair: (-pair[1], pair[0]))
-    return tuple(grown[:20])
-
-
-def _user_first(names: list[str]) -> list[str]:
-    return [n for n in names if "." in n] + [n for n in names if "." not in n]
-
-
-def _describe_one(items: list[object], type_names: list[str]) -> str | None:
-    """Describe one of *items* (newest items of growing containers), by type preference.
-
-    Module-qualified (user) types first, then the growing types in order,
-    then any item. *items* is emptied.
-    """
-    wanted = _user_first(type_names)
-    obj = probe.pick_by_type(items, wanted) if wanted else None
-    if obj is None:
-        obj = next((item for item in items if item is not None), None)
-    items.clear()
-    if obj is None:
-        return None
-    return probe.describe_sample(obj)
 
 
 class SingleRun:
@@ -450,7 +331,7 @@ class SingleRun:
                 name = type_name(type(obj))
                 counts[name] = counts.get(name, 0) + 1
             ranked = sorted(counts.items(), key=lambda p: (-p[1], p[0]))
-            obj = probe.pick_by_type(new, _user_first([n for n, _ in ranked]))
+            obj = probe.pick_by_type(new, user_first([n for n, _ in ranked]))
             total = float(len(new))
         finally:
             del new
