@@ -4,28 +4,31 @@ Repeated mode (:class:`RepeatedRun`), driven by a loop that calls the code::
 
     run.open()                  # start tracing
     <warm-up calls>
-    run.begin()                 # baseline: census, traces, gc.freeze()
-    while run.wants_more():     # batch boundaries happen in here
+    run.begin()                 # gc.collect(), gc.freeze(), the baseline reading
+    while run.wants_more():     # decides on more batches of calls
         <one call>
         run.record()            # gc.collect(), read every signal
-    report = run.finish()       # verdicts, sites, types, sample, resources
+    if run.judge():             # a verdict per signal; True on a leak
+        n = run.name_begin()    # then n naming calls (run.name_half() halfway)
+        <n calls>
+        run.name_end()
+    report = run.report()
     run.close()                 # always (finally): unfreeze, stop tracing
 
 Why ``gc.freeze()``: after the warm-up every live object is moved to the
 collector's permanent generation, so the ``gc.collect()`` after each call
 walks only what the calls created (milliseconds instead of a full heap
 pass) and ``len(gc.get_objects())`` counts exactly the new live objects.
-The objects are handed back with ``gc.unfreeze()`` before each census and at
-the end. When the caller has frozen objects itself, memguard leaves the
-permanent generation alone and pays for full collections.
+They are handed back with ``gc.unfreeze()`` once the calls are judged. When
+the caller has frozen objects itself, memguard leaves the permanent
+generation alone and pays for full collections.
 
 Batches: the check measures ``min_calls`` calls; if no signal is still
 growing in the recent half of its series, it stops (clean). Otherwise it
 doubles the number of calls, up to ``confirm_calls`` or the time budget, and
-judges with :func:`memguard.guards._leak_stats.judge`. At every boundary a
-census and a trace summary are taken (memguard's own allocations there are
-subtracted from the series), so growing sites and types are those of the
-last batch: a cache that filled in an early batch is not listed.
+judges with :func:`memguard.guards._leak_stats.judge`. Only after a leak is
+found are sites, types and a holder named (:mod:`._leak_naming`), so a clean
+check costs the calls and the readings, nothing more.
 """
 
 from __future__ import annotations
