@@ -13,6 +13,7 @@ Holds plain data only (names, numbers, text), never the objects measured.
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -260,6 +261,12 @@ class LeakReport:
             sample=None if sample is None else str(sample),
             resources=tuple(str(r) for r in data.get("resources", ())),
         )
+
+    def _repr_html_(self) -> str:
+        return str(importlib.import_module("memguard.report").render(self, "html", charts=False))
+
+    def _repr_markdown_(self) -> str:
+        return str(importlib.import_module("memguard.report").render(self, "markdown"))
 
     @staticmethod
     def describe_signal(name: str) -> str:

@@ -89,6 +89,12 @@ def test_round_trip_through_json() -> None:
     assert LeakReport.from_dict(data) == report
 
 
+def test_notebook_reprs_come_from_the_report_renderer() -> None:
+    report = _leaky()
+    assert "handler" in report._repr_markdown_()
+    assert "handler" in report._repr_html_()
+
+
 def test_values_are_frozen_and_mappings_read_only() -> None:
     report = _leaky()
     with pytest.raises(AttributeError):
