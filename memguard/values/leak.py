@@ -263,7 +263,8 @@ class LeakReport:
         )
 
     def _repr_html_(self) -> str:
-        return str(importlib.import_module("memguard.report").render(self, "html", charts=False))
+        # With the growth chart: the series and fits are what a notebook shows best.
+        return str(importlib.import_module("memguard.report").render(self, "html"))
 
     def _repr_markdown_(self) -> str:
         return str(importlib.import_module("memguard.report").render(self, "markdown"))
