@@ -284,10 +284,13 @@ def render_docs(results: dict[str, Any], chart: str | None) -> str:
         ".venv/bin/python benchmarks/run_all.py --quick    # about a minute",
         "```",
         "",
-        "A ratio is a figure divided by its baseline (named with each table), so",
-        "1.00x costs nothing and 2.00x takes twice as long. Each figure is the median",
-        "of several repeats. The numbers are for the machine below; on a shared or",
-        "busy machine they move by several percent from run to run.",
+        "Each section says what its ratios divide. For an overhead (a time over the",
+        "untraced or plain time), 1.00x costs nothing and 2.00x takes twice as long;",
+        "other sections compare memguard with a peer (a peer's time over memguard's)",
+        "or score verdicts (the share judged right). Each figure is the median of",
+        "several repeats. The numbers are for the machine below, which was shared",
+        "with other work while they were measured (see the load average); they move",
+        "by several percent from run to run.",
         "",
         "## Machine",
         "",
@@ -318,7 +321,9 @@ def _docs_section(name: str, entry: dict[str, Any]) -> list[str]:
     out = [f"## {_md_text(str(result.get('title', name)))}", ""]
     if result.get("description"):
         out += [_md_text(str(result["description"])), ""]
-    out += [f"From `{entry['file']}`{' (quick sizes)' if entry.get('quick') else ''}.", ""]
+    source = f"From `{entry['file']}`{' (quick sizes)' if entry.get('quick') else ''}"
+    unit = f"; ratios: {_md_text(str(result['unit']))}" if result.get("unit") else ""
+    out += [f"{source}{unit}.", ""]
     table = result.get("table")
     if isinstance(table, list) and table and all(isinstance(r, dict) for r in table):
         columns = list(dict.fromkeys(k for row in table for k in row))
