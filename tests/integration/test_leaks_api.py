@@ -52,7 +52,7 @@ def test_check_leaks_catches_64_bytes_per_call_and_names_the_line() -> None:
     line = leak_64_bytes.__code__.co_firstlineno + 1
     assert f"{__file__}:{line}: +64 B per call in 1 block" in str(error)
     assert report.sites[0].lineno == line
-    assert "test_leaks._KEPT[" in str(error)
+    assert f"{__name__}._KEPT[" in str(error)
     assert str(error).splitlines()[0].startswith("Leak detected in leak_64_bytes: +")
 
 
@@ -158,7 +158,7 @@ def test_single_run_block_names_what_it_kept() -> None:
     assert 100 <= objects.total <= 110
     python = next(s for s in report.signals if s.name == "python")
     assert python.total >= 100 * (100 + 48)  # each session's bytearray at least
-    assert "test_leaks._KEPT[" in str(caught.value)
+    assert f"{__name__}._KEPT[" in str(caught.value)
 
 
 def test_single_run_block_within_allowance() -> None:
