@@ -321,7 +321,7 @@ class _Search:
             # gc does not track a dict or tuple holding only atomic values
             # (str, bytes, numbers), so get_referrers cannot see a cache of
             # strings; such holders are looked for among everyone's referents.
-            holders = self.untracked_holders(target)
+            holders = self.namespace_holders(target) or self.untracked_holders(target)
             for holder in holders:
                 self.nodes[id(holder)] = holder
                 self.next_hop[id(holder)] = self.target_id
@@ -352,6 +352,22 @@ class _Search:
             if timed_out:
                 return None, "time"
         return None, "exhausted"
+
+    def namespace_holders(self, target: object) -> list[object]:
+        """Untracked dicts and tuples holding *target* that are module globals, or
+        attributes of a module global (a class, an instance): the usual caches,
+        found without a pass over the whole heap."""
+        holders: list[object] = []
+        self.own.add(id(holders))
+        for module in list(sys.modules.values()):
+            for value in _namespace_values(module):
+                _collect_untracked(value, target, holders)
+                if not isinstance(value, types.ModuleType):
+                    for attribute in _namespace_values(value):
+                        _collect_untracked(attribute, target, holders)
+            if time.perf_counter() > self.deadline:
+                break
+        return holders
 
     def untracked_holders(self, target: object) -> list[object]:
         """Untracked dicts and tuples that hold *target*: one pass over all referents."""
@@ -467,6 +483,25 @@ def _held_one(holder: object, wanted: set[int]) -> int | None:
         if id(referent) in wanted:
             return id(referent)
     return None
+
+
+def _namespace_values(value: object) -> list[object]:
+    """The values of *value*'s ``__dict__`` (a module's, a class's, an instance's)."""
+    try:  # never __getattr__: a proxy's or a mock's could run anything
+        namespace = object.__getattribute__(value, "__dict__")
+    except Exception:  # no __dict__ (slots, builtins)
+        return []
+    if isinstance(namespace, (dict, types.MappingProxyType)):
+        return list(namespace.values())
+    return []
+
+
+def _collect_untracked(value: object, target: object, holders: list[object]) -> None:
+    kind = type(value)
+    if (kind is dict or kind is tuple) and not gc.is_tracked(value) and (
+        _contains(value, target) and not any(h is value for h in holders)
+    ):
+        holders.append(value)
 
 
 def _contains(container: object, target: object) -> bool:

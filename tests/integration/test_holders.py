@@ -361,3 +361,13 @@ def test_code_constants_are_not_holders() -> None:
     assert chain_of(registry.make_handler.__doc__) == (
         "shopapp.registry.make_handler.__doc__ -> str"
     )
+
+
+def test_untracked_class_and_instance_attribute_caches() -> None:
+    price = bytes(range(200))
+    registry.Cart.prices["apple"] = price
+    assert chain_of(price) == "shopapp.registry.Cart.prices['apple'] -> bytes"
+    registry.Cart.prices.clear()
+    registry.CART.item = {"page": price}
+    assert not gc.is_tracked(registry.CART.item)
+    assert chain_of(price) == "shopapp.registry.CART.item['page'] -> bytes"

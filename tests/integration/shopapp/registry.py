@@ -29,6 +29,8 @@ class Session:
 class Cart:
     """Holds an item as an instance attribute."""
 
+    prices: ClassVar[dict[str, bytes]] = {}
+
     def __init__(self, item: object) -> None:
         self.item = item
 
@@ -60,6 +62,9 @@ class MultiLine:
 
     def __repr__(self) -> str:
         return "first line\n  second line"
+
+
+CART = Cart(None)
 
 
 def register(session: Session) -> None:
@@ -101,4 +106,6 @@ def reset() -> None:
     BY_SESSION.clear()
     Session.instances.clear()
     PAGES.clear()
+    Cart.prices.clear()
+    CART.item = None
     STATE.__dict__.clear()
