@@ -23,8 +23,10 @@ live objects on a 2-core machine, a little more for wide levels (cut into
 chunks of 100 objects, and capped at 1,000 objects). The clock is checked
 between chunks and every few hundred referrers, so a search ends within
 ``max_seconds`` plus one heap pass; ``max_depth`` bounds the chain's length.
-An object gc does not track (``bytes``, ``str``) whose holders gc cannot see
-either costs one more pass over every object's referents.
+An object gc does not track (``bytes``, ``str``) may be held by a dict or
+tuple gc does not track either: those are looked for among module globals
+and their attributes, then, failing that, in one pass over every object's
+referents.
 
 The search's own bookkeeping (its frontier lists, maps and the frames of
 memguard's code) is left out, and every strong reference it took is
