@@ -281,7 +281,7 @@ def render_docs(results: dict[str, Any], chart: str | None) -> str:
         "",
         "```bash",
         ".venv/bin/python benchmarks/run_all.py            # full sizes",
-        ".venv/bin/python benchmarks/run_all.py --quick    # about a minute",
+        ".venv/bin/python benchmarks/run_all.py --quick    # smaller sizes, fewer repeats",
         "```",
         "",
         "Each section says what its ratios divide. For an overhead (a time over the",
@@ -321,7 +321,8 @@ def _docs_section(name: str, entry: dict[str, Any]) -> list[str]:
     out = [f"## {_md_text(str(result.get('title', name)))}", ""]
     if result.get("description"):
         out += [_md_text(str(result["description"])), ""]
-    source = f"From `{entry['file']}`{' (quick sizes)' if entry.get('quick') else ''}"
+    source = (f"From `{entry['file']}`{' (quick sizes)' if entry.get('quick') else ''}, "
+              f"measured {entry.get('date', 'at an unknown date')}")
     unit = f"; ratios: {_md_text(str(result['unit']))}" if result.get("unit") else ""
     out += [f"{source}{unit}.", ""]
     table = result.get("table")
@@ -358,7 +359,7 @@ def write_docs(results: dict[str, Any], chart: Path | None) -> None:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
-                        help="small sizes and few repeats (about a minute in all)")
+                        help="small sizes and few repeats")
     parser.add_argument("--only", nargs="+", metavar="NAME",
                         help="run only these benchmarks (bench_NAME.py)")
     parser.add_argument("--timeout", type=float, default=None,
