@@ -102,3 +102,13 @@ def test_chart_is_a_png(tmp_path: Path) -> None:
     path = run_all.write_chart(_results(), tmp_path / "chart.png")
     assert path is not None
     assert path.read_bytes().startswith(b"\x89PNG")
+
+
+def test_reliability_page_lists_the_suite_tests() -> None:
+    if not hooks.RELIABILITY_TESTS.is_dir():
+        return
+    page = hooks.reliability_page()
+    names = [line for line in page.splitlines() if line.startswith("- **")]
+    defined = sum(path.read_text().count("\ndef test_") + path.read_text().count("\nasync def test_")
+                  for path in hooks.RELIABILITY_TESTS.glob("test_*.py"))
+    assert len(names) == defined
