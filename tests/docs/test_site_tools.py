@@ -109,6 +109,6 @@ def test_reliability_page_lists_the_suite_tests() -> None:
         return
     page = hooks.reliability_page()
     names = [line for line in page.splitlines() if line.startswith("- **")]
-    defined = sum(path.read_text().count("\ndef test_") + path.read_text().count("\nasync def test_")
-                  for path in hooks.RELIABILITY_TESTS.glob("test_*.py"))
+    sources = [path.read_text() for path in hooks.RELIABILITY_TESTS.glob("test_*.py")]
+    defined = sum(text.count("\ndef test_") + text.count("\nasync def test_") for text in sources)
     assert len(names) == defined
