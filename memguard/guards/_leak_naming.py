@@ -10,6 +10,7 @@ steady state: a cache that filled during the measured calls is not named.
 from __future__ import annotations
 
 import gc
+import weakref
 from collections import Counter
 
 from .. import _tracing
@@ -93,9 +94,10 @@ class Naming:
             self.types = tuple((name, per) for name, per in type_growth({}, final, calls)
                                if name in steady)
             self.sites = probe.site_growth(self.traces, probe.summarize_traces(), calls, 20)
-            items = [probe.newest_item(container) for _, container in grown[:50]]
+            entries = [(entry[0], container, entry[1]) for _, container in grown[:50]
+                       if (entry := probe.newest_entry(container)) is not None]
             del grown
-            self.sample = describe_one(items, [name for name, _ in self.types])
+            self.sample = describe_one(entries, [name for name, _ in self.types])
             self.clear()
 
 
@@ -126,17 +128,28 @@ def user_first(names: list[str]) -> list[str]:
     return [n for n in names if "." in n] + [n for n in names if "." not in n]
 
 
-def describe_one(items: list[object], type_names: list[str]) -> str | None:
-    """Describe one of *items* (newest items of growing containers), by type preference.
+def describe_one(entries: list[tuple[object, object, str]], type_names: list[str]) -> str | None:
+    """Describe one item of *entries* (``(item, container, edge)`` of growing containers).
 
     Module-qualified (user) types first, then the growing types in order,
-    then any item. *items* is emptied.
+    then any item; weak references are never chosen (a set of them, such as
+    a ``WeakSet``'s, keeps nothing alive). *entries* is emptied.
     """
+    strong = [entry for entry in entries if not isinstance(entry[0], weakref.ref)]
+    entries.clear()
     wanted = user_first(type_names)
-    obj = probe.pick_by_type(items, wanted) if wanted else None
-    if obj is None:
-        obj = next((item for item in items if item is not None), None)
+    items = [item for item, _, _ in strong]
+    chosen = probe.pick_by_type(items, wanted) if wanted else None
     items.clear()
-    if obj is None:
+    found = None  # never test an item's truth: a numpy array has none
+    if chosen is not None:
+        found = next((entry for entry in strong if entry[0] is chosen), None)
+    if found is None and strong:
+        found = strong[0]
+    strong.clear()
+    del chosen
+    if found is None:
         return None
-    return probe.describe_sample(obj)
+    obj, container, edge = found
+    del found
+    return probe.describe_sample(obj, container, edge)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gc
 import os
+import sys
 import sysconfig
 import tracemalloc
 from collections import deque
@@ -30,10 +31,11 @@ __all__ = [
     "container_sizes",
     "count_fds",
     "describe_sample",
+    "global_name",
     "growing_containers",
     "grown_resources",
     "new_untracked_items",
-    "newest_item",
+    "newest_entry",
     "pick_by_type",
     "site_growth",
     "summarize_traces",
@@ -273,42 +275,68 @@ def new_untracked_items(grown: list[tuple[int, object]]) -> dict[str, int]:
     return counts
 
 
-def newest_item(container: object) -> object | None:
-    """The item most recently added to a list, deque or dict; any item of a set."""
+def newest_entry(container: object) -> tuple[object, str] | None:
+    """The item most recently added to a list, deque or dict (any item of a set), and its edge.
+
+    The edge names how the container holds the item: ``"['key']"``,
+    ``"[12]"`` or ``" (set member)"``.
+    """
     try:
-        if isinstance(container, dict):
-            return container[next(reversed(container))] if container else None
-        if isinstance(container, list | deque):
-            return container[-1] if container else None
-        if isinstance(container, set):
-            return next(iter(container), None)
+        if isinstance(container, dict) and container:
+            key = next(reversed(container))
+            return container[key], f"[{key!r}]"
+        if isinstance(container, list | deque) and container:
+            return container[-1], f"[{len(container) - 1}]"
+        if isinstance(container, set) and container:
+            return next(iter(container)), " (set member)"
     except (StopIteration, RuntimeError, KeyError, IndexError):
         return None
     return None
 
 
-def describe_sample(obj: object) -> str:
+def global_name(container: object) -> str | None:
+    """``module.NAME`` or ``module.Class.attr`` holding *container*, if a module global does."""
+    for module_name, module in list(sys.modules.items()):
+        namespace = getattr(module, "__dict__", None)
+        if not isinstance(namespace, dict):
+            continue
+        for name, value in list(namespace.items()):
+            if value is container:
+                return f"{module_name}.{name}"
+            if isinstance(value, type) and value.__module__ == module_name:
+                for attr, held in list(vars(value).items()):
+                    if held is container:
+                        return f"{module_name}.{name}.{attr}"
+    return None
+
+
+def describe_sample(obj: object, container: object = None, edge: str = "") -> str:
     """``repr (type), held by <chain>`` for a leaked object; keeps no reference.
 
     The holder search gets a few seconds: an object in a dict the collector
     does not track is found only after the ordinary search is exhausted, and
-    a leak report is worth the wait.
+    a leak report is worth the wait. When it finds nothing and *container*
+    (the growing container *obj* was taken from, holding it by *edge*) is a
+    module global or class attribute, that is named instead.
     """
-    import sys
-
     from .. import holders
 
     text = f"{holders.safe_repr(obj)} ({type_name(type(obj))})"
     frame = sys._getframe()
+    # This frame and its caller's hold *obj* only to describe it.
+    frames = (frame,) if frame.f_back is None else (frame, frame.f_back)
     try:
-        search = holders.search_holders(obj, max_seconds=_HOLDER_SECONDS, excused_frames=(frame,))
+        search = holders.search_holders(obj, max_seconds=_HOLDER_SECONDS, excused_frames=frames)
     except Exception as error:  # a report must not fail for want of a chain
         return f"{text}; holder search failed: {type(error).__name__}: {error}"
     finally:
-        del frame
-    if search.steps is None:
-        return f"{text}; {search.text}"
-    return f"{text}, held by {search.text}"
+        del frame, frames
+    if search.steps is not None:
+        return f"{text}, held by {search.text}"
+    name = global_name(container) if container is not None else None
+    if name is not None:
+        return f"{text}, held by {name}{edge}"
+    return f"{text}; {search.text}"
 
 
 def pick_by_type(objs: Iterable[object], names: list[str]) -> object | None:
