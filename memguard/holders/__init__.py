@@ -56,6 +56,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ._naming import ChainNamer, code_name, describe, format_chain, safe_repr
+from ._untracked import namespace_holders, untracked_holders
 
 __all__ = [
     "HolderSearch",
@@ -70,7 +71,6 @@ _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.
 _CHUNK = 100
 _MAX_FRONTIER = 1000
 _CLOCK_EVERY = 256
-_SCAN_CHUNK = 10_000
 _CO_OPTIMIZED = 0x0001
 _MATERIALIZES_LOCALS = sys.version_info < (3, 13)
 
@@ -323,7 +323,8 @@ class _Search:
             # gc does not track a dict or tuple holding only atomic values
             # (str, bytes, numbers), so get_referrers cannot see a cache of
             # strings; such holders are looked for among everyone's referents.
-            holders = self.namespace_holders(target) or self.untracked_holders(target)
+            holders = self.not_own(namespace_holders(target, self.deadline)) or self.not_own(
+                untracked_holders(target, self.deadline))
             for holder in holders:
                 self.nodes[id(holder)] = holder
                 self.next_hop[id(holder)] = self.target_id
@@ -355,43 +356,10 @@ class _Search:
                 return None, "time"
         return None, "exhausted"
 
-    def namespace_holders(self, target: object) -> list[object]:
-        """Untracked dicts and tuples holding *target* that are module globals, or
-        attributes of a module global (a class, an instance): the usual caches,
-        found without a pass over the whole heap."""
-        holders: list[object] = []
-        self.own.add(id(holders))
-        for module in list(sys.modules.values()):
-            for value in _namespace_values(module):
-                _collect_untracked(value, target, holders)
-                if not isinstance(value, types.ModuleType):
-                    for attribute in _namespace_values(value):
-                        _collect_untracked(attribute, target, holders)
-            if time.perf_counter() > self.deadline:
-                break
-        return holders
-
-    def untracked_holders(self, target: object) -> list[object]:
-        """Untracked dicts and tuples that hold *target*: one pass over all referents."""
-        holders: list[object] = []
-        seen: set[int] = set()
-        everything = gc.get_objects()
-        self.own.update((id(holders), id(everything)))
-        try:
-            for start in range(0, len(everything), _SCAN_CHUNK):
-                if time.perf_counter() > self.deadline:
-                    break
-                for referent in gc.get_referents(*everything[start:start + _SCAN_CHUNK]):
-                    kind = type(referent)
-                    if (kind is dict or kind is tuple) and id(referent) not in seen and (
-                        not gc.is_tracked(referent)
-                    ):
-                        seen.add(id(referent))
-                        if _contains(referent, target):
-                            holders.append(referent)
-        finally:
-            del everything
-        return holders
+    def not_own(self, holders: list[object]) -> list[object]:
+        """*holders* without the search's own (``self.nodes``, ``{id: target}``, is
+        an untracked dict too)."""
+        return [holder for holder in holders if id(holder) not in self.own]
 
     def is_root(self, node: object) -> bool:
         """Whether *node* is a root (a module global or a class, until frames are read)."""
@@ -485,34 +453,6 @@ def _held_one(holder: object, wanted: set[int]) -> int | None:
         if id(referent) in wanted:
             return id(referent)
     return None
-
-
-def _namespace_values(value: object) -> list[object]:
-    """The values of *value*'s ``__dict__`` (a module's, a class's, an instance's)."""
-    try:  # never __getattr__: a proxy's or a mock's could run anything
-        namespace = object.__getattribute__(value, "__dict__")
-    except Exception:  # no __dict__ (slots, builtins)
-        return []
-    if isinstance(namespace, (dict, types.MappingProxyType)):
-        return list(namespace.values())
-    return []
-
-
-def _collect_untracked(value: object, target: object, holders: list[object]) -> None:
-    kind = type(value)
-    if (kind is dict or kind is tuple) and not gc.is_tracked(value) and (
-        _contains(value, target) and not any(h is value for h in holders)
-    ):
-        holders.append(value)
-
-
-def _contains(container: object, target: object) -> bool:
-    if isinstance(container, dict):
-        try:
-            return any(value is target or key is target for key, value in container.items())
-        except RuntimeError:  # resized by another thread: not a holder we can name
-            return False
-    return isinstance(container, tuple) and any(item is target for item in container)
 
 
 def _not_a_holder(holder: object) -> bool:

@@ -371,3 +371,10 @@ def test_untracked_class_and_instance_attribute_caches() -> None:
     registry.CART.item = {"page": price}
     assert not gc.is_tracked(registry.CART.item)
     assert chain_of(price) == "shopapp.registry.CART.item['page'] -> bytes"
+
+
+def test_untracked_holder_deep_in_the_heap() -> None:
+    # Beyond module globals' own attributes: found by the pass over all referents.
+    page = bytes(range(100)) * 3
+    registry.ITEMS.append(registry.Cart({"page": page}))
+    assert chain_of(page) == "shopapp.registry.ITEMS[0].item['page'] -> bytes"
