@@ -40,7 +40,9 @@ def test_samples_marks_and_exact_peak() -> None:
     assert times == sorted(times)
     assert len(timeline.samples) >= 8
     traced_at = {m.label: m.traced_bytes for m in timeline.marks}
-    assert traced_at["second"] - traced_at["first"] >= 3 * MB  # type: ignore[operator]
+    # A mark reads the traced total: the 3 MB buffer, give or take the
+    # interpreter's own small frees and allocations between the two marks.
+    assert traced_at["second"] - traced_at["first"] >= 3 * MB - 1024  # type: ignore[operator]
     assert max(s.traced_bytes or 0 for s in timeline.samples) >= 5 * MB
     assert not tracemalloc.is_tracing()
     assert _sampler_threads() == []
@@ -58,15 +60,16 @@ def test_peak_between_samples_is_not_missed() -> None:
 
 
 def test_rss_is_recorded() -> None:
+    # 48 MB is above glibc's largest mmap threshold (32 MiB): fresh pages that
+    # bytearray's zero-fill makes resident, whatever free heap the process has.
     with memguard.record(interval=0.005) as timeline:
-        block = bytearray(20 * MB)
-        block[::4096] = b"x" * len(block[::4096])  # touch every page
+        block = bytearray(48 * MB)
         time.sleep(0.02)
         del block
     assert timeline.rss_peak_method in ("kernel-hwm", "sampled")
     assert timeline.rss_peak_bytes is not None
     assert timeline.rss_start_bytes is not None
-    assert timeline.rss_peak_bytes - timeline.rss_start_bytes >= 15 * MB
+    assert timeline.rss_peak_bytes - timeline.rss_start_bytes >= 46 * MB
     assert all(s.rss_bytes is not None for s in timeline.samples)
 
 
