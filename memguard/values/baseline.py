@@ -139,6 +139,10 @@ class Baseline:
             data = json.loads(text)
         except json.JSONDecodeError as error:
             raise SnapshotFormatError(path, f"not valid JSON ({error})") from error
+        except RecursionError:
+            raise SnapshotFormatError(path, "not a baseline: JSON nested too deeply") from None
+        except ValueError as error:  # an integer too long to convert
+            raise SnapshotFormatError(path, f"not a baseline: {error}") from None
         return cls.from_dict(data, path=path)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gzip
 import importlib
+import io
 import json
 import os
 import zlib
@@ -27,14 +28,23 @@ from typing import Any
 from .._version import __version__
 from ..exceptions import SnapshotFormatError
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "dumps", "load", "loads", "register_kind", "save"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "MAX_DECOMPRESSED_BYTES", "dumps", "load", "loads",
+           "register_kind", "save"]
 
 FORMAT = "memguard"
 """The value of the ``format`` field that marks a memguard file."""
 FORMAT_VERSION = 1
 """The newest file format version this memguard writes and reads."""
 
+MAX_DECOMPRESSED_BYTES = 512 * 1024 * 1024
+"""The most a gzip file may expand to when loaded (512 MiB); a larger one is
+refused with :class:`~memguard.exceptions.SnapshotFormatError` before it is
+all in memory, so a small hostile file cannot make a huge allocation. Raise
+it (``memguard.values.files.MAX_DECOMPRESSED_BYTES = ...``) to read bigger
+files."""
+
 _GZIP_MAGIC = b"\x1f\x8b"
+_CHUNK_BYTES = 1024 * 1024
 FromDict = Callable[[Mapping[str, Any]], Any]
 _kinds: dict[str, FromDict | str] = {
     "snapshot": "memguard.values.snapshot:Snapshot",
@@ -150,7 +160,7 @@ def loads(raw: bytes | str, *, name: str = "<memory>") -> Any:
         raw = raw.encode("utf-8")
     if raw.startswith(_GZIP_MAGIC):
         try:
-            raw = gzip.decompress(raw)
+            raw = _gunzip(raw, name)
         except EOFError:
             raise SnapshotFormatError(name, "truncated gzip data (the file ends early)") from None
         except (OSError, zlib.error) as error:
@@ -167,9 +177,28 @@ def loads(raw: bytes | str, *, name: str = "<memory>") -> Any:
     except json.JSONDecodeError as error:
         raise SnapshotFormatError(name, f"not valid JSON, damaged or truncated: {error.msg} at "
                                         f"line {error.lineno} column {error.colno}") from None
+    except ValueError as error:  # an integer too long to convert (sys.set_int_max_str_digits)
+        raise SnapshotFormatError(name, f"not a memguard file: {error}") from None
     except RecursionError:
         raise SnapshotFormatError(name, "not a memguard file: JSON nested too deeply") from None
     return _from_envelope(envelope, name)
+
+
+def _gunzip(raw: bytes, name: str) -> bytes:
+    """Decompress *raw*, refusing more than :data:`MAX_DECOMPRESSED_BYTES` of output."""
+    bound = MAX_DECOMPRESSED_BYTES
+    chunks: list[bytes] = []
+    total = 0
+    with gzip.GzipFile(fileobj=io.BytesIO(raw), mode="rb") as stream:
+        # In chunks: read(bound + 1) would allocate the whole bound up front.
+        while chunk := stream.read(min(_CHUNK_BYTES, bound + 1 - total)):
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > bound:
+                raise SnapshotFormatError(
+                    name, f"gzip data expands to more than {bound:,} bytes "
+                          f"(MAX_DECOMPRESSED_BYTES); refused as a possible gzip bomb")
+    return b"".join(chunks)
 
 
 def _from_envelope(envelope: Any, name: str) -> Any:

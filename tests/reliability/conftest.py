@@ -1,0 +1,165 @@
+"""Regenerates docs/reliability.md from a full run of the reliability suite.
+
+Each reliability test's outcome is recorded (every parametrized case), with
+the inputs, faults and uses it counted through :func:`_ledger.tried`. At the
+end of the session, when every test defined in ``tests/reliability`` was
+collected (no ``-k``/``-m`` subset, no single file or node id) and the run
+is not an xdist worker, the page is rewritten from the tests' docstrings,
+their outcomes and their counts. A partial run leaves the page alone.
+"""
+
+from __future__ import annotations
+
+import ast
+import platform
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from tests.reliability import _ledger
+
+HERE = Path(__file__).resolve().parent
+PAGE = HERE.parents[1] / "docs" / "reliability.md"
+
+_outcomes: dict[str, dict[str, str]] = defaultdict(dict)  # function id -> case id -> outcome
+_xfail_reasons: dict[str, str] = {}
+_state = {"complete": False, "deselected": False}
+
+
+def _function_id(nodeid: str) -> str:
+    return nodeid.split("[", 1)[0]
+
+
+def _defined() -> dict[str, list[ast.FunctionDef | ast.AsyncFunctionDef]]:
+    found = {}
+    for path in sorted(HERE.glob("test_*.py")):
+        tree = ast.parse(path.read_text())
+        found[path.name] = [node for node in tree.body
+                            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+                            and node.name.startswith("test_")]
+    return found
+
+
+def _mine(nodeid: str) -> bool:
+    return nodeid.startswith("tests/reliability/")
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    if any(_mine(item.nodeid) for item in items):
+        _state["deselected"] = True
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    collected = {(Path(item.nodeid.split("::")[0]).name, item.nodeid.split("::")[1].split("[")[0])
+                 for item in items if _mine(item.nodeid) and "::" in item.nodeid}
+    defined = {(name, node.name) for name, nodes in _defined().items() for node in nodes}
+    _state["complete"] = bool(defined) and collected == defined
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if not _mine(report.nodeid):
+        return
+    cases = _outcomes[_function_id(report.nodeid)]
+    wasxfail = getattr(report, "wasxfail", None)
+    if report.when == "call" or report.outcome != "passed":
+        if report.failed:
+            outcome = "failed"
+        elif wasxfail is not None:
+            outcome = "xfailed"
+            _xfail_reasons[_function_id(report.nodeid)] = str(wasxfail)
+        else:
+            outcome = report.outcome
+        if cases.get(report.nodeid) != "failed":
+            cases[report.nodeid] = outcome
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if hasattr(session.config, "workerinput") or not _state["complete"] or _state["deselected"]:
+        return
+    if not _outcomes:
+        return
+    text = render_page()
+    if not PAGE.exists() or PAGE.read_text() != text:
+        PAGE.write_text(text)
+
+
+def _docstring(node: ast.AST) -> list[str]:
+    doc = ast.get_docstring(node)  # type: ignore[arg-type]
+    return [line.rstrip() for line in (doc or "").strip().splitlines()]
+
+
+def _verdict(cases: dict[str, str], reason: str | None) -> str:
+    total = len(cases)
+    counts: dict[str, int] = defaultdict(int)
+    for outcome in cases.values():
+        counts[outcome] += 1
+    if counts["failed"]:
+        return f"**FAILED** {counts['failed']} of {total}"
+    if counts["xfailed"]:
+        return f"known bug, recorded as an expected failure ({reason})"
+    if counts["skipped"] == total:
+        return "skipped here (not available on this platform)"
+    held = counts["passed"]
+    return "held" if total == 1 else f"held in {held} of {total} cases"
+
+
+def render_page() -> str:
+    """The page's Markdown, from the recorded outcomes and counts."""
+    sections: list[str] = []
+    totals: dict[str, int] = defaultdict(int)
+    for filename, nodes in _defined().items():
+        module = ast.parse((HERE / filename).read_text())
+        title = (_docstring(module) or [filename])[0].rstrip(".")
+        lines = [f"## {title}", "", f"`tests/reliability/{filename}`, {len(nodes)} tests:", ""]
+        for node in nodes:
+            key = f"tests/reliability/{filename}::{node.name}"
+            cases = _outcomes.get(key, {})
+            tries = _ledger.TRIES.get(key, 0)
+            totals["tests"] += 1
+            totals["cases"] += len(cases)
+            for outcome in cases.values():
+                totals[outcome] += 1
+            totals["tries"] += tries
+            detail = [f"{len(cases)} cases"] if len(cases) > 1 else []
+            if tries:
+                detail.append(f"{tries:,} inputs, faults or uses tried")
+            name = node.name.removeprefix("test_").replace("_", " ")
+            doc = _docstring(node)
+            head = f"- **{name}**" + (f" ({'; '.join(detail)})" if detail else "")
+            head += f": {_verdict(cases, _xfail_reasons.get(key))}."
+            lines.append(head)
+            if doc:
+                lines.append("")
+                lines += [f"    {line}" if line else "" for line in doc]
+                lines.append("")
+        sections += [*lines, ""]
+    summary = (
+        f"The last full run (Python {platform.python_version()}, {platform.system()}) ran "
+        f"{totals['tests']} tests in {totals['cases']} cases: {totals['passed']} held, "
+        f"{totals['xfailed']} known bugs recorded as expected failures, "
+        f"{totals['failed']} failed, {totals['skipped']} skipped here. Together they tried "
+        f"{totals['tries']:,} inputs, faults and uses."
+    )
+    head = [
+        "# Reliability",
+        "",
+        "memguard runs inside other people's test suites and notebooks, so it must never",
+        "be what crashes, hangs, corrupts state or leaks. The reliability suite in",
+        "`tests/reliability/` tries hostile inputs, concurrency, interrupts, forks,",
+        "hostile objects, missing platform features and memguard's own footprint.",
+        "",
+        "This page is written by the suite itself: a full run of",
+        "",
+        "```bash",
+        ".venv/bin/python -m pytest tests/reliability -q",
+        "```",
+        "",
+        "rewrites it from each test's docstring, its outcome and what it counted, so the",
+        "figures below are those of the last full run, not written by hand.",
+        "",
+        summary,
+        "",
+    ]
+    return "\n".join(head + sections).rstrip() + "\n"
