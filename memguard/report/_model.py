@@ -20,6 +20,7 @@ from ..values.limit import LimitReport
 from ..values.site import AllocationSite, is_internal
 from ..values.snapshot import Snapshot
 from ..values.timeline import Timeline
+from ..values.watch import WatchReport
 
 __all__ = ["Document", "Section", "Table", "build", "call_path", "register_document"]
 
@@ -290,6 +291,19 @@ def _limit(value: LimitReport, top: int) -> Document:
                     ["top"] if value.sites else [], caption)
 
 
+def _watch(value: WatchReport, top: int) -> Document:
+    facts = [("verdict", str(value)), ("watched", str(value.watched)),
+             ("freed", str(value.collected)),
+             ("holder search", f"{value.search_seconds:.3f} s")]
+    sections = []
+    if value.survivors:
+        rows = [[s.name, s.type_name, s.object_repr, s.holder] for s in value.survivors[:top]]
+        sections.append(Section("Objects still alive after gc.collect()",
+                                "each with the chain of references that holds it",
+                                Table(["object", "type", "repr", "held by"], rows, "llll", 3)))
+    return Document("watch", _quoted("watch", value.label), facts, sections, [])
+
+
 def _leak(value: LeakReport, top: int) -> Document:
     calls = f"{value.iterations} measured" + (f" after {value.warmup} warm-up"
                                               if value.warmup else "")
@@ -362,18 +376,18 @@ def build(value: Any, top: int = 10) -> Document:
         TypeError: memguard does not know how to show *value*.
     """
     for cls in type(value).__mro__:
-        builder = _builders.get(cls)
+        builder = _builders.get(cls) or _BUILT_IN.get(cls)
         if builder is not None:
             return builder(value, top)
-    if isinstance(value, Snapshot):
-        return _snapshot(value, top)
-    if isinstance(value, SnapshotDiff):
-        return _diff(value, top)
-    if isinstance(value, Timeline):
-        return _timeline(value, top)
-    if isinstance(value, LimitReport):
-        return _limit(value, top)
-    if isinstance(value, LeakReport):
-        return _leak(value, top)
     raise TypeError(f"memguard.report cannot render {type(value).__name__}; expected a "
-                    "Snapshot, SnapshotDiff, Timeline, LimitReport or LeakReport")
+                    "Snapshot, SnapshotDiff, Timeline, LimitReport, LeakReport or WatchReport")
+
+
+_BUILT_IN: dict[type, Callable[[Any, int], Document]] = {
+    Snapshot: _snapshot,
+    SnapshotDiff: _diff,
+    Timeline: _timeline,
+    LimitReport: _limit,
+    LeakReport: _leak,
+    WatchReport: _watch,
+}

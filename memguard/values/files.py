@@ -53,6 +53,7 @@ _kinds: dict[str, FromDict | str] = {
     "limit": "memguard.values.limit:LimitReport",
     "leak": "memguard.values.leak:LeakReport",
     "run": "memguard.values.run:RunReport",
+    "watch": "memguard.values.watch:WatchReport",
 }
 
 

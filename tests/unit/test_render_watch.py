@@ -1,0 +1,51 @@
+"""WatchReport through the report layer and the file loader."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import memguard
+from memguard.report import render
+from memguard.values.files import save
+from memguard.values.watch import Survivor, WatchReport
+
+REPORT = WatchReport(
+    label="test_close",
+    watched=3,
+    survivors=(Survivor(name="#2", type_name="app.Session", object_repr="<Session 7>",
+                        chain=("app.SESSIONS", "[0]", "Session")),),
+    search_seconds=0.25,
+)
+
+
+def test_text_rendering_in_full() -> None:
+    assert render(REPORT, "text") == (
+        'memguard watch "test_close"\n'
+        "verdict        test_close: 1 of 3 watched objects survived gc.collect()\n"
+        "watched        3\n"
+        "freed          2\n"
+        "holder search  0.250 s\n"
+        "\n"
+        "Objects still alive after gc.collect()\n"
+        "  each with the chain of references that holds it\n"
+        "  object  type         repr         held by\n"
+        "  #2      app.Session  <Session 7>  app.SESSIONS[0] -> Session\n"
+    )
+
+
+def test_html_has_the_survivor_table() -> None:
+    page = render(REPORT, "html")
+    assert "<table" in page
+    assert "app.SESSIONS[0] -&gt; Session" in page
+
+
+def test_no_survivors_has_no_table() -> None:
+    clean = WatchReport(label="ok", watched=2)
+    text = render(clean, "text")
+    assert "all 2 watched objects were freed" in text
+    assert "Objects still alive" not in text
+
+
+def test_saved_watch_report_loads_back(tmp_path: Path) -> None:
+    path = save(REPORT, tmp_path / "watch.json.gz")
+    assert memguard.load(path) == REPORT
