@@ -11,6 +11,7 @@ block ends, and tracing is stopped only if ``record`` started it.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from types import TracebackType
@@ -110,7 +111,10 @@ class Recording:
             with _tracing.excluded():
                 self._sampler.start()
         except BaseException:
-            # Nothing half-open is left behind: no window, no RSS window.
+            # Nothing half-open is left behind: no sampler thread (a Ctrl-C can
+            # land after it started), no window, no RSS window.
+            with contextlib.suppress(RuntimeError):  # RuntimeError: never started
+                self._sampler.stop()
             if self._window is not None:
                 _tracing.end(self._window)
                 self._window = None
