@@ -48,7 +48,7 @@ from ..values.leak import SIGNALS, LeakReport, SignalName, SignalVerdict, format
 from ..values.site import AllocationSite
 from . import _leak_probe as probe
 from ._leak_naming import Naming, type_growth, user_first
-from ._leak_stats import fit_line, judge, still_growing
+from ._leak_stats import fit_line, judge, still_growing, unsettled
 
 __all__ = ["LeakOptions", "RepeatedRun", "SingleRun"]
 
@@ -171,7 +171,8 @@ class RepeatedRun:
         options = self.options
         if options.repeat is not None or self.calls >= options.confirm_calls:
             return False
-        if not any(still_growing(self.series(n), FLOORS[n]) for n in self.readers):
+        if not any(still_growing(self.series(n), FLOORS[n]) or unsettled(self.series(n), FLOORS[n])
+                   for n in self.readers):
             return False
         spent = time.perf_counter() - self.measuring_since
         if spent * 2 > options.max_seconds:  # the next batch is as long as all so far

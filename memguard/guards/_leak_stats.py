@@ -18,8 +18,10 @@ The verdict combines three tests, so that no single shape fools it:
    from window to window in at least three quarters of them, as it does for
    a leak every call or every few calls, and not for a random walk.
 
-:func:`still_growing` asks only whether the recent half still grows, which
-the check uses to decide whether it needs more calls before judging.
+:func:`still_growing` asks only whether the recent half still grows, and
+:func:`unsettled` whether the series grows overall while its last third is
+too noisy to tell (growth in steps: a dict resizing, a leak every few
+calls); the check makes more calls while either holds, before judging.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
-__all__ = ["Fit", "Judgement", "fit_line", "judge", "still_growing"]
+__all__ = ["Fit", "Judgement", "fit_line", "judge", "still_growing", "unsettled"]
 
 #: Standard errors a slope must clear to count as growth.
 Z = 4.0
@@ -100,6 +102,24 @@ def _rising_windows(values: Sequence[float]) -> tuple[int, int]:
     means = [sum(values[k * size:(k + 1) * size]) / size for k in range(count)]
     rising = sum(1 for a, b in pairwise(means) if b > a)
     return rising, count - 1
+
+
+def unsettled(values: Sequence[float], min_slope: float) -> bool:
+    """Whether *values* grow overall and their last third neither clearly goes on nor stops.
+
+    Example:
+        >>> unsettled([min(i, 10) * 100.0 for i in range(40)], min_slope=32)
+        False
+        >>> steady = [50.0 * i for i in range(27)]
+        >>> noisy = [1350 + 30 * i + (800 if i % 2 else -800) for i in range(13)]
+        >>> unsettled(steady + noisy, min_slope=32)  # still rising, too noisy to tell
+        True
+    """
+    fit = fit_line(values)
+    if not fit.significant(min_slope):
+        return False
+    late = fit_line(values[-max(3, len(values) // 3):])
+    return late.slope >= PERSIST * fit.slope and not late.significant(min_slope)
 
 
 def still_growing(values: Sequence[float], min_slope: float) -> bool:
