@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -119,6 +120,13 @@ class LimitReport:
         elif self.exceeded:
             lines.append(f"  {_SITE_NOTES[self.sites_status]}")
         return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        # memguard.report sits above the values; imported by name, only when shown.
+        return str(importlib.import_module("memguard.report").render(self, "html"))
+
+    def _repr_markdown_(self) -> str:
+        return str(importlib.import_module("memguard.report").render(self, "markdown"))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; :meth:`from_dict` reverses it."""

@@ -49,3 +49,11 @@ def test_no_survivors_has_no_table() -> None:
 def test_saved_watch_report_loads_back(tmp_path: Path) -> None:
     path = save(REPORT, tmp_path / "watch.json.gz")
     assert memguard.load(path) == REPORT
+
+
+def test_limit_report_displays_in_notebooks_without_the_extension() -> None:
+    report = memguard.LimitReport(label="block", source="python", method="tracemalloc",
+                                  limit_bytes=1_000_000, peak_bytes=1_500_000)
+    assert report._repr_markdown_() == render(report, "markdown")
+    assert report._repr_html_() == render(report, "html")
+    assert "EXCEEDED by 488.3 KiB" in report._repr_markdown_()
