@@ -141,13 +141,7 @@ class RepeatedRun:
 
     def close(self) -> None:
         self.naming.clear()
-        if self.frozen:
-            gc.unfreeze()
-            self.frozen = False
-        self.rss.close()
-        if self.window is not None:
-            window, self.window = self.window, None
-            _tracing.end(window)
+        _release(self)
 
     # -- measuring ----------------------------------------------------------
     def record(self) -> None:
@@ -234,6 +228,17 @@ class RepeatedRun:
             duration_seconds=time.perf_counter() - self.started)
 
 
+def _release(run: RepeatedRun | SingleRun) -> None:
+    """Undo what a run set up, whatever happened: the frozen heap, the RSS reader, tracing."""
+    if run.frozen:
+        gc.unfreeze()
+        run.frozen = False
+    run.rss.close()
+    if run.window is not None:
+        window, run.window = run.window, None
+        _tracing.end(window)
+
+
 def _fit(values: list[float]) -> tuple[float, float]:
     fit = fit_line(values)
     return fit.slope, fit.intercept
@@ -246,7 +251,6 @@ class SingleRun:
         self.options = options
         self.label = label
         self.readers: dict[str, Callable[[], float]] = {}
-        self.rss = probe.RssReader()
         self.rss = probe.RssReader()
         self.start: dict[str, float] = {}
         self.window: _tracing.PeakWindow | None = None
@@ -277,14 +281,7 @@ class SingleRun:
                       if name != "objects"}
 
     def close(self) -> None:
-        self.rss.close()
-        if self.frozen:
-            gc.unfreeze()
-            self.frozen = False
-        self.rss.close()
-        if self.window is not None:
-            window, self.window = self.window, None
-            _tracing.end(window)
+        _release(self)
 
     def finish(self) -> LeakReport:
         gc.collect()
