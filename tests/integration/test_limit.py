@@ -16,6 +16,7 @@ import pytest
 
 import memguard
 from memguard import MemoryLimitExceeded, limit, process
+from tests import helpers
 
 # A peak includes the allocation under test plus a little bookkeeping
 # (frames, the guard's own small objects); this bounds the latter.
@@ -25,11 +26,7 @@ MB = 1_000_000
 
 def line_of(marker: str) -> int:
     """The line number in this file that contains *marker*."""
-    with open(__file__) as source:
-        for number, text in enumerate(source, 1):
-            if marker in text and "line_of(" not in text:
-                return number
-    raise LookupError(marker)
+    return helpers.line_of(__file__, marker)
 
 
 @contextmanager

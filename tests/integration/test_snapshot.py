@@ -14,6 +14,7 @@ import pytest
 import memguard
 from memguard import _tracing
 from memguard.report import render
+from tests import helpers
 
 COUNT = 1000
 SIZE = 10_000
@@ -21,11 +22,7 @@ SIZE = 10_000
 
 def line_of(marker: str) -> int:
     """The line number in this file that contains *marker*."""
-    with open(__file__) as source:
-        for number, text in enumerate(source, 1):
-            if marker in text and "line_of(" not in text:
-                return number
-    raise LookupError(marker)
+    return helpers.line_of(__file__, marker)
 
 
 @pytest.fixture
