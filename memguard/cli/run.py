@@ -222,6 +222,8 @@ def _summarise(result: RunReport, output: str) -> None:
             f"{result.peak_seconds:.2f} s of {result.duration_seconds:.2f} s")
     if result.rss_peak_bytes is not None:
         line += f", peak RSS {format_size(result.rss_peak_bytes)}"
+    elif result.rss:
+        line += ", peak RSS not measured (see the report)"
     if result.children_peak_bytes is not None:
         line += f", with children {format_size(result.children_peak_bytes)}"
     print(line, file=sys.stderr)

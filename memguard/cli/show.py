@@ -86,6 +86,9 @@ def _run_facts(run: Any) -> list[tuple[str, str]]:
         facts.append(("process RSS", f"peak {format_size(timeline.rss_peak_bytes)} "
                       f"({format_size(timeline.rss_peak_above_start_bytes or 0, signed=True)} "
                       f"above the start, {how})"))
+    elif run.rss:
+        reason = dict(timeline.absent).get("rss_bytes", "RSS could not be read")
+        facts.append(("process RSS", f"not measured: {reason}"))
     if run.children_peak_bytes is not None:
         facts.append(("with children", f"peak {format_size(run.children_peak_bytes)} "
                                         f"(sampled every {_interval(run)})"))

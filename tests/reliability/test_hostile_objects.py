@@ -1,4 +1,4 @@
-"""Hostile objects in the measured code: broken dunders, no weakrefs, huge heaps, odd gc and tracing.
+"""Hostile objects in the measured code: broken dunders, no weakrefs, huge heaps, odd gc, tracing.
 
 The measured code's objects may have a ``__repr__``, ``__eq__``,
 ``__hash__`` or ``__sizeof__`` that raises, may refuse weak references,
@@ -171,7 +171,7 @@ def test_holder_chain_through_hostile_objects(kind: type) -> None:
 @pytest.mark.parametrize("kind", [BadRepr, BadEq, BadHash, BadSizeof],
                          ids=lambda k: k.__name__)
 def test_expect_collected_on_held_hostile_objects(kind: type) -> None:
-    """expect_collected on a hostile object a global still holds: a leak report naming the holder."""
+    """expect_collected on a hostile object a global holds: a leak report naming the holder."""
     tried()
     HOARD.append(kind())
     ref = __import__("weakref").ref(HOARD[-1])
