@@ -67,7 +67,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         if report.failed:
             outcome = "failed"
         elif wasxfail is not None:
-            outcome = "xfailed"
+            outcome = "xpassed" if report.passed else "xfailed"
             _xfail_reasons[_function_id(report.nodeid)] = str(wasxfail)
         else:
             outcome = report.outcome
@@ -98,7 +98,11 @@ def _verdict(cases: dict[str, str], reason: str | None) -> str:
     if counts["failed"]:
         return f"**FAILED** {counts['failed']} of {total}"
     if counts["xfailed"]:
-        return f"known bug, recorded as an expected failure ({reason})"
+        return (f"known bug in {counts['xfailed']} of {total} cases, recorded as an expected "
+                f"failure ({reason})")
+    if counts["xpassed"]:
+        return (f"held in {counts['passed'] + counts['xpassed']} of {total} cases; a case "
+                f"marked as a known, intermittent bug held this run ({reason})")
     if counts["skipped"] == total:
         return "skipped here (not available on this platform)"
     held = counts["passed"]
@@ -137,7 +141,8 @@ def render_page() -> str:
         sections += [*lines, ""]
     summary = (
         f"The last full run (Python {platform.python_version()}, {platform.system()}) ran "
-        f"{totals['tests']} tests in {totals['cases']} cases: {totals['passed']} held, "
+        f"{totals['tests']} tests in {totals['cases']} cases: "
+        f"{totals['passed'] + totals['xpassed']} held, "
         f"{totals['xfailed']} known bugs recorded as expected failures, "
         f"{totals['failed']} failed, {totals['skipped']} skipped here. Together they tried "
         f"{totals['tries']:,} inputs, faults and uses."

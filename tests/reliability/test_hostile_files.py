@@ -1,4 +1,4 @@
-"""Loaders fed arbitrary bytes, mutated valid files, bombs and absurd claims.
+"""Loaders fed arbitrary bytes, mutated valid files, gzip bombs and absurd claims.
 
 Every file kind memguard reads (snapshot, diff, timeline, run, line profile
 through :func:`memguard.load`; pytest baselines through

@@ -122,6 +122,11 @@ def test_interrupt_in_limit_and_snapshot(restored: None) -> None:
 def _interrupt_after(delay: float, run: Callable[[], object]) -> bool:
     """Run *run* with a real Ctrl-C sent to the main thread after *delay*; True if it landed."""
     timer = threading.Timer(delay, _thread.interrupt_main)
+    # Python drops a KeyboardInterrupt raised inside a gc callback (it is an
+    # "unraisable" exception there); other libraries' callbacks (hypothesis
+    # installs one) are set aside so the interrupt lands in memguard's code.
+    callbacks = gc.callbacks[:]
+    gc.callbacks.clear()
     try:
         timer.start()
         run()
@@ -130,6 +135,7 @@ def _interrupt_after(delay: float, run: Callable[[], object]) -> bool:
         return True
     finally:
         timer.join()
+        gc.callbacks[:] = callbacks
     return False  # pragma: no cover - the sleep always outlasts the timer
 
 
