@@ -68,7 +68,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
             outcome = "failed"
         elif wasxfail is not None:
             outcome = "xpassed" if report.passed else "xfailed"
-            _xfail_reasons[_function_id(report.nodeid)] = str(wasxfail)
+            _xfail_reasons[report.nodeid] = str(wasxfail)
         else:
             outcome = report.outcome
         if cases.get(report.nodeid) != "failed":
@@ -90,23 +90,31 @@ def _docstring(node: ast.AST) -> list[str]:
     return [line.rstrip() for line in (doc or "").strip().splitlines()]
 
 
-def _verdict(cases: dict[str, str], reason: str | None) -> str:
+def _case(nodeid: str) -> str:
+    return nodeid.partition("[")[2].rstrip("]") or "the test"
+
+
+def _verdict(cases: dict[str, str]) -> str:
     total = len(cases)
     counts: dict[str, int] = defaultdict(int)
     for outcome in cases.values():
         counts[outcome] += 1
+    notes = []
+    for nodeid, outcome in cases.items():
+        if outcome == "xfailed":
+            notes.append(f"known bug in {_case(nodeid)}, recorded as an expected failure: "
+                         f"{_xfail_reasons.get(nodeid, '')}")
+        elif outcome == "xpassed":
+            notes.append(f"{_case(nodeid)} held this run, though marked as an intermittent "
+                         f"known bug: {_xfail_reasons.get(nodeid, '')}")
     if counts["failed"]:
-        return f"**FAILED** {counts['failed']} of {total}"
-    if counts["xfailed"]:
-        return (f"known bug in {counts['xfailed']} of {total} cases, recorded as an expected "
-                f"failure ({reason})")
-    if counts["xpassed"]:
-        return (f"held in {counts['passed'] + counts['xpassed']} of {total} cases; a case "
-                f"marked as a known, intermittent bug held this run ({reason})")
-    if counts["skipped"] == total:
-        return "skipped here (not available on this platform)"
-    held = counts["passed"]
-    return "held" if total == 1 else f"held in {held} of {total} cases"
+        head = f"**FAILED** {counts['failed']} of {total}"
+    elif counts["skipped"] == total:
+        head = "skipped here (not available on this platform)"
+    else:
+        held = counts["passed"] + counts["xpassed"]
+        head = "held" if total == held == 1 else f"held in {held} of {total} cases"
+    return "; ".join([head, *notes])
 
 
 def render_page() -> str:
@@ -128,11 +136,11 @@ def render_page() -> str:
             totals["tries"] += tries
             detail = [f"{len(cases)} cases"] if len(cases) > 1 else []
             if tries:
-                detail.append(f"{tries:,} inputs, faults or uses tried")
+                detail.append(f"{tries:,} tried")
             name = node.name.removeprefix("test_").replace("_", " ")
             doc = _docstring(node)
             head = f"- **{name}**" + (f" ({'; '.join(detail)})" if detail else "")
-            head += f": {_verdict(cases, _xfail_reasons.get(key))}."
+            head += f": {_verdict(cases)}."
             lines.append(head)
             if doc:
                 lines.append("")
@@ -143,7 +151,7 @@ def render_page() -> str:
         f"The last full run (Python {platform.python_version()}, {platform.system()}) ran "
         f"{totals['tests']} tests in {totals['cases']} cases: "
         f"{totals['passed'] + totals['xpassed']} held, "
-        f"{totals['xfailed']} known bugs recorded as expected failures, "
+        f"{totals['xfailed']} cases of known bugs recorded as expected failures, "
         f"{totals['failed']} failed, {totals['skipped']} skipped here. Together they tried "
         f"{totals['tries']:,} inputs, faults and uses."
     )
@@ -162,7 +170,10 @@ def render_page() -> str:
         "```",
         "",
         "rewrites it from each test's docstring, its outcome and what it counted, so the",
-        "figures below are those of the last full run, not written by hand.",
+        "figures below are those of the last full run, not written by hand. \"Tried\"",
+        "counts the inputs, injected faults or guard uses a test exercised (every",
+        "hypothesis example counts once); a test that runs in several cases says how",
+        "many of them held.",
         "",
         summary,
         "",
