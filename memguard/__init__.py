@@ -10,7 +10,8 @@ feature that needs it.
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .exceptions import (
@@ -23,24 +24,67 @@ from .exceptions import (
     SnapshotFormatError,
     TracingError,
 )
-from .guards.leaks import check_leaks, track_leaks
 from .guards.limit import limit
-from .guards.profile import profile, profile_lines
-from .guards.record import record
-from .guards.watch import expect_collected, watch
 from .units import format_size, parse_size
-from .values.diff import SnapshotDiff
-from .values.diff import compare as diff
-from .values.files import load
-from .values.leak import LeakReport, SignalVerdict
 from .values.limit import LimitReport
-from .values.lineprofile import LineProfile
-from .values.run import RunReport
 from .values.site import AllocationSite
-from .values.snapshot import Snapshot
-from .values.snapshot import take_snapshot as snapshot
-from .values.timeline import Timeline
-from .values.watch import Survivor, WatchReport
+
+if TYPE_CHECKING:
+    from .guards.leaks import check_leaks, track_leaks
+    from .guards.profile import profile, profile_lines
+    from .guards.record import record
+    from .guards.watch import expect_collected, watch
+    from .values.diff import SnapshotDiff
+    from .values.diff import compare as diff
+    from .values.files import load
+    from .values.leak import LeakReport, SignalVerdict
+    from .values.lineprofile import LineProfile
+    from .values.run import RunReport
+    from .values.snapshot import Snapshot
+    from .values.snapshot import take_snapshot as snapshot
+    from .values.timeline import Timeline
+    from .values.watch import Survivor, WatchReport
+
+#: Public names imported on first use, so that ``import memguard`` (done by
+#: every test suite that loads the pytest plugin) stays cheap: name -> (module,
+#: attribute). ``limit``, the exceptions and the units are imported eagerly.
+_LAZY: dict[str, tuple[str, str]] = {
+    "check_leaks": (".guards.leaks", "check_leaks"),
+    "track_leaks": (".guards.leaks", "track_leaks"),
+    "profile": (".guards.profile", "profile"),
+    "profile_lines": (".guards.profile", "profile_lines"),
+    "record": (".guards.record", "record"),
+    "expect_collected": (".guards.watch", "expect_collected"),
+    "watch": (".guards.watch", "watch"),
+    "SnapshotDiff": (".values.diff", "SnapshotDiff"),
+    "diff": (".values.diff", "compare"),
+    "load": (".values.files", "load"),
+    "LeakReport": (".values.leak", "LeakReport"),
+    "SignalVerdict": (".values.leak", "SignalVerdict"),
+    "LineProfile": (".values.lineprofile", "LineProfile"),
+    "RunReport": (".values.run", "RunReport"),
+    "Snapshot": (".values.snapshot", "Snapshot"),
+    "snapshot": (".values.snapshot", "take_snapshot"),
+    "Timeline": (".values.timeline", "Timeline"),
+    "Survivor": (".values.watch", "Survivor"),
+    "WatchReport": (".values.watch", "WatchReport"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import a lazily loaded public name on first use (PEP 562)."""
+    try:
+        module_name, attribute = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'memguard' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module_name, __name__), attribute)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "AllocationSite",
