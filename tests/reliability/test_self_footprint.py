@@ -74,8 +74,8 @@ GUARDS: dict[str, tuple[Callable[[], None], int]] = {
     "track_leaks (with block)": (_track_leaks_block, 8),
     "watch + expect_collected": (_watch, 4),
     "record": (_record, 1),
-    "snapshot + diff": (_snapshot_diff, 2),
-    "profile_lines": (_profile_lines, 8),
+    "snapshot + diff": (_snapshot_diff, 1),
+    "profile_lines": (_profile_lines, 4),
 }
 
 
