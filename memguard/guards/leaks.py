@@ -333,8 +333,8 @@ def track_leaks(
         >>> try:
         ...     handler()
         ... except memguard.LeakDetected as error:
-        ...     print(str(error.report).split(" (")[0])
-        handler: leaks +1.0 KiB per call
+        ...     print(str(error.report).split(" (")[0])  # 1000 bytes + the list's growth
+        handler: leaks +1... KiB per call
         >>> CACHE.clear()
 
     .. versionadded:: 0.1.0
