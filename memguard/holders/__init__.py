@@ -4,9 +4,8 @@
 breadth first, with :func:`gc.get_referrers`, until it meets a *root*: a
 module's globals, a class, or a local variable of a frame running in some
 thread. The shortest chain found is returned as readable steps, each edge
-named by how the holder holds the next object::
-
-    app.registry.HANDLERS['click'][3] -> <bound method Session.on_click> -> Session
+named by how the holder holds the next object, such as
+``app.registry.HANDLERS['click'][3] -> <bound method Session.on_click> -> Session``.
 
 How edges are named: a dict value by its key (``['click']``), a module
 global, class attribute or instance attribute by its name (``.HANDLERS``),
