@@ -31,6 +31,7 @@ from ._model import Document, Section, Table, register_document
 from .html import render_html
 from .lines import document as _line_profile_document  # noqa: F401  (registers its layout)
 from .markdown import render_markdown
+from .run import run_document as _run_document  # noqa: F401  (registers its layout)
 from .text import render_text
 
 __all__ = ["Document", "Format", "Section", "Table", "register_document", "render", "render_to",

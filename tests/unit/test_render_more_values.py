@@ -57,3 +57,15 @@ def test_limit_report_displays_in_notebooks_without_the_extension() -> None:
     assert report._repr_markdown_() == render(report, "markdown")
     assert report._repr_html_() == render(report, "html")
     assert "EXCEEDED by 488.3 KiB" in report._repr_markdown_()
+
+
+def test_a_run_renders_through_memguard_report_alone() -> None:
+    from memguard.values.run import RunReport
+    from memguard.values.timeline import Timeline
+
+    run = RunReport(command="a.py", argv=("a.py",), exit_code=3, duration_seconds=1.0,
+                    timeline=Timeline(interval_seconds=0.01, duration_seconds=1.0))
+    text = render(run, "text")
+    assert text.splitlines()[0] == 'memguard run "a.py"'
+    assert "exit code          3" in text
+    assert "<h1>memguard run &quot;a.py&quot;</h1>" in render(run, "html")

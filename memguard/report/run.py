@@ -1,0 +1,129 @@
+"""L5 presentation: the document of a run (:class:`~memguard.values.run.RunReport`).
+
+Facts, the allocation sites at the peak, a sparkline of the traced heap over
+time, what was still live at the end and any line profiles, laid out by
+every format of :mod:`memguard.report` like the other values.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..units import format_size
+from ..values.run import RunReport
+from ._model import Document, Section, Table, register_document
+
+__all__ = ["run_document"]
+
+
+def run_document(run: Any, top: int) -> Any:
+    """The :mod:`memguard.report` document of a run: facts, sites at the peak, timeline.
+
+    Example:
+        >>> from memguard.values.run import RunReport
+        >>> from memguard.values.timeline import Timeline
+        >>> run = RunReport(command="a.py", argv=("a.py",), exit_code=0, duration_seconds=1.0,
+        ...                 timeline=Timeline(interval_seconds=0.01, duration_seconds=1.0))
+        >>> run_document(run, 5).title
+        'memguard run "a.py"'
+    """
+    sections = [_peak_sites(run, top), *_timeline_and_end(run, top), *_line_sections(run)]
+    caption = {"timeline": f"traced peak {format_size(run.traced_peak_bytes)} above the start "
+                           f"at {run.peak_seconds:.3f} s (exact)"}
+    return Document("run", f'memguard run "{run.command}"', _run_facts(run), sections,
+                    ["timeline"] if run.timeline.samples else [], caption)
+
+
+def _interval(run: Any) -> str:
+    return f"{run.timeline.interval_seconds * 1000:g} ms"
+
+
+def _run_facts(run: Any) -> list[tuple[str, str]]:
+    timeline = run.timeline
+    exit_text = str(run.exit_code) + (f" ({run.error})" if run.error else "")
+    facts = [("command", run.command), ("started", run.started_at or "unknown"),
+             ("exit code", exit_text), ("duration", f"{run.duration_seconds:.3f} s"),
+             ("traced peak", f"{format_size(run.traced_peak_bytes)} above the start, at "
+                             f"{run.peak_seconds:.3f} s (exact peak; its time to one "
+                             f"{_interval(run)} interval)"),
+             ("traced at the end", format_size(run.traced_end_bytes))]
+    if timeline.rss_peak_bytes is not None:
+        how = ("kernel high-water mark, exact" if timeline.rss_peak_method == "kernel-hwm"
+               else "highest sample")
+        facts.append(("process RSS", f"peak {format_size(timeline.rss_peak_bytes)} "
+                      f"({format_size(timeline.rss_peak_above_start_bytes or 0, signed=True)} "
+                      f"above the start, {how})"))
+    elif run.rss:
+        reason = dict(timeline.absent).get("rss_bytes", "RSS could not be read")
+        facts.append(("process RSS", f"not measured: {reason}"))
+    if run.children_peak_bytes is not None:
+        facts.append(("with children", f"peak {format_size(run.children_peak_bytes)} "
+                                        f"(sampled every {_interval(run)})"))
+    if run.limit is not None:
+        facts.append(("limit", str(run.limit).partition(": ")[2]))
+    if run.final is not None and run.final.types is not None:
+        facts.append(("live at the end", f"{sum(n for _, n in run.final.types):,} objects "
+                                          f"in {len(run.final.types):,} types"))
+    return facts
+
+
+def _site_table(sites: Any) -> Any:
+    rows = [[format_size(s.size_bytes), f"{s.count:,}", f"{s.filename}:{s.lineno}"]
+            for s in sites]
+    return Table(["size", "blocks", "where"], rows, "rrl", 2)
+
+
+def _peak_sites(run: Any, top: int) -> Any:
+    title = "Allocation sites at the peak"
+    if not run.sites and (run.rss or run.children):
+        return Section(title, "not captured while process memory is measured (a capture's "
+                              "copy of the traces would count in it); run without "
+                              "--rss/--children for them")
+    if not run.sites:
+        return Section(title, "none captured: the traced heap never grew past 256 KiB, or "
+                              "its peak was too short-lived to catch")
+    note = (f"live at {format_size(run.sites_level_bytes)} above the start, at "
+            f"{run.sites_seconds:.3f} s ({run.sites_fraction:.0%} of the peak)")
+    # Sites under 1% of the captured level are noise next to the culprits.
+    floor = run.sites_level_bytes / 100
+    shown = [s for s in run.sites[:top] if s.size_bytes >= floor] or list(run.sites[:1])
+    rest = run.sites[len(shown):]
+    if rest:
+        note += (f"; {len(rest)} smaller sites ({format_size(sum(s.size_bytes for s in rest))})"
+                 f" not shown")
+    return Section(title, note, _site_table(shown))
+
+
+def _timeline_and_end(run: Any, top: int) -> list[Any]:
+    sections = []
+    start = run.timeline.traced_start_bytes or 0
+    series = tuple(float(s.traced_bytes - start) for s in run.timeline.samples
+                   if s.traced_bytes is not None)
+    if series:
+        sections.append(Section("Traced Python heap over time",
+                                f"{len(series):,} samples every {_interval(run)}, "
+                                f"{format_size(min(series))} to {format_size(max(series))} "
+                                f"above the start", series=series))
+    still = run.final.top_sites(top) if run.final is not None else ()
+    if still:
+        sections.append(Section("Still live at the end", "traced memory the program held "
+                                "when it ended, biggest first", _site_table(still)))
+    if run.final is not None and run.final.types:
+        rows = [[f"{n:,}", name] for name, n in run.final.types[:top]]
+        sections.append(Section("Live objects by type at the end", "",
+                                Table(["count", "type"], rows, "rl", 1)))
+    return sections
+
+
+def _line_sections(run: Any) -> list[Any]:
+    sections = [Section(f"Line profile of {profile.label}", str(profile),
+                        lines=[line for line in profile.table(source_width=30).splitlines()[1:]
+                               if not line.startswith("note:")])
+                for profile in run.lines]
+    if run.lines_target is not None and not run.lines:
+        sections.append(Section(f"Line profile of {run.lines_target}",
+                                "the function was never called"))
+    return sections
+
+
+register_document(RunReport, run_document)
