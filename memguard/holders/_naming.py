@@ -11,7 +11,7 @@ import types
 import weakref
 from collections import deque
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 __all__ = ["ChainNamer", "Roots", "code_name", "describe", "format_chain", "safe_repr"]
 
@@ -93,9 +93,17 @@ def _describe_callable(value: object) -> str | None:
     return None
 
 
+def _safe_getattr(value: object, name: str) -> Any:
+    """``getattr(value, name, None)``, but ``None`` whatever a hostile ``__getattr__`` raises."""
+    try:
+        return getattr(value, name, None)
+    except Exception:  # a measured object's attribute hook may raise anything
+        return None
+
+
 def _describe_named(value: object) -> str | None:
     """Generators, coroutines and wrappers (``lru_cache``, ...) by kind and name."""
-    qualname = getattr(value, "__qualname__", None) if not isinstance(value, type) else None
+    qualname = _safe_getattr(value, "__qualname__") if not isinstance(value, type) else None
     if not isinstance(qualname, str):
         return None
     kind = type(value).__name__.replace("_", " ").strip()
@@ -247,7 +255,7 @@ class ChainNamer:
         self.steps.append(" (dict key)")
 
     def attribute_edge(self, index: int, holder: object, held: object) -> None:
-        own_dict = getattr(holder, "__dict__", None)
+        own_dict = _safe_getattr(holder, "__dict__")
         if isinstance(holder, (type, types.ModuleType, types.FunctionType)) or (
             own_dict is not None and not isinstance(own_dict, types.MappingProxyType)
         ):
@@ -301,7 +309,7 @@ def _slot_names(cls: type) -> tuple[str, ...]:
 
 def _suspended_frame(holder: object) -> types.FrameType | None:
     for name in ("gi_frame", "cr_frame", "ag_frame"):
-        frame = getattr(holder, name, None)
+        frame = _safe_getattr(holder, name)
         if isinstance(frame, types.FrameType):
             return frame
     return None

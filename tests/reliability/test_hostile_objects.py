@@ -142,11 +142,8 @@ def test_snapshot_and_diff_with_hostile_objects_alive() -> None:
         _renders(value)
 
 
-@pytest.mark.parametrize("kind", [BadRepr, BadEq, BadHash, BadSizeof, pytest.param(
-    BadEverything, marks=pytest.mark.xfail(strict=True, raises=RuntimeError, reason=(
-        "memguard.holders names a holder with getattr(obj, '__qualname__'), which runs a "
-        "raising __getattr__ (holders/_naming.py _describe_named); WATCH engineer's file")))],
-    ids=lambda k: k.__name__)
+@pytest.mark.parametrize("kind", [BadRepr, BadEq, BadHash, BadSizeof, BadEverything],
+                         ids=lambda k: k.__name__)
 def test_holder_chain_through_hostile_objects(kind: type) -> None:
     """The holder chain of an object held through a hostile object's dict or slot."""
     tried()
