@@ -63,3 +63,13 @@ def test_growth_of_exactly_the_allowed_percentage_passes(pytester: pytest.Pytest
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*allowed +100%*"])
 
+
+
+def test_a_test_that_shrank_passes_whatever_the_threshold(pytester: pytest.Pytester,
+                                                          run: Run) -> None:
+    _saved_peak(pytester, run, 2_000_000, "main")
+    pytester.makepyfile(test_mem=SIZED.format(size=1_000_000))
+    result = run("--memguard-compare", "main", "--memguard-fail-over", "10%")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["* -*%  test_mem.py::test_sized"])  # it shrank ...
+    result.stdout.no_fnmatch_line("*REGRESSED*")  # ... which is never a regression
