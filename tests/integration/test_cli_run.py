@@ -65,12 +65,14 @@ def test_script_runs_as_main_with_its_argv_and_its_peak_is_exact(
     assert run.argv == (str(script), str(seen), "--flag")
     assert 20 * MB <= run.traced_peak_bytes <= 20 * MB + 200_000
     assert run.traced_end_bytes < MB
-    assert 0.2 <= run.peak_seconds <= 0.4  # to an interval, plus scheduling
+    # The peak came after the 0.2 s sleep (sleep() never returns early) and
+    # within the run; how soon after depends on the machine's load.
+    assert 0.2 <= run.peak_seconds <= run.duration_seconds
     assert run.duration_seconds >= 0.3
     assert run.sites[0].filename == str(script)
     assert run.sites[0].lineno == 5
     assert run.sites[0].size_bytes >= 20 * MB
-    assert len(run.timeline.samples) >= 3
+    assert len(run.timeline.samples) >= 2  # the first and the last; more as the load allows
     assert run.timeline.rss_peak_bytes is None  # not asked for (--rss)
     assert all(sample.rss_bytes is None for sample in run.timeline.samples)
     assert run.final is not None

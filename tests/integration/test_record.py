@@ -12,6 +12,7 @@ import pytest
 import memguard
 from memguard import _tracing
 from memguard.report import render
+from tests import helpers
 
 MB = 1_000_000
 SLACK = 64 * 1024
@@ -74,11 +75,11 @@ def test_rss_is_recorded() -> None:
 
 
 def test_exception_stops_cleanly() -> None:
-    before = threading.active_count()
+    before = helpers.threads_now()
     with pytest.raises(KeyError, match="boom"), memguard.record(interval=0.001) as timeline:
         time.sleep(0.01)
         raise KeyError("boom")
-    assert threading.active_count() == before
+    assert helpers.threads_left_behind(before) == []
     assert _sampler_threads() == []
     assert _tracing.open_windows() == 0
     assert timeline.samples
