@@ -13,7 +13,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, TextIO
 
-from ..exceptions import CommandError, TracingError
+from ..exceptions import CommandError, OutputRefused, TracingError
 from ..units import format_size
 from ..values.run import RunReport
 from .options import (
@@ -181,13 +181,10 @@ def run(args: argparse.Namespace) -> int:
                            exit_code=EXIT_USAGE)
     program = Program(target, tuple(args.program_args), module=args.module is not None)
     output = args.output or default_output(target)
+    # Found out before a long run, not after (a probe file is created and
+    # removed); absolute, in case the program changes directory.
     check_output(output, force=args.force)
-    # Found out before a long run, not after; absolute, in case the program
-    # changes directory.
     destination = os.path.abspath(output)
-    if not os.access(os.path.dirname(destination), os.W_OK):
-        raise CommandError(f"cannot write the run file {output!r}: its directory does not "
-                           f"exist or is not writable", exit_code=EXIT_USAGE)
     _check_program(program, args.lines)
     status = _StatusLine(sys.stderr) if sys.stderr.isatty() else None
     try:
@@ -232,9 +229,10 @@ def _save(result: RunReport, path: str, shown: str) -> None:
 
     try:
         save(result, path)
-    except OSError as error:
-        raise CommandError(f"cannot write the run file {shown!r}: {error.strerror or error}",
-                           exit_code=EXIT_ERROR) from None
+    except OSError as error:  # OutputRefused included: the path changed during the run
+        reason = error.reason if isinstance(error, OutputRefused) else error.strerror or error
+        raise CommandError(f"cannot write the run file {shown!r}: {reason}; the run's "
+                           f"measurements are lost", exit_code=EXIT_ERROR) from None
 
 
 def _summarise(result: RunReport, output: str) -> None:
