@@ -280,7 +280,7 @@ class MemguardSession:
                 and not item.config.getoption("fulltrace", False):
             excinfo.traceback = without_machinery(excinfo)
         report = yield
-        if ours and excinfo is not None:
+        if ours and excinfo is not None and isinstance(excinfo.value, CheckFailed):
             report.sections.append(("memguard", detail_text(excinfo.value)))
         return report
 
