@@ -17,10 +17,13 @@ import runpy
 import shlex
 import sys
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 
 from ..values.site import is_internal
+from . import interrupts
+from .interrupts import Terminated
 
 __all__ = ["Program", "hidden"]
 
@@ -73,15 +76,22 @@ class Program:
         elif not os.path.exists(self.target):
             raise FileNotFoundError(errno.ENOENT, "can't open file: no such file", self.target)
 
-    def execute(self, keep: list[object] | None = None) -> tuple[int, str | None]:
+    def execute(self, keep: list[object] | None = None, *,
+                on_end: Callable[[], None] | None = None) -> tuple[int, str | None]:
         """Run the program here and now, restoring ``sys.argv`` and ``sys.path`` after.
 
         Args:
             keep: If given, the program's globals are appended to it when it
                 ends normally, so that what it still holds can be measured.
+            on_end: Called as soon as the program has ended, however it ended
+                (:meth:`Interruptions.hold
+                <memguard.program.interrupts.Interruptions.hold>`).
 
         Returns:
             The exit code, and ``"Type: message"`` when the program raised.
+            :class:`KeyboardInterrupt` gives 130 and :class:`Terminated
+            <memguard.program.interrupts.Terminated>` ``128 + signal`` (143
+            for SIGTERM, with no traceback, as the signal's default would).
 
         Example:
             >>> import pathlib, tempfile
@@ -92,6 +102,9 @@ class Program:
         """
         saved_argv, saved_path, saved_items = sys.argv, sys.path, sys.path[:]
         sys.argv = [self.target, *self.args]  # runpy puts a module's own path first
+        failure: BaseException | None = None
+        code: int | None = None
+        namespace: dict[str, object] = {}
         try:
             if self.module:
                 sys.path.insert(0, os.getcwd())
@@ -101,17 +114,29 @@ class Program:
                     sys.path.insert(0, os.path.dirname(os.path.realpath(self.target)))
                 namespace = runpy.run_path(self.target, run_name="__main__")
         except SystemExit as stop:
-            return _exit_code(stop.code), None
+            code = _exit_code(stop.code)
         except BaseException as error:  # the program's own failure, shown as python would
-            _show_traceback(error)
-            code = 130 if isinstance(error, KeyboardInterrupt) else 1
-            return code, f"{type(error).__name__}: {error}"
+            failure = error
         finally:
+            if on_end is not None:
+                on_end()
             sys.argv, sys.path = saved_argv, saved_path
             saved_path[:] = saved_items
+        if failure is not None:
+            return _failed(failure)
+        if code is not None:
+            return code, None
         if keep is not None:
             keep.append(namespace)
         return 0, None
+
+
+def _failed(error: BaseException) -> tuple[int, str]:
+    if isinstance(error, Terminated):
+        return 128 + error.signum, str(error)
+    _show_traceback(error)
+    code = 130 if isinstance(error, KeyboardInterrupt) else 1
+    return code, f"{type(error).__name__}: {error}"
 
 
 def _is_archive_or_dir(path: str) -> bool:
@@ -129,10 +154,26 @@ def _exit_code(code: object) -> int:
 
 
 def _show_traceback(error: BaseException) -> None:
-    tb: TracebackType | None = error.__traceback__
+    seen: set[int] = set()
+    chained: BaseException | None = error
+    while chained is not None and id(chained) not in seen:
+        seen.add(id(chained))
+        chained.with_traceback(_program_frames(chained.__traceback__))
+        chained = chained.__cause__ or chained.__context__
+    sys.excepthook(type(error), error, error.__traceback__)
+
+
+def _program_frames(tb: TracebackType | None) -> TracebackType | None:
+    """*tb* without the way in (memguard's and runpy's frames) and without
+    the signal handler that raised :class:`KeyboardInterrupt` at its end."""
     while tb is not None and hidden(tb.tb_frame.f_code.co_filename):
         tb = tb.tb_next
-    sys.excepthook(type(error), error.with_traceback(tb), tb)
+    walk = tb
+    while walk is not None and walk.tb_next is not None:
+        if walk.tb_next.tb_frame.f_code.co_filename == interrupts.__file__:
+            walk.tb_next = None
+        walk = walk.tb_next
+    return tb
 
 
 def hidden(filename: str) -> bool:

@@ -31,6 +31,7 @@ from ..values.run import RunReport
 from ..values.site import AllocationSite, site_sort_key
 from ..values.snapshot import take_snapshot
 from ..values.timeline import Timeline
+from .interrupts import Interruptions
 from .launch import Program, hidden
 
 __all__ = ["Program", "group_by_line", "run_program"]
@@ -239,9 +240,9 @@ def _baseline() -> LineGroups | None:
 
 def _observe(program: Program, kept: list[object], target: LineTarget | None, *,
              interval: float, rss: bool, children: bool, sites: bool,
-             baseline: LineGroups | None,
-             on_sample: OnSample | None) -> tuple[Timeline, _Watcher, tuple[int, str | None],
-                                                  float]:
+             baseline: LineGroups | None, on_sample: OnSample | None,
+             interruptions: Interruptions | None,
+             ) -> tuple[Timeline, _Watcher, tuple[int, str | None], float]:
     """Run the program inside a recording and a watched peak window."""
     with record(interval, label=program.command, rss=rss or children) as recording:
         window = _tracing.begin()
@@ -252,7 +253,8 @@ def _observe(program: Program, kept: list[object], target: LineTarget | None, *,
         try:
             if target is not None:
                 target.attach()
-            outcome = program.execute(kept)
+            outcome = program.execute(
+                kept, on_end=None if interruptions is None else interruptions.hold)
         finally:
             duration = time.perf_counter() - watcher.started
             watcher.stop()
@@ -279,6 +281,7 @@ def run_program(
     census: bool = True,
     sites: bool = True,
     on_sample: OnSample | None = None,
+    interruptions: Interruptions | None = None,
 ) -> RunReport:
     """Run *program* in this process under tracing, and report what it used.
 
@@ -305,6 +308,11 @@ def run_program(
         on_sample: Called from the watching thread every interval with the
             seconds elapsed, the traced level, the traced peak so far (both
             above the start) and the RSS (``None`` without *rss*).
+        interruptions: An entered :class:`~memguard.program.interrupts.Interruptions`:
+            SIGTERM then ends the program as Ctrl-C does (exit code 143), and
+            once the program has ended further signals are held. A program
+            ended by a signal is reported without the object census (it
+            would delay the exit the user asked for).
 
     Returns:
         The run's report. The program's exit code is in it; an uncaught
@@ -339,13 +347,19 @@ def run_program(
     try:
         timeline, watcher, (exit_code, error), duration = _observe(
             program, kept, target, interval=float(interval), rss=rss, children=children,
-            sites=sites, baseline=baseline, on_sample=on_sample)
+            sites=sites, baseline=baseline, on_sample=on_sample, interruptions=interruptions)
         profiles: tuple[LineProfile, ...] = ()
         if target is not None:
             target.detach()
             detached = True
             profiles = target.results()
-        final = take_snapshot(f"{program.command} (end)", census=census)
+        stopped = interruptions is not None and interruptions.received is not None
+        final = take_snapshot(f"{program.command} (end)", census=census and not stopped)
+        if stopped and census:
+            final = dataclasses.replace(final, absent=(
+                *[a for a in final.absent if a[0] != "types"],
+                ("types", "not counted: the run was interrupted, and the census would "
+                          "delay the exit")))
         final = dataclasses.replace(final, sites=final.top_sites(_FINAL_SITES))
         kept.clear()
     finally:
