@@ -10,6 +10,11 @@ feature that needs it.
 
 from __future__ import annotations
 
+# First: the modules loaded before memguard (memguard.program starts programs
+# with only those).
+from . import _startup  # noqa: F401
+
+# isort: split
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__

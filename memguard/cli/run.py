@@ -223,7 +223,7 @@ def _measure(program: Program, args: argparse.Namespace,
         return run_program(program, interval=args.interval, rss=args.rss,
                            children=args.children, limit_bytes=args.limit, lines=args.lines,
                            census=args.census, sites=args.sites, on_sample=status,
-                           interruptions=interruptions)
+                           interruptions=interruptions, lend_imports=True)
     except TracingError as error:
         raise CommandError(f"{error}; no run file was written (did the program stop "
                            f"tracemalloc itself?)", exit_code=EXIT_ERROR) from None
