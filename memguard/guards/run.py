@@ -26,7 +26,7 @@ from ..exceptions import CommandError, MeasurementUnavailable
 from ..values.limit import LimitReport, SitesStatus
 from ..values.lineprofile import LineProfile
 from ..values.run import RunReport
-from ..values.site import AllocationSite, site_of
+from ..values.site import AllocationSite, site_of, with_source
 from ..values.snapshot import take_snapshot
 from ..values.timeline import Timeline
 from ._program import Program, hidden
@@ -157,7 +157,10 @@ class _Watcher:
 def _top_sites(groups: traces.Grouped,
                baseline: traces.Grouped | None) -> tuple[AllocationSite, ...]:
     grown = traces.changes(groups, baseline).grown
-    return tuple(site_of(g) for g in grown if not hidden(g.filename))[:_KEPT_SITES]
+    # The sources are read when the run is over (with_source), not while
+    # the program runs under the trace.
+    return tuple(site_of(g, source=False) for g in grown
+                 if not hidden(g.filename))[:_KEPT_SITES]
 
 
 def _limit_report(run: RunReport, limit_bytes: int) -> LimitReport:
@@ -317,7 +320,8 @@ def run_program(
     run = RunReport(
         command=program.command, argv=(program.target, *program.args), exit_code=exit_code,
         error=error, started_at=started_at, duration_seconds=duration, timeline=timeline,
-        peak_seconds=min(watcher.peak_seconds, duration), sites=watcher.sites,
+        peak_seconds=min(watcher.peak_seconds, duration),
+        sites=tuple(map(with_source, watcher.sites)),
         sites_level_bytes=watcher.sites_level, sites_seconds=watcher.sites_seconds, rss=rss,
         children=tuple(watcher.children), final=final, lines=profiles, lines_target=lines,
     )

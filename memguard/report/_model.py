@@ -22,7 +22,8 @@ from ..values.snapshot import Snapshot
 from ..values.timeline import Timeline
 from ..values.watch import WatchReport
 
-__all__ = ["Document", "Section", "Table", "build", "call_path", "register_document"]
+__all__ = ["Document", "Section", "Table", "build", "call_path", "register_document",
+           "site_table"]
 
 
 @dataclass
@@ -34,6 +35,13 @@ class Table:
     rows: list[list[str]]
     align: str
     flex: int
+    trim: int | None = None
+    """The last column when it holds text that may move under its row (a
+    site's source line) when the table is too wide for the text form."""
+
+
+TRIM_FLOOR = 24
+"""The fewest characters of such text shown on its own line."""
 
 
 @dataclass
@@ -78,10 +86,19 @@ def _when(timestamp: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(timestamp))
 
 
-def _site_table(sites: Sequence[AllocationSite]) -> Table:
-    rows = [[format_size(s.size_bytes), f"{s.count:,}", f"{s.filename}:{s.lineno}"]
+def site_table(sites: Sequence[AllocationSite]) -> Table:
+    """Sites as rows of size, blocks, place and (when known) the line's source."""
+    rows = [[format_size(s.size_bytes), f"{s.count:,}", f"{s.filename}:{s.lineno}", s.source]
             for s in sites]
-    return Table(["size", "blocks", "where"], rows, "rrl", 2)
+    return _source_column(Table(["size", "blocks", "where", "line"], rows, "rrll", 2, trim=3))
+
+
+def _source_column(table: Table) -> Table:
+    """*table* without its last column (the source lines) when every row's is empty."""
+    if any(row[-1] for row in table.rows):
+        return table
+    return Table(table.headers[:-1], [row[:-1] for row in table.rows], table.align[:-1],
+                 table.flex)
 
 
 def _rest(total: int, shown: int, what: str) -> str:
@@ -121,7 +138,7 @@ def _snapshot(value: Snapshot, top: int) -> Document:
                "machinery left out"
         rest = _rest(own, len(shown), "sites")
         sections.append(Section("Top allocation sites", note + (f"; {rest}" if rest else ""),
-                                _site_table(shown)))
+                                site_table(shown)))
     if value.types is None:
         sections.append(Section("Live objects by type", _absent(value.reason("types"))))
     else:
@@ -187,15 +204,17 @@ def _diff(value: SnapshotDiff, top: int) -> Document:
         sections.append(Section("Changed allocation sites", _absent(value.reason("sites"))))
     else:
         rows = [[format_size(s.size_diff_bytes, signed=True), format_size(s.size_bytes),
-                 f"{s.count_diff:+,}", f"{s.count:,}", call_path(s)] for s in value.sites[:top]]
+                 f"{s.count_diff:+,}", f"{s.count:,}", call_path(s), s.source]
+                for s in value.sites[:top]]
         total = format_size(value.sites_diff_bytes or 0, signed=True)
         note = (f"{len(value.sites):,} sites changed, {total} in all; biggest change first; "
                 + ("memguard's own frames and the import machinery included" if value.internal
                    else "memguard's own frames and the import machinery left out"))
         rest = _rest(len(value.sites), top, "sites")
         sections.append(Section("Changed allocation sites", note + (f"; {rest}" if rest else ""),
-                                Table(["change", "size", "Δblocks", "blocks", "where"], rows,
-                                      "rrrrl", 4)))
+                                _source_column(Table(
+                                    ["change", "size", "Δblocks", "blocks", "where", "line"],
+                                    rows, "rrrrll", 4, trim=5))))
     if value.types is None:
         sections.append(Section("Changed object counts", _absent(value.reason("types"))))
     else:
@@ -282,7 +301,7 @@ def _limit(value: LimitReport, top: int) -> Document:
     note = _LIMIT_SITES.get(value.sites_status, value.sites_status)
     if value.sites:
         note += f", captured at {format_size(value.sites_level_bytes)} above the start"
-        section = Section("Allocation sites at the peak", note, _site_table(value.sites[:top]))
+        section = Section("Allocation sites at the peak", note, site_table(value.sites[:top]))
     else:
         section = Section("Allocation sites at the peak", note)
     caption = {"top": f"peak {format_size(value.peak_bytes)}, limit "
@@ -316,7 +335,7 @@ def _leak(value: LeakReport, top: int) -> Document:
                               "llrrl", 4))]
     if value.sites:
         sections.append(Section("Growing allocation sites", "per call, biggest first",
-                                _site_table(value.sites[:top])))
+                                site_table(value.sites[:top])))
     if value.types:
         type_rows = [[format_amount(n, "", signed=True).strip(), name]
                      for name, n in value.types[:top]]

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..units import format_size
 from ..values.run import RunReport
-from ._model import Document, Section, Table, register_document
+from ._model import Document, Section, Table, register_document, site_table
 
 __all__ = ["run_document"]
 
@@ -67,12 +67,6 @@ def _run_facts(run: Any) -> list[tuple[str, str]]:
     return facts
 
 
-def _site_table(sites: Any) -> Any:
-    rows = [[format_size(s.size_bytes), f"{s.count:,}", f"{s.filename}:{s.lineno}"]
-            for s in sites]
-    return Table(["size", "blocks", "where"], rows, "rrl", 2)
-
-
 def _peak_sites(run: Any, top: int) -> Any:
     title = "Allocation sites at the peak"
     if not run.sites and (run.rss or run.children):
@@ -91,7 +85,7 @@ def _peak_sites(run: Any, top: int) -> Any:
     if rest:
         note += (f"; {len(rest)} smaller sites ({format_size(sum(s.size_bytes for s in rest))})"
                  f" not shown")
-    return Section(title, note, _site_table(shown))
+    return Section(title, note, site_table(shown))
 
 
 def _timeline_and_end(run: Any, top: int) -> list[Any]:
@@ -107,7 +101,7 @@ def _timeline_and_end(run: Any, top: int) -> list[Any]:
     still = run.final.top_sites(top) if run.final is not None else ()
     if still:
         sections.append(Section("Still live at the end", "traced memory the program held "
-                                "when it ended, biggest first", _site_table(still)))
+                                "when it ended, biggest first", site_table(still)))
     if run.final is not None and run.final.types:
         rows = [[f"{n:,}", name] for name, n in run.final.types[:top]]
         sections.append(Section("Live objects by type at the end", "",

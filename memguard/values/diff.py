@@ -51,6 +51,9 @@ class SiteDelta:
     """Change in live blocks."""
     traceback: tuple[Frame, ...] = ()
     """The traceback, innermost last, when grouped by traceback."""
+    source: str = ""
+    """The line's source text, trimmed, as the snapshots read it (``""``
+    when grouped by file or unknown)."""
 
     @property
     def where(self) -> str:
@@ -60,14 +63,15 @@ class SiteDelta:
     def __str__(self) -> str:
         return (f"{self.where}: {format_size(self.size_bytes)} "
                 f"({format_size(self.size_diff_bytes, signed=True)}), "
-                f"{self.count} blocks ({self.count_diff:+d})")
+                f"{self.count} blocks ({self.count_diff:+d})"
+                + (f"  {self.source}" if self.source else ""))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return {"filename": self.filename, "lineno": self.lineno, "size_bytes": self.size_bytes,
                 "size_diff_bytes": self.size_diff_bytes, "count": self.count,
                 "count_diff": self.count_diff,
-                "traceback": [f.to_dict() for f in self.traceback]}
+                "traceback": [f.to_dict() for f in self.traceback], "source": self.source}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SiteDelta:
@@ -76,7 +80,8 @@ class SiteDelta:
                    size_bytes=int(data["size_bytes"]),
                    size_diff_bytes=int(data["size_diff_bytes"]), count=int(data["count"]),
                    count_diff=int(data["count_diff"]),
-                   traceback=tuple(Frame.from_dict(f) for f in data.get("traceback", ())))
+                   traceback=tuple(Frame.from_dict(f) for f in data.get("traceback", ())),
+                   source=str(data.get("source", "")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,12 +303,14 @@ def _site_deltas(before: Snapshot, after: Snapshot, by: str, *, include: tuple[s
             deltas.append(SiteDelta(
                 filename=site.filename, lineno=0 if by_file else site.lineno,
                 size_bytes=size, size_diff_bytes=size_diff, count=count, count_diff=count_diff,
-                traceback=site.traceback if by_traceback else ()))
+                traceback=site.traceback if by_traceback else (),
+                source="" if by_file else site.source))
     for size, count, site in old.values():
         deltas.append(SiteDelta(
             filename=site.filename, lineno=0 if by_file else site.lineno,
             size_bytes=0, size_diff_bytes=-size, count=0, count_diff=-count,
-            traceback=site.traceback if by_traceback else ()))
+            traceback=site.traceback if by_traceback else (),
+            source="" if by_file else site.source))
     deltas.sort(key=_delta_sort_key)
     return tuple(deltas)
 

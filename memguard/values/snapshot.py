@@ -124,8 +124,9 @@ class Snapshot:
         """A JSON-ready dict; :meth:`from_dict` reverses it.
 
         Sites are written as compact rows ``[filename, lineno, size, count,
-        traceback]`` because a snapshot may hold 100,000 of them; a site
-        left out of the user's figures has its remainder's name as a sixth item.
+        traceback, source]`` because a snapshot may hold 100,000 of them; a
+        site left out of the user's figures has its remainder's name as a
+        seventh item (files written before 0.2 have five).
 
         Example:
             >>> Snapshot(timestamp=1.5).to_dict()["kind"]
@@ -134,7 +135,7 @@ class Snapshot:
         sites = None
         if self.sites is not None:
             sites = [[s.filename, s.lineno, s.size_bytes, s.count,
-                      [[f.filename, f.lineno] for f in s.traceback],
+                      [[f.filename, f.lineno] for f in s.traceback], s.source,
                       *(() if s.left_out is None else (s.left_out,))] for s in self.sites]
         return {
             "kind": KIND,
@@ -172,7 +173,8 @@ class Snapshot:
             sites = tuple(
                 AllocationSite(filename=str(f), lineno=int(ln), size_bytes=int(size),
                                count=int(count), traceback=_frames(tb, frames),
-                               left_out=str(rest[0]) if rest else None)
+                               source=str(rest[0]) if rest else "",
+                               left_out=str(rest[1]) if len(rest) > 1 else None)
                 for f, ln, size, count, tb, *rest in data["sites"]
             )
         types = data.get("types")
@@ -248,7 +250,8 @@ def group_traces(snapshot: tracemalloc.Snapshot) -> tuple[AllocationSite, ...]:
     """
     grouped = traces.group(snapshot, "traceback")
     cache: dict[tuple[str, int], Frame] = {}
-    sites = [site_of(g, cache=cache) for g in grouped.sites()]
+    sources: dict[str, list[str]] = {}
+    sites = [site_of(g, cache=cache, sources=sources) for g in grouped.sites()]
     sites.extend(site_of(g, name, cache=cache) for name, g in grouped.left_out_sites())
     sites.sort(key=site_sort_key)
     return tuple(sites)
@@ -285,6 +288,22 @@ def take_snapshot(label: str | None = None, *, census: bool = True) -> Snapshot:
     if label is not None and not isinstance(label, str):
         raise TypeError(f"label must be a string or None, not {type(label).__name__} {label!r}")
     absent: dict[str, str] = {}
+    # Reading /proc releases the GIL, so it stays outside excluded(): other
+    # threads' spikes must not be dropped from open peaks; it costs them ~40 KiB.
+    # It comes before the walk of the traces, with everything else that may
+    # import or cache something on its first call (psutil, platform): what
+    # memguard keeps for itself is then in this snapshot's traces already,
+    # and never shows as the user's growth in the next one.
+    rss = _measure(process.rss_bytes, "rss_bytes", absent)
+    uss = _measure(process.uss_bytes, "uss_bytes", absent)
+    try:
+        fds: tuple[tuple[int, str], ...] | None = tuple(sorted(
+            (fd + 0, str(path)) for fd, path in process.open_fds().items()))
+    except MeasurementUnavailable as error:
+        fds, absent["fds"] = None, str(error)
+    threads = tuple(sorted(process.thread_names().values()))
+    python = f"{platform.python_implementation()} {platform.python_version()}"
+    system = f"{platform.platform()} ({sys.platform})"
     sites = None
     traced = peak = None
     limit = 0
@@ -311,28 +330,20 @@ def take_snapshot(label: str | None = None, *, census: bool = True) -> Snapshot:
             absent["sites"] = absent["traced_bytes"] = (
                 "tracemalloc was not tracing; start it (memguard.record(), "
                 "tracemalloc.start() or python -X tracemalloc) to see allocation sites")
-    # Reading /proc releases the GIL, so it stays outside excluded(): other
-    # threads' spikes must not be dropped from open peaks; it costs them ~40 KiB.
-    rss = _measure(process.rss_bytes, "rss_bytes", absent)
-    uss = _measure(process.uss_bytes, "uss_bytes", absent)
-    try:
-        fds: tuple[tuple[int, str], ...] | None = tuple(sorted(process.open_fds().items()))
-    except MeasurementUnavailable as error:
-        fds, absent["fds"] = None, str(error)
     return Snapshot(
         label=label, timestamp=timestamp, sites=sites, traceback_limit=limit,
         traced_bytes=traced, traced_peak_bytes=peak, types=types, rss_bytes=rss,
-        uss_bytes=uss, fds=fds, threads=tuple(sorted(process.thread_names().values())),
-        pid=os.getpid(),
-        python=f"{platform.python_implementation()} {platform.python_version()}",
-        platform=f"{platform.platform()} ({sys.platform})",
-        absent=tuple(sorted(absent.items())),
+        uss_bytes=uss, fds=fds, threads=threads, pid=os.getpid(), python=python,
+        platform=system, absent=tuple(sorted(absent.items())),
     )
 
 
 def _measure(read: Any, name: str, absent: dict[str, str]) -> int | None:
     try:
-        return int(read())
+        # ``+ 0`` makes a new int here, in memguard's frame: the one the
+        # reader returned was allocated in psutil's, which the next snapshot
+        # would show as the user's growth while this snapshot lives.
+        return int(read()) + 0
     except MeasurementUnavailable as error:
         absent[name] = str(error)
         return None
