@@ -88,8 +88,8 @@ def _table(table: Table, width: int, indent: str = "  ") -> list[str]:
         rows = _table(narrow, width, indent)
         start = len(indent) + sum(widths[:table.flex]) + 2 * table.flex + 2
         lines = rows[:1]
-        for row, text in zip(rows[1:], under, strict=True):
-            lines.append(row)
+        for shown, text in zip(rows[1:], under, strict=True):
+            lines.append(shown)
             if text:  # under the place, or further left when it would not fit there
                 at = max(len(indent) + 4, min(start, width - len(text)))
                 lines.append(" " * at + clip_right(text, max(TRIM_FLOOR, width - at)))
