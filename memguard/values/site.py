@@ -18,10 +18,14 @@ from ..traces import is_internal
 from ..units import format_size
 
 __all__ = [
+    "FILTERED",
+    "SMALLER",
     "AllocationSite",
     "Frame",
+    "LeftOut",
     "is_internal",
     "is_users",
+    "left_out_of",
     "site_of",
     "site_sort_key",
     "sites_from_snapshot",
@@ -103,6 +107,54 @@ class AllocationSite:
             source=str(data.get("source", "")),
             left_out=None if data.get("left_out") is None else str(data["left_out"]),
         )
+
+
+FILTERED = "filtered out"
+"""The left-out name for sites a caller's include/exclude patterns left out."""
+SMALLER = "smaller sites"
+"""The left-out name for the user's sites too small to keep one by one."""
+
+
+@dataclass(frozen=True, slots=True)
+class LeftOut:
+    """Traced memory a list of sites does not show site by site, under one name.
+
+    Every table of sites adds up: its rows, then its smaller sites, then one
+    row per :class:`LeftOut` (memguard's own work, the import machinery,
+    what filters left out), to the total.
+
+    Example:
+        >>> str(LeftOut("memguard", 2048, 3))
+        'memguard: 2.0 KiB in 3 blocks'
+    """
+
+    name: str
+    """``"memguard"``, ``"import machinery"``, ``"smaller sites"`` or ``"filtered out"``."""
+    size_bytes: int
+    """Bytes (a change, in a diff)."""
+    count: int
+    """Blocks (a change, in a diff)."""
+    sites: int = 0
+    """How many sites are summed here (0 when not counted)."""
+
+    def __str__(self) -> str:
+        return f"{self.name}: {format_size(self.size_bytes)} in {self.count:,} blocks"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {"name": self.name, "size_bytes": self.size_bytes, "count": self.count,
+                "sites": self.sites}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LeftOut:
+        """Rebuild from :meth:`to_dict`."""
+        return cls(name=str(data["name"]), size_bytes=int(data["size_bytes"]),
+                   count=int(data["count"]), sites=int(data.get("sites", 0)))
+
+
+def left_out_of(site: AllocationSite) -> str | None:
+    """The named remainder *site* belongs to, ``None`` when it is the user's."""
+    return site.left_out or traces.owner(site.filename)
 
 
 def is_users(site: AllocationSite) -> bool:

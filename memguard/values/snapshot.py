@@ -12,6 +12,7 @@ in :attr:`Snapshot.absent`; it is never recorded as zero.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import importlib
 import os
@@ -26,7 +27,16 @@ from typing import TYPE_CHECKING, Any
 from .. import _tracing, objects, process, traces
 from ..exceptions import MeasurementUnavailable
 from ..units import format_size
-from .site import AllocationSite, Frame, is_users, site_of, site_sort_key
+from .site import (
+    SMALLER,
+    AllocationSite,
+    Frame,
+    LeftOut,
+    is_users,
+    left_out_of,
+    site_of,
+    site_sort_key,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -64,6 +74,9 @@ class Snapshot:
     tracemalloc was not tracing."""
     traceback_limit: int = 0
     """Frames tracemalloc kept per allocation (0 when not tracing)."""
+    sites_left_out: tuple[LeftOut, ...] = ()
+    """What :attr:`sites` no longer holds site by site, by name, when they
+    were cut to the biggest (:meth:`biggest`); with them, every traced block."""
     traced_bytes: int | None = None
     """The traced Python heap in use, in bytes."""
     traced_peak_bytes: int | None = None
@@ -120,6 +133,35 @@ class Snapshot:
         chosen = (s for s in self.sites if internal or is_users(s))
         return tuple(heapq.nsmallest(n, chosen, key=site_sort_key))
 
+    def biggest(self, n: int) -> Snapshot:
+        """This snapshot with its *n* biggest user sites only, the rest summed
+        by name in :attr:`sites_left_out` (smaller sites, memguard's own, the
+        import machinery).
+
+        Example:
+            >>> snap = Snapshot(timestamp=0.0, sites=(
+            ...     AllocationSite(filename="a.py", lineno=1, size_bytes=300, count=3),
+            ...     AllocationSite(filename="a.py", lineno=2, size_bytes=20, count=2)))
+            >>> [str(item) for item in snap.biggest(1).sites_left_out]
+            ['smaller sites: 20 B in 2 blocks']
+        """
+        if self.sites is None:
+            return self
+        kept = self.top_sites(n)
+        listed = set(map(id, kept))
+        sums: dict[str, list[int]] = {}
+        for item in self.sites_left_out:
+            sums[item.name] = [item.size_bytes, item.count, item.sites]
+        for site in self.sites:
+            if id(site) not in listed:
+                entry = sums.setdefault(left_out_of(site) or SMALLER, [0, 0, 0])
+                entry[0] += site.size_bytes
+                entry[1] += site.count
+                entry[2] += 1
+        left = tuple(LeftOut(name, size, count, number)
+                     for name, (size, count, number) in sorted(sums.items()))
+        return dataclasses.replace(self, sites=kept, sites_left_out=left)
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; :meth:`from_dict` reverses it.
 
@@ -143,6 +185,7 @@ class Snapshot:
             "timestamp": self.timestamp,
             "sites": sites,
             "traceback_limit": self.traceback_limit,
+            "sites_left_out": [item.to_dict() for item in self.sites_left_out],
             "traced_bytes": self.traced_bytes,
             "traced_peak_bytes": self.traced_peak_bytes,
             "types": None if self.types is None else [[k, n] for k, n in self.types],
@@ -184,6 +227,8 @@ class Snapshot:
             timestamp=float(data["timestamp"]),
             sites=sites,
             traceback_limit=int(data.get("traceback_limit", 0)),
+            sites_left_out=tuple(LeftOut.from_dict(item)
+                                 for item in data.get("sites_left_out", ())),
             traced_bytes=_opt_int(data.get("traced_bytes")),
             traced_peak_bytes=_opt_int(data.get("traced_peak_bytes")),
             types=None if types is None else tuple((str(k), int(n)) for k, n in types),
