@@ -1,6 +1,6 @@
-"""L4 guards: :func:`run_program`, run a whole program as ``python`` would, and measure it.
+"""L4 program runner: :func:`run_program`, run a whole program as ``python`` would, and measure it.
 
-The program (a :class:`~memguard.guards._program.Program`) runs inside
+The program (a :class:`~memguard.program.launch.Program`) runs inside
 :func:`~memguard.guards.record.record` (the timeline, with the exact traced
 peak and, on Linux, the kernel's exact RSS high-water mark) and beside a
 watching thread that notes when the traced peak moved (to one interval),
@@ -22,16 +22,16 @@ from collections.abc import Callable
 
 from .. import _tracing, process, traces
 from .._optional import require
-from ..exceptions import CommandError, MeasurementUnavailable
+from ..exceptions import MeasurementUnavailable
+from ..guards.profile import LineTarget
+from ..guards.record import record
 from ..values.limit import LimitReport, SitesStatus
 from ..values.lineprofile import LineProfile
 from ..values.run import RunReport
 from ..values.site import SMALLER, AllocationSite, LeftOut, site_of, with_source
 from ..values.snapshot import take_snapshot
 from ..values.timeline import Timeline
-from ._program import Program, hidden
-from .profile import LineTarget
-from .record import record
+from .launch import Program, hidden
 
 __all__ = ["Program", "run_program"]
 
@@ -202,7 +202,7 @@ def _line_target(spec: str | None) -> LineTarget | None:
     try:
         return LineTarget.parse(spec)
     except ValueError as bad:
-        raise CommandError(f"--lines: {bad}", exit_code=2) from None
+        raise ValueError(f"lines: {bad}") from None
 
 
 def _baseline() -> traces.Grouped | None:
@@ -289,9 +289,10 @@ def run_program(
         exception has been printed (``sys.excepthook``) and counts as exit code 1.
 
     Raises:
-        CommandError: There is no such script or module, or *lines* is not
-            ``MODULE_OR_FILE:FUNCTION`` (exit code 2).
-        ValueError: *interval* is not a positive number.
+        FileNotFoundError: There is no such script.
+        ModuleNotFoundError: There is no such module.
+        ValueError: *interval* is not a positive number, or *lines* is not
+            ``MODULE_OR_FILE:FUNCTION``.
 
     Example:
         >>> import pathlib, tempfile
