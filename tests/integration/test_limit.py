@@ -326,12 +326,12 @@ def test_hundreds_of_uses_leave_nothing_behind() -> None:
     for _ in range(20):
         use()
     gc.collect()
-    threads = threading.active_count()
+    threads = helpers.threads_now()
     objects = len(gc.get_objects())
     for _ in range(300):
         use()
     gc.collect()
-    assert threading.active_count() == threads
+    assert helpers.threads_left_behind(threads) == []
     assert len(gc.get_objects()) - objects < 50
 
 
@@ -392,7 +392,7 @@ def test_nested_rss_windows_keep_their_own_peaks() -> None:
 def test_rss_falls_back_to_sampling_without_clear_refs(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(process, "CLEAR_REFS_PATH", process.Path("/nonexistent/clear_refs"))
     monkeypatch.setattr(process, "_hwm_state", None)
-    threads = threading.active_count()
+    threads = helpers.threads_now()
     with pytest.raises(MemoryLimitExceeded) as info, limit(mb=20, source="rss", interval=0.001):
         pointer = libc.malloc(64 * MB)
         ctypes.memset(pointer, 1, 64 * MB)
@@ -402,7 +402,7 @@ def test_rss_falls_back_to_sampling_without_clear_refs(monkeypatch: pytest.Monke
     assert report.method == "sampled"
     assert "sampled every 1 ms" in str(info.value)
     assert 64 * MB - RSS_SLACK <= report.peak_bytes <= 64 * MB + RSS_SLACK
-    assert threading.active_count() == threads
+    assert helpers.threads_left_behind(threads) == []
 
 
 def test_captures_never_lose_the_blocks_peak() -> None:
