@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ._counter import measurement
 from ._version import __version__
 from .exceptions import (
     CheckFailed,
@@ -114,6 +115,7 @@ __all__ = [
     "limit",
     "load",
     "load_ipython_extension",
+    "measurement",
     "parse_size",
     "profile",
     "profile_lines",

@@ -373,6 +373,31 @@ static int n_captured = 0;
 static long long captured_level = -1;      /* count when copied, -1: never */
 static long long capture_above = -1;       /* copy only above this count; -1: never */
 static double capture_growth = 1.10;
+/* Called (GIL held, in the main thread, between two bytecodes: as soon after
+ * the new peak as the interpreter allows) when a copy was made; or, without
+ * sampling, when one would have been. Set by set_capture(). */
+static PyObject *capture_callback = NULL;
+static atomic_int capture_pending = 0;
+static atomic_llong trigger_level = 0;
+
+static int
+run_capture_callback(void *arg)
+{
+    (void)arg;
+    atomic_store(&capture_pending, 0);
+    PyObject *callback = capture_callback;
+    if (callback != NULL) {
+        Py_INCREF(callback);
+        PyObject *result = PyObject_CallFunction(callback, "L", atomic_load(&trigger_level));
+        Py_DECREF(callback);
+        if (result == NULL) {
+            /* never raise into the measured code */
+            PyErr_WriteUnraisable(callback);
+        }
+        Py_XDECREF(result);
+    }
+    return 0;
+}
 
 static inline void
 sample_locked(void)
@@ -524,14 +549,28 @@ sample_free(uintptr_t key)
 static void
 maybe_capture(long long level)
 {
+    int fire = 0;
     sample_locked();
-    if (sampling && capture_above >= 0 && level > capture_above
+    if (capture_above >= 0 && level > capture_above
         && (captured_level < 0 || (double)level >= (double)captured_level * capture_growth)) {
-        memcpy(captured, samples, sizeof(sample_t) * (size_t)n_samples);
-        n_captured = n_samples;
+        if (sampling) {
+            memcpy(captured, samples, sizeof(sample_t) * (size_t)n_samples);
+            n_captured = n_samples;
+        }
         captured_level = level;
+        fire = capture_callback != NULL;
     }
     sample_unlocked();
+    if (fire) {
+        atomic_store(&trigger_level, level);
+        int expected = 0;
+        if (atomic_compare_exchange_strong(&capture_pending, &expected, 1)) {
+            /* takes a lock of its own, allocates nothing of Python's */
+            if (Py_AddPendingCall(run_capture_callback, NULL) < 0) {
+                atomic_store(&capture_pending, 0);
+            }
+        }
+    }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -565,10 +604,11 @@ track_new(void *ptr, size_t size)
         atomic_fetch_add_explicit(&lost_blocks, 1, memory_order_relaxed);
         return;
     }
-    count_add((long long)size - (old > 0 ? old : 0));
+    /* sampled first: a copy made at the new peak this block makes holds it */
     if (sampling) {
         sample_alloc((uintptr_t)ptr, size);
     }
+    count_add((long long)size - (old > 0 ? old : 0));
 }
 
 static inline void
@@ -645,10 +685,10 @@ hook_realloc(void *ctx, void *ptr, size_t new_size)
                 count_add(-old);
             }
         } else {
-            count_add((long long)new_size - (old > 0 ? old : 0) - (prev > 0 ? prev : 0));
             if (sampling) {
                 sample_alloc((uintptr_t)ptr2, new_size);
             }
+            count_add((long long)new_size - (old > 0 ? old : 0) - (prev > 0 ? prev : 0));
         }
     }
     in_hook = 0;
@@ -733,6 +773,9 @@ release_codes(void)
 static void
 reset_sampling(void)
 {
+    PyObject *old = capture_callback;
+    capture_callback = NULL;
+    Py_XDECREF(old);
     sample_locked();
     sampling = 0;
     n_samples = 0;
@@ -865,15 +908,22 @@ mg_set_capture(PyObject *self, PyObject *args)
 {
     long long above;
     double growth;
-    if (!PyArg_ParseTuple(args, "Ld", &above, &growth)) {
+    PyObject *callback = Py_None;
+    if (!PyArg_ParseTuple(args, "Ld|O", &above, &growth, &callback)) {
         return NULL;
+    }
+    PyObject *old = capture_callback;
+    if (callback != Py_None) {
+        Py_INCREF(callback);
     }
     sample_locked();
     capture_above = above;
     capture_growth = growth;
     captured_level = -1;
     n_captured = 0;
+    capture_callback = callback == Py_None ? NULL : callback;
     sample_unlocked();
+    Py_XDECREF(old);
     /* the count may already be above the level */
     long long now = atomic_load(&cur_bytes);
     if (above >= 0 && now > above && now >= atomic_load(&peak_bytes)) {
@@ -989,8 +1039,9 @@ static PyMethodDef methods[] = {
     {"start_sampling", mg_start_sampling, METH_VARARGS,
      "start_sampling(mean_bytes, seed): sample blocks by bytes until the count ends."},
     {"set_capture", mg_set_capture, METH_VARARGS,
-     "set_capture(above_bytes, growth): copy the sampled live set at each new peak above "
-     "above_bytes that is growth times the last copy (-1: never)."},
+     "set_capture(above_bytes, growth, callback=None): at each new peak above above_bytes "
+     "that is growth times the last, copy the sampled live set and schedule "
+     "callback(level) as a pending call (-1: never)."},
     {"captured", mg_captured, METH_NOARGS,
      "(level, [(size, [(filename, name, line), ...]), ...], mean, dropped) at the highest copy."},
     {"sampled_live", mg_sampled_live, METH_NOARGS, "The sampled live set now, as captured()."},
