@@ -22,6 +22,7 @@ from .exceptions import (
     MeasurementUnavailable,
     MemguardError,
     MemoryLimitExceeded,
+    OutputRefused,
     SnapshotFormatError,
     TracingError,
 )
@@ -98,6 +99,7 @@ __all__ = [
     "MeasurementUnavailable",
     "MemguardError",
     "MemoryLimitExceeded",
+    "OutputRefused",
     "RunReport",
     "SignalVerdict",
     "Snapshot",
