@@ -30,81 +30,24 @@ Whether the sites are those of the peak is decided by
 
 from __future__ import annotations
 
-import gc
 import time
 import tracemalloc
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Literal, TypeVar, overload
 
-from .. import _counter, _tracing, _watcher, process
+from .. import _counter, _tracing, process
 from ..exceptions import MemoryLimitExceeded, TracingError
 from ..units import Size, size_from_keywords
 from ..values.limit import CAPTURE_GROWTH, KEPT_SITES, LimitReport, Source, sites_status
 from ..values.site import AllocationSite, is_internal, site_sort_key, sites_from_snapshot
+from ._catcher import TraceCatcher
 from ._wrap import add_note, caller_label, wrap_callable
 
 __all__ = ["limit"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 Sites = bool | Literal["sampled", "exact"]
-
-_CATCH_INTERVAL = 0.001
-
-
-class _PeakSiteCatcher:
-    """Snapshots the live traces when a block is over its limit (tracemalloc measure).
-
-    ``tracemalloc.take_snapshot()`` copies the traces without tracing its own
-    copy, so a capture neither moves the peak nor stops the measured code
-    for longer than the copy. The grouping into sites, which does allocate,
-    waits until the block's window has closed (:meth:`sites`).
-    """
-
-    def __init__(self, limit_bytes: int, baseline: tracemalloc.Snapshot | None) -> None:
-        self.start_bytes: int | None = None
-        self.limit_bytes = limit_bytes
-        self.baseline = baseline
-        self.level_bytes = 0
-        self.snapshot: tracemalloc.Snapshot | None = None
-        self.closed = False
-
-    def on_peak(self, _level: int) -> None:
-        """The counter's pending call: a new peak over the limit was just made."""
-        if not self.closed and tracemalloc.is_tracing():
-            self.capture()
-
-    def capture(self) -> None:
-        """Snapshot now if the block is over its limit and above the last capture."""
-        if self.start_bytes is None:
-            return
-        level = _tracing.refresh()[0] - self.start_bytes
-        if level <= self.limit_bytes or level < self.level_bytes * CAPTURE_GROWTH:
-            return
-        # The copy's own objects come and go while the collector is off, so
-        # that its allocation count is what it was: the capture does not
-        # bring the program's next collection forward.
-        enabled = gc.isenabled()
-        gc.disable()
-        try:
-            self.snapshot = tracemalloc.take_snapshot()
-        finally:
-            if enabled:
-                gc.enable()
-        self.level_bytes = level
-
-    def poll(self) -> None:
-        """The watcher thread's task, without the native counter."""
-        if not self.closed and tracemalloc.is_tracing():
-            self.capture()
-
-    def sites(self) -> tuple[AllocationSite, ...]:
-        """The top sites of the highest capture; call once the window is closed."""
-        snapshot, self.snapshot, baseline, self.baseline = self.snapshot, None, self.baseline, None
-        if snapshot is None:
-            return ()
-        with _tracing.excluded():  # leave the grouping out of any enclosing window
-            return sites_from_snapshot(snapshot, baseline=baseline, top=KEPT_SITES)
 
 
 def sampled_sites(sampled: _counter.SampledSet) -> tuple[AllocationSite, ...]:
@@ -305,11 +248,10 @@ class _Run:
     def __init__(self, guard: limit, label: str) -> None:
         self.guard = guard
         self.label = label
-        self.catcher: _PeakSiteCatcher | None = None
+        self.catcher: TraceCatcher | None = None
         self.rss: process.RssWindow | None = None
         self.window: _tracing.PeakWindow | None = None
-        self.count: _counter.CountWindow | None = None  # the measure, or the catcher's trigger
-        self.task: _watcher.Task | None = None
+        self.count: _counter.CountWindow | None = None
         self.sampling = False
         self.started = time.perf_counter()
         if guard.source == "rss":
@@ -342,38 +284,32 @@ class _Run:
             # that the sites named are the block's own growth (the copy is
             # not traced itself).
             baseline = tracemalloc.take_snapshot()
-        if guard.sites:
-            self.catcher = _PeakSiteCatcher(guard.limit_bytes, baseline)
         self.window = _tracing.begin()
-        if self.catcher is None:
+        if not guard.sites:
             return
-        self.catcher.start_bytes = self.window.start_bytes
-        if native:
-            # The counter's hook knows the moment a new peak over the limit
-            # is made; it schedules the capture for right after it. The
-            # counter's level is its own, so the trigger is a little early or
-            # late by what one of the two sees and the other does not; the
-            # capture checks tracemalloc's level itself.
-            self.count = _counter.begin()
+
+        def top_sites(snapshot: tracemalloc.Snapshot) -> tuple[AllocationSite, ...]:
+            return sites_from_snapshot(snapshot, baseline=baseline, top=KEPT_SITES)
+
+        self.catcher = TraceCatcher(self.window.start_bytes, guard.limit_bytes, top_sites)
+        self.catcher.arm()
+        if self.catcher.triggered_by_counter:
             _captures.append(self)
-            _counter.capture(self.count.start_bytes + guard.limit_bytes, CAPTURE_GROWTH,
-                             self.catcher.on_peak)
-        else:
-            with _tracing.excluded():
-                self.task = _watcher.watch(self.catcher.poll, _CATCH_INTERVAL)
 
     def _release_capture(self) -> None:
-        """Give the counter's capture back to the limit this one was nested in."""
-        if self in _captures:
-            _captures.remove(self)
-            if _captures:
-                outer = _captures[-1]
-                assert outer.count is not None
-                callback = outer.catcher.on_peak if outer.catcher is not None else None
-                _counter.capture(outer.count.start_bytes + outer.guard.limit_bytes,
-                                 CAPTURE_GROWTH, callback)
-            else:
-                _counter.capture(-1, CAPTURE_GROWTH)
+        """Give the counter's one capture back to the limit this one was nested in."""
+        if self not in _captures:
+            return
+        _captures.remove(self)
+        if not _captures:
+            _counter.capture(-1, CAPTURE_GROWTH)
+            return
+        outer = _captures[-1]
+        if outer.catcher is not None:
+            outer.catcher.rearm()
+        else:
+            assert outer.count is not None
+            _counter.capture(outer.count.start_bytes + outer.guard.limit_bytes, CAPTURE_GROWTH)
 
     def finish(self) -> LimitReport:
         duration = time.perf_counter() - self.started
@@ -427,22 +363,16 @@ class _Run:
         assert self.window is not None
         catcher = self.catcher
         try:
-            if self.task is not None:
-                _watcher.unwatch(self.task)
             if catcher is not None:
-                if tracemalloc.is_tracing():
-                    catcher.capture()  # the end of the block may be its peak
-                catcher.closed = True
-            if self.count is not None:
+                catcher.disarm(final=True)  # the end of the block may be its peak
                 self._release_capture()
-                count, self.count = self.count, None
-                _counter.end(count)
         finally:
             window = _tracing.end(self.window)
         sites: tuple[AllocationSite, ...] = ()
         exceeded = window.peak_bytes > guard.limit_bytes
         if catcher is not None and exceeded:
-            sites = catcher.sites()
+            kept = catcher.result()
+            sites = kept if isinstance(kept, tuple) else ()
         level = catcher.level_bytes if catcher is not None and catcher.level_bytes else None
         status = sites_status(wanted=catcher is not None, exceeded=exceeded,
                               captured_level_bytes=level, peak_bytes=window.peak_bytes,
