@@ -17,6 +17,7 @@ from . import _startup  # noqa: F401
 # isort: split
 from typing import TYPE_CHECKING, Any
 
+from ._counter import measurement
 from ._version import __version__
 from .exceptions import (
     CheckFailed,
@@ -169,6 +170,7 @@ __all__ = [
     "limit",
     "load",
     "load_ipython_extension",
+    "measurement",
     "parse_size",
     "profile",
     "profile_lines",
