@@ -30,10 +30,10 @@ from .values.limit import LimitReport
 from .values.site import AllocationSite
 
 if TYPE_CHECKING:
-    from .guards.leaks import check_leaks, track_leaks
     from .guards.profile import profile, profile_lines
     from .guards.record import record
     from .guards.watch import expect_collected, watch
+    from .leaks.api import check_leaks, track_leaks
     from .values.diff import SnapshotDiff
     from .values.diff import compare as diff
     from .values.files import load
@@ -49,8 +49,8 @@ if TYPE_CHECKING:
 #: every test suite that loads the pytest plugin) stays cheap: name -> (module,
 #: attribute). ``limit``, the exceptions and the units are imported eagerly.
 _LAZY: dict[str, tuple[str, str]] = {
-    "check_leaks": (".guards.leaks", "check_leaks"),
-    "track_leaks": (".guards.leaks", "track_leaks"),
+    "check_leaks": (".leaks.api", "check_leaks"),
+    "track_leaks": (".leaks.api", "track_leaks"),
     "profile": (".guards.profile", "profile"),
     "profile_lines": (".guards.profile", "profile_lines"),
     "record": (".guards.record", "record"),

@@ -43,14 +43,14 @@ class MemguardFixture:
     @property
     def track_leaks(self) -> Any:
         """:func:`memguard.track_leaks`, the repeated-call leak check."""
-        from ..guards.leaks import track_leaks
+        from ..leaks.api import track_leaks
 
         return track_leaks
 
     @property
     def check_leaks(self) -> Any:
         """:func:`memguard.check_leaks`, the same check as one call."""
-        from ..guards.leaks import check_leaks
+        from ..leaks.api import check_leaks
 
         return check_leaks
 

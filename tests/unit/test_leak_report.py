@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from memguard.guards._leak_stats import fit_line, judge, still_growing
+from memguard.leaks.statistics import fit_line, judge, still_growing
 from memguard.values.leak import LeakReport, SignalVerdict, format_amount
 from memguard.values.site import AllocationSite, Frame
 

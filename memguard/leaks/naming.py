@@ -1,4 +1,4 @@
-"""L4 guards: naming a leak once it is found — growing sites, types and a holder.
+"""L4 leaks: naming a leak once it is found — growing sites, types and a holder.
 
 After a repeated check finds a leak, a few more calls are made while
 :class:`Naming` watches: the live traces, the sizes of every container and
@@ -10,18 +10,106 @@ steady state: a cache that filled during the measured calls is not named.
 from __future__ import annotations
 
 import gc
+import os
+import sysconfig
+import time
+import tracemalloc
 import weakref
 from collections import Counter
 
 from .. import _tracing
+from ..holders import containers as probe
 from ..objects import count_types, type_name
-from ..values.site import AllocationSite
-from . import _leak_probe as probe
+from ..values.site import AllocationSite, Frame, is_internal
 
-__all__ = ["MIN_PER_CALL", "Naming", "describe_one", "type_growth", "user_first"]
+__all__ = ["MIN_PER_CALL", "Naming", "TraceSummary", "describe_one", "site_growth",
+           "summarize_traces", "type_growth", "user_first"]
 
 #: The smallest growth per call of a type that is named.
-MIN_PER_CALL = 0.05
+MIN_PER_CALL = 0.0005
+
+
+def _library_prefixes() -> tuple[str, ...]:
+    paths = sysconfig.get_paths()
+    found = {os.path.realpath(paths[key]) + os.sep for key in
+             ("stdlib", "platstdlib", "purelib", "platlib") if key in paths}
+    found |= {paths[key] + os.sep for key in ("stdlib", "platstdlib", "purelib", "platlib")
+              if key in paths}
+    return tuple(sorted(found))
+
+
+_LIBRARY = _library_prefixes()
+
+#: (sizes by site key, block counts by site key, traceback text by site key).
+TraceSummary = tuple[dict[str, int], dict[str, int], dict[str, str]]
+
+
+def _chosen_frame(traceback: tracemalloc.Traceback) -> tracemalloc.Frame | None:
+    """The innermost user frame of *traceback*; ``None`` for memguard's own allocations.
+
+    Library frames (standard library, site-packages) are skipped, so an
+    allocation inside ``dict.__setitem__`` or ``logging.getLogger`` is named by
+    its caller. Walking outwards, a memguard frame met before any user frame
+    means memguard allocated the block itself.
+    """
+    innermost_library = None
+    for frame in reversed(traceback):  # iteration is oldest first
+        if is_internal(frame.filename):
+            return None
+        if frame.filename.startswith(_LIBRARY) or frame.filename.startswith("<frozen "):
+            innermost_library = innermost_library or frame
+            continue
+        return frame
+    return innermost_library
+
+
+def summarize_traces() -> TraceSummary:
+    """Live traced memory grouped by the innermost user frame; empty when not tracing."""
+    sizes: dict[str, int] = {}
+    counts: dict[str, int] = {}
+    tracebacks: dict[str, str] = {}
+    if not tracemalloc.is_tracing():
+        return sizes, counts, tracebacks
+    snapshot = tracemalloc.take_snapshot()
+    try:
+        for stat in snapshot.statistics("traceback"):
+            frame = _chosen_frame(stat.traceback)
+            if frame is None:
+                continue
+            key = f"{frame.filename}\0{frame.lineno}"
+            sizes[key] = sizes.get(key, 0) + stat.size
+            counts[key] = counts.get(key, 0) + stat.count
+            if key not in tracebacks:
+                tracebacks[key] = "\n".join(f"{f.filename}\0{f.lineno}" for f in stat.traceback)
+    finally:
+        del snapshot
+    return sizes, counts, tracebacks
+
+
+def site_growth(before: TraceSummary, after: TraceSummary, calls: int,
+                top: int) -> tuple[AllocationSite, ...]:
+    """Sites whose live size grew from *before* to *after*, biggest first.
+
+    ``size_bytes`` and ``count`` are the growth over all *calls* (a leak on
+    one call in 1,000 grows by a few blocks over thousands of calls; per
+    call it would round to nothing); the report divides by its
+    ``site_calls``.
+    """
+    sizes, counts, tracebacks = after
+    found: list[AllocationSite] = []
+    for key, size in sizes.items():
+        grown = size - before[0].get(key, 0)
+        if grown <= 0 or calls <= 0:
+            continue
+        filename, _, line = key.rpartition("\0")
+        blocks = counts.get(key, 0) - before[1].get(key, 0)
+        frames = tuple(Frame(filename=f.rpartition("\0")[0], lineno=int(f.rpartition("\0")[2]))
+                       for f in tracebacks.get(key, "").splitlines() if f)
+        found.append(AllocationSite(filename=filename, lineno=int(line), size_bytes=grown,
+                                    count=max(0, blocks), traceback=frames))
+    found.sort(key=lambda s: (-s.size_bytes, s.filename, s.lineno))
+    # A site that grew by less than a block per hundred calls of the leak is noise.
+    return tuple(s for s in found[:top] if s.size_bytes * 100 >= found[0].size_bytes)
 
 
 class Naming:
@@ -43,11 +131,12 @@ class Naming:
         self.frozen = False
         self.census: dict[str, int] = {}
         self.halfway: dict[str, int] = {}
-        self.traces: probe.TraceSummary = ({}, {}, {})
+        self.traces: TraceSummary = ({}, {}, {})
         self.sizes: dict[int, int] = {}
         self.sites: tuple[AllocationSite, ...] = ()
         self.types: tuple[tuple[str, float], ...] = ()
         self.sample: str | None = None
+        self.unreachable = ""
 
     def clear(self) -> None:
         self.census, self.halfway, self.sizes = {}, {}, {}
@@ -61,7 +150,7 @@ class Naming:
         with _tracing.excluded():
             gc.collect()
             self.sizes = probe.container_sizes()
-            self.traces = probe.summarize_traces()
+            self.traces = summarize_traces()
             if gc.get_freeze_count() == 0:
                 gc.freeze()
                 self.frozen = True
@@ -73,7 +162,8 @@ class Naming:
             with _tracing.excluded():
                 self.halfway = _new_types()
 
-    def end(self, calls: int) -> None:
+    def end(self, calls: int, *, deadline: float | None = None) -> None:
+        """Name what grew over *calls* calls; the holder search stops by *deadline*."""
         with _tracing.excluded():
             gc.collect()
             if self.frozen:
@@ -93,11 +183,18 @@ class Naming:
                 steady.add(name)
             self.types = tuple((name, per) for name, per in type_growth({}, final, calls)
                                if name in steady)
-            self.sites = probe.site_growth(self.traces, probe.summarize_traces(), calls, 20)
+            self.sites = site_growth(self.traces, summarize_traces(), calls, 20)
             entries = [(entry[0], container, entry[1]) for _, container in grown[:50]
                        if (entry := probe.newest_entry(container)) is not None]
             del grown
-            self.sample = describe_one(entries, [name for name, _ in self.types])
+            left = 3.0 if deadline is None else max(0.2, min(3.0, deadline - time.perf_counter()))
+            self.sample = describe_one(entries, [name for name, _ in self.types],
+                                       max_seconds=left)
+            if not self.types and self.sample is None:
+                self.unreachable = ("no object that grew could be reached from the heap: the "
+                                    "leaked memory has no referrer memguard can see (a "
+                                    "reference or buffer leaked in C code?), so no type is "
+                                    "named")
             self.clear()
 
 
@@ -128,7 +225,8 @@ def user_first(names: list[str]) -> list[str]:
     return [n for n in names if "." in n] + [n for n in names if "." not in n]
 
 
-def describe_one(entries: list[tuple[object, object, str]], type_names: list[str]) -> str | None:
+def describe_one(entries: list[tuple[object, object, str]], type_names: list[str], *,
+                 max_seconds: float = 3.0) -> str | None:
     """Describe one item of *entries* (``(item, container, edge)`` of growing containers).
 
     Module-qualified (user) types first, then the growing types in order,
@@ -152,4 +250,4 @@ def describe_one(entries: list[tuple[object, object, str]], type_names: list[str
         return None
     obj, container, edge = found
     del found
-    return probe.describe_sample(obj, container, edge)
+    return probe.describe_sample(obj, container, edge, max_seconds=max_seconds)
