@@ -173,6 +173,18 @@ def describe_sample(obj: object, container: object = None, edge: str = "", *,
     name = global_name(container) if container is not None else None
     if name is not None:
         return f"{text}, held by {name}{edge}"
+    if container is not None and search.status == "exhausted":
+        # The object's own holders led nowhere (too many of them, or too
+        # wide a level): the container it was taken from has a chain.
+        frame = sys._getframe()
+        try:
+            held = search_holders(container, max_seconds=max_seconds, excused_frames=(frame,))
+        except Exception:  # a report must not fail for want of a chain
+            held = None
+        finally:
+            del frame
+        if held is not None and held.steps is not None:
+            return f"{text}, held by {held.text}{edge}"
     return f"{text}; {search.text}"
 
 

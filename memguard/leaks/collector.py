@@ -140,8 +140,14 @@ def _readers(options: LeakOptions) -> dict[str, Callable[[], float]]:
 
 
 def _objects() -> float:
-    """Live objects the collector tracks, the permanent generation included."""
-    return float(len(gc.get_objects()) + gc.get_freeze_count())
+    """Live objects the collector tracks outside the permanent generation.
+
+    The permanent generation's size is read once, when the check freezes
+    the heap (``gc.get_freeze_count()`` walks the whole generation, so it is
+    not read per reading), and added in :meth:`RepeatedRun._judge`'s report
+    as a constant: it cannot change while the check holds the freeze.
+    """
+    return float(len(gc.get_objects()))
 
 
 def _native() -> Callable[[], float]:
@@ -247,11 +253,15 @@ class RepeatedRun:
         begun = time.perf_counter()
         self._read_only()
         reading = time.perf_counter() - begun
-        if call_seconds > 0:
-            self.per = max(1, min(4096, math.ceil(reading / READING_SHARE / call_seconds)))
-        made = 0
-        next_decision = MIN_POINTS
         screen_calls = 2 * options.cache_bound
+        if call_seconds > 0:
+            # Never so many calls per reading that the first decision comes
+            # after the screening: every call a leak makes is kept alive, and
+            # a reading's gc.collect() walks them all.
+            self.per = max(1, min(math.ceil(screen_calls / MIN_POINTS),
+                                  math.ceil(reading / READING_SHARE / call_seconds)))
+        made = 0
+        next_decision = MIN_POINTS * self.per  # in calls: thinning renumbers the readings
         settle_calls = math.ceil(1.5 * options.cache_bound)
         reserve = 0.0
         while True:
@@ -266,9 +276,9 @@ class RepeatedRun:
             if now + reserve + self._batch_seconds(now) > self.deadline - self._naming_share():
                 self._out_of_time(made)
                 return
-            if self.points - 1 < next_decision:
+            if made < next_decision:
                 continue
-            next_decision = self.points - 1 + max(16, (self.points - 1) // 4)
+            next_decision = made + max(16 * self.per, made // 4)
             growing = self._growing()
             screened = (now - self.measuring_since >= options.min_seconds
                         or made >= screen_calls)
@@ -380,8 +390,10 @@ class RepeatedRun:
         slowest = min(v.per_call / (1.0 if v.unit != "bytes" else 64.0) for v in fired)
         wanted = MIN_NAMING_CALLS if slowest <= 0 else math.ceil(NAMING_EVENTS / slowest)
         wanted = max(MIN_NAMING_CALLS, min(MAX_NAMING_CALLS, wanted))
-        self.window = _tracing.begin(_NFRAMES)
-        self.naming.begin()
+        def start_tracing() -> None:
+            self.window = _tracing.begin(_NFRAMES)
+
+        self.naming.begin(start_tracing)
         chunk = max(1, min(self.per, wanted // 8))
         made = 0
         halfway = False
@@ -414,9 +426,20 @@ class RepeatedRun:
                          "calls; the verdict came from untraced calls")
         if naming.unreachable:
             notes.append(naming.unreachable)
+        verdicts = self.verdicts
+        if leaked and naming.sites and "python" not in self.readers and self.naming_calls:
+            # Bytes per call of the Python heap, as the traced naming calls saw them.
+            traced = float(sum(site.size_bytes for site in naming.sites))
+            verdicts = (SignalVerdict(
+                name="python", leaked=bool(self.fired & {"blocks", "objects"}),
+                per_call=traced / self.naming_calls,
+                total=traced / self.naming_calls * self.calls, unit="bytes",
+                detail=f"per call: the growing sites over {self.naming_calls} traced naming "
+                       f"calls; total: that times the calls measured; traced Python memory "
+                       f"(tracemalloc)"), *verdicts)
         return LeakReport(
             label=self.label, leaked=leaked, iterations=self.calls, warmup=self.options.warmup,
-            signals=self.verdicts,
+            signals=verdicts,
             series={v.name: tuple(self.series(v.name)) for v in self.verdicts},
             fits={v.name: _fit(self.series(v.name), self.per) for v in self.verdicts},
             spreads=self.spreads,

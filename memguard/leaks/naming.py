@@ -16,6 +16,7 @@ import time
 import tracemalloc
 import weakref
 from collections import Counter
+from collections.abc import Callable
 
 from .. import _tracing
 from ..holders import containers as probe
@@ -145,11 +146,18 @@ class Naming:
             gc.unfreeze()
             self.frozen = False
 
-    def begin(self) -> None:
+    def begin(self, start_tracing: Callable[[], None] = lambda: None) -> None:
+        """Take the before-state; *start_tracing* is called once the untraced part is done.
+
+        The container sizes are taken before tracing starts, so memguard's
+        own table of them (an ``int`` per container) is not in the trace the
+        sites are read from.
+        """
         self.started = True
+        gc.collect(0)  # the readings collected the rest
+        self.sizes = probe.container_sizes()
+        start_tracing()
         with _tracing.excluded():
-            gc.collect()
-            self.sizes = probe.container_sizes()
             self.traces = summarize_traces()
             if gc.get_freeze_count() == 0:
                 gc.freeze()
@@ -166,6 +174,8 @@ class Naming:
         """Name what grew over *calls* calls; the holder search stops by *deadline*."""
         with _tracing.excluded():
             gc.collect()
+            # The sites first: the scans below allocate, and may be traced.
+            self.sites = site_growth(self.traces, summarize_traces(), calls, 20)
             if self.frozen:
                 final = _new_types()
                 steady = {name for name, count in final.items()
@@ -183,7 +193,6 @@ class Naming:
                 steady.add(name)
             self.types = tuple((name, per) for name, per in type_growth({}, final, calls)
                                if name in steady)
-            self.sites = site_growth(self.traces, summarize_traces(), calls, 20)
             entries = [(entry[0], container, entry[1]) for _, container in grown[:50]
                        if (entry := probe.newest_entry(container)) is not None]
             del grown

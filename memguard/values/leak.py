@@ -242,8 +242,10 @@ class LeakReport:
             for site in self.sites[:top]:
                 calls = max(1, self.site_calls)
                 blocks = f"{site.count} block{'' if site.count == 1 else 's'}"
-                if calls == 1:
-                    growth = f"{format_size(site.size_bytes, signed=True)} {per} in {blocks}"
+                if site.size_bytes % calls == 0 and site.count % calls == 0:
+                    count = site.count // calls
+                    growth = (f"{format_size(site.size_bytes // calls, signed=True)} {per} in "
+                              f"{count} block{'' if count == 1 else 's'}")
                 else:
                     growth = (f"{format_amount(site.size_bytes / calls, 'bytes')} {per} "
                               f"({format_size(site.size_bytes, signed=True)} in {blocks} "
