@@ -448,7 +448,8 @@ class RepeatedRun:
             sample=naming.sample, resources=resources, mode="repeated",
             duration_seconds=time.perf_counter() - self.started,
             calls_per_reading=self.per, cache_bound=self.options.cache_bound,
-            naming_calls=self.naming_calls, notes=tuple(notes))
+            naming_calls=self.naming_calls, calls_into_c=naming.calls_into_c,
+            notes=tuple(notes))
 
 
 def _fit(values: list[float], per: int) -> tuple[float, float]:

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import gc
 import os
+import sys
 import sysconfig
 import time
 import tracemalloc
 import weakref
 from collections import Counter
 from collections.abc import Callable
+from types import FrameType
 
 from .. import _tracing
 from ..holders import containers as probe
@@ -138,8 +140,11 @@ class Naming:
         self.types: tuple[tuple[str, float], ...] = ()
         self.sample: str | None = None
         self.unreachable = ""
+        self.c_calls = CCalls()
+        self.calls_into_c: tuple[str, ...] = ()
 
     def clear(self) -> None:
+        self.c_calls.stop()
         self.census, self.halfway, self.sizes = {}, {}, {}
         self.traces = ({}, {}, {})
         if self.frozen:
@@ -164,6 +169,7 @@ class Naming:
                 self.frozen = True
             else:
                 self.census = count_types(collect=False)
+        self.c_calls.start()
 
     def half(self) -> None:
         if self.frozen:
@@ -172,10 +178,16 @@ class Naming:
 
     def end(self, calls: int, *, deadline: float | None = None) -> None:
         """Name what grew over *calls* calls; the holder search stops by *deadline*."""
+        self.c_calls.stop()
         with _tracing.excluded():
             gc.collect()
             # The sites first: the scans below allocate, and may be traced.
             self.sites = site_growth(self.traces, summarize_traces(), calls, 20)
+            at_sites = [f"{site.filename}:{site.lineno} -> {name}" for site in self.sites[:10]
+                        for name in self.c_calls.at(site.filename, site.lineno)[:2]]
+            self.calls_into_c = tuple(dict.fromkeys(
+                [*at_sites, *self.c_calls.each_call(calls)]))
+            self.c_calls.counts.clear()
             if self.frozen:
                 final = _new_types()
                 steady = {name for name, count in final.items()
@@ -192,7 +204,7 @@ class Naming:
                 final[name] = final.get(name, 0) + count
                 steady.add(name)
             self.types = tuple((name, per) for name, per in type_growth({}, final, calls)
-                               if name in steady)
+                               if name in steady and not name.startswith("memguard."))
             entries = [(entry[0], container, entry[1]) for _, container in grown[:50]
                        if (entry := probe.newest_entry(container)) is not None]
             del grown
@@ -205,6 +217,73 @@ class Naming:
                                     "reference or buffer leaked in C code?), so no type is "
                                     "named")
             self.clear()
+
+
+class CCalls:
+    """Which C functions the measured code calls, and from which line (``sys.setprofile``).
+
+    On during the naming calls only, and only when no other profiler is set
+    (memguard does not replace a profiler it did not install): a ``c_call``
+    event gives the innermost Python frame and the C function it calls, so a
+    site or a native leak is named by the call, ``msgpack.Decoder.decode``,
+    not only by the line. memguard's own frames are left out.
+    """
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, int, str], int] = {}
+        self.on = False
+
+    def start(self) -> None:
+        if sys.getprofile() is not None:
+            return
+        self.on = True
+        sys.setprofile(self._event)
+
+    def stop(self) -> None:
+        if self.on:
+            self.on = False
+            sys.setprofile(None)
+
+    def _event(self, frame: FrameType, event: str, arg: object) -> None:
+        if event != "c_call":
+            return
+        filename = frame.f_code.co_filename
+        if is_internal(filename):
+            return
+        key = (filename, frame.f_lineno, c_function_name(arg))
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+    def at(self, filename: str, lineno: int) -> list[str]:
+        """The C functions called from *filename*:*lineno*, most called first."""
+        found = [(count, name) for (file, line, name), count in self.counts.items()
+                 if file == filename and line == lineno]
+        return [name for _, name in sorted(found, reverse=True)]
+
+    def each_call(self, calls: int, top: int = 5) -> tuple[str, ...]:
+        """C functions called at least once per call, from user code first, as
+        ``file:line -> module.function``."""
+        found = [(file.startswith(_LIBRARY), -count, file, line, name)
+                 for (file, line, name), count in self.counts.items() if count >= calls]
+        found.sort()
+        return tuple(f"{file}:{line} -> {name}" for _, _, file, line, name in found[:top])
+
+
+def c_function_name(function: object) -> str:
+    """``module.Class.method`` of a C function or method (``builtins.list.append``).
+
+    Example:
+        >>> c_function_name(len), c_function_name([].append)
+        ('builtins.len', 'builtins.list.append')
+    """
+    qualname = getattr(function, "__qualname__", None) or getattr(function, "__name__", "?")
+    owner = getattr(function, "__self__", None)
+    module = getattr(function, "__module__", None)
+    if module is None and owner is not None:
+        cls = owner if isinstance(owner, type) else type(owner)
+        module = getattr(cls, "__module__", None)
+        if "." not in str(qualname):
+            qualname = f"{cls.__qualname__}.{qualname}"
+    return f"{module}.{qualname}" if module else str(qualname)
 
 
 def _new_types() -> dict[str, int]:
@@ -230,6 +309,12 @@ def type_growth(before: dict[str, int], after: dict[str, int], calls: int, *,
     return tuple(grown[:20])
 
 
+def _own(obj: object) -> bool:
+    """Whether *obj* is one of memguard's own objects (never reported as leaked)."""
+    module = getattr(type(obj), "__module__", "") or ""
+    return module == "memguard" or module.startswith("memguard.")
+
+
 def user_first(names: list[str]) -> list[str]:
     return [n for n in names if "." in n] + [n for n in names if "." not in n]
 
@@ -242,7 +327,8 @@ def describe_one(entries: list[tuple[object, object, str]], type_names: list[str
     then any item; weak references are never chosen (a set of them, such as
     a ``WeakSet``'s, keeps nothing alive). *entries* is emptied.
     """
-    strong = [entry for entry in entries if not isinstance(entry[0], weakref.ref)]
+    strong = [entry for entry in entries if not isinstance(entry[0], weakref.ref)
+              and not _own(entry[0])]
     entries.clear()
     wanted = user_first(type_names)
     items = [item for item, _, _ in strong]

@@ -180,6 +180,9 @@ class LeakReport:
     """Growth that stops within this many calls is a bounded cache filling, not a leak."""
     naming_calls: int = 0
     """Calls made with tracing on to name the leak (sites, types, holder), after the verdict."""
+    calls_into_c: tuple[str, ...] = ()
+    """C functions the code called during the naming calls, as ``file:line -> module.function``:
+    those called from a growing site's line, then those called on every call."""
     notes: tuple[str, ...] = ()
     """What the check could not do in its time, or did differently, in words."""
 
@@ -225,6 +228,28 @@ class LeakReport:
         names = ", ".join(s.name for s in self.signals) or "no signals"
         return f"{self.label}: no leak over {self.iterations} {calls} ({names})"
 
+    def _site_lines(self, top: int, per: str) -> list[str]:
+        lines: list[str] = []
+        for site in self.sites[:top]:
+            calls = max(1, self.site_calls)
+            blocks = f"{site.count} block{'' if site.count == 1 else 's'}"
+            if site.size_bytes % calls == 0 and site.count % calls == 0:
+                count = site.count // calls
+                growth = (f"{format_size(site.size_bytes // calls, signed=True)} {per} in "
+                          f"{count} block{'' if count == 1 else 's'}")
+            else:
+                growth = (f"{format_amount(site.size_bytes / calls, 'bytes')} {per} "
+                          f"({format_size(site.size_bytes, signed=True)} in {blocks} "
+                          f"over {calls} calls)")
+            lines.append(f"    {site.filename}:{site.lineno}: {growth}")
+            source = _source_text(site)
+            if source:
+                lines.append(f"      {source}")
+            prefix = f"{site.filename}:{site.lineno} -> "
+            lines.extend(f"      calls {entry[len(prefix):]}" for entry in self.calls_into_c
+                         if entry.startswith(prefix))
+        return lines
+
     def message(self, top: int = 5) -> str:
         """The full failure text: verdict, signals, sites, types, sample, resources.
 
@@ -239,21 +264,19 @@ class LeakReport:
         per = "kept" if self.mode == "single" else "per call"
         if self.sites[:top]:
             lines.append(f"  top growing allocation sites (bytes {per}):")
-            for site in self.sites[:top]:
-                calls = max(1, self.site_calls)
-                blocks = f"{site.count} block{'' if site.count == 1 else 's'}"
-                if site.size_bytes % calls == 0 and site.count % calls == 0:
-                    count = site.count // calls
-                    growth = (f"{format_size(site.size_bytes // calls, signed=True)} {per} in "
-                              f"{count} block{'' if count == 1 else 's'}")
-                else:
-                    growth = (f"{format_amount(site.size_bytes / calls, 'bytes')} {per} "
-                              f"({format_size(site.size_bytes, signed=True)} in {blocks} "
-                              f"over {calls} calls)")
-                lines.append(f"    {site.filename}:{site.lineno}: {growth}")
-                source = _source_text(site)
-                if source:
-                    lines.append(f"      {source}")
+            lines.extend(self._site_lines(top, per))
+        heap = {"python", "blocks", "objects"} & {s.name for s in self.fired}
+        shown = {f"{site.filename}:{site.lineno} -> " for site in self.sites[:top]}
+        native = [entry for entry in self.calls_into_c
+                  if entry.partition(" -> ")[0] + " -> " not in shown]
+        if native and not heap:
+            lines.append("  calls into C on every call (a leak the heap cannot show is in one):")
+            for entry in native[:top]:
+                where, _, name = entry.partition(" -> ")
+                file, _, line = where.rpartition(":")
+                source = _source_text(AllocationSite(filename=file, lineno=int(line or 0),
+                                                     size_bytes=0, count=0))
+                lines.append(f"    {where}: {name}" + (f"  ({source})" if source else ""))
         if self.types[:top]:
             counted = "count kept" if self.mode == "single" else "count per call"
             lines.append(f"  top growing types ({counted}):")
@@ -296,6 +319,7 @@ class LeakReport:
             "spreads": dict(self.spreads),
             "cache_bound": self.cache_bound,
             "naming_calls": self.naming_calls,
+            "calls_into_c": list(self.calls_into_c),
             "notes": list(self.notes),
         }
 
@@ -334,6 +358,7 @@ class LeakReport:
             spreads={key(k): float(v) for k, v in data.get("spreads", {}).items()},
             cache_bound=int(data.get("cache_bound", 0)),
             naming_calls=int(data.get("naming_calls", 0)),
+            calls_into_c=tuple(str(c) for c in data.get("calls_into_c", ())),
             notes=tuple(str(n) for n in data.get("notes", ())),
         )
 

@@ -166,4 +166,5 @@ def test_judge_detail_is_in_human_units_per_call() -> None:
                       per=1000)
     assert judgement.leaked
     assert judgement.detail.startswith("slope +5.5 KiB ± 0 B/call")
-    assert "e+" not in judgement.detail and "e-" not in judgement.detail
+    assert "e+" not in judgement.detail
+    assert "e-" not in judgement.detail
