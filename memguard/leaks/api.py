@@ -106,6 +106,7 @@ class LeakTracker:
             finally:
                 loop.close()
         steps = RepeatedRun(self.options, label).steps()
+        report: LeakReport | None = None
         try:
             count = next(steps)
             while True:
@@ -113,15 +114,17 @@ class LeakTracker:
                     fn(*args, **kwargs)
                 count = steps.send(None)
         except StopIteration as done:
-            return self._conclude(done.value)
+            report = done.value
         finally:
             steps.close()
+        return self._conclude(report)  # outside the except: no StopIteration as context
 
     async def _check_async(self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...],
                            kwargs: dict[str, Any], label: str) -> LeakReport:
         """:meth:`check` for a coroutine function: the same plan, its calls awaited."""
         __tracebackhide__ = True
         steps: Generator[int, None, LeakReport] = RepeatedRun(self.options, label).steps()
+        report: LeakReport | None = None
         try:
             count = next(steps)
             while True:
@@ -129,12 +132,14 @@ class LeakTracker:
                     await fn(*args, **kwargs)
                 count = steps.send(None)
         except StopIteration as done:
-            return self._conclude(done.value)
+            report = done.value
         finally:
             steps.close()
+        return self._conclude(report)
 
-    def _conclude(self, report: LeakReport) -> LeakReport:
+    def _conclude(self, report: LeakReport | None) -> LeakReport:
         __tracebackhide__ = True
+        assert report is not None  # the plan always ends with its report
         self.report = report
         if report.leaked and self.fail:
             raise LeakDetected(report.message(top=self.options.top), report=report,

@@ -104,6 +104,8 @@ MARGIN_SECONDS = 0.5
 NAMING_EVENTS = 4
 MIN_NAMING_CALLS = 20
 MAX_NAMING_CALLS = 8192
+#: Calls made under sys.setprofile to see which C functions the code calls.
+PROFILE_CALLS = 3
 _NFRAMES = 8
 
 
@@ -415,6 +417,13 @@ class RepeatedRun:
             self.naming.half()
         self.naming.end(made, deadline=self.deadline)
         self.naming_calls = made
+        # Which C functions the code calls, and from which lines: a few calls
+        # of their own, after the census, under sys.setprofile.
+        self.naming.profile_begin()
+        try:
+            yield PROFILE_CALLS
+        finally:
+            self.naming.profile_end(PROFILE_CALLS)
 
     def _report(self) -> LeakReport:
         leaked = bool(self.fired)

@@ -112,7 +112,9 @@ def site_growth(before: TraceSummary, after: TraceSummary, calls: int,
                                     count=max(0, blocks), traceback=frames))
     found.sort(key=lambda s: (-s.size_bytes, s.filename, s.lineno))
     # A site that grew by less than a block per hundred calls of the leak is noise.
-    return tuple(s for s in found[:top] if s.size_bytes * 100 >= found[0].size_bytes)
+    # One block over all the calls is a one-off (a frame, a cache entry), not a leak's site.
+    return tuple(s for s in found[:top] if s.size_bytes * 100 >= found[0].size_bytes
+                 and (s.count >= 2 or calls == 1))
 
 
 class Naming:
@@ -145,6 +147,7 @@ class Naming:
 
     def clear(self) -> None:
         self.c_calls.stop()
+        self.c_calls.counts.clear()
         self.census, self.halfway, self.sizes = {}, {}, {}
         self.traces = ({}, {}, {})
         if self.frozen:
@@ -169,7 +172,20 @@ class Naming:
                 self.frozen = True
             else:
                 self.census = count_types(collect=False)
+
+    def profile_begin(self) -> None:
+        """Start noting C calls: after :meth:`end`, for a few calls of their own,
+        so the profiler's own objects are in no census."""
+        self.c_calls.counts.clear()
         self.c_calls.start()
+
+    def profile_end(self, calls: int) -> None:
+        """Stop noting C calls; name those of the growing sites' lines and of every call."""
+        self.c_calls.stop()
+        at_sites = [f"{site.filename}:{site.lineno} -> {name}" for site in self.sites[:10]
+                    for name in self.c_calls.at(site.filename, site.lineno)[:2]]
+        self.calls_into_c = tuple(dict.fromkeys([*at_sites, *self.c_calls.each_call(calls)]))
+        self.c_calls.counts.clear()
 
     def half(self) -> None:
         if self.frozen:
@@ -178,16 +194,10 @@ class Naming:
 
     def end(self, calls: int, *, deadline: float | None = None) -> None:
         """Name what grew over *calls* calls; the holder search stops by *deadline*."""
-        self.c_calls.stop()
         with _tracing.excluded():
             gc.collect()
             # The sites first: the scans below allocate, and may be traced.
             self.sites = site_growth(self.traces, summarize_traces(), calls, 20)
-            at_sites = [f"{site.filename}:{site.lineno} -> {name}" for site in self.sites[:10]
-                        for name in self.c_calls.at(site.filename, site.lineno)[:2]]
-            self.calls_into_c = tuple(dict.fromkeys(
-                [*at_sites, *self.c_calls.each_call(calls)]))
-            self.c_calls.counts.clear()
             if self.frozen:
                 final = _new_types()
                 steady = {name for name, count in final.items()
@@ -199,7 +209,8 @@ class Naming:
                          for name, count in count_types(collect=False).items()}
                 steady = set(final)
             grown = probe.growing_containers(self.sizes, (self.census, self.halfway, final,
-                                                          self.sizes, *self.traces))
+                                                          self.sizes, *self.traces,
+                                                          self.c_calls.counts))
             for name, count in probe.new_untracked_items(grown).items():
                 final[name] = final.get(name, 0) + count
                 steady.add(name)
@@ -230,7 +241,9 @@ class CCalls:
     """
 
     def __init__(self) -> None:
-        self.counts: dict[tuple[str, int, str], int] = {}
+        # Keys are strings, not tuples: the collector does not track them, so
+        # they never show among the types the calls made.
+        self.counts: dict[str, int] = {}
         self.on = False
 
     def start(self) -> None:
@@ -250,20 +263,24 @@ class CCalls:
         filename = frame.f_code.co_filename
         if is_internal(filename):
             return
-        key = (filename, frame.f_lineno, c_function_name(arg))
+        key = f"{filename}\0{frame.f_lineno}\0{c_function_name(arg)}"
         self.counts[key] = self.counts.get(key, 0) + 1
 
     def at(self, filename: str, lineno: int) -> list[str]:
         """The C functions called from *filename*:*lineno*, most called first."""
-        found = [(count, name) for (file, line, name), count in self.counts.items()
-                 if file == filename and line == lineno]
+        prefix = f"{filename}\0{lineno}\0"
+        found = [(count, key[len(prefix):]) for key, count in self.counts.items()
+                 if key.startswith(prefix)]
         return [name for _, name in sorted(found, reverse=True)]
 
     def each_call(self, calls: int, top: int = 5) -> tuple[str, ...]:
         """C functions called at least once per call, from user code first, as
         ``file:line -> module.function``."""
-        found = [(file.startswith(_LIBRARY), -count, file, line, name)
-                 for (file, line, name), count in self.counts.items() if count >= calls]
+        found = []
+        for key, count in self.counts.items():
+            if count >= calls:
+                file, line, name = key.split("\0")
+                found.append((file.startswith(_LIBRARY), -count, file, int(line), name))
         found.sort()
         return tuple(f"{file}:{line} -> {name}" for _, _, file, line, name in found[:top])
 
@@ -316,6 +333,7 @@ def _own(obj: object) -> bool:
 
 
 def user_first(names: list[str]) -> list[str]:
+    """*names* with module-qualified (user) type names first, the order kept otherwise."""
     return [n for n in names if "." in n] + [n for n in names if "." not in n]
 
 

@@ -1,4 +1,4 @@
-"""Leaks made in C (issue 20): a small test-only extension, compiled here with the system's C compiler.
+"""Leaks made in C (issue 20): a small test-only extension, compiled here with gcc.
 
 Three leaks and their fixed twins, each judged with ``check_leaks``'s
 defaults:

@@ -126,11 +126,13 @@ def keep_small_int() -> None:
     SMALL_INTS.append(7)
 
 
+SIZES = (128, 512, 1024, 4096)
+
 CLEAN_SECOND: tuple[Scenario, ...] = (
     *(Scenario(f"lru_cache_{n}", f"lru_cache(maxsize={n}) filled one key per call", False,
-               *_lru(n)) for n in (128, 512, 1024, 4096)),
+               run, reset=reset) for n, (run, reset) in ((n, _lru(n)) for n in SIZES)),
     *(Scenario(f"dict_evicting_{n}", f"dict of {n} keys, oldest evicted", False,
-               *_evicting(n)) for n in (128, 512, 1024, 4096)),
+               run, reset=reset) for n, (run, reset) in ((n, _evicting(n)) for n in SIZES)),
     Scenario("re_compile_unique", "re.compile of unique patterns (re keeps 512)", False,
              compile_unique_pattern, reset=_reset_patterns),
     Scenario("tuples_20000_keep_200", "20,000 small tuples per call, 200 kept in place", False,
