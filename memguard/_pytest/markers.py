@@ -196,7 +196,7 @@ def _memray_leaks(item: pytest.Item, mark: pytest.Mark) -> MemrayLeaks:
 
 def _leaks_options(item: pytest.Item, mark: pytest.Mark) -> Mapping[str, Any]:
     __tracebackhide__ = True
-    from ..guards import leaks  # L4; imported when a test asks for it
+    from ..leaks import api as leaks  # imported when a test asks for it
 
     if not isinstance(item, pytest.Function) or type(item).__module__ == "_pytest.unittest":
         raise _usage(item, mark.name, "repeats a plain test function; this test is a "

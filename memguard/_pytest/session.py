@@ -65,7 +65,7 @@ class CallRun:
     def start(self) -> None:
         """Enter the guards, then open the measurement (innermost, the body only)."""
         if self.plan.leaks is not None:
-            from ..guards.leaks import track_leaks
+            from ..leaks.api import track_leaks
 
             assert isinstance(self.item, pytest.Function)  # checked by build_plan
             self._original = self.item.obj
