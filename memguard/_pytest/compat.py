@@ -20,7 +20,7 @@ import re
 import tracemalloc
 from dataclasses import dataclass
 
-from .. import _tracing
+from .. import _tracing, traces
 from ..exceptions import LeakDetected
 from ..units import format_size
 from ..values.site import is_internal
@@ -82,10 +82,10 @@ def _function_at(filename: str, lineno: int) -> str:
     return "<module>"
 
 
-def _stack(frames: list[tracemalloc.Frame]) -> Stack:
-    """A filter's view of *frames*, which are innermost first."""
-    return Stack(tuple(StackFrame(_function_at(f.filename, f.lineno), f.filename, f.lineno)
-                       for f in frames))
+def _stack(frames: list[tuple[str, int]]) -> Stack:
+    """A filter's view of *frames* ``(filename, lineno)``, which are innermost first."""
+    return Stack(tuple(StackFrame(_function_at(filename, lineno), filename, lineno)
+                       for filename, lineno in frames))
 
 
 class MemrayLeakCheck:
@@ -116,17 +116,20 @@ class MemrayLeakCheck:
 
     def _leaks(self, after: tracemalloc.Snapshot) -> list[tuple[int, int, Stack]]:
         found = []
-        for stat in after.compare_to(self._before, "traceback"):
-            if stat.size_diff < self.spec.location_limit_bytes:
+        # memguard's own allocations and the import machinery's are the
+        # named remainder of the grouping, never a test's leak.
+        grown = traces.changes(traces.group(after, "traceback"),
+                               traces.group(self._before, "traceback")).grown
+        for site in grown:
+            if site.size_bytes < self.spec.location_limit_bytes:
                 continue
-            # A Traceback lists the oldest frame first; pytest-memray's the innermost.
-            frames = [f for f in reversed(stat.traceback) if not is_internal(f.filename)]
+            frames = [f for f in site.frames if not is_internal(f[0])]  # innermost first
             if not frames:
                 continue
             stack = _stack(frames)
             if self.spec.filter_fn is not None and not self.spec.filter_fn(stack):
                 continue
-            found.append((stat.size_diff, stat.count_diff, stack))
+            found.append((site.size_bytes, site.count, stack))
         found.sort(key=lambda leak: -leak[0])
         return found
 

@@ -355,9 +355,11 @@ class MemguardSession:
         if settings.json_path is not None:
             import json
 
-            settings.json_path.parent.mkdir(parents=True, exist_ok=True)
+            from ..output import write_file
+
             document = run_document(self.results, source=settings.source)
-            settings.json_path.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
+            write_file(settings.json_path, json.dumps(document, indent=1) + "\n",
+                       make_folder=True)
         if settings.save_path is not None and settings.save_name is not None:
             peaks = {nodeid: f.peak_bytes for nodeid, f in self.results.items()}
             if self.recorded is not None:
