@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ..cli.options import add_display_options
+from ..display import add_display_options
 from ..units import format_size, parse_size
 
 __all__ = [
