@@ -242,6 +242,12 @@ def _margin(item: pytest.Item, mark: pytest.Mark) -> Margin:
         raise _usage(item, mark.name, str(error)) from error
 
 
+def _plain_function(item: pytest.Item) -> bool:
+    """Whether *item* is a test function whose call pytest makes through
+    ``pytest_pyfunc_call`` (not a unittest method, not a doctest)."""
+    return isinstance(item, pytest.Function) and type(item).__module__ != "_pytest.unittest"
+
+
 def build_plan(item: pytest.Item, settings: Settings, *, honour_memray: bool) -> Plan:
     """Read *item*'s markers into a :class:`Plan`; markers beat the default budget.
 
@@ -250,6 +256,8 @@ def build_plan(item: pytest.Item, settings: Settings, *, honour_memray: bool) ->
     """
     __tracebackhide__ = True
     plan = Plan()
+    if settings.memray_markers == "functions" and not _plain_function(item):
+        honour_memray = False  # as pytest-memray, which hooks pytest_pyfunc_call only
     mark = item.get_closest_marker("memguard_limit")
     memray_mark = item.get_closest_marker("limit_memory") if honour_memray else None
     if mark is not None:

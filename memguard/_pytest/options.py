@@ -106,6 +106,10 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("memguard_margins", "per-test margins over the baseline, one 'PATTERN MARGIN' "
                                       "a line: a node id or glob and a percentage or size, such "
                                       "as 'tests/test_tee.py::test_threads 50%'", type="linelist")
+    parser.addini("memguard_memray_markers", "which tests pytest-memray's limit_memory and "
+                                             "limit_leaks apply to: all (default) or functions "
+                                             "(plain test functions only, as pytest-memray "
+                                             "does; unittest methods' markers are ignored)")
     parser.addini("memguard_baseline_dir", "where baselines are saved, relative to the rootdir "
                                            f"(default {DEFAULT_BASELINE_DIR})")
 
@@ -145,6 +149,9 @@ class Settings:
     """Per-test margins from the ini file: (node id or glob, margin)."""
     fresh: bool = False
     """Start the saved baseline afresh rather than add this run to it."""
+    memray_markers: str = "all"
+    """``"all"``: pytest-memray's markers apply to every test; ``"functions"``: to plain
+    test functions only, as under pytest-memray (which ignores them on unittest methods)."""
 
     def margin_for(self, nodeid: str) -> Margin | None:
         """The ini file's margin for *nodeid* (the first matching line), else the
@@ -252,6 +259,10 @@ def read_settings(config: pytest.Config) -> Settings:
     if table_format not in TABLE_FORMATS:
         raise pytest.UsageError(f"memguard_format={table_format!r}: use "
                                 f"{' or '.join(TABLE_FORMATS)}")
+    memray_markers = str(config.getini("memguard_memray_markers") or "").strip() or "all"
+    if memray_markers not in ("all", "functions"):
+        raise pytest.UsageError(f"memguard_memray_markers={memray_markers!r}: use 'all' or "
+                                f"'functions'")
     json_text = config.getoption("memguard_json")
     save = config.getoption("memguard_save")
     compare = config.getoption("memguard_compare")
@@ -279,6 +290,7 @@ def read_settings(config: pytest.Config) -> Settings:
         noise_bytes=64 * 1024 if noise is None else noise,
         margins=_margins(list(config.getini("memguard_margins") or [])),
         fresh=bool(config.getoption("memguard_fresh")),
+        memray_markers=memray_markers,
     )
 
 
