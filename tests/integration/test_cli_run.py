@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from memguard.cli import main
+from memguard.report import render
 from memguard.values.files import load
 from memguard.values.run import RunReport
 
@@ -72,6 +73,9 @@ def test_script_runs_as_main_with_its_argv_and_its_peak_is_exact(
     assert run.sites[0].filename == str(script)
     assert run.sites[0].lineno == 5
     assert run.sites[0].size_bytes >= 20 * MB
+    assert run.sites[0].source == "block = bytearray(20_000_000)"
+    shown = render(run, "text", width=160)
+    assert f"{script}:5 block = bytearray(20_000_000)" in " ".join(shown.split())
     assert len(run.timeline.samples) >= 2  # the first and the last; more as the load allows
     assert run.timeline.rss_peak_bytes is None  # not asked for (--rss)
     assert all(sample.rss_bytes is None for sample in run.timeline.samples)
@@ -183,6 +187,8 @@ def test_limit_exceeded_exits_3_with_the_summary(
     err = capsys.readouterr().err
     assert "Memory limit exceeded in " in err
     assert f"{script}:2" in err
+    site_line = next(line for line in err.splitlines() if f"{script}:2" in line)
+    assert site_line.endswith("  big = bytearray(8_000_000)")
     code, run = _run(tmp_path, "--limit", "50 MB", str(script))
     assert code == 0
     assert run is not None

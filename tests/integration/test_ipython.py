@@ -243,7 +243,8 @@ def test_limit_cell_over_the_limit_fails_with_the_test_message(
                      f"traced Python heap")
     assert sites_title.startswith("  top allocation sites (sites live at the peak")
     # The cell's own line is named, under the name IPython gives the cell's source.
-    assert re.fullmatch(r"    <ipython-input-\d+-\w+>:1: 1\.9 MiB in \d blocks", top_site)
+    assert re.fullmatch(r"    <ipython-input-\d+-\w+>:1: 1\.9 MiB in \d blocks"
+                        r"  kept = bytearray\(2_000_000\)", top_site)  # and its source
     out = capsys.readouterr().out
     assert "MemoryLimitExceeded" in out
     assert first in out

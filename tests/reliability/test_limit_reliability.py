@@ -152,9 +152,27 @@ def test_tracemalloc_with_100_frames() -> None:
 def test_tracing_stopped_by_someone_else_inside_the_block() -> None:
     from memguard import TracingError
 
-    with pytest.raises(TracingError, match="stopped by someone else"), limit(mb=5, sites=False):
+    # sites="exact" measures with tracemalloc, which memguard starts here
+    with pytest.raises(TracingError, match="stopped by someone else"), limit(mb=5, sites="exact"):
         tracemalloc.stop()
     assert _tracing.open_windows() == 0
+
+
+def test_an_earlier_trace_stopped_inside_a_counted_block() -> None:
+    from memguard import TracingError, _counter
+
+    if not _counter.available():
+        pytest.skip(f"the native counter is unavailable: {_counter.unavailable_reason()}")
+    tracemalloc.start()
+    try:
+        # stopping tracemalloc restores the allocator it found, and takes the
+        # counter's hooks, installed on top of it, with it: memguard says so
+        with pytest.raises(TracingError, match="unhooked"), limit(mb=5, sites=False):
+            tracemalloc.stop()
+    finally:
+        if tracemalloc.is_tracing():
+            tracemalloc.stop()
+    assert _counter.open_windows() == 0
 
 
 # --- portability: each absence simulated --------------------------------------
