@@ -14,10 +14,11 @@ never silently counted either way.
     .venv/bin/python benchmarks/mutations.py --only limit-exceeded-at-equality diff-top-ignored
 
 Before the mutations, the same test files run once on the unmodified copy: a
-mutation run means something only when they pass there. Tests run one file set
+test that fails there cannot tell a mutation apart, so it is listed and left
+out of every mutation's run (``--deselect``). Tests run one file set
 at a time (``-x``: the first failure is enough) with ``-p no:cacheprovider``;
 the whole run takes some minutes on two cores. The exit code is 0 when every
-applicable mutation was caught, 1 otherwise, 2 when the clean run failed.
+applicable mutation was caught, 1 otherwise, 2 when the tests could not run at all.
 
 It is not a pytest benchmark and ``run_all.py`` does not run it (it has no
 ``main(quick)``); the figure it prints is the caught/total count.
@@ -195,8 +196,11 @@ def apply(mutation: Mutation, tree: Path) -> bool:
     return True
 
 
-def run_tests(tree: Path, tests: Sequence[str]) -> tuple[str, str]:
-    """Run *tests* in *tree* against the copy's own memguard; ("passed"|"failed"|..., tail)."""
+def run_tests(tree: Path, tests: Sequence[str], *, first_failure: bool = True,
+              deselect: Sequence[str] = ()) -> tuple[str, str]:
+    """Run *tests* in *tree* against the copy's own memguard; ("passed"|"failed"|..., output).
+
+    *deselect*: node ids left out (those that fail on the unmodified copy)."""
     present = [t for t in tests if (tree / t).exists()]
     if not present:
         return "no-tests", "none of the test files exist"
@@ -206,19 +210,25 @@ def run_tests(tree: Path, tests: Sequence[str]) -> tuple[str, str]:
     if subprocess.run([sys.executable, "-c", check, str(tree)], env=env, cwd=tree,
                       check=False).returncode != 0:
         raise SystemExit(f"mutations: the copy's memguard is not the one imported in {tree}")
-    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
-               "-p", "no:randomly", *present]
+    command = [sys.executable, "-m", "pytest", *(["-x"] if first_failure else []), "-q",
+               "-rf", "-p", "no:cacheprovider", "-p", "no:randomly", *present,
+               *(f"--deselect={nodeid}" for nodeid in deselect)]
     try:
         done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True,
                               timeout=TIMEOUT, check=False)
     except subprocess.TimeoutExpired:
         return "timeout", f"no result within {TIMEOUT} s"
-    tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-3:])
+    output = (done.stdout + done.stderr).strip()
     if done.returncode == 0:
-        return "passed", tail
+        return "passed", output
     if done.returncode == 1:
-        return "failed", tail
-    return f"error {done.returncode}", tail
+        return "failed", output
+    return f"error {done.returncode}", output
+
+
+def failed_nodeids(output: str) -> list[str]:
+    """The node ids pytest's ``-rf`` summary lists as failed."""
+    return [line.split()[1] for line in output.splitlines() if line.startswith("FAILED ")]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -247,13 +257,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.no_clean_run:
             files = sorted({t for m in chosen for t in m.tests})
             started = time.perf_counter()
-            outcome, tail = run_tests(clean, files)
+            outcome, output = run_tests(clean, files, first_failure=False)
             print(f"clean run of {len(files)} test files: {outcome} "
                   f"({time.perf_counter() - started:.0f} s)", flush=True)
-            if outcome != "passed":
-                print(tail)
-                print("mutations: the tests fail without any mutation; fix that first")
+            broken = failed_nodeids(output)
+            if outcome == "failed" and broken:
+                # A test that fails without any mutation cannot tell a mutation
+                # apart: it is left out of every mutation's run, and said.
+                print(f"  {len(broken)} test(s) fail without any mutation, left out of the "
+                      "mutation runs:")
+                for nodeid in broken:
+                    print(f"    {nodeid}")
+            elif outcome != "passed":
+                print("\n".join(output.splitlines()[-5:]))
+                print("mutations: the tests do not run without any mutation; fix that first")
                 return 2
+        else:
+            broken = []
         caught, applicable, missing, survived = 0, 0, [], []
         for m in chosen:
             tree = Path(folder) / m.name
@@ -266,15 +286,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 continue
             applicable += 1
             started = time.perf_counter()
-            outcome, tail = run_tests(tree, m.tests)
+            outcome, output = run_tests(tree, m.tests, deselect=broken)
             seconds = time.perf_counter() - started
             if outcome == "passed":
                 survived.append(m)
                 print(f"SURVIVED   {m.name} ({seconds:.0f} s): {m.why}", flush=True)
             else:
                 caught += 1
-                last = tail.splitlines()[-1] if tail else ""
-                print(f"caught     {m.name} ({seconds:.0f} s, {outcome}): {last}", flush=True)
+                by = failed_nodeids(output)[:1] or output.splitlines()[-1:]
+                print(f"caught     {m.name} ({seconds:.0f} s, {outcome}): {' '.join(by)}",
+                      flush=True)
             shutil.rmtree(tree)
     print(f"\nmutations caught: {caught}/{applicable}"
           + (f" ({len(missing)} not found: {', '.join(m.name for m in missing)})"
