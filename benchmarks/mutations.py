@@ -231,6 +231,28 @@ def failed_nodeids(output: str) -> list[str]:
     return [line.split()[1] for line in output.splitlines() if line.startswith("FAILED ")]
 
 
+def clean_run(clean: Path, files: Sequence[str]) -> list[str] | None:
+    """Run *files* on the unmodified copy: the node ids that fail there (to leave out of
+    the mutation runs), or ``None`` when the tests do not run at all."""
+    started = time.perf_counter()
+    outcome, output = run_tests(clean, files, first_failure=False)
+    print(f"clean run of {len(files)} test files: {outcome} "
+          f"({time.perf_counter() - started:.0f} s)", flush=True)
+    broken = failed_nodeids(output)
+    if outcome == "failed" and broken:
+        # A test that fails without any mutation cannot tell a mutation apart:
+        # it is left out of every mutation's run, and said.
+        print(f"  {len(broken)} test(s) fail without any mutation, left out of the "
+              "mutation runs:")
+        for nodeid in broken:
+            print(f"    {nodeid}")
+    elif outcome != "passed":
+        print("\n".join(output.splitlines()[-5:]))
+        print("mutations: the tests do not run without any mutation; fix that first")
+        return None
+    return broken
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tree", type=Path, default=ROOT,
@@ -254,26 +276,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="memguard-mutations-") as folder:
         clean = Path(folder) / "clean"
         copy_tree(source, clean)
+        broken: list[str] | None = []
         if not args.no_clean_run:
-            files = sorted({t for m in chosen for t in m.tests})
-            started = time.perf_counter()
-            outcome, output = run_tests(clean, files, first_failure=False)
-            print(f"clean run of {len(files)} test files: {outcome} "
-                  f"({time.perf_counter() - started:.0f} s)", flush=True)
-            broken = failed_nodeids(output)
-            if outcome == "failed" and broken:
-                # A test that fails without any mutation cannot tell a mutation
-                # apart: it is left out of every mutation's run, and said.
-                print(f"  {len(broken)} test(s) fail without any mutation, left out of the "
-                      "mutation runs:")
-                for nodeid in broken:
-                    print(f"    {nodeid}")
-            elif outcome != "passed":
-                print("\n".join(output.splitlines()[-5:]))
-                print("mutations: the tests do not run without any mutation; fix that first")
+            broken = clean_run(clean, sorted({t for m in chosen for t in m.tests}))
+            if broken is None:
                 return 2
-        else:
-            broken = []
         caught, applicable, missing, survived = 0, 0, [], []
         for m in chosen:
             tree = Path(folder) / m.name
