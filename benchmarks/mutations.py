@@ -204,7 +204,8 @@ def run_tests(tree: Path, tests: Sequence[str], *, first_failure: bool = True,
     present = [t for t in tests if (tree / t).exists()]
     if not present:
         return "no-tests", "none of the test files exist"
-    env = dict(os.environ, PYTHONPATH=str(tree), PYTHONDONTWRITEBYTECODE="1")
+    # COLUMNS: the failure summary keeps whole node ids (see failed_nodeids).
+    env = dict(os.environ, PYTHONPATH=str(tree), PYTHONDONTWRITEBYTECODE="1", COLUMNS="10000")
     check = ("import memguard, pathlib, sys; "
              "sys.exit(0 if pathlib.Path(memguard.__file__).is_relative_to(sys.argv[1]) else 1)")
     if subprocess.run([sys.executable, "-c", check, str(tree)], env=env, cwd=tree,
@@ -227,8 +228,14 @@ def run_tests(tree: Path, tests: Sequence[str], *, first_failure: bool = True,
 
 
 def failed_nodeids(output: str) -> list[str]:
-    """The node ids pytest's ``-rf`` summary lists as failed."""
-    return [line.split()[1] for line in output.splitlines() if line.startswith("FAILED ")]
+    """The node ids pytest's ``-rf`` summary lists as failed (``FAILED <id> - <why>``; an id
+    may hold spaces in its parameters). Lines of pytest runs inside the tests (pytester's)
+    name no file under ``tests/`` and are skipped."""
+    found = []
+    for line in output.splitlines():
+        if line.startswith("FAILED tests/"):
+            found.append(line.removeprefix("FAILED ").split(" - ", 1)[0])
+    return found
 
 
 def clean_run(clean: Path, files: Sequence[str]) -> list[str] | None:

@@ -8,6 +8,7 @@ test noticing (see ``benchmarks/mutations.py``).
 from __future__ import annotations
 
 import tracemalloc
+from typing import Any
 
 import pytest
 
@@ -60,29 +61,36 @@ def test_a_peak_exactly_at_the_limit_passes_and_one_byte_more_fails() -> None:
     assert info.value.details.limit_bytes == peak - 1
 
 
-def test_an_outer_block_keeps_the_spike_it_had_before_an_inner_limit() -> None:
-    # sites=False: no catcher thread, which reads (and so keeps) the peak now
-    # and then by itself; here only the inner block's start may keep it.
-    with limit(mb=100, sites=False) as outer:
+# Both measures: the native counter (sites=False) and tracemalloc
+# (sites="exact"). Neither is over its limit, so no site capture reads (and so
+# keeps) the peak by itself: only the inner block's start may keep it.
+MEASURES = pytest.mark.parametrize("sites", [False, "exact"], ids=["counter", "tracemalloc"])
+
+
+@MEASURES
+def test_an_outer_block_keeps_the_spike_it_had_before_an_inner_limit(sites: Any) -> None:
+    with limit(mb=100, sites=sites) as outer:
         spike = bytearray(30 * MB)
         del spike
-        with limit(mb=100, sites=False) as inner:
+        with limit(mb=100, sites=sites) as inner:
             small = bytearray(MB)
             del small
     assert MB <= inner.peak_bytes <= MB + SLACK
     assert 30 * MB <= outer.peak_bytes <= 30 * MB + SLACK
 
 
-def test_an_outer_limit_fails_on_a_spike_before_an_inner_block() -> None:
-    with pytest.raises(MemoryLimitExceeded) as info, limit(mb=20, sites=False):
+@MEASURES
+def test_an_outer_limit_fails_on_a_spike_before_an_inner_block(sites: Any) -> None:
+    with pytest.raises(MemoryLimitExceeded) as info, limit(mb=20, sites=sites):
         spike = bytearray(30 * MB)
         del spike
-        with limit(mb=100, sites=False):
+        with limit(mb=100, sites=sites):
             pass
     assert 30 * MB <= info.value.details.peak_bytes <= 30 * MB + SLACK
 
 
-def test_memory_from_before_the_block_is_not_named_under_a_foreign_trace() -> None:
+@pytest.mark.parametrize("sites", [True, "exact"], ids=["default", "tracemalloc"])
+def test_memory_from_before_the_block_is_not_named_under_a_foreign_trace(sites: Any) -> None:
     # Someone else traces (python -X tracemalloc, pytest-memray, a notebook):
     # the traces from before the block are live too, and the biggest of them
     # must not be named as the block's allocation site.
@@ -90,7 +98,7 @@ def test_memory_from_before_the_block_is_not_named_under_a_foreign_trace() -> No
     tracemalloc.start()
     try:
         before = bytearray(30 * MB)  # before-the-block
-        with pytest.raises(MemoryLimitExceeded) as info, limit(mb=1):
+        with pytest.raises(MemoryLimitExceeded) as info, limit(mb=1, sites=sites):
             inside = bytearray(5 * MB)  # inside-the-block
         del inside
         assert tracemalloc.is_tracing()  # memguard leaves the foreign trace running
