@@ -32,9 +32,9 @@ from .values.site import AllocationSite
 
 if TYPE_CHECKING:
     from .guards.leaks import check_leaks, track_leaks
-    from .guards.profile import profile, profile_lines
     from .guards.record import record
     from .guards.watch import expect_collected, watch
+    from .lines.profile import profile, profile_lines
     from .values.diff import SnapshotDiff
     from .values.diff import compare as diff
     from .values.files import load
@@ -52,8 +52,8 @@ if TYPE_CHECKING:
 _LAZY: dict[str, tuple[str, str]] = {
     "check_leaks": (".guards.leaks", "check_leaks"),
     "track_leaks": (".guards.leaks", "track_leaks"),
-    "profile": (".guards.profile", "profile"),
-    "profile_lines": (".guards.profile", "profile_lines"),
+    "profile": (".lines.profile", "profile"),
+    "profile_lines": (".lines.profile", "profile_lines"),
     "record": (".guards.record", "record"),
     "expect_collected": (".guards.watch", "expect_collected"),
     "watch": (".guards.watch", "watch"),

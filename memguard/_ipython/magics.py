@@ -258,7 +258,7 @@ class MemguardMagics(Magics):
         if args is None:
             return None
         function, positional, keywords = self._call_parts(args.call)
-        from ..guards.profile import profile_lines
+        from ..lines.profile import profile_lines
 
         try:
             value = profile_lines(function, *positional, **keywords)

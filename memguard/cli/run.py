@@ -208,7 +208,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _check_program(program: Program, lines: str | None) -> None:
     """Refuse, before running, a program that is not there or a bad ``--lines``."""
-    from ..guards.profile import LineTarget
+    from ..lines.target import LineTarget
 
     try:
         program.check()
