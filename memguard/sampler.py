@@ -1,4 +1,4 @@
-"""L2 measurement: a background thread that samples traced and resident memory.
+"""L3 sampler: a background thread that samples traced and resident memory.
 
 Sampling is for timelines and charts only; exact peaks come from
 tracemalloc's counter and the kernel's high-water mark (see

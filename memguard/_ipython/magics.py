@@ -1,4 +1,4 @@
-"""L6 front end: memguard's IPython magics.
+"""L9 front end: memguard's IPython magics.
 
 Each magic parses its options (:mod:`.options`, :mod:`.parsers`), runs the
 cell through :class:`.code.CellCode` inside the public guard a test would

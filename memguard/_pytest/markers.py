@@ -1,4 +1,4 @@
-"""L6 front end: memguard's markers, pytest-memray's markers, and one test's plan.
+"""L9 front end: memguard's markers, pytest-memray's markers, and one test's plan.
 
 A test's *plan* says which guards wrap its call: a :class:`memguard.limit`
 (from ``memguard_limit``, pytest-memray's ``limit_memory`` or the default
@@ -196,7 +196,7 @@ def _memray_leaks(item: pytest.Item, mark: pytest.Mark) -> MemrayLeaks:
 
 def _leaks_options(item: pytest.Item, mark: pytest.Mark) -> Mapping[str, Any]:
     __tracebackhide__ = True
-    from ..guards import leaks  # L4; imported when a test asks for it
+    from ..guards import leaks  # L5; imported when a test asks for it
 
     if not isinstance(item, pytest.Function) or type(item).__module__ == "_pytest.unittest":
         raise _usage(item, mark.name, "repeats a plain test function; this test is a "

@@ -1,4 +1,4 @@
-"""L6 front end: ``memguard run``, run a program under memguard and write a run file.
+"""L9 front end: ``memguard run``, run a program under memguard and write a run file.
 
 The program runs in this process, as ``python`` would run it (its own
 ``sys.argv``, ``__main__`` and exit code); see :mod:`memguard.program`.

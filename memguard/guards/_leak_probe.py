@@ -1,4 +1,4 @@
-"""L4 guards: the readings a leak check takes, and what it names when it finds a leak.
+"""L5 guards: the readings a leak check takes, and what it names when it finds a leak.
 
 * :func:`summarize_traces` groups the live traces by the innermost frame of
   *user* code (not memguard, not the standard library or site-packages), so

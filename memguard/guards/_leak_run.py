@@ -1,4 +1,4 @@
-"""L4 guards: the measurement of one leak check, repeated or single-run.
+"""L5 guards: the measurement of one leak check, repeated or single-run.
 
 Repeated mode (:class:`RepeatedRun`), driven by a loop that calls the code::
 

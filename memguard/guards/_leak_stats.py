@@ -1,4 +1,4 @@
-"""L4 guards: how a leak check tells steady growth from warm-up, caches and noise.
+"""L5 guards: how a leak check tells steady growth from warm-up, caches and noise.
 
 Pure functions over a series of levels, one per measured call (traced bytes,
 live objects, RSS, descriptors, threads), relative to the level before the

@@ -1,4 +1,4 @@
-"""L4 guards: :func:`track_leaks` and :func:`check_leaks`, leak checks for code and blocks.
+"""L5 guards: :func:`track_leaks` and :func:`check_leaks`, leak checks for code and blocks.
 
 Two modes:
 

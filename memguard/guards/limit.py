@@ -1,4 +1,4 @@
-"""L4 guards: :func:`limit`, a peak-memory limit for a block or a function.
+"""L5 guards: :func:`limit`, a peak-memory limit for a block or a function.
 
 How the peak is measured:
 

@@ -1,4 +1,4 @@
-"""L4 program runner: :func:`run_program`, run a whole program as ``python`` would, and measure it.
+"""L7 program runner: :func:`run_program`, run a whole program as ``python`` would, and measure it.
 
 The program (a :class:`~memguard.program.launch.Program`) runs inside
 :func:`~memguard.guards.record.record` (the timeline, with the exact traced
