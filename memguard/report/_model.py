@@ -420,7 +420,9 @@ def _leak(value: LeakReport, top: int) -> Document:
                         Table(["signal", "verdict", "per call", "total", "detail"], rows,
                               "llrrl", 4))]
     if value.sites:
-        sections.append(Section("Growing allocation sites", "per call, biggest first",
+        over = ("per call" if value.site_calls <= 1
+                else f"growth over {value.site_calls:,} traced calls")
+        sections.append(Section("Growing allocation sites", f"{over}, biggest first",
                                 site_table(value.sites[:top])))
     if value.types:
         type_rows = [[format_amount(n, "", signed=True).strip(), name]
@@ -445,7 +447,7 @@ def _unit(report: LeakReport, name: str) -> str:
     for signal in report.signals:
         if signal.name == name:
             return signal.unit
-    return "bytes" if name in ("python", "rss") else name
+    return "bytes" if name in ("python", "malloc", "rss") else name
 
 
 _builders: dict[type, Callable[[Any, int], Document]] = {}

@@ -437,7 +437,9 @@ def test_record_cell_returns_its_timeline(shell: InteractiveShell,
     assert peak is not None
     assert 4_000_000 <= peak <= 4_000_000 + 64 * 1024
     assert {sample.rss_bytes for sample in timeline.samples} == {None}, "--no-rss samples"
-    assert len(timeline.samples) >= 5
+    # The first and last samples; the thread's own come on top, as many as
+    # the machine's load lets it take in the cell's 40 ms.
+    assert len(timeline.samples) >= 2
     assert _tracing.open_windows() == 0
     out = capsys.readouterr().out
     assert out.startswith(f'Out[{result.execution_count}]: \nmemguard timeline "cell In[')
