@@ -321,12 +321,14 @@ def _site_deltas(before: Snapshot, after: Snapshot, by: str, *, include: tuple[s
     for key, (size, count, site) in new.items():
         was = old.pop(key, None)
         size_diff, count_diff = (size, count) if was is None else (size - was[0], count - was[1])
+        # A snapshot keeps the text of its biggest sites; the earlier one may have it.
+        text = site.source or ("" if was is None else was[2].source)
         if size_diff or count_diff:
             deltas.append(SiteDelta(
                 filename=site.filename, lineno=0 if by_file else site.lineno,
                 size_bytes=size, size_diff_bytes=size_diff, count=count, count_diff=count_diff,
                 traceback=site.traceback if by_traceback else (),
-                source="" if by_file else site.source))
+                source="" if by_file else text))
     for size, count, site in old.values():
         deltas.append(SiteDelta(
             filename=site.filename, lineno=0 if by_file else site.lineno,

@@ -7,7 +7,6 @@ machinery's, and how traces are grouped into sites, is decided in one place,
 
 from __future__ import annotations
 
-import dataclasses
 import tracemalloc
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -198,7 +197,11 @@ def with_source(site: AllocationSite) -> AllocationSite:
     """*site* with its line's source text, read now if it has none."""
     if site.source or site.left_out is not None:
         return site
-    return dataclasses.replace(site, source=traces.source_line(site.filename, site.lineno))
+    # Made here rather than by dataclasses.replace, so that a later snapshot
+    # charges the new site to memguard's frame, not to dataclasses.py.
+    return AllocationSite(filename=site.filename, lineno=site.lineno, size_bytes=site.size_bytes,
+                          count=site.count, traceback=site.traceback,
+                          source=traces.source_line(site.filename, site.lineno))
 
 
 def sites_from_snapshot(

@@ -257,7 +257,7 @@ def test_top_shows_n_rows_and_the_tables_add_up(
         blocks = sum(s.count for s in run.sites) + sum(i.count for i in run.sites_left_out)
         assert rows[-1][1] == f"{blocks:,}"
         # Each row's source line names the call.
-        assert sites[1][3] == "kept.append(bytearray(800000)) # line 0"
+        assert sites[1][3] == "kept.append(bytearray(800000))  # line 0"
         names = {row[2] for row in rows[top + 1:-1]}
         assert "memguard's own work (left out)" in names
 
