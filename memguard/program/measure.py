@@ -306,6 +306,8 @@ def run_program(
     if isinstance(interval, bool) or not isinstance(interval, int | float) or not interval > 0:
         raise ValueError(f"interval must be a positive number of seconds, got {interval!r}")
     program.check()
+    if children:  # imported now: imported by the watcher, psutil would be the program's
+        require("psutil")
     target = _line_target(lines)
     started_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     baseline = _baseline()
