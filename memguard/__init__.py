@@ -17,6 +17,7 @@ from . import _startup  # noqa: F401
 # isort: split
 from typing import TYPE_CHECKING, Any
 
+from ._counter import measurement
 from ._version import __version__
 from .exceptions import (
     CheckFailed,
@@ -36,10 +37,10 @@ from .values.site import AllocationSite
 
 if TYPE_CHECKING:
     from . import report
-    from .guards.leaks import check_leaks, track_leaks
     from .guards.profile import profile, profile_lines
     from .guards.record import record
     from .guards.watch import expect_collected, watch
+    from .leaks.api import check_leaks, track_leaks
     from .values.diff import SnapshotDiff
     from .values.diff import compare as diff
     from .values.files import load
@@ -73,11 +74,11 @@ def _import_public(name: str) -> Any:  # noqa: PLR0911, PLR0912
         del render
         return globals()["report"]
     if name == "check_leaks":
-        from .guards.leaks import check_leaks
+        from .leaks.api import check_leaks
 
         return check_leaks
     if name == "track_leaks":
-        from .guards.leaks import track_leaks
+        from .leaks.api import track_leaks
 
         return track_leaks
     if name == "profile":
@@ -169,6 +170,7 @@ __all__ = [
     "limit",
     "load",
     "load_ipython_extension",
+    "measurement",
     "parse_size",
     "profile",
     "profile_lines",

@@ -28,7 +28,7 @@ from ..guards.record import record
 from ..values.limit import LimitReport, SitesStatus
 from ..values.lineprofile import LineProfile
 from ..values.run import RunReport
-from ..values.site import AllocationSite, site_of
+from ..values.site import SMALLER, AllocationSite, LeftOut, site_of, with_source
 from ..values.snapshot import take_snapshot
 from ..values.timeline import Timeline
 from .interrupts import Interruptions
@@ -40,7 +40,7 @@ _CAPTURE_GROWTH = 1.25
 _CAPTURE_FLOOR = 256 * 1024
 _CAPTURE_BUDGET = 4.0
 _CAPTURE_FORCED = 2.0
-_KEPT_SITES = 20
+_KEPT_SITES = 100
 _PEAK_NOISE = 64 * 1024
 _FINAL_SITES = 50
 _LINE_FRAMES = 16
@@ -79,6 +79,7 @@ class _Watcher:
         self.peak_total = window.peak_total_bytes
         self.peak_seconds = 0.0
         self.sites: tuple[AllocationSite, ...] = ()
+        self.left_out: tuple[LeftOut, ...] = ()
         self.sites_level = 0
         self.sites_seconds = 0.0
         self.next_capture = 0.0
@@ -147,7 +148,7 @@ class _Watcher:
         snapshot = tracemalloc.take_snapshot()
         groups = traces.group(snapshot, "lineno")
         del snapshot
-        self.sites = _top_sites(groups, self.baseline)
+        self.sites, self.left_out = _top_sites(groups, self.baseline)
         self.sites_level, self.sites_seconds = level, now
         # Captures cost time in proportion to the live blocks: keep them to
         # about a fifth of the run, unless the level doubled (so the sites
@@ -155,10 +156,25 @@ class _Watcher:
         self.next_capture = now + _CAPTURE_BUDGET * (time.perf_counter() - began)
 
 
-def _top_sites(groups: traces.Grouped,
-               baseline: traces.Grouped | None) -> tuple[AllocationSite, ...]:
-    grown = traces.changes(groups, baseline).grown
-    return tuple(site_of(g) for g in grown if not hidden(g.filename))[:_KEPT_SITES]
+def _top_sites(groups: traces.Grouped, baseline: traces.Grouped | None
+               ) -> tuple[tuple[AllocationSite, ...], tuple[LeftOut, ...]]:
+    """The biggest growing sites, and what they leave out, by name."""
+    change = traces.changes(groups, baseline)
+    grown = [g for g in change.grown if not hidden(g.filename)]
+    runner = [g for g in change.grown if hidden(g.filename)]
+    shrunk = [g for g in change.all if g.size_bytes <= 0]
+    rest = grown[_KEPT_SITES:]
+    left = [LeftOut(SMALLER, sum(g.size_bytes for g in rest), sum(g.count for g in rest),
+                    len(rest)),
+            *(LeftOut(r.name, r.size_bytes, r.count) for r in change.left_out),
+            LeftOut("program runner", sum(g.size_bytes for g in runner),
+                    sum(g.count for g in runner), len(runner)),
+            LeftOut("shrunk", sum(g.size_bytes for g in shrunk), sum(g.count for g in shrunk),
+                    len(shrunk))]
+    # The sources are read when the run is over (with_source), not while
+    # the program runs under the trace.
+    return (tuple(site_of(g, source=False) for g in grown[:_KEPT_SITES]),
+            tuple(item for item in left if item.size_bytes or item.count))
 
 
 def _limit_report(run: RunReport, limit_bytes: int) -> LimitReport:
@@ -334,7 +350,7 @@ def run_program(
                 *[a for a in final.absent if a[0] != "types"],
                 ("types", "not counted: the run was interrupted, and the census would "
                           "delay the exit")))
-        final = dataclasses.replace(final, sites=final.top_sites(_FINAL_SITES))
+        final = final.biggest(_FINAL_SITES)
         kept.clear()
     finally:
         if target is not None and not detached:
@@ -344,7 +360,8 @@ def run_program(
     run = RunReport(
         command=program.command, argv=(program.target, *program.args), exit_code=exit_code,
         error=error, started_at=started_at, duration_seconds=duration, timeline=timeline,
-        peak_seconds=min(watcher.peak_seconds, duration), sites=watcher.sites,
+        peak_seconds=min(watcher.peak_seconds, duration),
+        sites=tuple(map(with_source, watcher.sites)), sites_left_out=watcher.left_out,
         sites_level_bytes=watcher.sites_level, sites_seconds=watcher.sites_seconds, rss=rss,
         children=tuple(watcher.children), final=final, lines=profiles, lines_target=lines,
     )
