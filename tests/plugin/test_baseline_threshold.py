@@ -32,10 +32,10 @@ def _saved_peak(pytester: pytest.Pytester, run: Run, size: int, name: str) -> in
 def _compared_peak(pytester: pytest.Pytester, run: Run, size: int) -> int:
     """The test's peak in a run that compares with a threshold, as the runs below do.
 
-    Such a run also names the sites of a regression (a limit's peak-site catcher
-    runs beside the test), which moves the figure by a few hundred bytes from a
-    plain --memguard run's; the edge below is measured under the same
-    configuration as it is judged.
+    Such a run also wraps the test in a limit at its allowed peak, to name the
+    sites of a regression, which moves the figure by about a hundred bytes
+    (112 B here) from a plain --memguard run's; the edge below is measured
+    under the same configuration as it is judged.
     """
     pytester.makepyfile(test_mem=SIZED.format(size=size))
     _write_baseline(pytester, "main", 1 << 40)  # no regression: the run only measures
