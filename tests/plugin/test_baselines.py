@@ -236,7 +236,7 @@ def test_thread_heavy_test_against_its_own_record(pytester: pytest.Pytester, run
         "'noisy' (+*; allowed +1.5 MiB, the largest of margin +10%, the spread of its 3 "
         "recorded peaks 1.5 MiB, noise floor 64.0 KiB), traced Python heap",
         "  *top allocation sites (*sites live at the peak*",
-        "  */test_noisy.py:16: 5.0 MiB in * blocks",  # the line that grew
+        "  */test_noisy.py:16: 5.0 MiB in * blocks*",  # the line that grew
     ])
     result.stdout.fnmatch_lines(["*test_noisy.py::test_threads  REGRESSED"])
 
