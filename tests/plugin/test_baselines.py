@@ -187,9 +187,9 @@ def test_threads():
         release.wait()
         del buffer
 
-    def churn():
-        for _ in range(50):
-            bytes(4096)
+    def churn():  # small enough that 15 at once cannot move the spread's 1.5 MiB
+        for _ in range(200):
+            bytes(512)
 
     threads = [threading.Thread(target=hold) for _ in range(holding)]
     threads += [threading.Thread(target=churn) for _ in range(16 - holding)]
