@@ -1,4 +1,4 @@
-"""L4 leaks: the measurement of one leak check, repeated or single-run.
+"""L6 leak checks: the measurement of one leak check, repeated or single-run.
 
 Repeated mode (:class:`RepeatedRun`) is a generator of *how many calls to
 make next*; a driver (sync or async, :mod:`memguard.leaks.api`) makes them::

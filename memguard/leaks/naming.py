@@ -1,4 +1,4 @@
-"""L4 leaks: naming a leak once it is found — growing sites, types and a holder.
+"""L6 leak checks: naming a leak once it is found — growing sites, types and a holder.
 
 After a repeated check finds a leak, a few more calls are made while
 :class:`Naming` watches: the live traces, the sizes of every container and

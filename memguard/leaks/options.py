@@ -1,4 +1,4 @@
-"""L4 leaks: :class:`LeakOptions`, the settings of a leak check, declared once.
+"""L6 leak checks: :class:`LeakOptions`, the settings of a leak check, declared once.
 
 Every front end takes its defaults from here: :func:`memguard.track_leaks`
 and :func:`memguard.check_leaks`, the ``memguard_leaks`` pytest marker and

@@ -1,4 +1,4 @@
-"""L4 program runner: :func:`run_program`, run a whole program as ``python`` would, and measure it.
+"""L7 program runner: :func:`run_program`, run a whole program as ``python`` would, and measure it.
 
 The program (a :class:`~memguard.program.launch.Program`) runs inside
 :func:`~memguard.guards.record.record` (the timeline, with the exact traced
@@ -23,8 +23,8 @@ from collections.abc import Callable
 from .. import _tracing, process, traces
 from .._optional import require
 from ..exceptions import MeasurementUnavailable
-from ..guards.profile import LineTarget
 from ..guards.record import record
+from ..lines.target import LineTarget
 from ..values.limit import LimitReport, SitesStatus
 from ..values.lineprofile import LineProfile
 from ..values.run import RunReport
@@ -277,7 +277,7 @@ def run_program(
         limit_bytes: Judge the peak against this limit (the RSS peak above the
             start with *rss*, else the traced peak); see :attr:`RunReport.limit`.
         lines: ``MODULE_OR_FILE:FUNCTION``: profile that function line by line
-            in every call (:class:`memguard.guards.profile.LineTarget`);
+            in every call (:class:`memguard.lines.LineTarget`);
             tracebacks then keep 16 frames.
         census: Count the live objects by type when the program ends (one
             pass over the whole heap: a second or more for a big one).

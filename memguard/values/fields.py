@@ -1,4 +1,4 @@
-"""L3 values: the fields of a value read from a file are checked, not only its envelope.
+"""L4 values: the fields of a value read from a file are checked, not only its envelope.
 
 :func:`memguard.values.files.load` calls :func:`check_fields` on every value
 it builds, of every kind, so a damaged field inside a valid file (a

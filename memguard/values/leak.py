@@ -1,4 +1,4 @@
-"""L3 values: :class:`LeakReport` and :class:`SignalVerdict`, the result of a leak check.
+"""L4 values: :class:`LeakReport` and :class:`SignalVerdict`, the result of a leak check.
 
 A leak check (:func:`memguard.check_leaks`, ``@track_leaks``, ``with
 track_leaks()``) watches several *signals* while code runs again and again:
