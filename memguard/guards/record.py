@@ -1,12 +1,14 @@
 """L4 guards: :func:`record`, a timeline of memory while a block runs.
 
 ``with memguard.record(interval=0.01) as timeline:`` samples the traced
-Python heap and the process's RSS in a background thread
-(:class:`memguard.sampler.Sampler`); ``timeline.mark("label")`` notes a
-moment. The exact peaks are kept beside the samples: tracemalloc's peak
+Python heap and the process's RSS on memguard's one watcher thread
+(:class:`memguard.sampler.Sampler`, a task of :mod:`memguard._watcher`);
+``timeline.mark("label")`` notes a moment. A sample allocates a few objects
+that it frees at once, so the program's collector counts are unchanged
+(``tests/integration/test_undisturbed.py``). The exact peaks are kept beside the samples: tracemalloc's peak
 counter through :mod:`memguard._tracing`, and the kernel's RSS high-water
-mark where Linux offers it. The thread is stopped and joined however the
-block ends, and tracing is stopped only if ``record`` started it.
+mark where Linux offers it. The task is removed (and the thread joined if
+it was the last) however the block ends, and tracing is stopped only if ``record`` started it.
 """
 
 from __future__ import annotations
