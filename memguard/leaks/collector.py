@@ -415,7 +415,7 @@ class RepeatedRun:
                 break
         if not halfway:
             self.naming.half()
-        self.naming.end(made, deadline=self.deadline)
+        self.naming.end(made, deadline=self.deadline, stop_tracing=self._end_window)
         self.naming_calls = made
         # Which C functions the code calls, and from which lines: a few calls
         # of their own, after the census, under sys.setprofile.
@@ -424,6 +424,12 @@ class RepeatedRun:
             yield PROFILE_CALLS
         finally:
             self.naming.profile_end(PROFILE_CALLS)
+
+    def _end_window(self) -> None:
+        """Stop the trace the naming started (a caller's trace goes on)."""
+        if self.window is not None:
+            window, self.window = self.window, None
+            _tracing.end(window)
 
     def _report(self) -> LeakReport:
         leaked = bool(self.fired)

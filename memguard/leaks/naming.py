@@ -192,12 +192,20 @@ class Naming:
             with _tracing.excluded():
                 self.halfway = _new_types()
 
-    def end(self, calls: int, *, deadline: float | None = None) -> None:
-        """Name what grew over *calls* calls; the holder search stops by *deadline*."""
+    def end(self, calls: int, *, deadline: float | None = None,
+            stop_tracing: Callable[[], None] = lambda: None) -> None:
+        """Name what grew over *calls* calls; the holder search stops by *deadline*.
+
+        *stop_tracing* is called once the sites are read: the scans that
+        follow allocate an ``int`` per container, which a trace would slow
+        several times over (a trace the caller started goes on, shared).
+        """
         with _tracing.excluded():
             gc.collect()
             # The sites first: the scans below allocate, and may be traced.
             self.sites = site_growth(self.traces, summarize_traces(), calls, 20)
+        stop_tracing()
+        with _tracing.excluded():
             if self.frozen:
                 final = _new_types()
                 steady = {name for name, count in final.items()
