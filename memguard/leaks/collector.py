@@ -441,6 +441,8 @@ class RepeatedRun:
                          "calls; the verdict came from untraced calls")
         if naming.unreachable:
             notes.append(naming.unreachable)
+        if naming.skipped:
+            notes.append(naming.skipped)
         verdicts = self.verdicts
         if leaked and naming.sites and "python" not in self.readers and self.naming_calls:
             # Bytes per call of the Python heap, as the traced naming calls saw them.

@@ -142,6 +142,8 @@ class Naming:
         self.types: tuple[tuple[str, float], ...] = ()
         self.sample: str | None = None
         self.unreachable = ""
+        self.skipped = ""
+        self.scan_seconds = 0.0
         self.c_calls = CCalls()
         self.calls_into_c: tuple[str, ...] = ()
 
@@ -163,7 +165,9 @@ class Naming:
         """
         self.started = True
         gc.collect(0)  # the readings collected the rest
+        begun = time.perf_counter()
         self.sizes = probe.container_sizes()
+        self.scan_seconds = time.perf_counter() - begun
         start_tracing()
         with _tracing.excluded():
             self.traces = summarize_traces()
@@ -216,9 +220,16 @@ class Naming:
                 final = {name: count - self.census.get(name, 0)
                          for name, count in count_types(collect=False).items()}
                 steady = set(final)
-            grown = probe.growing_containers(self.sizes, (self.census, self.halfway, final,
-                                                          self.sizes, *self.traces,
-                                                          self.c_calls.counts))
+            if deadline is not None and time.perf_counter() + self.scan_seconds > deadline:
+                # The budget is a promise: no second pass over the heap past it.
+                grown = []
+                self.skipped = (f"the growing containers were not looked for: a pass over "
+                                f"the heap takes {self.scan_seconds:.1f} s and the time "
+                                f"budget ran out (raise max_seconds)")
+            else:
+                grown = probe.growing_containers(self.sizes, (
+                    self.census, self.halfway, final, self.sizes, *self.traces,
+                    self.c_calls.counts))
             for name, count in probe.new_untracked_items(grown).items():
                 final[name] = final.get(name, 0) + count
                 steady.add(name)
@@ -230,7 +241,7 @@ class Naming:
             left = 3.0 if deadline is None else max(0.2, min(3.0, deadline - time.perf_counter()))
             self.sample = describe_one(entries, [name for name, _ in self.types],
                                        max_seconds=left)
-            if not self.types and self.sample is None:
+            if not self.types and self.sample is None and not self.skipped:
                 self.unreachable = ("no object that grew could be reached from the heap: the "
                                     "leaked memory has no referrer memguard can see (a "
                                     "reference or buffer leaked in C code?), so no type is "
