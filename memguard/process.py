@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import _watcher
 from ._optional import require
 from .exceptions import MeasurementUnavailable
 
@@ -186,8 +187,7 @@ class RssWindow:
     """``"kernel-hwm"`` or ``"sampled"``."""
     interval_seconds: float = 0.0
     """The sampling interval, for ``"sampled"``."""
-    _stop: threading.Event | None = None
-    _thread: threading.Thread | None = None
+    _task: _watcher.Task | None = None
 
     @property
     def peak_bytes(self) -> int:
@@ -202,15 +202,13 @@ def _fold_hwm() -> None:
             window.peak_total_bytes = peak
 
 
-def _sample(window: RssWindow, stop: threading.Event) -> None:
-    while True:
-        try:
-            rss = _psutil_rss()
-        except MeasurementUnavailable:
-            return  # the figure went away mid-block; end_rss reads it once more
-        window.peak_total_bytes = max(window.peak_total_bytes, rss)
-        if stop.wait(window.interval_seconds):
-            return
+def _sample(window: RssWindow) -> None:
+    """A task of the watcher thread: fold one RSS reading into *window*."""
+    try:
+        rss = _psutil_rss()
+    except MeasurementUnavailable:
+        return  # the figure went away mid-block; end_rss reads it once more
+    window.peak_total_bytes = max(window.peak_total_bytes, rss)
 
 
 def begin_rss(*, interval: float = 0.001, force_sampling: bool = False) -> RssWindow:
@@ -239,27 +237,21 @@ def begin_rss(*, interval: float = 0.001, force_sampling: bool = False) -> RssWi
             return window
     start = _psutil_rss()
     window = RssWindow(start, start, "sampled", interval_seconds=interval)
-    stop = threading.Event()
-    thread = threading.Thread(target=_sample, args=(window, stop), name="memguard-rss-sampler",
-                              daemon=True)
-    window._stop, window._thread = stop, thread
-    thread.start()
+    window._task = _watcher.watch(lambda: _sample(window), interval)
     return window
 
 
 def end_rss(window: RssWindow) -> RssWindow:
-    """Close *window* and fix its peak; joins its sampler thread if any."""
+    """Close *window* and fix its peak; stops its sampling task if any."""
     if window.method == "kernel-hwm":
         with _lock:
             _fold_hwm()
             if window in _rss_windows:
                 _rss_windows.remove(window)
         return window
-    assert window._stop is not None
-    assert window._thread is not None
-    window._stop.set()
-    window._thread.join()
-    window._stop = window._thread = None
+    assert window._task is not None
+    _watcher.unwatch(window._task)
+    window._task = None
     window.peak_total_bytes = max(window.peak_total_bytes, _psutil_rss())
     return window
 

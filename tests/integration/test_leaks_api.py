@@ -223,7 +223,11 @@ def test_bad_types_are_refused() -> None:
         check_leaks(42)  # type: ignore[arg-type]
 
 
-def test_public_names() -> None:
-    assert memguard.check_leaks is check_leaks
-    assert memguard.track_leaks is track_leaks
-    assert memguard.LeakReport is LeakReport
+def test_public_names_resolve_and_unknown_ones_are_refused() -> None:
+    for name in ("check_leaks", "track_leaks", "LeakReport", "LeakDetected"):
+        assert name in memguard.__all__
+        assert name in dir(memguard)
+        assert getattr(memguard, name).__name__ == name
+    misspelt = "check_leak"
+    with pytest.raises(AttributeError, match="module 'memguard' has no attribute 'check_leak'"):
+        getattr(memguard, misspelt)

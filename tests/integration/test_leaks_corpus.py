@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from memguard import track_leaks
@@ -10,8 +12,12 @@ from tests.leak_corpus import CLEAN, LEAKY, SCENARIOS, Scenario
 
 
 def _check(scenario: Scenario) -> LeakReport:
+    # No time budget (max_seconds=inf): the adaptive check makes more calls
+    # while a signal still grows, up to max_calls; with the default 10 s
+    # budget a busy machine would stop it sooner, and the verdict on a leak
+    # in steps would depend on the load.
     try:
-        return track_leaks(fail=False).check(scenario.run)
+        return track_leaks(fail=False, max_seconds=math.inf).check(scenario.run)
     finally:
         scenario.reset()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -112,3 +113,84 @@ def test_left_to_pytest_memray_when_it_is_loaded(pytester: pytest.Pytester) -> N
     assert "MemoryLimitExceeded" not in text
     assert "- memguard -" not in text
     result.stdout.fnmatch_lines(["*Test was limited to 1.0MiB but allocated *"])
+
+
+SOURCE = '''\
+import os
+
+def outer(a,
+          b):
+    x = [
+        a,
+    ]
+
+    def inner():
+        # a comment at column 0 below
+# here
+        return x
+    return inner
+
+class Box:
+    size = 3
+
+    async def load(self):
+        await other()
+if os:
+    y = 1
+'''
+
+
+@pytest.mark.parametrize(("lineno", "function"), [
+    (1, "<module>"), (4, "outer"), (5, "outer"), (6, "outer"), (7, "outer"), (12, "inner"),
+    (13, "outer"), (16, "Box"), (19, "load"), (21, "<module>"), (99, "???"),
+])
+def test_function_names_come_from_the_lines_above(tmp_path: Path, lineno: int,
+                                                   function: str) -> None:
+    """limit_leaks's filter sees the function of each frame, read from the source file."""
+    from memguard._pytest.compat import _function_at
+
+    path = tmp_path / f"mod_{lineno}.py"  # one file per case: the answers are cached
+    path.write_text(SOURCE)
+    assert _function_at(str(path), lineno) == function
+
+
+UNITTEST_MARKED = """
+import unittest
+
+import pytest
+
+
+class TestCache(unittest.TestCase):
+    @pytest.mark.limit_memory("1 MB")
+    def test_method(self):
+        data = bytearray(3_000_000)
+
+
+@pytest.mark.limit_memory("1 MB")
+def test_function():
+    data = bytearray(3_000_000)
+"""
+
+
+@pytest.mark.parametrize(("ini", "failed"), [
+    ("", ["test_method", "test_function"]),
+    ("memguard_memray_markers = functions\n", ["test_function"]),
+])
+def test_limit_memory_on_unittest_methods(pytester: pytest.Pytester, run: Run, ini: str,
+                                          failed: list[str]) -> None:
+    """pytest-memray ignores limit_memory on a unittest.TestCase method; memguard enforces
+    it, unless memguard_memray_markers = functions asks for pytest-memray's behaviour."""
+    pytester.makeini("[pytest]\n" + ini)
+    pytester.makepyfile(test_mixed=UNITTEST_MARKED)
+    result = run("-rf")
+    result.assert_outcomes(failed=len(failed), passed=2 - len(failed))
+    result.stdout.fnmatch_lines_random([
+        f"FAILED test_mixed.py::*{name} - memguard.exceptions.Memory*" for name in failed])
+
+
+def test_bad_memray_markers_setting(pytester: pytest.Pytester, run: Run) -> None:
+    pytester.makeini("[pytest]\nmemguard_memray_markers = some\n")
+    pytester.makepyfile(test_mixed=UNITTEST_MARKED)
+    result = run()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*memguard_memray_markers='some': use 'all' or 'functions'*"])
