@@ -28,7 +28,7 @@ The phases:
    recent half of any series and it has called for ``min_seconds`` or
    ``2 * cache_bound`` calls (so a leak on one call in 1,000 is seen). While
    something grows it goes on, until the growth stops (a bounded cache that
-   filled: clean) or ``1.5 * cache_bound`` calls have been made (then a
+   filled: clean) or ``2 * cache_bound`` calls have been made (then a
    growth that persists over the last third is a leak), or the time budget
    runs out (then the verdict is given on what was measured, and the
    report says the growth had not stopped).
@@ -55,7 +55,7 @@ from array import array
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
-from .. import _tracing, process
+from .. import _counter, _tracing, process
 from ..exceptions import MeasurementUnavailable
 from ..holders.containers import pick_by_type
 from ..objects import count_types, type_name
@@ -109,13 +109,20 @@ PROFILE_CALLS = 3
 _NFRAMES = 8
 
 
-def _readers(options: LeakOptions) -> dict[str, Callable[[], float]]:
-    """The series to read for the chosen groups; unreadable ones are left out (or an error)."""
+def _readers(options: LeakOptions, *, counter: bool = True) -> dict[str, Callable[[], float]]:
+    """The series to read for the chosen groups; unreadable ones are left out (or an error).
+
+    The Python heap's bytes come from memguard's allocation counter where it
+    is built (exact, untraced), else from tracemalloc when it already traces;
+    the allocator's blocks are read in any case.
+    """
     groups = set(options.signals)
     wanted: list[tuple[str, Callable[[], Callable[[], float]]]] = []
     if "python" in groups:
         wanted.append(("blocks", lambda: lambda: float(sys.getallocatedblocks())))
-        if tracemalloc.is_tracing():
+        if counter and _counter.available():
+            wanted.append(("python", _counted))
+        elif tracemalloc.is_tracing():
             wanted.append(("python", lambda: lambda: float(tracemalloc.get_traced_memory()[0])))
     if "objects" in groups:
         wanted.append(("objects", lambda: _objects))
@@ -139,6 +146,18 @@ def _readers(options: LeakOptions) -> dict[str, Callable[[], float]]:
             series = "malloc" if getattr(read, "source", "") == "malloc" else "rss"
         chosen[series] = read
     return chosen
+
+
+def _counted() -> Callable[[], float]:
+    """Python-heap bytes from the allocation counter; its window closes with the reader."""
+    window = _counter.begin()
+
+    def read() -> float:
+        return float(_counter.current())
+
+    read.close = lambda: _counter.end(window)  # type: ignore[attr-defined]
+    read.what = "Python heap bytes (memguard's allocation counter)"  # type: ignore[attr-defined]
+    return read
 
 
 def _objects() -> float:
@@ -192,6 +211,7 @@ class RepeatedRun:
         self.per = 1
         self.frozen = False
         self.verdicts: tuple[SignalVerdict, ...] = ()
+        self.verdicts_by_name: dict[str, SignalVerdict] = {}
         self.spreads: dict[str, float] = {}
         self.naming = Naming()
         self.naming_calls = 0
@@ -262,9 +282,18 @@ class RepeatedRun:
             # a reading's gc.collect() walks them all.
             self.per = max(1, min(math.ceil(screen_calls / MIN_POINTS),
                                   math.ceil(reading / READING_SHARE / call_seconds)))
+        if call_seconds > 0:
+            # A clean function is called 2 * cache_bound times, or for about
+            # min_seconds where that is fewer calls: a count fixed once, from
+            # the warm-up's timing, so the verdict does not depend on how busy
+            # the machine is later.
+            screen_calls = max(MIN_POINTS * self.per,
+                               min(screen_calls, math.ceil(options.min_seconds / call_seconds)))
         made = 0
         next_decision = MIN_POINTS * self.per  # in calls: thinning renumbers the readings
-        settle_calls = math.ceil(1.5 * options.cache_bound)
+        # The last third of 2 * cache_bound calls starts past cache_bound: a cache
+        # that filled is flat there, and its table resizes are behind it.
+        settle_calls = 2 * options.cache_bound
         reserve = 0.0
         while True:
             yield self.per
@@ -282,9 +311,7 @@ class RepeatedRun:
                 continue
             next_decision = made + max(16 * self.per, made // 4)
             growing = self._growing()
-            screened = (now - self.measuring_since >= options.min_seconds
-                        or made >= screen_calls)
-            if not growing and screened:
+            if not growing and made >= screen_calls:
                 return
             if growing and made >= settle_calls:
                 return
@@ -295,8 +322,8 @@ class RepeatedRun:
         return (now - self.measuring_since) / points
 
     def _naming_share(self) -> float:
-        """Time kept for naming a leak: a fifth of the budget."""
-        return self.options.max_seconds * 0.2
+        """Time kept for naming a leak: a fifth of the budget, at most 2 s."""
+        return min(2.0, self.options.max_seconds * 0.2)
 
     def _out_of_time(self, made: int) -> None:
         if self._growing():
@@ -374,6 +401,7 @@ class RepeatedRun:
                 total=values[-1] if values else 0.0, unit=source.unit,
                 detail=f"{judgement.detail}; {getattr(self.readers[name], 'what', source.what)}"))
         self.verdicts = tuple(found)
+        self.verdicts_by_name = {v.name: v for v in found}
         if self.frozen:
             gc.unfreeze()
             self.frozen = False
@@ -444,7 +472,7 @@ class RepeatedRun:
         if naming.skipped:
             notes.append(naming.skipped)
         verdicts = self.verdicts
-        if leaked and naming.sites and "python" not in self.readers and self.naming_calls:
+        if leaked and naming.sites and "python" not in self.verdicts_by_name and self.naming_calls:
             # Bytes per call of the Python heap, as the traced naming calls saw them.
             traced = float(sum(site.size_bytes for site in naming.sites))
             verdicts = (SignalVerdict(
@@ -522,7 +550,7 @@ class SingleRun:
             if was_tracing:
                 with _tracing.excluded():
                     self.traces = summarize_traces()
-        readers = _readers(self.options)
+        readers = _readers(self.options, counter=False)
         readers.pop("blocks", None)  # one run: the traced bytes say it better
         self.readers = readers
         gc.collect()
