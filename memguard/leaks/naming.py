@@ -23,7 +23,7 @@ from types import FrameType
 from .. import _tracing
 from ..holders import containers as probe
 from ..objects import count_types, type_name
-from ..values.site import AllocationSite, Frame, is_internal
+from ..values.site import AllocationSite, Frame, is_internal, with_source
 
 __all__ = ["MIN_PER_CALL", "Naming", "TraceSummary", "describe_one", "site_growth",
            "summarize_traces", "type_growth", "user_first"]
@@ -113,7 +113,7 @@ def site_growth(before: TraceSummary, after: TraceSummary, calls: int,
     found.sort(key=lambda s: (-s.size_bytes, s.filename, s.lineno))
     # A site that grew by less than a block per hundred calls of the leak is noise.
     # One block over all the calls is a one-off (a frame, a cache entry), not a leak's site.
-    return tuple(s for s in found[:top] if s.size_bytes * 100 >= found[0].size_bytes
+    return tuple(with_source(s) for s in found[:top] if s.size_bytes * 100 >= found[0].size_bytes
                  and (s.count >= 2 or calls == 1))
 
 
