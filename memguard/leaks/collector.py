@@ -104,6 +104,9 @@ MARGIN_SECONDS = 0.5
 NAMING_EVENTS = 4
 MIN_NAMING_CALLS = 20
 MAX_NAMING_CALLS = 8192
+#: Growth of descriptors or threads is judged after this many calls:
+#: pools of them are small, and each leaked thread or file costs the process.
+RESOURCE_CALLS = 256
 #: Calls made under sys.setprofile to see which C functions the code calls.
 PROFILE_CALLS = 3
 _NFRAMES = 8
@@ -315,6 +318,8 @@ class RepeatedRun:
                 return
             if growing and made >= settle_calls:
                 return
+            if growing & {"fds", "threads"} and made >= RESOURCE_CALLS:
+                return  # a pool of descriptors or threads fills within a few hundred
 
     def _batch_seconds(self, now: float) -> float:
         """How long the next batch of calls and its reading will take, from those so far."""
@@ -333,13 +338,15 @@ class RepeatedRun:
                 f"{made} entries filled one per call would look like this, and is judged as "
                 f"a leak (raise max_seconds, or lower cache_bound)")
 
-    def _growing(self) -> bool:
+    def _growing(self) -> set[str]:
+        """The series still growing (in the recent half, or overall with a noisy end)."""
+        found = set()
         for name in self.readers:
             values = self.series(name)
             floor = SOURCES[name].floor * self.per
             if still_growing(values, floor) or unsettled(values, floor):
-                return True
-        return False
+                found.add(name)
+        return found
 
     def close(self) -> None:
         self.naming.clear()
