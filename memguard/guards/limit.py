@@ -36,7 +36,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Literal, TypeVar, overload
 
-from .. import _counter, _tracing, process
+from .. import _counter, _tracing, _watcher, process
 from ..exceptions import MemoryLimitExceeded, TracingError
 from ..units import Size, size_from_keywords
 from ..values.limit import CAPTURE_GROWTH, KEPT_SITES, LimitReport, Source, sites_status
@@ -157,6 +157,7 @@ class limit:
         interval: float = 0.001,
         sample_bytes: int = _counter.DEFAULT_SAMPLE_BYTES,
     ) -> None:
+        balance = _watcher.Balance()  # making a guard moves no collection (issue 21)
         self.limit_bytes = size_from_keywords(size, name="limit", kb=kb, mb=mb, gb=gb,
                                               kib=kib, mib=mib, gib=gib)
         if source not in ("python", "rss"):
@@ -182,6 +183,7 @@ class limit:
         self._state: _Run | None = None
         self._parent: limit | None = None
         self._wrapper: Any = None
+        balance.settle()
 
     @property
     def peak_bytes(self) -> int:
@@ -213,7 +215,11 @@ class limit:
         if self._state is not None:
             raise RuntimeError("this limit() is already in use; a `with` block cannot be "
                                "re-entered (decorated functions get a fresh one per call)")
+        # The guard's own objects must not bring the program's next
+        # collection forward (issue 21): see memguard._watcher.Balance.
+        balance = _watcher.Balance()
         self._state = _Run(self, self.label or caller_label())
+        balance.settle()
         return self
 
     def __exit__(

@@ -372,9 +372,8 @@ class LeakReport:
 
 def _source_text(site: AllocationSite) -> str:
     """The site's source line, trimmed, when the site carries it or the file can be read."""
-    text = getattr(site, "source", None)
-    if isinstance(text, str) and text.strip():
-        return text.strip()
+    if site.source.strip():
+        return site.source.strip()
     if site.filename.startswith("<"):
         return ""
     import linecache  # only when a report is shown
