@@ -384,6 +384,7 @@ static int
 run_capture_callback(void *arg)
 {
     (void)arg;
+    long long peak_before = atomic_load(&peak_bytes);
     PyObject *callback = capture_callback;
     if (callback != NULL) {
         Py_INCREF(callback);
@@ -395,15 +396,12 @@ run_capture_callback(void *arg)
         }
         Py_XDECREF(result);
     }
-    /* The callback's own allocations (a snapshot of the traces) are counted
-     * too: they must not set off the next trigger, or each capture would
-     * schedule another. The next one needs growth past what is counted now. */
-    long long peak = atomic_load(&peak_bytes);
-    sample_locked();
-    if (captured_level >= 0 && peak > captured_level) {
-        captured_level = peak;
-    }
-    sample_unlocked();
+    /* The callback's own allocations (a snapshot of the traces, freed by
+     * now) are memguard's, not the program's: they leave no peak behind, or
+     * the next new peak would have to pass them. While the callback ran,
+     * capture_pending kept maybe_capture() from moving the capture level. */
+    long long now = atomic_load(&cur_bytes);
+    atomic_store(&peak_bytes, now > peak_before ? now : peak_before);
     atomic_store(&capture_pending, 0);
     return 0;
 }
@@ -559,6 +557,9 @@ static void
 maybe_capture(long long level)
 {
     int fire = 0;
+    if (atomic_load(&capture_pending)) {
+        return;  /* a capture is scheduled or running: it will see this level */
+    }
     sample_locked();
     if (capture_above >= 0 && level > capture_above
         && (captured_level < 0 || (double)level >= (double)captured_level * capture_growth)) {
@@ -784,6 +785,9 @@ reset_sampling(void)
 {
     PyObject *old = capture_callback;
     capture_callback = NULL;
+    /* a pending call still queued from the last count finds no callback;
+     * it must not hold up the triggers of the next */
+    atomic_store(&capture_pending, 0);
     Py_XDECREF(old);
     sample_locked();
     sampling = 0;
