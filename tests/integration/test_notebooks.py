@@ -133,7 +133,8 @@ def test_limits_and_timelines(kernel: str, tmp_path: Path) -> None:
     # The list is kept, so the sites at the peak are named whatever the timing.
     assert re.match(r"Memory limit exceeded in cell In\[\d+\]: peak 1\.\d MiB > limit "
                     r"976\.6 KiB \(\+\S+ KiB\), (counted|traced) Python heap\n"
-                    r"  top allocation sites \(.*sites live at the peak, .*\n    /tmp/ipykernel_\d+/\d+\.py:1: 1\.\d MiB ",
+                    r"  top allocation sites \(.*sites live at the peak, .*\n"
+                    r"    /tmp/ipykernel_\d+/\d+\.py:1: 1\.\d MiB ",
                     failure["evalue"]), failure["evalue"]
 
     rss = cell(notebook, "%%memguard_limit 100 MB --source rss")
