@@ -1,4 +1,4 @@
-"""L0 foundation: memguard's one watcher thread, which runs the periodic tasks guards ask for.
+"""L1 foundation: memguard's one watcher thread, which runs the periodic tasks guards ask for.
 
 The timeline sampler (:mod:`memguard.sampler`), the RSS sampling of
 :mod:`memguard.process` where the kernel has no high-water mark, the

@@ -1,4 +1,4 @@
-"""L2 measurement: samples of traced and resident memory for timelines.
+"""L3 sampler: samples of traced and resident memory for timelines.
 
 Sampling is for timelines and charts only; exact peaks come from
 tracemalloc's counter and the kernel's high-water mark (see
@@ -12,51 +12,19 @@ and samples go into flat arrays reserved up front.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import tracemalloc
 from array import array
 from collections.abc import Callable
 
-from . import _tracing, process
+from . import _tracing
 from ._watcher import Task, add, unwatch, watch, watcher_running
-from .exceptions import MeasurementUnavailable
+from .process import rss_reader
 
 __all__ = ["Sampler", "Task", "add", "rss_reader", "unwatch", "watch", "watcher_running"]
 
-_STATM = "/proc/self/statm"
-
 Row = tuple[float, int | None, int | None]
-
-
-def rss_reader() -> tuple[Callable[[], int] | None, Callable[[], None], str | None]:
-    """A cheap RSS reader for repeated use, its closer, and why RSS is absent.
-
-    Returns:
-        ``(read, close, reason)``: *read* is ``None`` and *reason* says why
-        when RSS cannot be read here.
-
-    Example:
-        >>> read, close, reason = rss_reader()
-        >>> (read() > 0) if read else isinstance(reason, str)
-        True
-        >>> close()
-    """
-    try:
-        fd = os.open(_STATM, os.O_RDONLY)
-    except OSError:
-        try:
-            process.rss_bytes()
-        except MeasurementUnavailable as error:
-            return None, lambda: None, str(error)
-        return process.rss_bytes, lambda: None, None
-    page = os.sysconf("SC_PAGE_SIZE")
-
-    def read() -> int:
-        return int(os.pread(fd, 128, 0).split()[1]) * page
-
-    return read, lambda: os.close(fd), None
 
 
 class Sampler:

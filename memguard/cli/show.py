@@ -1,4 +1,4 @@
-"""L6 front end: read memguard files and render values for ``report`` and ``diff``.
+"""L9 front end: read memguard files and render values for ``report`` and ``diff``.
 
 Every value is rendered by :mod:`memguard.report`. A run's HTML page here
 puts the run's document (:func:`memguard.report.run.run_document`) in front of

@@ -1,4 +1,4 @@
-"""L4 guards: the one peak-site catcher, for ``limit()`` and ``memguard run``.
+"""L5 guards: the one peak-site catcher, for ``limit()`` and ``memguard run``.
 
 tracemalloc keeps no history: to name the sites live at a peak, the live
 traces must be copied while the peak is there. :class:`TraceCatcher` does

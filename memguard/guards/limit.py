@@ -1,4 +1,4 @@
-"""L4 guards: :func:`limit`, a peak-memory limit for a block or a function.
+"""L5 guards: :func:`limit`, a peak-memory limit for a block or a function.
 
 How the peak is measured (``docs/how-it-measures.md`` says more):
 
@@ -40,7 +40,13 @@ from .. import _counter, _tracing, _watcher, process
 from ..exceptions import MemoryLimitExceeded, TracingError
 from ..units import Size, size_from_keywords
 from ..values.limit import CAPTURE_GROWTH, KEPT_SITES, LimitReport, Source, sites_status
-from ..values.site import AllocationSite, is_internal, site_sort_key, sites_from_snapshot
+from ..values.site import (
+    AllocationSite,
+    is_internal,
+    site_sort_key,
+    sites_from_snapshot,
+    with_source,
+)
 from ._catcher import TraceCatcher
 from ._wrap import add_note, caller_label, wrap_callable
 
@@ -70,7 +76,7 @@ def sampled_sites(sampled: _counter.SampledSet) -> tuple[AllocationSite, ...]:
                             count=max(1, round(count)))
              for (f, line), (size, count) in sizes.items()]
     sites.sort(key=site_sort_key)
-    return tuple(sites[:KEPT_SITES])
+    return tuple(map(with_source, sites[:KEPT_SITES]))  # each with its line's text
 
 
 _captures: list[_Run] = []

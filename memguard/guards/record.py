@@ -1,4 +1,4 @@
-"""L4 guards: :func:`record`, a timeline of memory while a block runs.
+"""L5 guards: :func:`record`, a timeline of memory while a block runs.
 
 ``with memguard.record(interval=0.01) as timeline:`` samples the traced
 Python heap and the process's RSS on memguard's one watcher thread

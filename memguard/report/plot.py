@@ -1,4 +1,4 @@
-"""L5 presentation: matplotlib charts of memguard values, through the object API.
+"""L8 presentation: matplotlib charts of memguard values, through the object API.
 
 Each function draws on the ``Axes`` it is given, or on a new
 :class:`matplotlib.figure.Figure`, and returns the figure. Nothing here uses
@@ -146,7 +146,7 @@ def _unit_of(report: LeakReport, name: str) -> str:
     for signal in report.signals:
         if signal.name == name:
             return signal.unit
-    return "bytes" if name in ("python", "rss") else name
+    return "bytes" if name in ("python", "malloc", "rss") else name
 
 
 def plot_growth(report: LeakReport, ax: Axes | None = None) -> Figure:
@@ -179,6 +179,7 @@ def plot_growth(report: LeakReport, ax: Axes | None = None) -> Figure:
         figure, ax = _figure(ax)
         count_ax = ax.twinx() if mixed else None
     names = {"python": "traced Python memory", "rss": "process RSS", "objects": "live objects",
+             "malloc": "malloc in use", "blocks": "allocator blocks",
              "fds": "open descriptors", "threads": "threads"}
     byte_values: list[float] = []
     shown = []

@@ -245,7 +245,8 @@ def test_limit_cell_over_the_limit_fails_with_the_test_message(
     assert sites_title.startswith("  top allocation sites (")
     assert "sites live at the peak" in sites_title
     # The cell's own line is named, under the name IPython gives the cell's source.
-    assert re.fullmatch(r"    <ipython-input-\d+-\w+>:1: 1\.9 MiB in \d blocks", top_site)
+    assert re.fullmatch(r"    <ipython-input-\d+-\w+>:1: 1\.9 MiB in \d blocks"
+                        r"  kept = bytearray\(2_000_000\)", top_site)  # and its source
     out = capsys.readouterr().out
     assert "MemoryLimitExceeded" in out
     assert first in out
@@ -438,7 +439,9 @@ def test_record_cell_returns_its_timeline(shell: InteractiveShell,
     assert peak is not None
     assert 4_000_000 <= peak <= 4_000_000 + 64 * 1024
     assert {sample.rss_bytes for sample in timeline.samples} == {None}, "--no-rss samples"
-    assert len(timeline.samples) >= 5
+    # The first and last samples; the thread's own come on top, as many as
+    # the machine's load lets it take in the cell's 40 ms.
+    assert len(timeline.samples) >= 2
     assert _tracing.open_windows() == 0
     out = capsys.readouterr().out
     assert out.startswith(f'Out[{result.execution_count}]: \nmemguard timeline "cell In[')
@@ -453,6 +456,10 @@ def test_record_cell_error_propagates(shell: InteractiveShell) -> None:
 
 # -- %memguard_holders ----------------------------------------------------------
 
+# No time budget for the searches here (--seconds inf): each ends on its depth
+# bound, so what it finds does not depend on the machine's load.
+UNTIMED = "--seconds inf"
+
 
 def test_holders_names_the_chain_and_sets_the_notebooks_own_references_aside(
         shell: InteractiveShell, monkeypatch: pytest.MonkeyPatch, tmp_path: Any,
@@ -464,7 +471,7 @@ def test_holders_names_the_chain_and_sets_the_notebooks_own_references_aside(
     shown = run(shell, "session")
     capsys.readouterr()
     monkeypatch.setenv("PATH", str(tmp_path))  # no Graphviz here
-    assert run(shell, "%memguard_holders session").success
+    assert run(shell, f"%memguard_holders {UNTIMED} session").success
     assert capsys.readouterr().out == (
         "who holds session (Session):\n"
         "  __main__.bus.handlers['request'][0] -> <bound method Session.on_event> -> Session\n"
@@ -481,7 +488,7 @@ def test_holders_names_the_chain_and_sets_the_notebooks_own_references_aside(
 
 def test_holders_of_an_unheld_object_and_bad_expressions(
         shell: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(shell, "%memguard_holders --no-graph object()").success
+    assert run(shell, f"%memguard_holders {UNTIMED} --no-graph object()").success
     assert capsys.readouterr().out == (
         "who holds object() (object):\n"
         "  no holder reachable from a root (held by C code or a running frame's stack)\n")
@@ -497,7 +504,8 @@ def test_holders_draws_the_backrefs_with_graphviz(shell: InteractiveShell, tmp_p
     run(shell, APP)
     run(shell, "handle_request('bob')")
     with capture_output() as captured:
-        assert run(shell, "%memguard_holders bus.handlers['request'][0].__self__").success
+        assert run(shell, f"%memguard_holders {UNTIMED} "
+                          "bus.handlers['request'][0].__self__").success
     assert captured.stdout.startswith("who holds bus.handlers['request'][0].__self__ (Session)")
     (image,) = captured.outputs
     png = base64.b64decode(image.data["image/png"])
@@ -506,7 +514,8 @@ def test_holders_draws_the_backrefs_with_graphviz(shell: InteractiveShell, tmp_p
         "  graph of what holds bus.handlers['request'][0].__self__: PNG, ")
 
     target = tmp_path / "holders.png"
-    assert run(shell, f"%memguard_holders --save {target} bus.handlers['request'][0]").success
+    assert run(shell, f"%memguard_holders {UNTIMED} --save {target} "
+                  "bus.handlers['request'][0]").success
     assert target.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     out = capsys.readouterr().out
     assert out.endswith(f", written to {target}\n")

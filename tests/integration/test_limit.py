@@ -129,6 +129,8 @@ def test_sites_are_those_live_at_the_peak() -> None:
     assert all(site.lineno != line_of("# smaller-later") for site in report.sites[:1])
     assert "40.0 MiB" not in str(info.value)  # 40 MB is 38.1 MiB: SI in, IEC out
     assert "38.1 MiB" in str(info.value).splitlines()[2]
+    assert report.sites[0].source == "big = bytearray(40 * MB) # the-spike"
+    assert str(info.value).splitlines()[2].endswith("  big = bytearray(40 * MB) # the-spike")
     del small
 
 
@@ -359,12 +361,12 @@ def test_hundreds_of_uses_leave_nothing_behind() -> None:
     for _ in range(20):
         use()
     gc.collect()
-    threads = threading.active_count()
+    threads = helpers.threads_now()
     before = objects()
     for _ in range(300):
         use()
     gc.collect()
-    assert threading.active_count() == threads
+    assert helpers.threads_left_behind(threads) == []
     assert objects() - before < 50
     assert len(_watcher._spares) <= 1024
 
@@ -426,7 +428,7 @@ def test_nested_rss_windows_keep_their_own_peaks() -> None:
 def test_rss_falls_back_to_sampling_without_clear_refs(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(process, "CLEAR_REFS_PATH", process.Path("/nonexistent/clear_refs"))
     monkeypatch.setattr(process, "_hwm_state", None)
-    threads = threading.active_count()
+    threads = helpers.threads_now()
     with pytest.raises(MemoryLimitExceeded) as info, limit(mb=20, source="rss", interval=0.001):
         pointer = libc.malloc(64 * MB)
         ctypes.memset(pointer, 1, 64 * MB)
@@ -436,7 +438,7 @@ def test_rss_falls_back_to_sampling_without_clear_refs(monkeypatch: pytest.Monke
     assert report.method == "sampled"
     assert "sampled every 1 ms" in str(info.value)
     assert 64 * MB - RSS_SLACK <= report.peak_bytes <= 64 * MB + RSS_SLACK
-    assert threading.active_count() == threads
+    assert helpers.threads_left_behind(threads) == []
 
 
 def test_captures_never_lose_the_blocks_peak() -> None:

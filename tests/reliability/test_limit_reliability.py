@@ -12,6 +12,7 @@ import tracemalloc
 import pytest
 
 from memguard import MeasurementUnavailable, MemoryLimitExceeded, _tracing, limit, process
+from tests import helpers
 
 MB = 1_000_000
 
@@ -82,12 +83,12 @@ def test_asyncio_task_over_its_limit_fails_alone() -> None:
 
 @pytest.mark.parametrize("source", ["python", "rss"])
 def test_keyboard_interrupt_restores_everything(source: str) -> None:
-    threads = threading.active_count()
+    threads = helpers.threads_now()
     with pytest.raises(KeyboardInterrupt), limit(mb=5, source=source):  # type: ignore[arg-type]
         data = bytearray(MB)
         raise KeyboardInterrupt
     del data
-    assert threading.active_count() == threads
+    assert helpers.threads_left_behind(threads) == []
     assert _tracing.open_windows() == 0
     assert not tracemalloc.is_tracing()
 
@@ -203,10 +204,12 @@ def test_no_proc_and_no_psutil_says_what_is_missing(monkeypatch: pytest.MonkeyPa
         process.rss_bytes()
     with pytest.raises(MeasurementUnavailable, match="process RSS is not available"):
         limit(mb=5, source="rss").__enter__()
-    assert limit(mb=5).__enter__ is not None
-    with limit(mb=5) as guard:  # the Python heap needs neither
-        pass
+    with limit(mb=5) as guard:  # the Python heap needs neither, and is measured
+        data = bytearray(MB)
+        del data
     assert guard.report is not None
+    assert guard.report.source == "python"
+    assert MB <= guard.report.peak_bytes <= MB + 16 * 1024
 
 
 def test_uss_unavailable_is_an_error_not_zero(monkeypatch: pytest.MonkeyPatch) -> None:
