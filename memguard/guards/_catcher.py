@@ -161,10 +161,12 @@ class TraceCatcher:
             # peak, and the collector off until the snapshot's tuples are gone.
             enabled = gc.isenabled()
             gc.disable()
+            balance = _watcher.Balance()  # what is kept (the sites) moves no collection
             try:
                 with _tracing.excluded():
                     self.kept = self.reduce(tracemalloc.take_snapshot())
             finally:
+                balance.settle()
                 if enabled:
                     gc.enable()
         else:
