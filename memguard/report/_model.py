@@ -17,7 +17,7 @@ from ..units import format_size
 from ..values.diff import SiteDelta, SnapshotDiff
 from ..values.leak import LeakReport, format_amount
 from ..values.limit import LimitReport
-from ..values.site import AllocationSite, is_internal
+from ..values.site import AllocationSite, is_internal, locate
 from ..values.snapshot import Snapshot
 from ..values.timeline import Timeline
 from ..values.watch import WatchReport
@@ -79,7 +79,7 @@ def _when(timestamp: float) -> str:
 
 
 def _site_table(sites: Sequence[AllocationSite]) -> Table:
-    rows = [[format_size(s.size_bytes), f"{s.count:,}", f"{s.filename}:{s.lineno}"]
+    rows = [[format_size(s.size_bytes), f"{s.count:,}", s.where]
             for s in sites]
     return Table(["size", "blocks", "where"], rows, "rrl", 2)
 
@@ -151,6 +151,13 @@ def _names(items: Sequence[str]) -> str:
     return ", ".join(items) if items else "none"
 
 
+def _caller(filename: str, lineno: int) -> str:
+    named = locate(filename, lineno)
+    if named != f"{filename}:{lineno}":
+        return named.split(": ", 1)[0]  # a notebook cell: "In [7], line 3"
+    return f"{os.path.basename(filename)}:{lineno}"
+
+
 def call_path(delta: SiteDelta) -> str:
     """Where a change was allocated: ``file:line``, then for a traceback its
     callers, nearest first, by file name (``util.py:2 <- main.py:5``); text cut
@@ -163,7 +170,7 @@ def call_path(delta: SiteDelta) -> str:
         ...                     traceback=(Frame("/app/main.py", 5), Frame("/app/util.py", 2))))
         '/app/util.py:2 <- main.py:5'
     """
-    callers = [f"{os.path.basename(f.filename)}:{f.lineno}" for f in delta.traceback[-2::-1]]
+    callers = [_caller(f.filename, f.lineno) for f in delta.traceback[-2::-1]]
     return " <- ".join([delta.where, *callers])
 
 

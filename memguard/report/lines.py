@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from .._optional import require
 from ..units import format_size
 from ..values.lineprofile import LineProfile, LineRow
+from ..values.site import locate
 from ._model import Document, Section, Table, register_document
 
 if TYPE_CHECKING:
@@ -76,7 +77,7 @@ def to_markdown(profile: LineProfile) -> str:
     parts: list[str] = []
     for item in _profiles(profile):
         summary = str(item).replace(item.label, f"**{item.function}** "
-                                    f"(`{item.filename}:{item.first_lineno}`)", 1)
+                                    f"(`{locate(item.filename, item.first_lineno)}`)", 1)
         lines = [summary, "", "| " + " | ".join(_HEADER) + " |",
                  "| ---: | ---: | ---: | ---: | ---: | --- |"]
         for row in item.rows:

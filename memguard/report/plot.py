@@ -224,7 +224,11 @@ def plot_growth(report: LeakReport, ax: Axes | None = None) -> Figure:
 
 
 def _short(where: str, width: int = 38) -> str:
-    return where if len(where) <= width else "..." + where[-(width - 3):]
+    if len(where) <= width:
+        return where
+    if where.startswith("In ["):  # a notebook cell: its number and line come first
+        return where[:width - 3] + "..."
+    return "..." + where[-(width - 3):]
 
 
 def _bars(ax: Axes, labels: list[str], values: list[float], *, sizes: bool, title: str,
@@ -251,7 +255,7 @@ def _top_data(value: Any, top: int) -> tuple[list[tuple[Any, ...]], str]:
     if isinstance(value, Snapshot):
         sites = value.top_sites(top)
         if sites:
-            panels.append(([f"{s.filename}:{s.lineno}" for s in sites],
+            panels.append(([s.where for s in sites],
                            [float(s.size_bytes) for s in sites], True,
                            "Top allocation sites (live traced memory)", False))
         if value.types:
@@ -272,13 +276,13 @@ def _top_data(value: Any, top: int) -> tuple[list[tuple[Any, ...]], str]:
         return panels, "diff"
     if isinstance(value, LimitReport):
         if value.sites:
-            panels.append(([f"{s.filename}:{s.lineno}" for s in value.sites[:top]],
+            panels.append(([s.where for s in value.sites[:top]],
                            [float(s.size_bytes) for s in value.sites[:top]], True,
                            f"Allocation sites at the peak of {value.label}", False))
         return panels, "limit"
     if isinstance(value, LeakReport):
         if value.sites:
-            panels.append(([f"{s.filename}:{s.lineno}" for s in value.sites[:top]],
+            panels.append(([s.where for s in value.sites[:top]],
                            [float(s.size_bytes) for s in value.sites[:top]], True,
                            "Growing allocation sites (bytes per call)", True))
         if value.types:

@@ -68,7 +68,7 @@ def _run_facts(run: Any) -> list[tuple[str, str]]:
 
 
 def _site_table(sites: Any) -> Any:
-    rows = [[format_size(s.size_bytes), f"{s.count:,}", f"{s.filename}:{s.lineno}"]
+    rows = [[format_size(s.size_bytes), f"{s.count:,}", s.where]
             for s in sites]
     return Table(["size", "blocks", "where"], rows, "rrl", 2)
 

@@ -29,16 +29,23 @@ def terminal_width() -> int:
 
 
 def clip_left(text: str, width: int) -> str:
-    """*text* cut to *width* characters, keeping its end.
+    """*text* cut to *width* characters, keeping its end (a path's file and line).
+
+    A notebook cell's place (``In [7], line 3: source``) keeps its start
+    instead: the cell and line are what the reader looks for.
 
     Example:
         >>> clip_left("/very/long/path/to/module.py:12", 20)
         '...h/to/module.py:12'
+        >>> clip_left("In [7], line 3: store[i] = bytearray(512)", 24)
+        'In [7], line 3: store...'
     """
     if len(text) <= width:
         return text
     if width <= 3:
         return text[-width:] if width > 0 else ""
+    if text.startswith("In ["):
+        return text[:width - 3] + "..."
     return "..." + text[-(width - 3):]
 
 

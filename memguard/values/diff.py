@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..units import format_size
-from .site import AllocationSite, Frame, is_internal
+from .site import AllocationSite, Frame, is_internal, locate
 from .snapshot import Snapshot
 
 __all__ = ["GroupBy", "SiteDelta", "SnapshotDiff", "TypeDelta", "compare"]
@@ -55,7 +55,7 @@ class SiteDelta:
     @property
     def where(self) -> str:
         """``file:line``, or the file alone when grouped by file."""
-        return f"{self.filename}:{self.lineno}" if self.lineno else self.filename
+        return locate(self.filename, self.lineno) if self.lineno else self.filename
 
     def __str__(self) -> str:
         return (f"{self.where}: {format_size(self.size_bytes)} "

@@ -15,6 +15,7 @@ from typing import IO, Any
 
 from ..units import format_size
 from .files import register_kind
+from .site import locate
 
 __all__ = ["NATIVE_NOTE", "UNATTRIBUTED_FLOOR", "LineProfile", "LineRow", "row_sort_key"]
 
@@ -177,7 +178,7 @@ class LineProfile:
     @property
     def label(self) -> str:
         """``function (file:line)``."""
-        return f"{self.function} ({self.filename}:{self.first_lineno})"
+        return f"{self.function} ({locate(self.filename, self.first_lineno)})"
 
     def row(self, lineno: int) -> LineRow:
         """The row of line *lineno*.

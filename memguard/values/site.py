@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import tracemalloc
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +17,10 @@ from ..units import format_size
 __all__ = [
     "AllocationSite",
     "Frame",
+    "LocationNamer",
+    "add_location_namer",
     "is_internal",
+    "locate",
     "site_sort_key",
     "sites_from_snapshot",
 ]
@@ -36,6 +39,57 @@ def is_internal(filename: str) -> bool:
     )
 
 
+LocationNamer = Callable[[str, int], "str | None"]
+"""``namer(filename, lineno)``: a readable name for a place, or ``None`` to pass."""
+
+_namers: list[LocationNamer] = []
+
+
+def add_location_namer(namer: LocationNamer) -> Callable[[], None]:
+    """Let *namer* name places in every report; returns the function that removes it.
+
+    A front end whose code lives in files nobody should read adds one: the
+    IPython extension names ipykernel's per-cell temporary files by their cell
+    (``In [7], line 3: store[i] = bytearray(512)``). The values keep the real
+    file name; only what is printed changes. The namer most recently added is
+    asked first; one that raises is skipped.
+
+    Example:
+        >>> remove = add_location_namer(lambda f, n: "the demo" if f == "demo.py" else None)
+        >>> locate("demo.py", 3), locate("app.py", 3)
+        ('the demo', 'app.py:3')
+        >>> remove()
+        >>> locate("demo.py", 3)
+        'demo.py:3'
+    """
+    if not callable(namer):
+        raise TypeError(f"namer must be callable, not {type(namer).__name__}")
+    _namers.append(namer)
+
+    def remove() -> None:
+        if namer in _namers:
+            _namers.remove(namer)
+
+    return remove
+
+
+def locate(filename: str, lineno: int) -> str:
+    """How reports name a place: ``file:line``, unless a registered namer knows better.
+
+    Example:
+        >>> locate("/app/util.py", 2)
+        '/app/util.py:2'
+    """
+    for namer in reversed(_namers):
+        try:
+            name = namer(filename, lineno)
+        except Exception:  # a namer must never break a failure message
+            continue
+        if name:
+            return name
+    return f"{filename}:{lineno}"
+
+
 @dataclass(frozen=True, slots=True)
 class Frame:
     """One frame of an allocation's traceback."""
@@ -46,7 +100,7 @@ class Frame:
     """The line number in that file."""
 
     def __str__(self) -> str:
-        return f"{self.filename}:{self.lineno}"
+        return locate(self.filename, self.lineno)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -73,9 +127,14 @@ class AllocationSite:
     traceback: tuple[Frame, ...] = ()
     """The full traceback, innermost last, when grouped by traceback."""
 
+    @property
+    def where(self) -> str:
+        """``file:line``, or what a registered namer calls the place (:func:`locate`)."""
+        return locate(self.filename, self.lineno)
+
     def __str__(self) -> str:
         size = format_size(self.size_bytes)
-        return f"{self.filename}:{self.lineno}: {size} in {self.count} blocks"
+        return f"{self.where}: {size} in {self.count} blocks"
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
