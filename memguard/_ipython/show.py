@@ -1,15 +1,16 @@
 """L6 front end: how memguard's values look in IPython.
 
-The values render themselves as HTML (``_repr_html_``, with inline charts)
-and Markdown through :mod:`memguard.report`, without importing IPython. What
-IPython would show as plain text is the dataclass ``repr``, a debugging form;
-while the extension is loaded, the shell's plain-text formatter prints the
-report's text rendering instead, and a value without its own ``_repr_html_``
-(a leak or limit report) is shown as the HTML report, charts included. HTML
-that is a whole page is shown in an iframe, so that its styles stay out of
-the notebook's own page. The formatters are registered by type name, so the
-value modules are not imported until a value is shown, and the previous
-formatters come back when the extension is unloaded.
+The values render themselves as HTML (``_repr_html_``) and Markdown through
+:mod:`memguard.report`, without importing IPython; their HTML is the notebook
+fragment of :mod:`memguard.report.notebook` (tables, PNG charts, inline
+styles scoped to the output, nothing a sanitizer removes). What IPython would
+show as plain text is the dataclass ``repr``, a debugging form; while the
+extension is loaded, the shell's plain-text formatter prints the report's
+text rendering instead, and every value (the recording ``record()`` yields, a
+watch or run report too) gets the same HTML fragment. The formatters are
+registered by type name, so the value modules are not imported until a value
+is shown, and the previous formatters come back when the extension is
+unloaded.
 """
 
 from __future__ import annotations
@@ -18,13 +19,12 @@ import base64
 import importlib
 import io
 from collections.abc import Callable
-from html import escape
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
-__all__ = ["VALUE_TYPES", "html", "isolated", "plain_text", "register_formatters", "show_png"]
+__all__ = ["VALUE_TYPES", "html", "plain_text", "register_formatters", "show_png"]
 
 VALUE_TYPES: tuple[tuple[str, str], ...] = (
     ("memguard.values.snapshot", "Snapshot"),
@@ -33,6 +33,9 @@ VALUE_TYPES: tuple[tuple[str, str], ...] = (
     ("memguard.values.limit", "LimitReport"),
     ("memguard.values.timeline", "Timeline"),
     ("memguard.values.lineprofile", "LineProfile"),
+    ("memguard.values.watch", "WatchReport"),
+    ("memguard.values.run", "RunReport"),
+    ("memguard.guards.record", "Recording"),
 )
 """The (module, class) of every value the extension formats as text."""
 
@@ -63,47 +66,22 @@ def plain_text(value: Any) -> str:
 
 
 def html(value: Any) -> str:
-    """The value's HTML for a notebook: its own ``_repr_html_``, or else the HTML report.
+    """The value's HTML for a notebook: a fragment that stays inside its own output.
 
-    A whole HTML document (a report page, with its global styles) is put in an
-    ``<iframe srcdoc>``: a notebook inserts output HTML into its own page, where
-    a page's ``body`` and heading styles would restyle the notebook itself.
+    It is :func:`memguard.report.notebook.render_notebook`: tables, charts as
+    size-bounded PNGs and inline styles only, no iframe, script or page-wide
+    CSS, so a shared (untrusted) notebook still shows it and it never restyles
+    the notebook around it.
 
     Example:
         >>> from memguard.values.limit import LimitReport
         >>> report = LimitReport(label="demo", source="python", method="tracemalloc",
         ...                      limit_bytes=2048, peak_bytes=1024)
-        >>> html(report).startswith('<iframe class="memguard-report"')
+        >>> html(report).startswith('<div class="memguard-output memguard-limit')
         True
     """
-    own = getattr(type(value), "_repr_html_", None)
-    if own is not None:
-        document = str(own(value))
-    else:
-        render = importlib.import_module("memguard.report").render
-        document = str(render(value, "html"))
-    return isolated(document)
-
-
-def isolated(document: str) -> str:
-    """Wrap a whole HTML document in an iframe sized to its content; leave fragments alone.
-
-    The frame may not run scripts (the reports have none); its height follows
-    the document once loaded, where the notebook allows that, and is 480 px
-    otherwise.
-
-    Example:
-        >>> isolated("<b>fragment</b>")
-        '<b>fragment</b>'
-        >>> isolated("<!DOCTYPE html><html><body>page</body></html>")[:31]
-        '<iframe class="memguard-report"'
-    """
-    if not document.lstrip()[:15].lower().startswith(("<!doctype", "<html")):
-        return document
-    fit = "this.style.height=(this.contentDocument.documentElement.scrollHeight+8)+'px'"
-    return (f'<iframe class="memguard-report" sandbox="allow-same-origin" '
-            f'style="width:100%;height:480px;border:0" onload="{fit}" '
-            f'srcdoc="{escape(document, quote=True)}"></iframe>')
+    notebook = importlib.import_module("memguard.report.notebook")
+    return str(notebook.render_notebook(value))
 
 
 def _pretty(value: Any, printer: Any, cycle: bool) -> None:
