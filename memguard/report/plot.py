@@ -60,11 +60,24 @@ def _size_axis(axis: Any, values: Sequence[float], *, signed: bool = False) -> N
 
     class _Binary(ticker.MaxNLocator):  # type: ignore[misc, name-defined]
         def tick_values(self, vmin: float, vmax: float) -> Any:
+            if unit == 1:
+                # Bytes come whole: a flat series (no leak) gets ticks at whole
+                # bytes around it, never "+0 B, +0 B, 0 B, -0 B".
+                vmin, vmax = min(vmin, -1.0), max(vmax, 1.0)
             return super().tick_values(vmin / unit, vmax / unit) * unit
 
-    axis.set_major_locator(_Binary(nbins=6, steps=[1, 2.5, 5, 10]))
-    axis.set_major_formatter(ticker.FuncFormatter(
-        lambda v, _pos: format_size(v, signed=signed and v != 0)))
+    axis.set_major_locator(_Binary(nbins=6, steps=[1, 2, 2.5, 5, 10], integer=unit == 1))
+    axis.set_major_formatter(ticker.FuncFormatter(_tick_label(signed)))
+
+
+def _tick_label(signed: bool) -> Any:
+    def label(value: float, _position: int) -> str:
+        whole = round(value)
+        if abs(value - whole) < 1e-6 * max(1.0, abs(value)):
+            value = whole  # -0.0 and float noise read as the round figure they are
+        return format_size(value, signed=signed and value != 0)
+
+    return label
 
 
 def _legend_below(ax: Axes, handles: list[Any], labels: list[str]) -> None:
@@ -138,7 +151,7 @@ def plot_timeline(timeline: Any, ax: Axes | None = None) -> Figure:
         ax.set_xlim(min(times), max(*times, min(times) + 1e-6))
     name = f" of {timeline.label}" if timeline.label else ""
     what = " and ".join(measured) or "nothing measured"
-    ax.set_title(f"Memory over time{name} ({what})")
+    ax.set_title(f"Memory over time{name} ({what})", wrap=True)
     return figure
 
 
@@ -219,7 +232,8 @@ def plot_growth(report: LeakReport, ax: Axes | None = None) -> Figure:
         lines, labels = ax.get_legend_handles_labels()
         more, more_labels = count_ax.get_legend_handles_labels()
         _legend_below(ax, lines + more, labels + more_labels)
-    ax.set_title(f"Growth per call of {report.label} ({', '.join(shown) or 'no series'})")
+    ax.set_title(f"Growth per call of {report.label} ({', '.join(shown) or 'no series'})",
+                 wrap=True)
     return figure
 
 
@@ -245,7 +259,7 @@ def _bars(ax: Axes, labels: list[str], values: list[float], *, sizes: bool, titl
         ax.annotate(text, xy=(val, pos), xytext=(3 if val >= 0 else -3, 0),
                     textcoords="offset points", va="center",
                     ha="left" if val >= 0 else "right", fontsize="x-small")
-    ax.set_title(title)
+    ax.set_title(title, wrap=True)
     ax.margins(x=0.18)
 
 
