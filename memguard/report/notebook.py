@@ -84,9 +84,10 @@ def render_notebook(value: Any, *, charts: bool | None = None, top: int = 10) ->
             run report, a line profile).
         charts: Embed the value's charts as PNG images (needs matplotlib;
             without it the fragment says how to install it). By default
-            every value but a snapshot has its charts: a snapshot is often
-            the "before" of a diff, and drawing would import matplotlib
-            into the memory being compared.
+            every value but a snapshot or a diff has its charts: those are
+            steps of a hunt by snapshots, and drawing would import
+            matplotlib into the memory the next diff compares (their tables
+            say the same).
         top: Rows per table and bars per chart.
 
     Returns:
@@ -114,7 +115,7 @@ def render_notebook(value: Any, *, charts: bool | None = None, top: int = 10) ->
                  or getattr(value, "survivors", ()))
     parts = [f'<p style="{_TITLE}">{escape(document.title)}</p>', _facts(document, alarm)]
     if charts is None:
-        charts = document.kind != "snapshot"
+        charts = document.kind not in ("snapshot", "diff")
     if charts and document.charts:
         parts.extend(_charts(value, document, top))
     parts.extend(_section(section) for section in document.sections)
