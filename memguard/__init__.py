@@ -21,6 +21,7 @@ from .exceptions import (
     MeasurementUnavailable,
     MemguardError,
     MemoryLimitExceeded,
+    OutputRefused,
     SnapshotFormatError,
     TracingError,
 )
@@ -97,6 +98,7 @@ __all__ = [
     "MeasurementUnavailable",
     "MemguardError",
     "MemoryLimitExceeded",
+    "OutputRefused",
     "RunReport",
     "SignalVerdict",
     "Snapshot",
