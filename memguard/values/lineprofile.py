@@ -264,9 +264,8 @@ class LineProfile:
         stream.write(self.table(source_width=source_width) + "\n")
 
     def _repr_html_(self) -> str:
-        module = importlib.import_module("memguard.report.lines")
-        html: str = module.to_html(self)
-        return html
+        # A fragment that survives a notebook's sanitizer and styles only itself.
+        return str(importlib.import_module("memguard.report.notebook").render_notebook(self))
 
     def _repr_markdown_(self) -> str:
         module = importlib.import_module("memguard.report.lines")

@@ -10,6 +10,7 @@ verdict of ``--limit``.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -146,6 +147,10 @@ class RunReport:
         if self.rss and self.rss_peak_bytes is not None:
             text += f", peak RSS {format_size(self.rss_peak_bytes)}"
         return text
+
+    def _repr_html_(self) -> str:
+        # A fragment that survives a notebook's sanitizer and styles only itself.
+        return str(importlib.import_module("memguard.report.notebook").render_notebook(self))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; :meth:`from_dict` reverses it."""

@@ -211,7 +211,8 @@ class Snapshot:
         return files.save(self, path)  # type: ignore[no-any-return]
 
     def _repr_html_(self) -> str:
-        return str(importlib.import_module("memguard.report").render(self, "html", charts=False))
+        # A fragment that survives a notebook's sanitizer and styles only itself.
+        return str(importlib.import_module("memguard.report.notebook").render_notebook(self))
 
     def _repr_markdown_(self) -> str:
         return str(importlib.import_module("memguard.report").render(self, "markdown"))

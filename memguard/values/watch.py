@@ -8,6 +8,7 @@ the object itself.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -131,6 +132,10 @@ class WatchReport:
         if rest > 0:
             lines.append(f"  ... {rest} more")
         return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        # A fragment that survives a notebook's sanitizer and styles only itself.
+        return str(importlib.import_module("memguard.report.notebook").render_notebook(self))
 
     def _repr_markdown_(self) -> str:
         """The verdict, then a table of survivors (notebooks show this)."""

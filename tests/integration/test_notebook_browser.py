@@ -38,9 +38,9 @@ import pytest
 
 import memguard
 from memguard import _tracing
-from memguard.guards._program import Program
 from memguard.guards.profile import profile_lines
-from memguard.guards.run import run_program
+from memguard.program.launch import Program
+from memguard.program.measure import run_program
 from tests.integration._notebook_html import jupyterlab_untrusted
 
 pytest.importorskip("matplotlib")

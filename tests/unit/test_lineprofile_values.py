@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -145,11 +146,16 @@ def test_markdown_in_full() -> None:
 
 def test_html_escapes_and_lists_notes() -> None:
     profile = make_profile(function="<lambda>")
-    html = profile._repr_html_()
-    assert html == report_lines.to_html(profile)
+    html = report_lines.to_html(profile)
     assert "<b>&lt;lambda&gt;</b>" in html
     assert "<pre style=\"margin:0\">    data = bytearray(n)</pre>" in html
     assert "<li>native allocations are not seen" in html
+    # In a notebook: the Source column left-aligned, its indentation kept.
+    shown = profile._repr_html_()
+    assert "memguard line profile: &lt;lambda&gt;" in shown
+    assert re.search(r'<td style="[^"]*text-align:left;white-space:pre;[^"]*">'
+                     r"    data = bytearray\(n\)</td>", shown), shown
+    assert "native allocations are not seen" in shown
 
 
 def test_plot_lines_draws_one_bar_per_line() -> None:
