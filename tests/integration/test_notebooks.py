@@ -96,11 +96,15 @@ def test_leak_investigation_finds_fixes_and_verifies_the_leak(kernel: str,
     assert re.search(r"verdict +cell In\[\d+\]: leaks \+\S+ KiB per call", text), text
     assert "__main__.Session" in text
     assert "Session.on_config_reloaded" in text
+    # Sites named by cell and line, with the source (the service's cell).
+    assert re.search(r"In \[\d+\], line \d+: self\.scratch = bytearray\(4096\)", text), text
+    assert not re.search(r"ipykernel_\d+/", text), "no cell named by its temporary file"
     assert '<img alt="growth chart' in data(verdict, "text/html"), "the verdict's growth chart"
 
     diff = data(cell(notebook, "%memguard_diff"), "text/plain")
     top_site = diff.split("where\n", 1)[1].splitlines()[0]
-    assert re.match(r" +\+2\.0 MiB +2\.0 MiB +\+1,000 +1,000 ", top_site), top_site
+    assert re.match(r" +\+2\.0 MiB +2\.0 MiB +\+1,000 +1,000 +In \[\d+\], line \d+: "
+                    r"self\.scratch", top_site), top_site
 
     holders = stream(cell(notebook, "%memguard_holders"))
     assert re.match(r"who holds suspect \(Session\):\n  __main__\.bus\._subscribers"
@@ -155,7 +159,8 @@ def test_limits_and_timelines(kernel: str, tmp_path: Path) -> None:
     assert '<img alt="timeline chart' in data(timeline, "text/html"), "the timeline's chart"
 
     lines = data(cell(notebook, "%memguard_lines"), "text/plain")
-    assert lines.startswith("build_index (")
+    assert re.match(r"build_index \(In \[\d+\], line \d+: def build_index\(rows\):\)", lines)
+    assert not re.search(r"ipykernel_\d+/", lines)
     assert "ordered = sorted(rows" in lines
 
     kept = stream(cell(notebook, "more = load_rows"))
