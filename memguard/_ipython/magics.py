@@ -81,7 +81,7 @@ class MemguardMagics(Magics):
     # -- snapshots --------------------------------------------------------
 
     @line_magic
-    @documented(parsers.SNAPSHOT, "%memguard_snapshot before --trace\nrun_requests(100)\n"
+    @documented(parsers.SNAPSHOT, "%memguard_snapshot before\nrun_requests(100)\n"
                                   "%memguard_snapshot after --stop\n"
                                   "%memguard_diff before after")
     def memguard_snapshot(self, line: str) -> Any:

@@ -707,14 +707,23 @@ def test_leaks_cell_shows_the_verdict_of_a_leaking_cell(shell: InteractiveShell)
     assert calls >= 22
 
 
-def test_leaks_cell_with_assert_fails_like_a_test(shell: InteractiveShell) -> None:
+def test_leaks_cell_with_assert_fails_like_a_test(shell: InteractiveShell,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
     run(shell, APP)
+    capsys.readouterr()
     result = run(shell, "%%memguard_leaks --repeat 20 --warmup 2 --signals objects --assert\n"
                         "handle_request('dave')")
     error = result.error_in_exec
     assert isinstance(error, LeakDetected)
     assert magics(shell).results["leaks"] is error.report
     assert str(error).startswith(f"Leak detected in cell In[{result.execution_count}]: ")
+    # Shown as the cell and the verdict, without memguard's frames.
+    out = capsys.readouterr().out
+    assert out.startswith(f"LeakDetected\nCell In[{result.execution_count}]:\n"
+                          "  1 %%memguard_leaks --repeat 20 --warmup 2 --signals objects "
+                          "--assert\n  2 handle_request('dave')\nLeakDetected: Leak detected"), out
+    assert "magics.py" not in out
+    assert "run_cell_magic" not in out
 
 
 def test_leaks_cell_of_clean_code_passes_its_assert(shell: InteractiveShell,
