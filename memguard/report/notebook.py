@@ -61,9 +61,13 @@ _CELL = "padding:2px 10px 2px 0;vertical-align:top;border:0;background:transpare
 _HEAD = (f"{_CELL};font-weight:bold;white-space:nowrap;border-bottom:{_LINE};"
          f"border-bottom-color:{_LINE_VAR}")
 _ROW_RULE = f"border-bottom:1px solid rgba(128,128,128,0.2);border-bottom-color:{_LINE_VAR}"
-_WRAP = "white-space:normal;word-break:normal;overflow-wrap:break-word"
+# Long paths and chains wrap rather than run past the cell: "break-word" (a
+# break only where a line would overflow, counted in a table's narrowest
+# width) where a sanitizer keeps it; JupyterLab's untrusted sanitizer drops
+# that value, and its "break-all" fallback is the one it keeps.
+_WRAP = "white-space:normal;word-break:break-all;word-break:break-word;overflow-wrap:anywhere"
 _NUMBER = "text-align:right;white-space:nowrap"
-_SOURCE = ("text-align:left;white-space:pre;font-family:var(--jp-code-font-family, monospace);"
+_SOURCE = ("text-align:left;white-space:pre-wrap;font-family:var(--jp-code-font-family, monospace);"
            "font-family:monospace")
 _PRE = ("margin:2px 0 8px 0;padding:4px 6px;white-space:pre-wrap;word-break:normal;"
         "overflow-wrap:break-word;background:transparent;border-left:3px solid "

@@ -8,8 +8,9 @@ Ammonia):
   ``svg``, images only from http(s), no scripts, iframes or event attributes;
 * JupyterLab's for an untrusted output (``packages/apputils/src/sanitizer.ts``):
   ``class`` and ``style`` kept, images of any source (data: URIs included),
-  no ``svg``; CSS declarations are checked value by value there, and a value
-  with ``var(...)`` matches none of its patterns, so it is dropped here too.
+  no ``svg``; CSS declarations are checked value by value there: a value
+  with ``var(...)`` matches none of its patterns, and keyword properties take
+  only the keywords it lists, so those declarations are dropped here too.
 """
 
 from __future__ import annotations
@@ -75,11 +76,31 @@ def github(fragment: str) -> str:
                      url_schemes={"http", "https", "mailto"}, link_rel=None)
 
 
+# JupyterLab's value patterns for the keyword properties memguard's outputs use.
+_LAB_KEYWORDS = {
+    "word-break": {"normal", "keep-all", "break-all"},
+    "overflow-wrap": {"normal", "break-word"},
+    "word-wrap": {"normal", "break-word"},
+    "white-space": {"normal", "pre", "nowrap", "pre-wrap", "pre-line"},
+    "text-align": {"left", "right", "center", "justify"},
+    "display": {"inline", "block", "inline-block", "table", "table-cell", "flex", "none"},
+}
+
+
+def _lab_declaration(declaration: str) -> bool:
+    name, _, value = declaration.partition(":")
+    name, value = name.strip().lower(), value.strip().lower()
+    if not name or "var(" in value:
+        return False
+    allowed = _LAB_KEYWORDS.get(name)
+    return allowed is None or value in allowed
+
+
 def _lab_attribute(element: str, attribute: str, value: str) -> str | None:
     del element
     if attribute != "style":
         return value
-    kept = [d for d in value.split(";") if d.strip() and "var(" not in d]
+    kept = [d for d in value.split(";") if _lab_declaration(d)]
     return ";".join(kept) or None
 
 

@@ -242,7 +242,7 @@ def outputs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
         sys.modules["__main__"] = saved_main
 
 
-def _page(theme: str, outputs: dict[str, str], *, with_memguard: bool) -> str:
+def _page(theme: str, outputs: dict[str, str], *, with_memguard: bool, width: int = 880) -> str:
     variables = ";".join(f"{k}:{v}" for k, v in THEMES[theme].items())
     sections = []
     for key, fragment in outputs.items():
@@ -262,7 +262,8 @@ def _page(theme: str, outputs: dict[str, str], *, with_memguard: bool) -> str:
             f'<h2 data-probe="heading">After {key}</h2><p data-probe="paragraph">Text of a '
             "markdown cell.</p></div></section>")
     return ("<!DOCTYPE html><html><head><meta charset='utf-8'>"
-            f"<style>:root{{{variables}}}\n{LAB_CSS}</style></head><body><main>"
+            f"<style>:root{{{variables}}}\n{LAB_CSS}\nmain{{width:{width}px}}</style></head>"
+            "<body><main>"
             + "".join(sections) + f'</main><pre id="probe"></pre><script>{PROBE}</script>'
             "</body></html>")
 
@@ -293,12 +294,15 @@ def _contrast(one: str, two: str) -> float:
     return (light + 0.05) / (dark + 0.05)
 
 
-@pytest.mark.parametrize("theme", ["light", "dark"])
-def test_outputs_keep_to_themselves_and_show_everything(theme: str, outputs: dict[str, str],
+@pytest.mark.parametrize(("theme", "width"), [("light", 880), ("dark", 880), ("light", 520)])
+def test_outputs_keep_to_themselves_and_show_everything(theme: str, width: int,
+                                                        outputs: dict[str, str],
                                                         tmp_path: Path) -> None:
     assert len(outputs) == 27, sorted(outputs)  # 9 value types, 3 ways each
-    with_outputs = _probe(tmp_path, _page(theme, outputs, with_memguard=True), "with")
-    without = _probe(tmp_path, _page(theme, outputs, with_memguard=False), "without")
+    with_outputs = _probe(tmp_path, _page(theme, outputs, with_memguard=True, width=width),
+                          "with")
+    without = _probe(tmp_path, _page(theme, outputs, with_memguard=False, width=width),
+                     "without")
     # No output restyles the printed lines, tracebacks and markdown around it.
     assert with_outputs["neighbours"] == without["neighbours"]
     assert len(with_outputs["outputs"]) == 27
@@ -309,7 +313,7 @@ def test_outputs_keep_to_themselves_and_show_everything(theme: str, outputs: dic
         assert shown["cut"] == [], key  # nothing past the cell's right edge
         assert shown["split"] == [], key  # no header broken inside a word
         assert all(image["decoded"] for image in shown["images"]), key
-        assert all(0 < image["width"] <= 880 for image in shown["images"]), key
+        assert all(0 < image["width"] <= width for image in shown["images"]), key
         for colour in (shown["color"], shown["titleColor"]):
             assert _contrast(colour, shown["background"]) >= 4.5, (key, colour)
         if key.split("/")[0].startswith(("leak", "limit", "recording", "timeline",

@@ -153,7 +153,7 @@ def test_html_escapes_and_lists_notes() -> None:
     # In a notebook: the Source column left-aligned, its indentation kept.
     shown = profile._repr_html_()
     assert "memguard line profile: &lt;lambda&gt;" in shown
-    assert re.search(r'<td style="[^"]*text-align:left;white-space:pre;[^"]*">'
+    assert re.search(r'<td style="[^"]*text-align:left;white-space:pre-wrap;[^"]*">'
                      r"    data = bytearray\(n\)</td>", shown), shown
     assert "native allocations are not seen" in shown
 
