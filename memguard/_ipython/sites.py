@@ -2,15 +2,15 @@
 
 ipykernel compiles each cell into a temporary file (``/tmp/ipykernel_14816/
 2629628952.py``) that means nothing to the reader. While the extension is
-loaded, memguard's reports name such a place by its cell and show the line:
-``In [7], line 3: store[i] = bytearray(512)``. The values keep the real file
-name (a saved report still says where the code ran); only what is printed
-changes, through :func:`memguard.values.site.add_location_namer`.
+loaded, memguard's reports name such a place by its cell and line, as the
+notebook numbers them (``In [7], line 3``), beside the line's source
+(``store[i] = bytearray(512)``), which the sites carry. The values keep the
+real file name (a saved report still says where the code ran); only what is
+printed changes, through :func:`memguard.values.site.add_location_namer`.
 """
 
 from __future__ import annotations
 
-import linecache
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -23,7 +23,7 @@ __all__ = ["cell_location", "name_cells"]
 
 
 def cell_location(numbers: dict[str, int], filename: str, lineno: int) -> str | None:
-    """``In [N], line L: source`` for a cell's file, or ``None`` for any other file.
+    """``In [N], line L`` for a cell's file, or ``None`` for any other file.
 
     Args:
         numbers: IPython's map from a cell's compiled file name to its prompt
@@ -32,20 +32,13 @@ def cell_location(numbers: dict[str, int], filename: str, lineno: int) -> str | 
         lineno: The line in it.
 
     Example:
-        >>> import linecache
-        >>> linecache.cache["/tmp/ipykernel_1/42.py"] = (20, None, ["x = 1\\n", "  y = []\\n"],
-        ...                                                "/tmp/ipykernel_1/42.py")
         >>> cell_location({"/tmp/ipykernel_1/42.py": 7}, "/tmp/ipykernel_1/42.py", 2)
-        'In [7], line 2: y = []'
+        'In [7], line 2'
         >>> cell_location({}, "/app/util.py", 2) is None
         True
     """
     number = numbers.get(filename)
-    if number is None:
-        return None
-    source = linecache.getline(filename, lineno).strip()
-    where = f"In [{number}], line {lineno}"
-    return f"{where}: {source}" if source else where
+    return None if number is None else f"In [{number}], line {lineno}"
 
 
 def name_cells(shell: InteractiveShell) -> Callable[[], None]:

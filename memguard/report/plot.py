@@ -159,7 +159,7 @@ def _unit_of(report: LeakReport, name: str) -> str:
     for signal in report.signals:
         if signal.name == name:
             return signal.unit
-    return "bytes" if name in ("python", "rss") else name
+    return "bytes" if name in ("python", "malloc", "rss") else name
 
 
 def plot_growth(report: LeakReport, ax: Axes | None = None) -> Figure:
@@ -192,6 +192,7 @@ def plot_growth(report: LeakReport, ax: Axes | None = None) -> Figure:
         figure, ax = _figure(ax)
         count_ax = ax.twinx() if mixed else None
     names = {"python": "traced Python memory", "rss": "process RSS", "objects": "live objects",
+             "malloc": "malloc in use", "blocks": "allocator blocks",
              "fds": "open descriptors", "threads": "threads"}
     byte_values: list[float] = []
     shown = []

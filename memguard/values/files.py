@@ -10,7 +10,9 @@ with :func:`register_kind`, either as a ``from_dict`` callable or as a lazy
 ``"module:Class"`` string, so that loading a file imports only what it needs.
 Loading never runs code from the file. Every damaged, truncated, foreign or
 newer-version file raises :class:`~memguard.exceptions.SnapshotFormatError`
-naming the file and the problem.
+naming the file and the problem, and so does a damaged field inside a valid
+envelope (:func:`memguard.values.fields.check_fields`: types, signs, a
+timeline's moments), named by its path.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 from .._version import __version__
 from ..exceptions import SnapshotFormatError
 from ..output import write_file
+from .fields import check_fields
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "MAX_DECOMPRESSED_BYTES", "dumps", "load", "loads",
            "register_kind", "save"]
@@ -223,11 +226,13 @@ def _from_envelope(envelope: Any, name: str) -> Any:
     except (ImportError, AttributeError) as error:
         raise SnapshotFormatError(name, f"cannot read kind {kind!r} here: {error}") from None
     try:
-        return reader(data)
+        value = reader(data)
+        check_fields(value)
     except KeyError as error:
         raise SnapshotFormatError(name, f"damaged {kind}: missing field {error}") from None
     except (TypeError, ValueError, AttributeError, RecursionError) as error:
         raise SnapshotFormatError(name, f"damaged {kind}: {error}") from None
+    return value
 
 
 def load(path: str | os.PathLike[str]) -> Any:

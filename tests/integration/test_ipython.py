@@ -220,8 +220,10 @@ def test_limit_cell_under_the_limit_prints_the_peak_and_keeps_the_output(
     assert 1_000_000 <= report.peak_bytes <= 1_000_000 + 32 * 1024
     out = capsys.readouterr().out
     assert out.splitlines()[0] == f"memguard: {report}"
+    # "counted" where memguard's native allocation counter is built, "traced" without it.
     assert re.fullmatch(r"memguard: cell In\[\d+\]: peak 9\d\d\.\d KiB <= limit 9\.5 MiB "
-                        r"\(headroom 8\.\d MiB\), traced Python heap", out.splitlines()[0])
+                        r"\(headroom 8\.\d MiB\), (counted|traced) Python heap",
+                        out.splitlines()[0])
     assert out.splitlines()[1] == f"Out[{result.execution_count}]: 1000000"
 
 
@@ -239,13 +241,15 @@ def test_limit_cell_over_the_limit_fails_with_the_test_message(
     over_kib = error.overshoot_bytes / 1024
     assert first == (f"Memory limit exceeded in loader: peak {peak_mib:.1f} MiB > limit "
                      f"976.6 KiB (+{over_kib:.1f} KiB), "
-                     f"traced Python heap")
-    assert sites_title.startswith("  top allocation sites (sites live at the peak")
+                     f"{error.details.measured}")
+    assert error.details.measured in ("counted Python heap", "traced Python heap")
+    assert sites_title.startswith("  top allocation sites (")
+    assert "sites live at the peak" in sites_title
     # The cell's own line is named by its cell, numbered as the notebook shows
     # it (the magic is line 1), with its source.
     cell = result.execution_count
-    assert re.fullmatch(rf"    In \[{cell}\], line 2: kept = bytearray\(2_000_000\): "
-                        r"1\.9 MiB in \d blocks", top_site), top_site
+    assert re.fullmatch(rf"    In \[{cell}\], line 2: 1\.9 MiB in \d blocks"
+                        r"(  kept = bytearray\(2_000_000\))?", top_site), top_site
     # What the notebook shows: the cell's code and the verdict, no frame of
     # memguard or IPython (no run_cell_magic, no guard __exit__).
     out = capsys.readouterr().out
@@ -427,12 +431,13 @@ def test_cold_start_hunt_names_the_storing_line_and_the_growing_type(
     # The storing line, named by its cell: 2,000 bytearrays, each an object
     # (56 bytes on 64-bit CPython) and its 513-byte buffer, two blocks, plus
     # the dict's table that grew to hold them (under 96 KiB for 2,000 keys).
-    assert top.where == (f"In [{define.execution_count}], line 5: "
-                         "store[i] = bytearray(512)")
+    assert top.where == f"In [{define.execution_count}], line 5"
+    assert top.source == "store[i] = bytearray(512)"
     assert 2000 * (512 + 56) <= top.size_diff_bytes <= 2000 * (513 + 56) + 96 * 1024
     assert 4000 <= top.count_diff <= 4002
     text = render(diff, "text", width=120)
-    assert f"In [{define.execution_count}], line 5: store[i] = bytearray(512)" in text
+    assert re.search(rf"In \[{define.execution_count}\], line 5\s+store\[i\] = "
+                     r"bytearray\(512\)", text), text
     assert "ipykernel" not in text
     assert "<ipython-input" not in text
     run(shell, "%memguard_snapshot done --stop --no-census")
@@ -525,7 +530,9 @@ def test_record_cell_returns_its_timeline(shell: InteractiveShell,
     assert peak is not None
     assert 4_000_000 <= peak <= 4_000_000 + 64 * 1024
     assert {sample.rss_bytes for sample in timeline.samples} == {None}, "--no-rss samples"
-    assert len(timeline.samples) >= 5
+    # The first and last samples; the thread's own come on top, as many as
+    # the machine's load lets it take in the cell's 40 ms.
+    assert len(timeline.samples) >= 2
     assert _tracing.open_windows() == 0
     out = capsys.readouterr().out
     assert out.startswith(f'Out[{result.execution_count}]: \nmemguard timeline "cell In[')

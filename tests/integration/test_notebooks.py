@@ -46,7 +46,10 @@ def execute(name: str, kernel: str, workdir: Path) -> Any:
     for cell in notebook.cells:
         assert not cell.get("outputs"), f"{name} is stored with outputs; strip them"
     notebook.cells.append(nbformat.v4.new_code_cell("import sys\nprint(sys.executable)"))
-    client = nbclient.NotebookClient(notebook, kernel_name=kernel, timeout=60,
+    # Timeouts are hang guards, far above what a cell or a kernel's start
+    # takes on a busy 2-core machine, not figures under test.
+    client = nbclient.NotebookClient(notebook, kernel_name=kernel, timeout=600,
+                                     startup_timeout=600,
                                      resources={"metadata": {"path": str(workdir)}})
     client.execute()
     interpreter = notebook.cells.pop().outputs[0]["text"].strip()
@@ -96,15 +99,16 @@ def test_leak_investigation_finds_fixes_and_verifies_the_leak(kernel: str,
     assert re.search(r"verdict +cell In\[\d+\]: leaks \+\S+ KiB per call", text), text
     assert "__main__.Session" in text
     assert "Session.on_config_reloaded" in text
-    # Sites named by cell and line, with the source (the service's cell).
-    assert re.search(r"In \[\d+\], line \d+: self\.scratch = bytearray\(4096\)", text), text
+    # Sites named by the cell and line the service was defined in.
+    assert re.search(r"\n +[\d.]+ KiB +\d+ +In \[\d+\], line \d+\n", text), text
     assert not re.search(r"ipykernel_\d+/", text), "no cell named by its temporary file"
     assert '<img alt="growth chart' in data(verdict, "text/html"), "the verdict's growth chart"
 
     diff = data(cell(notebook, "%memguard_diff"), "text/plain")
-    top_site = diff.split("where\n", 1)[1].splitlines()[0]
-    assert re.match(r" +\+2\.0 MiB +2\.0 MiB +\+1,000 +1,000 +In \[\d+\], line \d+: "
-                    r"self\.scratch", top_site), top_site
+    top_site, its_line = diff.split("where\n", 1)[1].splitlines()[:2]
+    assert re.fullmatch(r" +\+2\.0 MiB +2\.0 MiB +\+1,000 +1,000 +In \[\d+\], line \d+",
+                        top_site), top_site
+    assert its_line.strip().startswith("self.scratch = bytearray(4096)")
 
     holders = stream(cell(notebook, "%memguard_holders"))
     assert re.match(r"who holds suspect \(Session\):\n  __main__\.bus\._subscribers"
@@ -120,7 +124,7 @@ def test_leak_investigation_finds_fixes_and_verifies_the_leak(kernel: str,
     assert re.search(r"verdict +cell In\[\d+\]: no leak over 20 calls", fixed), fixed
     budget = cell(notebook, "%%memguard_limit 1 MB")
     assert re.fullmatch(r"memguard: cell In\[\d+\]: peak \S+ KiB <= limit 976\.6 KiB "
-                        r"\(headroom \S+ KiB\), traced Python heap\n", stream(budget))
+                        r"\(headroom \S+ KiB\), (counted|traced) Python heap\n", stream(budget))
     assert data(budget, "text/plain") == "0", "no subscriber is left behind"
 
 
@@ -130,7 +134,7 @@ def test_limits_and_timelines(kernel: str, tmp_path: Path) -> None:
 
     under = cell(notebook, "%%memguard_limit 20 MB")
     assert re.fullmatch(r"memguard: cell In\[\d+\]: peak \S+ MiB <= limit 19\.1 MiB "
-                        r"\(headroom \S+ MiB\), traced Python heap\n", stream(under))
+                        r"\(headroom \S+ MiB\), (counted|traced) Python heap\n", stream(under))
     assert data(under, "text/plain") == "20000"
 
     (failure,) = [o for o in cell(notebook, "%%memguard_limit 1 MB").outputs
@@ -139,9 +143,9 @@ def test_limits_and_timelines(kernel: str, tmp_path: Path) -> None:
     # The site is named by its cell and line (the magic is line 1), not by
     # ipykernel's temporary file.
     assert re.match(r"Memory limit exceeded in cell In\[\d+\]: peak 1\.\d MiB > limit "
-                    r"976\.6 KiB \(\+\S+ KiB\), traced Python heap\n  top allocation sites "
-                    r"\(sites live at the peak, .*\n    In \[\d+\], line 2: labels = "
-                    r"\[row\[\"name\"\]\.upper\(\) for row in rows\]: 1\.\d MiB ",
+                    r"976\.6 KiB \(\+\S+ KiB\), (counted|traced) Python heap\n  top allocation "
+                    r"sites \(.*sites live at the peak, .*\n    In \[\d+\], line 2: 1\.\d MiB in "
+                    r"[\d,]+ blocks",
                     failure["evalue"]), failure["evalue"]
     # The error shows the cell and the verdict, none of memguard's or IPython's frames.
     shown = "\n".join(failure["traceback"])
@@ -159,7 +163,7 @@ def test_limits_and_timelines(kernel: str, tmp_path: Path) -> None:
     assert '<img alt="timeline chart' in data(timeline, "text/html"), "the timeline's chart"
 
     lines = data(cell(notebook, "%memguard_lines"), "text/plain")
-    assert re.match(r"build_index \(In \[\d+\], line \d+: def build_index\(rows\):\)", lines)
+    assert re.match(r"build_index \(In \[\d+\], line \d+\)", lines), lines
     assert not re.search(r"ipykernel_\d+/", lines)
     assert "ordered = sorted(rows" in lines
 
