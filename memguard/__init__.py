@@ -13,6 +13,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+# The report core (stdlib only) registers how values are shown, so that
+# print(value) and notebooks render the full report without the values
+# importing upwards (memguard.values._value).
+from . import report
 from ._version import __version__
 from .exceptions import (
     CheckFailed,
@@ -118,6 +122,7 @@ __all__ = [
     "profile",
     "profile_lines",
     "record",
+    "report",
     "snapshot",
     "track_leaks",
     "unload_ipython_extension",

@@ -38,6 +38,7 @@ from ..exceptions import LeakDetected
 from ..units import Size, parse_size
 from ..values.leak import SIGNALS, LeakReport, SignalName
 from ._leak_run import LeakOptions, RepeatedRun, SingleRun
+from ._repr import guard_repr
 from ._wrap import add_note, caller_label
 
 __all__ = ["LeakTracker", "check_leaks", "track_leaks"]
@@ -217,6 +218,12 @@ class LeakTracker:
         clone._parent = self  # type: ignore[attr-defined]
         return clone
 
+    def __repr__(self) -> str:
+        label = f", label={self.label!r}" if self.label else ""
+        signals = ", ".join(getattr(self.options, "signals", ()))
+        return guard_repr("track_leaks", f"signals={signals}{label}",
+                          running=self._single is not None, result=self.report)
+
     def __enter__(self) -> LeakTracker:
         if self._single is not None:
             raise RuntimeError("this track_leaks() block is already running; a `with` block "
@@ -333,7 +340,7 @@ def track_leaks(
         >>> try:
         ...     handler()
         ... except memguard.LeakDetected as error:
-        ...     print(str(error.report).split(" (")[0])  # 1000 bytes + the list's growth
+        ...     print(error.report.summary.split(" (")[0])  # 1000 bytes + the list's growth
         handler: leaks +1... KiB per call
         >>> CACHE.clear()
 

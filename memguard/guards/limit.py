@@ -36,9 +36,10 @@ from typing import Any, TypeVar, overload
 
 from .. import _tracing, process
 from ..exceptions import MemoryLimitExceeded, TracingError
-from ..units import Size, size_from_keywords
+from ..units import Size, format_size, size_from_keywords
 from ..values.limit import LimitReport, SitesStatus, Source
 from ..values.site import AllocationSite, sites_from_snapshot
+from ._repr import guard_repr
 from ._wrap import add_note, caller_label, wrap_callable
 
 __all__ = ["limit"]
@@ -208,6 +209,11 @@ class limit:
     def __call__(self, fn: Any) -> Any:
         label = getattr(fn, "__qualname__", None) or repr(fn)
         return wrap_callable(fn, lambda: self._copy(label))
+
+    def __repr__(self) -> str:
+        label = f", label={self.label!r}" if self.label else ""
+        return guard_repr("limit", f"{format_size(self.limit_bytes)}, source={self.source!r}"
+                          f"{label}", running=self._state is not None, result=self.report)
 
     def __enter__(self) -> limit:
         if self._state is not None:

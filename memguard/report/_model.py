@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..units import format_size
+from ..values._value import KINDS
 from ..values.diff import SiteDelta, SnapshotDiff
 from ..values.leak import LeakReport, format_amount
 from ..values.limit import LimitReport
@@ -292,7 +293,7 @@ def _limit(value: LimitReport, top: int) -> Document:
 
 
 def _watch(value: WatchReport, top: int) -> Document:
-    facts = [("verdict", str(value)), ("watched", str(value.watched)),
+    facts = [("verdict", value.summary), ("watched", str(value.watched)),
              ("freed", str(value.collected)),
              ("holder search", f"{value.search_seconds:.3f} s")]
     sections = []
@@ -307,7 +308,7 @@ def _watch(value: WatchReport, top: int) -> Document:
 def _leak(value: LeakReport, top: int) -> Document:
     calls = f"{value.iterations} measured" + (f" after {value.warmup} warm-up"
                                               if value.warmup else "")
-    facts = [("verdict", str(value)), ("calls", f"{calls} ({value.mode})"),
+    facts = [("verdict", value.summary), ("calls", f"{calls} ({value.mode})"),
              ("duration", f"{value.duration_seconds:.3f} s")]
     rows = [[s.name, "LEAK" if s.leaked else "ok", format_amount(s.per_call, s.unit),
              format_amount(s.total, s.unit), s.detail] for s in value.signals]
@@ -376,18 +377,14 @@ def build(value: Any, top: int = 10) -> Document:
         TypeError: memguard does not know how to show *value*.
     """
     for cls in type(value).__mro__:
-        builder = _builders.get(cls) or _BUILT_IN.get(cls)
+        builder = _builders.get(cls)
         if builder is not None:
             return builder(value, top)
-    raise TypeError(f"memguard.report cannot render {type(value).__name__}; expected a "
-                    "Snapshot, SnapshotDiff, Timeline, LimitReport, LeakReport or WatchReport")
+    known = ", ".join(cls.__name__ for cls in KINDS.values())
+    raise TypeError(f"memguard.report cannot render {type(value).__name__}; expected one "
+                    f"of {known}")
 
 
-_BUILT_IN: dict[type, Callable[[Any, int], Document]] = {
-    Snapshot: _snapshot,
-    SnapshotDiff: _diff,
-    Timeline: _timeline,
-    LimitReport: _limit,
-    LeakReport: _leak,
-    WatchReport: _watch,
-}
+for _cls, _builder in ((Snapshot, _snapshot), (SnapshotDiff, _diff), (Timeline, _timeline),
+                       (LimitReport, _limit), (LeakReport, _leak), (WatchReport, _watch)):
+    register_document(_cls, _builder)

@@ -8,7 +8,6 @@ has every table, and says how to get the charts.
 
 from __future__ import annotations
 
-import base64
 from html import escape
 from typing import Any, Literal
 
@@ -78,6 +77,8 @@ def _charts(value: Any, document: Document, top: int,
         if chart_format == "svg":
             image = plots.to_svg(figure)
         else:
+            import base64
+
             data = base64.b64encode(plots.to_png(figure)).decode("ascii")
             image = f'<img alt="{escape(name)} chart" src="data:image/png;base64,{data}">'
         caption = escape(document.caption.get(name, ""))

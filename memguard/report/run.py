@@ -12,6 +12,7 @@ from typing import Any
 from ..units import format_size
 from ..values.run import RunReport
 from ._model import Document, Section, Table, register_document
+from .lines import to_text
 
 __all__ = ["run_document"]
 
@@ -60,7 +61,7 @@ def _run_facts(run: Any) -> list[tuple[str, str]]:
         facts.append(("with children", f"peak {format_size(run.children_peak_bytes)} "
                                         f"(sampled every {_interval(run)})"))
     if run.limit is not None:
-        facts.append(("limit", str(run.limit).partition(": ")[2]))
+        facts.append(("limit", run.limit.summary.partition(": ")[2]))
     if run.final is not None and run.final.types is not None:
         facts.append(("live at the end", f"{sum(n for _, n in run.final.types):,} objects "
                                           f"in {len(run.final.types):,} types"))
@@ -116,8 +117,8 @@ def _timeline_and_end(run: Any, top: int) -> list[Any]:
 
 
 def _line_sections(run: Any) -> list[Any]:
-    sections = [Section(f"Line profile of {profile.label}", str(profile),
-                        lines=[line for line in profile.table(source_width=30).splitlines()[1:]
+    sections = [Section(f"Line profile of {profile.label}", profile.summary,
+                        lines=[line for line in to_text(profile, source_width=30).splitlines()[1:]
                                if not line.startswith("note:")])
                 for profile in run.lines]
     if run.lines_target is not None and not run.lines:

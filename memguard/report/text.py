@@ -7,7 +7,6 @@ the file name and line number stay visible.
 
 from __future__ import annotations
 
-import shutil
 from typing import Any
 
 from ._model import Document, Table, build
@@ -25,6 +24,8 @@ def terminal_width() -> int:
         >>> terminal_width() >= 80
         True
     """
+    import shutil  # with bz2 and lzma behind it: not at `import memguard`
+
     return max(_MIN_WIDTH, shutil.get_terminal_size((_MIN_WIDTH, 24)).columns)
 
 

@@ -10,19 +10,18 @@ import machinery's are left out unless ``internal=True``.
 from __future__ import annotations
 
 import fnmatch
-import importlib
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..units import format_size
+from ._value import Value
 from .site import AllocationSite, Frame, is_internal
 from .snapshot import Snapshot
 
 __all__ = ["GroupBy", "SiteDelta", "SnapshotDiff", "TypeDelta", "compare"]
 
-KIND = "diff"
 GroupBy = Literal["lineno", "filename", "traceback"]
 _GROUPINGS = ("lineno", "filename", "traceback")
 
@@ -108,8 +107,8 @@ def _type_sort_key(delta: TypeDelta) -> tuple[int, int, str]:
     return (-abs(delta.count_diff), -delta.count, delta.name)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SnapshotDiff:
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class SnapshotDiff(Value, kind="diff"):
     """What changed from one :class:`Snapshot` to a later one.
 
     A figure either snapshot lacks is absent (``None``) here too, with the
@@ -118,7 +117,7 @@ class SnapshotDiff:
 
     Example:
         >>> diff = SnapshotDiff(before="a", after="b", by="lineno", traced_diff_bytes=4096)
-        >>> str(diff)
+        >>> diff.summary
         'diff a -> b: traced +4.0 KiB'
 
     .. versionadded:: 0.1.0
@@ -164,7 +163,9 @@ class SnapshotDiff:
         """The sum of the site changes shown (after filtering)."""
         return None if self.sites is None else sum(s.size_diff_bytes for s in self.sites)
 
-    def __str__(self) -> str:
+    @property
+    def summary(self) -> str:
+        """One line: the labels and the changes in totals."""
         head = f"diff {self.before or 'before'} -> {self.after or 'after'}"
         parts = []
         if self.traced_diff_bytes is not None:
@@ -182,7 +183,7 @@ class SnapshotDiff:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; :meth:`from_dict` reverses it."""
         return {
-            "kind": KIND, "before": self.before, "after": self.after, "by": self.by,
+            "kind": self.KIND, "before": self.before, "after": self.after, "by": self.by,
             "elapsed_seconds": self.elapsed_seconds,
             "sites": None if self.sites is None else [s.to_dict() for s in self.sites],
             "types": None if self.types is None else [[t.name, t.count, t.count_diff]
@@ -223,12 +224,6 @@ class SnapshotDiff:
             exclude=_strs("exclude"), internal=bool(data.get("internal", False)),
             absent=tuple((str(k), str(v)) for k, v in dict(data.get("absent", {})).items()),
         )
-
-    def _repr_html_(self) -> str:
-        return str(importlib.import_module("memguard.report").render(self, "html", charts=False))
-
-    def _repr_markdown_(self) -> str:
-        return str(importlib.import_module("memguard.report").render(self, "markdown"))
 
 
 def _patterns(value: str | Iterable[str] | None, name: str) -> tuple[str, ...]:

@@ -220,7 +220,7 @@ def test_limit_cell_under_the_limit_prints_the_peak_and_keeps_the_output(
     assert report.limit_bytes == 10_000_000
     assert 1_000_000 <= report.peak_bytes <= 1_000_000 + 32 * 1024
     out = capsys.readouterr().out
-    assert out.splitlines()[0] == f"memguard: {report}"
+    assert out.splitlines()[0] == f"memguard: {report.summary}"
     assert re.fullmatch(r"memguard: cell In\[\d+\]: peak 9\d\d\.\d KiB <= limit 9\.5 MiB "
                         r"\(headroom 8\.\d MiB\), traced Python heap", out.splitlines()[0])
     assert out.splitlines()[1] == f"Out[{result.execution_count}]: 1000000"
@@ -401,7 +401,8 @@ def test_values_display_as_html_and_as_their_text_report(shell: InteractiveShell
     assert "<table" in snapshot._repr_html_()
     run(shell, "%unload_ext memguard")
     data, _ = shell.display_formatter.format(snapshot)
-    assert data["text/plain"].startswith("Snapshot(")
+    assert data["text/plain"] == repr(snapshot)  # one short line without the extension
+    assert data["text/plain"].startswith("<Snapshot ")
     run(shell, "%load_ext memguard")
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pytest
 
 import memguard
 from memguard.report import lines as report_lines
+from memguard.report import render
 from memguard.values import files
 from memguard.values.lineprofile import NATIVE_NOTE, LineProfile, LineRow, row_sort_key
 
@@ -54,7 +54,7 @@ def test_totals_and_lookups() -> None:
     with pytest.raises(KeyError, match="line 99 is not in load"):
         profile.row(99)
     assert [r.lineno for r in profile.top(5)] == [11, 12]
-    assert str(profile) == ("load (app.py:10): 1 call, allocated 1.0 MiB, peak 1.0 MiB, "
+    assert profile.summary == ("load (app.py:10): 1 call, allocated 1.0 MiB, peak 1.0 MiB, "
                             "retained 7.9 KiB")
 
 
@@ -96,10 +96,12 @@ def test_native_allocations_are_stated_by_default() -> None:
     assert "native allocations are not seen" in profile.table()
 
 
-def test_render_text_writes_the_table() -> None:
-    out = io.StringIO()
-    make_profile().render_text(out)
-    assert out.getvalue() == make_profile().table() + "\n"
+def test_print_shows_the_table_and_repr_is_one_line() -> None:
+    profile = make_profile()
+    assert str(profile) == profile.table() == report_lines.to_text(profile)
+    assert str(profile).splitlines()[1].split() == ["Line", "Hits", "Allocated", "Retained",
+                                                     "At", "peak", "Source"]
+    assert repr(profile) == f"<LineProfile {profile.summary}>"
 
 
 def test_dict_round_trip_through_json() -> None:
@@ -140,16 +142,20 @@ def test_markdown_in_full() -> None:
         "| 13 | 1 | 0 B | 0 B | 0 B | `del data` |",
         "| 14 | 1 | 0 B | 0 B | 0 B | `return keep` |",
     ])
-    assert profile._repr_markdown_() == report_lines.to_markdown(profile)
+    assert profile._repr_markdown_() == render(profile, "markdown")
 
 
 def test_html_escapes_and_lists_notes() -> None:
     profile = make_profile(function="<lambda>")
     html = profile._repr_html_()
-    assert html == report_lines.to_html(profile)
-    assert "<b>&lt;lambda&gt;</b>" in html
-    assert "<pre style=\"margin:0\">    data = bytearray(n)</pre>" in html
-    assert "<li>native allocations are not seen" in html
+    assert html == render(profile, "html")
+    assert "memguard line profile: &lt;lambda&gt;" in html
+    assert "    data = bytearray(n)</td>" in html
+    assert "native allocations are not seen" in html
+    fragment = report_lines.to_html(profile)
+    assert "<b>&lt;lambda&gt;</b>" in fragment
+    assert "<pre style=\"margin:0\">    data = bytearray(n)</pre>" in fragment
+    assert "<li>native allocations are not seen" in fragment
 
 
 def test_plot_lines_draws_one_bar_per_line() -> None:
@@ -179,7 +185,7 @@ def test_rendered_through_memguard_report() -> None:
 
     profile = make_profile(blind_spots=())
     text = render(profile, "text", width=100)
-    assert text.splitlines()[0] == "memguard line profile: load"
+    assert text.splitlines()[0] == profile.summary
     assert any(line.split() == ["11", "1", "1.0", "MiB", "0", "B", "1.0", "MiB", "data", "=",
                                 "bytearray(n)"] for line in text.splitlines())
     markdown = render(profile, "markdown")
