@@ -7,6 +7,7 @@ lay that document out, so all three always say the same thing.
 
 from __future__ import annotations
 
+import datetime
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -29,12 +30,15 @@ __all__ = ["Document", "Section", "Table", "build", "call_path", "register_docum
 @dataclass
 class Table:
     """Rows of cells; *align* is ``"l"`` or ``"r"`` per column, *flex* the
-    column that is clipped (from the left) when a line is too wide."""
+    column that gives way when a line is too wide: clipped from the left (a
+    path keeps its file name and line) or, with *wrap*, continued on the
+    next lines (a sentence keeps its beginning, and its end)."""
 
     headers: list[str]
     rows: list[list[str]]
     align: str
     flex: int
+    wrap: bool = False
 
 
 @dataclass
@@ -68,7 +72,8 @@ def _quoted(kind: str, label: str | None) -> str:
 
 
 def _absent(why: str | None) -> str:
-    return f"absent: {why}" if why else "absent"
+    # Every absent figure says why; a value from an old file may not know.
+    return f"absent: {why or 'not measured (no reason was recorded)'}"
 
 
 def _size_or_absent(value: int | None, why: str | None, *, signed: bool = False) -> str:
@@ -76,7 +81,34 @@ def _size_or_absent(value: int | None, why: str | None, *, signed: bool = False)
 
 
 def _when(timestamp: float) -> str:
+    """The one format of a moment on every page: ``2023-11-14 22:13:20 UTC``."""
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(timestamp))
+
+
+def when_iso(text: str) -> str:
+    """An ISO 8601 time (a run file's ``started_at``) in the pages' one format.
+
+    Example:
+        >>> when_iso("2023-11-14T22:13:20+00:00"), when_iso(""), when_iso("soon")
+        ('2023-11-14 22:13:20 UTC', 'unknown', 'soon')
+    """
+    if not text:
+        return "unknown"
+    try:
+        moment = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        return text
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return _when(moment.timestamp())
+
+
+def _elapsed(seconds: float) -> str:
+    """Time between two snapshots; a negative one says which came first."""
+    if seconds >= 0:
+        return f"{seconds:.3f} s from the earlier snapshot to the later"
+    return (f"{-seconds:.3f} s the other way: the snapshot compared as later was taken "
+            "first")
 
 
 def _site_table(sites: Sequence[AllocationSite]) -> Table:
@@ -99,7 +131,7 @@ def _snapshot(value: Snapshot, top: int) -> Document:
         peak = "" if value.traced_peak_bytes is None else (
             f", peak {format_size(value.traced_peak_bytes)}")
         facts.append(("traced Python heap", f"{format_size(value.traced_bytes)} in "
-                      f"{len(value.sites):,} sites{peak} (traceback limit "
+                      f"{len(value.sites):,} sites{peak} (absolute; traceback limit "
                       f"{value.traceback_limit})"))
     facts.append(("process RSS", _size_or_absent(value.rss_bytes, value.reason("rss_bytes"))))
     facts.append(("process USS", _size_or_absent(value.uss_bytes, value.reason("uss_bytes"))))
@@ -169,7 +201,7 @@ def call_path(delta: SiteDelta) -> str:
 
 
 def _diff(value: SnapshotDiff, top: int) -> Document:
-    facts = [("elapsed", f"{value.elapsed_seconds:.3f} s"), ("sites grouped by", value.by),
+    facts = [("elapsed", _elapsed(value.elapsed_seconds)), ("sites grouped by", value.by),
              ("traced Python heap", _size_or_absent(value.traced_diff_bytes,
                                                     value.reason("traced_bytes"), signed=True)),
              ("process RSS", _size_or_absent(value.rss_diff_bytes, value.reason("rss_bytes"),
@@ -212,31 +244,60 @@ def _diff(value: SnapshotDiff, top: int) -> Document:
                     ["top"] if value.sites or value.types else [], caption)
 
 
+def traced_peak_text(timeline: Timeline) -> str:
+    """The exact traced peak, as an absolute level and above the start, or why it is absent.
+
+    The same words are in the text, the HTML, the chart's legend and its caption.
+
+    Example:
+        >>> traced_peak_text(Timeline(interval_seconds=0.01, duration_seconds=1.0,
+        ...                           traced_start_bytes=1024, traced_peak_bytes=3072))
+        'traced peak 3.0 KiB absolute, +2.0 KiB above the start (exact)'
+    """
+    above = timeline.traced_peak_above_start_bytes
+    if timeline.traced_peak_bytes is None or above is None:
+        return f"traced peak {_absent(timeline.reason('traced_bytes') or 'not traced')}"
+    return (f"traced peak {format_size(timeline.traced_peak_bytes)} absolute, "
+            f"{format_size(above, signed=True)} above the start (exact)")
+
+
+def rss_peak_text(timeline: Timeline) -> str:
+    """The RSS peak, absolute and above the start, and how it was measured.
+
+    Example:
+        >>> rss_peak_text(Timeline(interval_seconds=0.01, duration_seconds=1.0,
+        ...                        absent=(("rss_bytes", "psutil is missing"),)))
+        'RSS peak absent: psutil is missing'
+    """
+    if timeline.rss_peak_bytes is None:
+        return f"RSS peak {_absent(timeline.reason('rss_bytes') or 'not measured')}"
+    how = ("kernel high-water mark, exact" if timeline.rss_peak_method == "kernel-hwm"
+           else "highest sample")
+    above = timeline.rss_peak_above_start_bytes
+    rise = "" if above is None else f", {format_size(above, signed=True)} above the start"
+    return f"RSS peak {format_size(timeline.rss_peak_bytes)} absolute{rise} ({how})"
+
+
 def _timeline(value: Timeline, top: int) -> Document:
     interval = f"{value.interval_seconds * 1000:g} ms"
     facts = [("samples", f"{len(value.samples):,} every {interval} over "
                          f"{value.duration_seconds:.3f} s")]
     if value.started_at:
         facts.insert(0, ("started", _when(value.started_at)))
-    peak = value.traced_peak_above_start_bytes
-    if peak is None or value.traced_peak_bytes is None:
-        traced = _absent(value.reason("traced_bytes"))
+    if value.traced_peak_bytes is None or value.traced_start_bytes is None:
+        traced = _absent(value.reason("traced_bytes") or "not traced")
     else:
         end = "" if value.traced_end_bytes is None else (
             f", end {format_size(value.traced_end_bytes)}")
-        traced = (f"start {format_size(value.traced_start_bytes or 0)}{end}, "
-                  f"peak {format_size(value.traced_peak_bytes)} "
-                  f"({format_size(peak, signed=True)} above start, exact)")
+        traced = (f"start {format_size(value.traced_start_bytes)}{end} (absolute); "
+                  + traced_peak_text(value).removeprefix("traced "))
     facts.append(("traced Python heap", traced))
     if value.rss_peak_bytes is None:
-        rss = _absent(value.reason("rss_bytes"))
+        rss = _absent(value.reason("rss_bytes") or "not measured")
     else:
-        how = ("kernel high-water mark, exact" if value.rss_peak_method == "kernel-hwm"
-               else "highest sample")
-        rss = (f"start {format_size(value.rss_start_bytes or 0)}, peak "
-               f"{format_size(value.rss_peak_bytes)} "
-               f"({format_size(value.rss_peak_above_start_bytes or 0, signed=True)} above "
-               f"start, {how})")
+        start = "" if value.rss_start_bytes is None else (
+            f"start {format_size(value.rss_start_bytes)} (absolute); ")
+        rss = start + rss_peak_text(value).removeprefix("RSS ")
     facts.append(("process RSS", rss))
     sections = []
     if value.marks:
@@ -253,9 +314,8 @@ def _timeline(value: Timeline, top: int) -> Document:
             f"sampled: {format_size(low)} to {format_size(high)}", series=traced_series))
     elif not value.samples:
         sections.append(Section("Samples", "no samples"))
-    caption = {"timeline": f"{len(value.samples):,} samples; traced peak "
-                           f"{_size_or_absent(value.traced_peak_bytes, 'not traced')} (exact); "
-                           f"RSS peak {_size_or_absent(value.rss_peak_bytes, 'unavailable')}"}
+    caption = {"timeline": f"{len(value.samples):,} samples; "
+                           f"{traced_peak_text(value)}; {rss_peak_text(value)}"}
     return Document("timeline", _quoted("timeline", value.label), facts, sections,
                     ["timeline"] if value.samples else [], caption)
 
@@ -276,9 +336,9 @@ def _limit(value: LimitReport, top: int) -> Document:
     facts = [("verdict", verdict), ("measured", value.measured),
              ("peak", f"{format_size(value.peak_bytes)} above the start"),
              ("limit", format_size(value.limit_bytes)),
-             ("start / end", f"{format_size(value.start_bytes)} / "
-                             f"{format_size(value.end_bytes)} "
-                             f"({format_size(value.retained_bytes, signed=True)} kept)"),
+             ("levels", f"{format_size(value.start_bytes)} at the start, "
+                        f"{format_size(value.end_bytes)} at the end, absolute "
+                        f"({format_size(value.retained_bytes, signed=True)} kept)"),
              ("duration", f"{value.duration_seconds:.3f} s")]
     note = _LIMIT_SITES.get(value.sites_status, value.sites_status)
     if value.sites:
@@ -286,7 +346,7 @@ def _limit(value: LimitReport, top: int) -> Document:
         section = Section("Allocation sites at the peak", note, _site_table(value.sites[:top]))
     else:
         section = Section("Allocation sites at the peak", note)
-    caption = {"top": f"peak {format_size(value.peak_bytes)}, limit "
+    caption = {"top": f"peak {format_size(value.peak_bytes)} above the start, limit "
                       f"{format_size(value.limit_bytes)}; " + _top_caption(value.sites[:top], ())}
     return Document("limit", _quoted("limit", value.label), facts, [section],
                     ["top"] if value.sites else [], caption)
@@ -314,7 +374,7 @@ def _leak(value: LeakReport, top: int) -> Document:
              format_amount(s.total, s.unit), s.detail] for s in value.signals]
     sections = [Section("Signals", "growth per call is the fitted slope over the measured calls",
                         Table(["signal", "verdict", "per call", "total", "detail"], rows,
-                              "llrrl", 4))]
+                              "llrrl", 4, wrap=True))]
     if value.sites:
         sections.append(Section("Growing allocation sites", "per call, biggest first",
                                 _site_table(value.sites[:top])))

@@ -13,7 +13,6 @@ from typing import Any, Literal
 
 from .._version import __version__
 from ._model import Document, Section, Table, build
-from .text import sparkline
 
 __all__ = ["render_html"]
 
@@ -36,6 +35,8 @@ p.note{color:#4a5568;margin:2px 0 6px}pre{background:#f3f4f6;padding:8px;overflo
 figure.chart{margin:18px 0;border:1px solid #e2e5ea;padding:10px}
 figure.chart svg,figure.chart img{max-width:100%;height:auto;display:block}
 figcaption{font-size:.92em;color:#2d3748;margin-top:6px}
+svg.sparkline{display:block;width:100%;max-width:600px;height:64px;background:#f3f4f6}
+@media (max-width:600px){main{padding:14px 10px 28px}table.facts th{white-space:normal}}
 footer{margin-top:36px;color:#718096;font-size:.85em}
 """.strip()
 
@@ -50,6 +51,25 @@ def _table(table: Table) -> str:
     return f'<table class="data">\n<thead><tr>{head}</tr></thead>\n<tbody>{body}\n</tbody></table>'
 
 
+def svg_sparkline(series: tuple[float, ...], *, width: int = 600, height: int = 64) -> str:
+    """*series* as a small inline SVG line (no matplotlib, no fonts): what the
+    text's block-character sparkline says, drawn as a line a browser scales.
+
+    Example:
+        >>> svg_sparkline((0.0, 1.0, 0.5))[:38]
+        '<svg class="sparkline" role="img" aria'
+    """
+    low, high = min(series), max(series)
+    span = (high - low) or 1.0
+    step = width / max(len(series) - 1, 1)
+    points = " ".join(f"{i * step:.1f},{height - 2 - (v - low) / span * (height - 4):.1f}"
+                      for i, v in enumerate(series))
+    return (f'<svg class="sparkline" role="img" aria-label="{len(series):,} samples" '
+            f'viewBox="0 0 {width} {height}" preserveAspectRatio="none">'
+            f'<polyline fill="none" stroke="#2b6cb0" stroke-width="1.5" '
+            f'vector-effect="non-scaling-stroke" points="{points}"/></svg>')
+
+
 def _section(section: Section, charted: bool) -> str:
     parts = [f"<section>\n<h2>{escape(section.title)}</h2>"]
     if section.note:
@@ -57,7 +77,7 @@ def _section(section: Section, charted: bool) -> str:
     if section.table is not None:
         parts.append(_table(section.table) if section.table.rows else "<p>(none)</p>")
     if section.series and not charted:
-        parts.append(f"<pre>{escape(sparkline(section.series, 80))}</pre>")
+        parts.append(svg_sparkline(section.series))
     if section.lines:
         parts.append("<pre>" + escape("\n".join(section.lines)) + "</pre>")
     parts.append("</section>")

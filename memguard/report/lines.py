@@ -241,7 +241,7 @@ def document(profile: LineProfile, top: int = 10) -> Document:
         ("calls", str(profile.calls)),
         ("allocated", format_size(profile.allocated_bytes)),
         ("peak", format_size(profile.peak_bytes)),
-        ("retained", format_size(profile.retained_total_bytes)),
+        ("retained", profile.summary.rpartition("retained ")[2]),
         ("frames per trace", str(profile.nframes)),
     ]
     return Document("lineprofile", f"memguard line profile: {profile.function}", facts,

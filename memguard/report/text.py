@@ -72,7 +72,11 @@ def _table(table: Table, width: int, indent: str = "  ") -> list[str]:
         widths[table.flex] = max(len(table.headers[table.flex]),
                                  widths[table.flex] - (total - width))
     lines = []
-    for row in [table.headers, *table.rows]:
+    for given in [table.headers, *table.rows]:
+        row, more = given, []
+        if table.wrap and table.flex == columns - 1:
+            first, *more = _words(given[-1], widths[-1])
+            row = [*given[:-1], first]
         cells = []
         for i, raw in enumerate(row):
             cell = clip_left(raw, widths[i])
@@ -82,6 +86,29 @@ def _table(table: Table, width: int, indent: str = "  ") -> list[str]:
             else:
                 cells.append(cell if last else cell.ljust(widths[i]))
         lines.append((indent + "  ".join(cells)).rstrip())
+        lead = len(indent) + sum(widths[:-1]) + 2 * (columns - 1)
+        lines.extend(" " * lead + rest for rest in more)
+    return lines
+
+
+def _words(text: str, width: int) -> list[str]:
+    """*text* in lines of at most *width* characters, broken between words
+    (a word longer than a line is cut)."""
+    lines, line = [], ""
+    for whole in text.split(" "):
+        word = whole
+        while len(word) > width:
+            if line:
+                lines.append(line)
+                line = ""
+            lines.append(word[:width])
+            word = word[width:]
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    lines.append(line)
     return lines
 
 

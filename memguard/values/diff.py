@@ -59,7 +59,7 @@ class SiteDelta:
     def __str__(self) -> str:
         return (f"{self.where}: {format_size(self.size_bytes)} "
                 f"({format_size(self.size_diff_bytes, signed=True)}), "
-                f"{self.count} blocks ({self.count_diff:+d})")
+                f"{self.count:,} blocks ({self.count_diff:+,d})")
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -365,6 +365,12 @@ def compare(
     absent: dict[str, str] = {}
     for name in ("sites", "types", "traced_bytes", "rss_bytes", "uss_bytes", "fds"):
         why = before.reason(name) or after.reason(name)
+        if why is None:  # absent without a recorded reason: say which side lacks it
+            lacking = [f"{side} snapshot {snap.label or side!r}" if snap.label else
+                       f"{side} snapshot" for side, snap in (("the earlier", before),
+                                                            ("the later", after))
+                       if getattr(snap, name) is None]
+            why = f"not measured in {' and '.join(lacking)}" if lacking else None
         if why is not None:
             absent[name] = why
     opened: tuple[str, ...] = ()

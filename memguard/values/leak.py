@@ -207,7 +207,7 @@ class LeakReport(Value, kind="leak"):
         if self.sites[:top]:
             lines.append(f"  top growing allocation sites (bytes {per}):")
             lines.extend(f"    {s.filename}:{s.lineno}: {format_size(s.size_bytes, signed=True)} "
-                         f"{per} in {s.count} block{'' if s.count == 1 else 's'}"
+                         f"{per} in {s.count:,} block{'' if s.count == 1 else 's'}"
                          for s in self.sites[:top])
         if self.types[:top]:
             counted = "count kept" if self.mode == "single" else "count per call"

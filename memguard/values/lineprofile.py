@@ -197,10 +197,17 @@ class LineProfile(Value, kind="lineprofile"):
     def summary(self) -> str:
         """One line: calls, allocated, peak and retained in all."""
         plural = "" if self.calls == 1 else "s"
+        # "retained" is what the rows below add up to; the counters' total
+        # differs when some of it could not be traced back to a line.
+        retained = format_size(self.retained_bytes)
+        if self.unattributed_bytes:
+            retained += (f" in its lines ({format_size(self.retained_total_bytes)} in all, "
+                         f"{format_size(self.unattributed_bytes, signed=True)} not traced to "
+                         "a line)")
         return (
             f"{self.label}: {self.calls} call{plural}, allocated "
             f"{format_size(self.allocated_bytes)}, peak {format_size(self.peak_bytes)}, "
-            f"retained {format_size(self.retained_total_bytes)}"
+            f"retained {retained}"
         )
 
     def table(self, *, source_width: int | None = 60) -> str:

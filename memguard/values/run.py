@@ -132,8 +132,14 @@ class RunReport(Value, kind="run"):
                         + self.sites_seconds, sites=self.sites,
                         traced_bytes=self.traced_peak_bytes,
                         rss_bytes=self.rss_peak_bytes,
-                        absent=() if self.rss_peak_bytes is not None else
-                        (("rss_bytes", "the run did not measure RSS (memguard run --rss)"),))
+                        absent=tuple(sorted({
+                            "types": "a run counts objects only at its end, not at its peak",
+                            "uss_bytes": "a run does not measure USS",
+                            "fds": "a run does not list descriptors at its peak",
+                            **({} if self.rss_peak_bytes is not None else
+                               {"rss_bytes": "the run did not measure RSS (memguard run "
+                                             "--rss)"}),
+                        }.items())))
 
     @property
     def summary(self) -> str:

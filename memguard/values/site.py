@@ -75,7 +75,7 @@ class AllocationSite:
 
     def __str__(self) -> str:
         size = format_size(self.size_bytes)
-        return f"{self.filename}:{self.lineno}: {size} in {self.count} blocks"
+        return f"{self.filename}:{self.lineno}: {size} in {self.count:,} blocks"
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""

@@ -216,16 +216,17 @@ def test_run_text_report_in_full() -> None:
     assert text.layout(run_document(_run_value(), 5), 80) == """\
 memguard run "app.py 3"
 command            app.py 3
-started            2023-11-14T22:13:20+00:00
+started            2023-11-14 22:13:20 UTC
 exit code          1 (ValueError: boom)
 duration           0.500 s
-traced peak        3.0 MiB above the start, at 0.250 s (exact peak; its time to
-                   one 10 ms interval)
-traced at the end  4.0 KiB
-process RSS        peak 24.0 MiB (+4.0 MiB above the start, kernel high-water
-                   mark, exact)
-with children      peak 40.0 MiB (sampled every 10 ms)
-limit              peak 3.0 MiB > limit 1.0 MiB (+2.0 MiB), traced Python heap
+traced peak        3.0 MiB absolute, +3.0 MiB above the start (exact), at 0.250
+                   s (its time to one 10 ms interval)
+traced at the end  4.0 KiB above the start
+process RSS        peak 24.0 MiB absolute, +4.0 MiB above the start (kernel
+                   high-water mark, exact)
+with children      peak 40.0 MiB absolute (sampled every 10 ms)
+limit              1.0 MiB on the traced Python heap: peak 3.0 MiB above the
+                   start, EXCEEDED by 2.0 MiB
 live at the end    940 objects in 2 types
 
 Allocation sites at the peak

@@ -35,6 +35,8 @@ p.note{color:#4a5568;margin:2px 0 6px}pre{background:#f3f4f6;padding:8px;overflo
 figure.chart{margin:18px 0;border:1px solid #e2e5ea;padding:10px}
 figure.chart svg,figure.chart img{max-width:100%;height:auto;display:block}
 figcaption{font-size:.92em;color:#2d3748;margin-top:6px}
+svg.sparkline{display:block;width:100%;max-width:600px;height:64px;background:#f3f4f6}
+@media (max-width:600px){main{padding:14px 10px 28px}table.facts th{white-space:normal}}
 footer{margin-top:36px;color:#718096;font-size:.85em}
 </style></head>
 <body><main class="memguard-report memguard-limit">
@@ -44,7 +46,8 @@ footer{margin-top:36px;color:#718096;font-size:.85em}
 <tr><th>measured</th><td>traced Python heap</td></tr>
 <tr><th>peak</th><td>1.4 MiB above the start</td></tr>
 <tr><th>limit</th><td>976.6 KiB</td></tr>
-<tr><th>start / end</th><td>9.8 KiB / 19.5 KiB (+9.8 KiB kept)</td></tr>
+<tr><th>levels</th><td>9.8 KiB at the start, 19.5 KiB at the end, absolute (+9.8 KiB kept)\
+</td></tr>
 <tr><th>duration</th><td>0.250 s</td></tr>
 </tbody></table>
 <section>
@@ -88,7 +91,8 @@ def test_charts_are_inline_svg_with_exact_figures(name: str, charts: list[str]) 
 def test_exact_figures_beside_the_timeline() -> None:
     page = render(values.timeline(), "html")
     assert ("<figcaption><strong>Exact figures:</strong> 6 samples; traced peak 2.5 MiB "
-            "(exact); RSS peak 54.0 MiB</figcaption>") in page
+            "absolute, +2.5 MiB above the start (exact); RSS peak 54.0 MiB absolute, +4.0 MiB "
+            "above the start (kernel high-water mark, exact)</figcaption>") in page
 
 
 def test_png_charts_are_base64_data() -> None:
