@@ -25,6 +25,7 @@ from .exceptions import (
     MeasurementUnavailable,
     MemguardError,
     MemoryLimitExceeded,
+    OutputRefused,
     SnapshotFormatError,
     TracingError,
 )
@@ -101,6 +102,7 @@ __all__ = [
     "MeasurementUnavailable",
     "MemguardError",
     "MemoryLimitExceeded",
+    "OutputRefused",
     "RunReport",
     "SignalVerdict",
     "Snapshot",

@@ -9,6 +9,9 @@ The tree::
     │       a figure cannot be measured here (no psutil figure, no /proc, ...)
     ├── SnapshotFormatError(MemguardError, ValueError)
     │       a saved file is damaged, truncated, foreign or from a newer version
+    ├── OutputRefused(MemguardError, OSError)
+    │       memguard will not write there: not a regular file (a device,
+    │       a FIFO, a directory), or it exists and overwriting was not asked for
     ├── CommandError(MemguardError)
     │       the command line refuses its input; carries ``exit_code``
     └── CheckFailed(MemguardError, AssertionError)
@@ -24,16 +27,14 @@ Bad arguments raise plain :class:`ValueError` or :class:`TypeError`, as
 that ``pytest.raises(AssertionError)`` works and a failed check reads as a
 failed assertion, inside and outside pytest.
 
-Messages are built from the values' own ``__str__`` and
-:func:`memguard.units.format_size`; this module imports nothing else from
-memguard but :mod:`memguard.units`.
+Messages are built by the code that raises, from the values' own
+``__str__`` and :func:`memguard.units.format_size`; this module imports
+nothing from memguard.
 """
 
 from __future__ import annotations
 
 from typing import Any
-
-from .units import format_size
 
 __all__ = [
     "CheckFailed",
@@ -42,6 +43,7 @@ __all__ = [
     "MeasurementUnavailable",
     "MemguardError",
     "MemoryLimitExceeded",
+    "OutputRefused",
     "SnapshotFormatError",
     "TracingError",
 ]
@@ -75,6 +77,31 @@ class SnapshotFormatError(MemguardError, ValueError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
+
+
+class OutputRefused(MemguardError, OSError):
+    """memguard will not write a file at this path (see :mod:`memguard.output`).
+
+    Something other than a regular file is there (a device node such as
+    ``/dev/full``, a FIFO, a socket, a directory), possibly at the end of a
+    symbolic link, or a file exists and overwriting was not asked for.
+    Nothing was written.
+
+    Attributes:
+        path: The path as given.
+        reason: What is there, in one phrase.
+        exists: The refusal is only that a file exists (``--force`` or
+            ``overwrite=True`` would replace it).
+    """
+
+    def __init__(self, path: object, reason: str, *, exists: bool = False) -> None:
+        self.path = str(path)
+        self.reason = reason
+        self.exists = exists
+        super().__init__(f"{self.path}: {reason}")
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
 
 
 class CommandError(MemguardError):
@@ -134,13 +161,6 @@ class MemoryLimitExceeded(CheckFailed):
     def overshoot_bytes(self) -> int:
         """How far the peak went over the limit, in bytes."""
         return self.peak_bytes - self.limit_bytes
-
-    def summary(self) -> str:
-        """One line: the peak, the limit and the overshoot, in human units."""
-        return (
-            f"peak {format_size(self.peak_bytes)} > limit {format_size(self.limit_bytes)}"
-            f" (+{format_size(self.overshoot_bytes)})"
-        )
 
 
 class LeakDetected(CheckFailed):

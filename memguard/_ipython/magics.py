@@ -22,6 +22,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 
 from .. import _tracing
+from ..output import write_file
 from ..units import format_size
 from . import parsers
 from .cells import CellMonitor
@@ -240,7 +241,7 @@ class MemguardMagics(Magics):
         if save is not None:
             path = Path(save).expanduser()
             try:
-                path.write_bytes(image)
+                write_file(path, image)
             except OSError as error:
                 raise UsageError(f"%memguard_holders: cannot write {save}: {error}") from None
             where = f", written to {path}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import _tracing
 from ..exceptions import CheckFailed
 from ..guards.limit import limit
 
@@ -33,6 +34,11 @@ class MemguardFixture:
     def __init__(self, nodeid: str) -> None:
         self.nodeid = nodeid
         self._watch: Any = None
+        # The guards' modules are imported here, while the fixture is set up,
+        # and not on first use inside the test body, where their import (about
+        # 1 MiB on the first test) would count in the test's --memguard figure.
+        from ..guards import leaks, watch  # noqa: F401
+        from ..values import snapshot  # noqa: F401
 
     def __repr__(self) -> str:
         return f"<memguard fixture of {self.nodeid}>"
@@ -74,13 +80,16 @@ class MemguardFixture:
         test body returns fails the test with the chain of references that
         holds it.
         """
-        if self._watch is None:
-            from ..guards.watch import watch
+        # memguard's bookkeeping (the watch, its weak references) is not the
+        # test's: its peak is left out of every open window.
+        with _tracing.excluded():
+            if self._watch is None:
+                from ..guards.watch import watch
 
-            self._watch = watch(label=self.nodeid)
-            self._watch.__enter__()
-        for obj in objs:
-            self._watch.add(obj)
+                self._watch = watch(label=self.nodeid)
+                self._watch.__enter__()
+            for obj in objs:
+                self._watch.add(obj)
 
     def judge(self, *, judge: bool) -> CheckFailed | None:
         """Close the watch; with *judge*, return its failure instead of raising it."""

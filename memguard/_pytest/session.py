@@ -15,6 +15,8 @@ from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
+import _pytest
+import pluggy
 import pytest
 
 from .. import _tracing, process
@@ -168,6 +170,26 @@ class CallRun:
                                    source=settings.source, label=change.nodeid, details=change)
 
 
+_MACHINERY = tuple(Path(module.__file__).parent for module in (_pytest, pluggy, _tracing)
+                   if module.__file__)
+"""Where pytest's, pluggy's and memguard's own code lives (``_pytest`` is pytest's folder)."""
+
+
+def without_machinery(excinfo: pytest.ExceptionInfo[BaseException]) -> Any:
+    """*excinfo*'s traceback without pytest's, pluggy's and memguard's frames.
+
+    A failed check is raised by memguard's call wrapper, below a few dozen
+    frames of pytest and pluggy. A test function's report prunes them
+    (``__tracebackhide__`` and the cut at the test's code), but other items,
+    pytest's own ``DoctestItem`` first, print every frame: about 510 lines
+    before the verdict (issue 17). Without them, a doctest's failed limit
+    reads as a test function's: the verdict, the sites, memguard's section.
+    """
+    kept = [entry for entry in excinfo.traceback.filter(excinfo)
+            if not any(Path(str(entry.path)).is_relative_to(folder) for folder in _MACHINERY)]
+    return type(excinfo.traceback)(kept)
+
+
 def detail_text(error: CheckFailed) -> str:
     """The long detail of a failed check, for the test report's memguard section."""
     details = error.details
@@ -251,9 +273,14 @@ class MemguardSession:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item,
                                   call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
-        report = yield
         excinfo = call.excinfo
-        if call.when == "call" and excinfo is not None and isinstance(excinfo.value, CheckFailed):
+        ours = (call.when == "call" and excinfo is not None
+                and isinstance(excinfo.value, CheckFailed))
+        if ours and excinfo is not None and not isinstance(item, pytest.Function) \
+                and not item.config.getoption("fulltrace", False):
+            excinfo.traceback = without_machinery(excinfo)
+        report = yield
+        if ours and excinfo is not None and isinstance(excinfo.value, CheckFailed):
             report.sections.append(("memguard", detail_text(excinfo.value)))
         return report
 
@@ -271,9 +298,11 @@ class MemguardSession:
         if settings.json_path is not None:
             import json
 
-            settings.json_path.parent.mkdir(parents=True, exist_ok=True)
+            from ..output import write_file
+
             document = run_document(self.results, source=settings.source)
-            settings.json_path.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
+            write_file(settings.json_path, json.dumps(document, indent=1) + "\n",
+                       make_folder=True)
         if settings.save_path is not None and settings.save_name is not None:
             peaks = {nodeid: f.peak_bytes for nodeid, f in self.results.items()}
             baseline = Baseline(name=settings.save_name, source=settings.source, peaks=peaks)

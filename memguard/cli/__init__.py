@@ -14,9 +14,11 @@ Exit codes:
 
 * ``0``: success (``run``: the program's own exit code is returned, whatever it is).
 * ``1``: an input file is missing, unreadable, damaged or not a memguard
-  file, or an output could not be written.
-* ``2``: a usage error: bad option or size, unknown format, an output that
-  exists without ``--force``, no such script or module.
+  file; writing an output failed (disk full, stdout full or closed).
+* ``2``: a usage error: bad option or size, unknown format, no such script
+  or module; an output that exists without ``--force``, that is not a
+  regular file (a device such as ``/dev/full``, a FIFO, a directory) or
+  that cannot be created there, all refused before any work is done.
 * ``3``: ``run --limit``: the program succeeded but its peak went over the limit.
 * ``130``: interrupted (Ctrl-C) while memguard itself was working; a
   program interrupted while it runs is measured and returns 130 too.
@@ -29,7 +31,6 @@ imports what it needs inside ``run``.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -45,6 +46,7 @@ from .options import (
     EXIT_OK,
     EXIT_USAGE,
     FORMATS,
+    abandon_stdout,
     add_display_options,
 )
 
@@ -142,13 +144,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         # The reader went away (`memguard report run.json | head`): say
         # nothing more, and keep the interpreter from complaining at exit.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
+        abandon_stdout()
         return EXIT_ERROR
 
 
 def _fail(message: str) -> None:
-    sys.stdout.flush()
+    if sys.stdout is not None:  # what the command printed comes before the error
+        try:
+            sys.stdout.flush()
+        except OSError:
+            abandon_stdout()
     first = message if message.startswith("memguard") else f"memguard: {message}"
     print(first.replace("\n", " "), file=sys.stderr)

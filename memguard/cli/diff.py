@@ -37,7 +37,8 @@ examples:
   memguard diff a.json.gz b.json.gz --format html --output diff.html
 
 exit code: 0, 1 when a file is missing, unreadable, damaged or neither a
-snapshot nor a run, 2 for a usage error.
+snapshot nor a run or the output cannot be written, 2 for a usage error
+(including an --output memguard will not or cannot write).
 """
 
 

@@ -1,9 +1,8 @@
-"""L6 front end: options and file handling shared by the ``memguard`` subcommands.
+"""L6 front end: options, exit codes and output handling of the ``memguard`` subcommands.
 
-:func:`add_display_options` is also what the pytest plugin calls (with
-``prefix="memguard-"``), so ``--top`` and ``--format`` are defined once.
-This module imports only the standard library and memguard's foundation, so
-the plugin can import it at load time.
+The display options the pytest plugin shares (``--top``, ``--format``) live
+in :mod:`memguard.display` and are re-exported here; every file is written
+by :mod:`memguard.output`'s one writer.
 """
 
 from __future__ import annotations
@@ -11,10 +10,18 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any
 
-from ..exceptions import CommandError
+from ..display import (
+    BINARY_FORMATS,
+    DEFAULT_TOP,
+    FORMATS,
+    SUFFIXES,
+    add_display_options,
+    format_of,
+    top_count,
+)
+from ..exceptions import CommandError, OutputRefused
+from ..output import check_writable, write_file
 from ..units import parse_size
 
 __all__ = [
@@ -24,6 +31,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_USAGE",
     "FORMATS",
+    "abandon_stdout",
     "add_display_options",
     "check_output",
     "emit",
@@ -36,38 +44,12 @@ __all__ = [
 EXIT_OK = 0
 """Success; ``memguard run`` returns the program's own exit code instead."""
 EXIT_ERROR = 1
-"""An input file is missing, unreadable, damaged or foreign; an output cannot be written."""
+"""An input file is missing, unreadable, damaged or foreign; writing an output failed."""
 EXIT_USAGE = 2
-"""A usage error: a bad option, size or format, an existing output without ``--force``."""
+"""A usage error: a bad option, size or format; an output that exists without ``--force``,
+is not a regular file, or cannot be created (all found before any work)."""
 EXIT_LIMIT = 3
 """``memguard run --limit``: the program succeeded but went over the limit."""
-
-FORMATS: tuple[str, ...] = ("text", "markdown", "json", "html", "png", "svg")
-"""Every output format, text first."""
-BINARY_FORMATS = frozenset({"png"})
-"""Formats written as bytes."""
-DEFAULT_TOP = 10
-"""How many sites or types a report lists unless told otherwise."""
-
-_SUFFIXES = {".txt": "text", ".md": "markdown", ".json": "json", ".html": "html",
-             ".htm": "html", ".png": "png", ".svg": "svg"}
-
-
-def top_count(text: str) -> int:
-    """Parse ``--top``: a whole number, at least 1.
-
-    Example:
-        >>> top_count("5")
-        5
-    """
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
-
 
 def positive_float(text: str) -> float:
     """Parse a positive number of seconds, such as ``--interval 0.05``.
@@ -98,35 +80,6 @@ def size_argument(text: str) -> int:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def add_display_options(
-    add_option: Callable[..., Any], prefix: str = "", *, formats: Sequence[str] = FORMATS
-) -> None:
-    """Add ``--top`` and ``--format`` through *add_option*, names prefixed with *prefix*.
-
-    The command line passes ``parser.add_argument``; the pytest plugin passes
-    its group's ``addoption`` with ``prefix="memguard-"``, giving
-    ``--memguard-top`` and ``--memguard-format`` (dests ``memguard_top``,
-    ``memguard_format``). Both default to ``None``: :data:`DEFAULT_TOP`, and
-    the format from the output's suffix (else text), apply then.
-
-    Args:
-        add_option: ``argparse.ArgumentParser.add_argument`` or pytest's ``addoption``.
-        prefix: Put before each option name, after the ``--``.
-        formats: The formats to offer.
-
-    Example:
-        >>> parser = argparse.ArgumentParser()
-        >>> add_display_options(parser.add_argument)
-        >>> parser.parse_args(["--top", "3", "--format", "json"])
-        Namespace(top=3, format='json')
-    """
-    add_option(f"--{prefix}top", type=top_count, default=None, metavar="N",
-               help=f"how many allocation sites or types to list (default {DEFAULT_TOP})")
-    add_option(f"--{prefix}format", choices=list(formats), default=None,
-               help=f"output format, one of {', '.join(formats)} (default: from the "
-                    f"output file's suffix, else text)")
-
-
 def resolve_format(fmt: str | None, output: str | None) -> str:
     """The format to write: *fmt*, else the output's suffix, else text.
 
@@ -140,10 +93,9 @@ def resolve_format(fmt: str | None, output: str | None) -> str:
     """
     if fmt is None and output not in (None, "-"):
         assert output is not None
-        suffix = os.path.splitext(output)[1].lower()
-        fmt = _SUFFIXES.get(suffix)
+        fmt = format_of(output)
         if fmt is None:
-            known = ", ".join(sorted(_SUFFIXES))
+            known = ", ".join(sorted(SUFFIXES))
             raise CommandError(f"cannot tell the format of {output!r} from its suffix "
                                f"(known: {known}); pass --format", exit_code=EXIT_USAGE)
     fmt = fmt or "text"
@@ -154,48 +106,86 @@ def resolve_format(fmt: str | None, output: str | None) -> str:
 
 
 def check_output(path: str | None, *, force: bool) -> None:
-    """Refuse an output file that exists unless *force* is set.
+    """Refuse, before any work, an output that cannot or must not be written.
+
+    Checked through :func:`memguard.output.check_writable`: symbolic links
+    are followed; a device, FIFO, socket or directory is refused; an
+    existing file needs *force*; and a probe file proves the folder takes
+    new files (a read-only or system folder fails here, not after a run).
 
     Raises:
-        CommandError: *path* exists and *force* is false (exit code 2).
+        CommandError: Naming *path* and what is wrong (exit code 2: a usage
+            error, found before any work).
 
     Example:
         >>> check_output(None, force=False)  # stdout: nothing to check
     """
     if path is None or path == "-":
         return
-    if os.path.isdir(path):
-        raise CommandError(f"output {path!r} is a directory", exit_code=EXIT_USAGE)
-    if os.path.lexists(path) and not force:
-        raise CommandError(f"output {path!r} exists; pass --force to overwrite it",
-                           exit_code=EXIT_USAGE)
+    try:
+        check_writable(path, overwrite=force)
+    except OutputRefused as refused:
+        hint = "; pass --force to overwrite it" if refused.exists else ""
+        raise CommandError(f"output {path!r}: {refused.reason}{hint}",
+                           exit_code=EXIT_USAGE) from None
+    except OSError as error:
+        raise CommandError(f"cannot write {path!r}: {error.strerror or error}",
+                           exit_code=EXIT_USAGE) from None
 
 
 def emit(content: str | bytes, path: str | None) -> None:
-    """Write *content* to *path*, or to stdout for ``None`` or ``"-"``.
+    """Write *content* to *path* (through :mod:`memguard.output`), or to stdout.
+
+    ``None`` and ``"-"`` mean stdout, which is flushed here, so that a full
+    or closed stdout is an error now, not a traceback at exit.
 
     Raises:
         CommandError: The file cannot be written (exit code 1).
+        CommandError: Stdout cannot be written (exit code 1); what was
+            buffered for it is dropped.
+        BrokenPipeError: Stdout's reader went away.
 
     Example:
         >>> emit("hello", None)
         hello
     """
     if path is None or path == "-":
-        if isinstance(content, bytes):
-            sys.stdout.flush()
-            sys.stdout.buffer.write(content)
-            sys.stdout.buffer.flush()
-        else:
-            sys.stdout.write(content if content.endswith("\n") else content + "\n")
+        if sys.stdout is None:  # started with its descriptor closed (`>&-`)
+            raise CommandError("cannot write to stdout: it is closed", exit_code=EXIT_ERROR)
+        try:
+            if isinstance(content, bytes):
+                sys.stdout.flush()
+                sys.stdout.buffer.write(content)
+                sys.stdout.buffer.flush()
+            else:
+                sys.stdout.write(content if content.endswith("\n") else content + "\n")
+                sys.stdout.flush()
+        except BrokenPipeError:
+            raise  # the reader left (`| head`): main() ends quietly
+        except OSError as error:  # /dev/full, a closed or failing descriptor
+            abandon_stdout()
+            raise CommandError(f"cannot write to stdout: {error.strerror or error}",
+                               exit_code=EXIT_ERROR) from None
         return
     try:
-        if isinstance(content, bytes):
-            with open(path, "wb") as stream:
-                stream.write(content)
-        else:
-            with open(path, "w", encoding="utf-8") as stream:
-                stream.write(content)
-    except OSError as error:
-        raise CommandError(f"cannot write {path!r}: {error.strerror or error}",
-                           exit_code=EXIT_ERROR) from None
+        write_file(path, content)
+    except OSError as error:  # OutputRefused included: the path changed since the check
+        reason = error.reason if isinstance(error, OutputRefused) else error.strerror or error
+        raise CommandError(f"cannot write {path!r}: {reason}", exit_code=EXIT_ERROR) from None
+
+
+def abandon_stdout() -> None:
+    """Point stdout's descriptor at ``/dev/null``, after a write to it failed.
+
+    What is still buffered for stdout can never be written; without this the
+    interpreter retries at exit and prints a traceback ("Exception ignored
+    ...") and exits 120. Does nothing when stdout is not a real descriptor
+    (captured by a test, or replaced by the caller).
+    """
+    try:
+        descriptor = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, descriptor)
+    os.close(devnull)

@@ -24,8 +24,9 @@ examples:
   memguard report snapshot.json.gz --format json --output -
 
 exit code: 0, or 1 when the file is missing, unreadable, damaged or not a
-memguard file, 2 for a usage error (unknown format, existing --output
-without --force).
+memguard file or the output cannot be written (stdout full), 2 for a usage
+error (unknown format; an --output that exists without --force, is not a
+regular file or cannot be created).
 """
 
 

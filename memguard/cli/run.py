@@ -1,7 +1,7 @@
 """L6 front end: ``memguard run``, run a program under memguard and write a run file.
 
 The program runs in this process, as ``python`` would run it (its own
-``sys.argv``, ``__main__`` and exit code); see :mod:`memguard.guards.run`.
+``sys.argv``, ``__main__`` and exit code); see :mod:`memguard.program`.
 Everything memguard prints goes to stderr, so the program's stdout is its own.
 """
 
@@ -11,9 +11,9 @@ import argparse
 import os
 import sys
 import time
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from ..exceptions import CommandError, TracingError
+from ..exceptions import CommandError, OutputRefused, TracingError
 from ..units import format_size
 from ..values.run import RunReport
 from .options import (
@@ -24,6 +24,9 @@ from .options import (
     positive_float,
     size_argument,
 )
+
+if TYPE_CHECKING:
+    from ..program import Program
 
 __all__ = ["DESCRIPTION", "EPILOG", "HELP", "USAGE", "add_arguments", "run", "split_program"]
 
@@ -170,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
         >>> main(["run", "-m", "this_module_does_not_exist"])  # doctest: +SKIP
         2
     """
-    from ..guards.run import Program, run_program
+    from ..program import Program, run_program
 
     target = args.module or args.script
     if target is None:
@@ -178,14 +181,11 @@ def run(args: argparse.Namespace) -> int:
                            exit_code=EXIT_USAGE)
     program = Program(target, tuple(args.program_args), module=args.module is not None)
     output = args.output or default_output(target)
+    # Found out before a long run, not after (a probe file is created and
+    # removed); absolute, in case the program changes directory.
     check_output(output, force=args.force)
-    # Found out before a long run, not after; absolute, in case the program
-    # changes directory.
     destination = os.path.abspath(output)
-    if not os.access(os.path.dirname(destination), os.W_OK):
-        raise CommandError(f"cannot write the run file {output!r}: its directory does not "
-                           f"exist or is not writable", exit_code=EXIT_USAGE)
-    program.check()
+    _check_program(program, args.lines)
     status = _StatusLine(sys.stderr) if sys.stderr.isatty() else None
     try:
         result = run_program(program, interval=args.interval, rss=args.rss,
@@ -206,14 +206,33 @@ def run(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def _check_program(program: Program, lines: str | None) -> None:
+    """Refuse, before running, a program that is not there or a bad ``--lines``."""
+    from ..guards.profile import LineTarget
+
+    try:
+        program.check()
+    except FileNotFoundError:
+        raise CommandError(f"can't open file {program.target!r}: no such file",
+                           exit_code=EXIT_USAGE) from None
+    except ImportError as error:
+        raise CommandError(str(error), exit_code=EXIT_USAGE) from None
+    if lines is not None:
+        try:
+            LineTarget.parse(lines)
+        except ValueError as error:
+            raise CommandError(f"--lines: {error}", exit_code=EXIT_USAGE) from None
+
+
 def _save(result: RunReport, path: str, shown: str) -> None:
     from ..values.files import save
 
     try:
         save(result, path)
-    except OSError as error:
-        raise CommandError(f"cannot write the run file {shown!r}: {error.strerror or error}",
-                           exit_code=EXIT_ERROR) from None
+    except OSError as error:  # OutputRefused included: the path changed during the run
+        reason = error.reason if isinstance(error, OutputRefused) else error.strerror or error
+        raise CommandError(f"cannot write the run file {shown!r}: {reason}; the run's "
+                           f"measurements are lost", exit_code=EXIT_ERROR) from None
 
 
 def _summarise(result: RunReport, output: str) -> None:

@@ -9,18 +9,16 @@ trace of a tracemalloc snapshot was allocated from (for *retained*).
 from __future__ import annotations
 
 import dis
-import os
 import tracemalloc
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from types import CodeType, FrameType
-from typing import Any
+
+from .. import traces
 
 __all__ = ["Collector", "Key", "attribute_traces", "code_lines"]
 
 Key = tuple[CodeType, int]
 """A line of a code object: ``(code, line number)``; line 0 is a fresh frame's set-up."""
-
-_OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 
 class Collector:
@@ -165,11 +163,11 @@ def attribute_traces(
         line_tables[(code.co_filename, code.co_firstlineno)] = (size, 2 * size)
     files = {filename for filename, _ in owners}
     out: dict[Key, int] = {}
-    for trace in _raw_traces(snapshot):
+    for trace in traces.raw(snapshot):
         size, frames = trace[1], trace[2]
         for filename, lineno in frames:  # innermost first
             if filename not in files:
-                if filename.startswith(_OWN_DIR):
+                if traces.owner(filename) == traces.MEMGUARD:
                     break  # memguard's own bookkeeping, made while a line was traced
                 continue
             place = (filename, lineno)
@@ -180,19 +178,3 @@ def attribute_traces(
                 out[key] = out.get(key, 0) + size
                 break
     return out
-
-
-def _raw_traces(snapshot: tracemalloc.Snapshot) -> Sequence[Sequence[Any]]:
-    """Every trace as ``(domain, size, frames innermost first, ...)``.
-
-    The snapshot's raw tuples are read directly when they are there (CPython
-    keeps them in that shape); building ``Trace`` and ``Frame`` objects for
-    each of many thousands of traces is what makes the public API slow.
-    """
-    raw = getattr(snapshot.traces, "_traces", None)
-    if isinstance(raw, list | tuple) and (not raw or (isinstance(raw[0], tuple)
-                                                      and len(raw[0]) >= 3)):
-        return raw
-    return [(0, trace.size,
-             tuple((f.filename, f.lineno) for f in reversed(tuple(trace.traceback))))
-            for trace in snapshot.traces]

@@ -32,6 +32,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
+from ..output import write_file
 from ..values._value import register_renderer
 from ..values.diff import SnapshotDiff
 from ..values.files import dumps
@@ -142,6 +143,9 @@ def write(value: Any, path: str | os.PathLike[str], fmt: str | None = None, *,
     Raises:
         ValueError: The format cannot be told from the suffix, or is unknown.
         ImportError: A chart was asked for and matplotlib is not installed.
+        OutputRefused: Something other than a regular file is at *path*
+            (see :func:`memguard.output.write_file`).
+        OSError: The file cannot be written.
 
     Example:
         >>> import tempfile, pathlib
@@ -156,16 +160,20 @@ def write(value: Any, path: str | os.PathLike[str], fmt: str | None = None, *,
         raise ValueError(f"cannot tell the format of {os.fspath(path)!r} from its suffix; "
                          f"use one of {', '.join(_SUFFIXES)} or pass fmt=")
     if chosen in ("png", "svg"):
+        import io
+
         from .plot import metadata, plot
 
         figure = plot(unwrap(value), top=top)
-        figure.savefig(target, format=chosen, metadata=metadata(chosen))
+        image = io.BytesIO()
+        figure.savefig(image, format=chosen, metadata=metadata(chosen))
+        write_file(path, image.getvalue())
         return target
     if chosen not in _FORMATS:
         raise ValueError(f"fmt must be one of text, markdown, json, html, png, svg; "
                          f"got {chosen!r}")
     text = render(value, chosen, top=top, width=width)  # type: ignore[arg-type]
-    target.write_text(text, encoding="utf-8")
+    write_file(path, text)
     return target
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import SnapshotFormatError
+from ..output import write_file
 from ..units import format_size
 
 __all__ = ["BASELINE_FORMAT", "BASELINE_VERSION", "Baseline"]
@@ -113,15 +114,11 @@ class Baseline:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the baseline as JSON, creating the folder; returns the path.
 
-        The file is written next to its final name and renamed into place, so
-        a reader never sees half a file.
+        Written by :func:`memguard.output.write_file`: through a symbolic
+        link, never over a device, FIFO or directory, and renamed into place,
+        so a reader never sees half a file.
         """
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        partial.write_text(json.dumps(self.to_dict(), indent=1) + "\n", encoding="utf-8")
-        os.replace(partial, target)
-        return target
+        return write_file(path, json.dumps(self.to_dict(), indent=1) + "\n", make_folder=True)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Baseline:

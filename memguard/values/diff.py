@@ -247,13 +247,13 @@ def _key_of(by: str) -> Any:
 
 
 def _group(sites: Sequence[AllocationSite], by: str,
-           kept: Mapping[str, bool]) -> dict[Any, list[Any]]:
+           kept: Mapping[str, bool], internal: bool) -> dict[Any, list[Any]]:
     """Sum sizes and counts per grouping key: ``key -> [size, count, site]``."""
     groups: dict[Any, list[Any]] = {}
     get = groups.get
     key_of = _key_of(by)
     for site in sites:
-        if not kept[site.filename]:
+        if not kept[site.filename] or (site.left_out is not None and not internal):
             continue
         key = key_of(site)
         entry = get(key)
@@ -281,8 +281,8 @@ def _site_deltas(before: Snapshot, after: Snapshot, by: str, *, include: tuple[s
     files = {site.filename for site in before.sites}
     files.update(site.filename for site in after.sites)
     kept = _kept(files, include, exclude, internal)
-    old = _group(before.sites, by, kept)
-    new = _group(after.sites, by, kept)
+    old = _group(before.sites, by, kept, internal)
+    new = _group(after.sites, by, kept, internal)
     by_file = by == "filename"
     by_traceback = by == "traceback"
     deltas = []

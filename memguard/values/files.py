@@ -26,6 +26,7 @@ from typing import Any
 
 from .._version import __version__
 from ..exceptions import SnapshotFormatError
+from ..output import write_file
 from ._value import KINDS
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "MAX_DECOMPRESSED_BYTES", "dumps", "load", "loads",
@@ -118,11 +119,16 @@ def save(value: Any, path: str | os.PathLike[str]) -> Path:
     """Write *value* (any memguard value with ``to_dict``) to *path*.
 
     The file is gzip-compressed when the name ends in ``.gz``. It is written
-    to a temporary name and renamed, so a crash never leaves half a file
-    under the real name.
+    by :func:`memguard.output.write_file`: through a symbolic link, never
+    over a device, FIFO or directory, and atomically (a crash never leaves
+    half a file under the real name).
 
     Returns:
         The path written, as a :class:`~pathlib.Path`.
+
+    Raises:
+        OutputRefused: Something other than a regular file is at *path*.
+        OSError: The file cannot be written (the message names *path*).
 
     Example:
         >>> import tempfile, pathlib
@@ -131,18 +137,10 @@ def save(value: Any, path: str | os.PathLike[str]) -> Path:
         >>> save(Timeline(interval_seconds=0.1, duration_seconds=1.0), target).name
         't.json'
     """
-    target = Path(path)
     payload = dumps(value).encode("utf-8")
-    if target.name.endswith(".gz"):
+    if os.fspath(path).endswith(".gz"):
         payload = gzip.compress(payload, compresslevel=6, mtime=0)
-    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
-    try:
-        partial.write_bytes(payload)
-        os.replace(partial, target)
-    finally:
-        if partial.exists():
-            partial.unlink()
-    return target
+    return write_file(path, payload)
 
 
 def loads(raw: bytes | str, *, name: str = "<memory>") -> Any:

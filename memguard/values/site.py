@@ -1,39 +1,30 @@
 """L3 values: allocation sites (file:line, size, count) and their frames.
 
-Holds plain data only, and the one rule for which frames are memguard's own
-or the import machinery's, so every report filters them the same way.
+Holds plain data only. Which frames are memguard's own or the import
+machinery's, and how traces are grouped into sites, is decided in one place,
+:mod:`memguard.traces`; :func:`is_internal` is its rule, re-exported.
 """
 
 from __future__ import annotations
 
-import os
 import tracemalloc
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .. import traces
+from ..traces import is_internal
 from ..units import format_size
 
 __all__ = [
     "AllocationSite",
     "Frame",
     "is_internal",
+    "is_users",
+    "site_of",
     "site_sort_key",
     "sites_from_snapshot",
 ]
-
-_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-_INTERNAL_PREFIXES = ("<frozen importlib._bootstrap", "<frozen zipimport")
-_INTERNAL_FILES = frozenset({tracemalloc.__file__})
-
-
-def is_internal(filename: str) -> bool:
-    """Whether *filename* is memguard's own code, tracemalloc or the import machinery."""
-    return (
-        filename.startswith(_PACKAGE_DIR)
-        or filename.startswith(_INTERNAL_PREFIXES)
-        or filename in _INTERNAL_FILES
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +63,11 @@ class AllocationSite:
     """Memory blocks allocated there and still live."""
     traceback: tuple[Frame, ...] = ()
     """The full traceback, innermost last, when grouped by traceback."""
+    left_out: str | None = None
+    """The named remainder this site belongs to when it is not the user's:
+    ``"memguard"`` (memguard's own work, tracemalloc's module) or ``"import
+    machinery"``; ``None`` for the user's code. Reports leave such sites out
+    of their rows and show them as one named row."""
 
     def __str__(self) -> str:
         size = format_size(self.size_bytes)
@@ -85,6 +81,7 @@ class AllocationSite:
             "size_bytes": self.size_bytes,
             "count": self.count,
             "traceback": [frame.to_dict() for frame in self.traceback],
+            **({} if self.left_out is None else {"left_out": self.left_out}),
         }
 
     @classmethod
@@ -96,12 +93,39 @@ class AllocationSite:
             size_bytes=int(data["size_bytes"]),
             count=int(data["count"]),
             traceback=tuple(Frame.from_dict(f) for f in data.get("traceback", ())),
+            left_out=None if data.get("left_out") is None else str(data["left_out"]),
         )
+
+
+def is_users(site: AllocationSite) -> bool:
+    """Whether *site* is the user's: not memguard's, tracemalloc's or the import machinery's."""
+    return site.left_out is None and not is_internal(site.filename)
 
 
 def site_sort_key(site: AllocationSite) -> tuple[int, int, str, int]:
     """Biggest first, then most blocks, then by place (stable output)."""
     return (-abs(site.size_bytes), -site.count, site.filename, site.lineno)
+
+
+def site_of(group: traces.TraceGroup, left_out: str | None = None, *,
+            cache: dict[tuple[str, int], Frame] | None = None) -> AllocationSite:
+    """The value of a grouped trace record (frames kept innermost last).
+
+    *cache* shares one :class:`Frame` per place among many sites.
+    """
+    frames: tuple[Frame, ...] = ()
+    if len(group.frames) > 1:
+        cache = {} if cache is None else cache
+        out = []
+        for place in reversed(group.frames):
+            frame = cache.get(place)
+            if frame is None:
+                frame = cache[place] = Frame(filename=place[0], lineno=place[1])
+            out.append(frame)
+        frames = tuple(out)
+    return AllocationSite(filename=group.filename, lineno=group.lineno,
+                          size_bytes=group.size_bytes, count=group.count, traceback=frames,
+                          left_out=left_out)
 
 
 def sites_from_snapshot(
@@ -121,17 +145,11 @@ def sites_from_snapshot(
     Returns:
         Sites sorted by :func:`site_sort_key`.
     """
-    statistics: Iterable[tracemalloc.Statistic | tracemalloc.StatisticDiff]
+    after = traces.group(snapshot, "lineno")
     if baseline is None:
-        statistics = snapshot.statistics("lineno")
-        pairs = ((s.traceback[0], s.size, s.count) for s in statistics)
+        grown = [g for g in after.sites() if g.size_bytes > 0]
     else:
-        statistics = snapshot.compare_to(baseline, "lineno")
-        pairs = ((s.traceback[0], s.size_diff, s.count_diff) for s in statistics)
-    sites = [
-        AllocationSite(filename=frame.filename, lineno=frame.lineno, size_bytes=size, count=count)
-        for frame, size, count in pairs
-        if size > 0 and not is_internal(frame.filename)
-    ]
+        grown = list(traces.changes(after, traces.group(baseline, "lineno")).grown)
+    sites = [site_of(g) for g in grown]
     sites.sort(key=site_sort_key)
     return tuple(sites[:top] if top is not None else sites)

@@ -22,11 +22,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .. import _tracing, objects, process
+from .. import _tracing, objects, process, traces
 from ..exceptions import MeasurementUnavailable
 from ..units import format_size
 from ._value import Value
-from .site import AllocationSite, Frame, is_internal, site_sort_key
+from .site import AllocationSite, Frame, is_users, site_of, site_sort_key
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -117,14 +117,15 @@ class Snapshot(Value, kind="snapshot"):
         """
         if self.sites is None:
             return ()
-        chosen = (s for s in self.sites if internal or not is_internal(s.filename))
+        chosen = (s for s in self.sites if internal or is_users(s))
         return tuple(heapq.nsmallest(n, chosen, key=site_sort_key))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; :meth:`from_dict` reverses it.
 
         Sites are written as compact rows ``[filename, lineno, size, count,
-        traceback]`` because a snapshot may hold 100,000 of them.
+        traceback]`` because a snapshot may hold 100,000 of them; a site
+        left out of the user's figures has its remainder's name as a sixth item.
 
         Example:
             >>> Snapshot(timestamp=1.5).to_dict()["kind"]
@@ -133,7 +134,8 @@ class Snapshot(Value, kind="snapshot"):
         sites = None
         if self.sites is not None:
             sites = [[s.filename, s.lineno, s.size_bytes, s.count,
-                      [[f.filename, f.lineno] for f in s.traceback]] for s in self.sites]
+                      [[f.filename, f.lineno] for f in s.traceback],
+                      *(() if s.left_out is None else (s.left_out,))] for s in self.sites]
         return {
             "kind": self.KIND,
             "label": self.label,
@@ -169,8 +171,9 @@ class Snapshot(Value, kind="snapshot"):
             frames: dict[tuple[str, int], Frame] = {}
             sites = tuple(
                 AllocationSite(filename=str(f), lineno=int(ln), size_bytes=int(size),
-                               count=int(count), traceback=_frames(tb, frames))
-                for f, ln, size, count, tb in data["sites"]
+                               count=int(count), traceback=_frames(tb, frames),
+                               left_out=str(rest[0]) if rest else None)
+                for f, ln, size, count, tb, *rest in data["sites"]
             )
         types = data.get("types")
         fds = data.get("fds")
@@ -229,35 +232,19 @@ def group_traces(snapshot: tracemalloc.Snapshot) -> tuple[AllocationSite, ...]:
 
     A site keeps its frames in :attr:`AllocationSite.traceback` (innermost
     last) only when there are several; a one-frame site is its filename and
-    line.
+    line. memguard's own allocations and the import machinery's are kept,
+    marked with :attr:`AllocationSite.left_out`, so that reports can name
+    them as one row (and ``diff(internal=True)`` can show them).
 
     Example:
         >>> import tracemalloc
         >>> group_traces(tracemalloc.Snapshot([], 1))
         ()
     """
-    # The raw trace tuples (domain, size, frames most recent first, nframe)
-    # are read directly: building tracemalloc's Trace/Traceback objects
-    # for every block is most of what Snapshot.statistics() costs.
-    raw = getattr(snapshot.traces, "_traces", None)
-    if raw is None:  # pragma: no cover - other Python implementations
-        raw = [(0, t.size, tuple((f.filename, f.lineno) for f in reversed(t.traceback)), 0)
-               for t in snapshot.traces]
-    groups: dict[Any, list[int]] = {}
-    get = groups.get
-    for trace in raw:
-        entry = get(trace[2])
-        if entry is None:
-            groups[trace[2]] = [trace[1], 1]
-        else:
-            entry[0] += trace[1]
-            entry[1] += 1
-    frames: dict[tuple[str, int], Frame] = {}
-    sites = [
-        AllocationSite(filename=tb[0][0], lineno=tb[0][1], size_bytes=size, count=count,
-                       traceback=_frames(reversed(tb), frames) if len(tb) > 1 else ())
-        for tb, (size, count) in groups.items()
-    ]
+    grouped = traces.group(snapshot, "traceback")
+    cache: dict[tuple[str, int], Frame] = {}
+    sites = [site_of(g, cache=cache) for g in grouped.sites()]
+    sites.extend(site_of(g, name, cache=cache) for name, g in grouped.left_out_sites())
     sites.sort(key=site_sort_key)
     return tuple(sites)
 

@@ -160,8 +160,9 @@ def test_missing_and_unreadable_inputs(
     assert "cannot tell the format" in _one_line_error(capsys)
     assert main(["report", str(runs[0]), "--format", "pdf"]) == 2
     assert "invalid choice: 'pdf'" in _one_line_error(capsys)
-    assert main(["report", str(runs[0]), "-o", str(tmp_path / "no" / "dir" / "x.txt")]) == 1
-    assert "cannot write" in _one_line_error(capsys)
+    # checked before any work, as memguard run does: a usage error
+    assert main(["report", str(runs[0]), "-o", str(tmp_path / "no" / "dir" / "x.txt")]) == 2
+    assert "its folder does not exist" in _one_line_error(capsys)
 
 
 def test_diff_two_runs_compares_their_peaks(

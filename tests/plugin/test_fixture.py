@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import pytest
@@ -91,3 +92,34 @@ def test_fixture_leaks_watch_and_snapshot(pytester: pytest.Pytester, run: Run) -
             assert memguard.limit is mg.limit
     """)
     run().assert_outcomes(passed=3)
+
+
+def test_fixture_work_is_not_the_tests_figure(pytester: pytest.Pytester) -> None:
+    """Issue 14: a test that makes one small object is not charged memguard's imports.
+
+    A subprocess, so that the guards' modules are not already imported by this
+    process: the first test to call ``expect_collected`` is the one that paid
+    1.1 MiB for them.
+    """
+    pytester.makepyfile("""
+        class Thing:
+            pass
+
+        def test_first(memguard):
+            thing = Thing()
+            memguard.expect_collected(thing)
+            del thing
+
+        def test_second(memguard):
+            thing = Thing()
+            memguard.expect_collected(thing)
+            del thing
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:memray", "-p", "no:cacheprovider",
+                                           "--memguard-json", "run.json")
+    result.assert_outcomes(passed=2)
+    tests = json.loads((pytester.path / "run.json").read_text())["tests"]
+    peaks = {test["nodeid"].rpartition("::")[2]: test["peak_bytes"] for test in tests}
+    # One instance and its frame: well under 16 KiB, the first time as the second.
+    assert peaks["test_first"] < 16 * 1024, peaks
+    assert peaks["test_second"] < 16 * 1024, peaks

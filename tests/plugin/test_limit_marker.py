@@ -211,3 +211,34 @@ def test_class_marker_applies_to_each_test_closest_wins(pytester: pytest.Pyteste
     result = run()
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(["FAILED *::TestLoads::test_big*"])
+
+
+def test_doctest_over_budget_reads_like_a_test(pytester: pytest.Pytester, run: Run) -> None:
+    """Issue 17: a doctest's failed limit is the verdict, the sites and memguard's section.
+
+    pytest's DoctestItem ignores ``__tracebackhide__``; without memguard's pruning
+    the report was about 510 lines of pytest, pluggy and memguard frames.
+    """
+    pytester.makepyfile(mod='''
+        def build(n):
+            """
+            >>> rows = build(40_000)
+            >>> len(rows)
+            40000
+            """
+            return [str(i) * 8 for i in range(n)]
+    ''')
+    result = run("--doctest-modules", "--memguard-limit", "1MB", "mod.py")
+    result.assert_outcomes(failed=1)
+    failure = result.stdout.str().split(" FAILURES ")[1].split(" short test summary")[0]
+    lines = failure.splitlines()
+    assert len(lines) < 40, failure
+    result.stdout.fnmatch_lines([
+        "*[[]doctest[]] mod.build*",
+        "E   memguard.exceptions.MemoryLimitExceeded: Memory limit exceeded in "
+        "mod.py::mod.build: peak * > limit 976.6 KiB*",
+        "*mod.py:7*",  # the site: the list comprehension in build()
+        "*- memguard -*",
+    ])
+    assert "pluggy" not in failure
+    assert "_pytest" not in failure

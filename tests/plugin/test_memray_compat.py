@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -112,3 +113,42 @@ def test_left_to_pytest_memray_when_it_is_loaded(pytester: pytest.Pytester) -> N
     assert "MemoryLimitExceeded" not in text
     assert "- memguard -" not in text
     result.stdout.fnmatch_lines(["*Test was limited to 1.0MiB but allocated *"])
+
+
+SOURCE = '''\
+import os
+
+def outer(a,
+          b):
+    x = [
+        a,
+    ]
+
+    def inner():
+        # a comment at column 0 below
+# here
+        return x
+    return inner
+
+class Box:
+    size = 3
+
+    async def load(self):
+        await other()
+if os:
+    y = 1
+'''
+
+
+@pytest.mark.parametrize(("lineno", "function"), [
+    (1, "<module>"), (4, "outer"), (5, "outer"), (6, "outer"), (7, "outer"), (12, "inner"),
+    (13, "outer"), (16, "Box"), (19, "load"), (21, "<module>"), (99, "???"),
+])
+def test_function_names_come_from_the_lines_above(tmp_path: Path, lineno: int,
+                                                   function: str) -> None:
+    """limit_leaks's filter sees the function of each frame, read from the source file."""
+    from memguard._pytest.compat import _function_at
+
+    path = tmp_path / f"mod_{lineno}.py"  # one file per case: the answers are cached
+    path.write_text(SOURCE)
+    assert _function_at(str(path), lineno) == function

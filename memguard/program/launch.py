@@ -1,15 +1,16 @@
-"""L4 guards: :class:`Program`, a script or module run in this process as ``python`` runs it.
+"""L4 program runner: :class:`Program`, a script or module run here as ``python`` runs it.
 
 Its own ``sys.argv``, ``__main__`` and ``sys.path[0]``; its exit code kept
 (``SystemExit`` as the interpreter reads it, 1 for an uncaught exception,
 130 for ``KeyboardInterrupt``); an uncaught exception printed through
 :func:`sys.excepthook` with memguard's and runpy's frames left out.
 ``sys.argv`` and ``sys.path`` are restored afterwards. Used by
-:mod:`memguard.guards.run`.
+:mod:`memguard.program.measure`.
 """
 
 from __future__ import annotations
 
+import errno
 import importlib.util
 import os
 import runpy
@@ -19,7 +20,6 @@ import zipfile
 from dataclasses import dataclass
 from types import TracebackType
 
-from ..exceptions import CommandError
 from ..values.site import is_internal
 
 __all__ = ["Program", "hidden"]
@@ -55,8 +55,8 @@ class Program:
         """Fail early, as ``python`` does, when there is nothing to run.
 
         Raises:
-            CommandError: The script does not exist, or the module is not found
-                (exit code 2).
+            FileNotFoundError: The script does not exist.
+            ModuleNotFoundError: The module is not found.
         """
         if self.module:
             saved = sys.path[:]
@@ -68,9 +68,10 @@ class Program:
             finally:
                 sys.path[:] = saved
             if not found:
-                raise CommandError(f"no module named {self.target!r}", exit_code=2)
+                raise ModuleNotFoundError(f"no module named {self.target!r}",
+                                          name=self.target)
         elif not os.path.exists(self.target):
-            raise CommandError(f"can't open file {self.target!r}: no such file", exit_code=2)
+            raise FileNotFoundError(errno.ENOENT, "can't open file: no such file", self.target)
 
     def execute(self, keep: list[object] | None = None) -> tuple[int, str | None]:
         """Run the program here and now, restoring ``sys.argv`` and ``sys.path`` after.

@@ -1,6 +1,6 @@
-"""L4 guards: :func:`run_program`, run a whole program as ``python`` would, and measure it.
+"""L4 program runner: :func:`run_program`, run a whole program as ``python`` would, and measure it.
 
-The program (a :class:`~memguard.guards._program.Program`) runs inside
+The program (a :class:`~memguard.program.launch.Program`) runs inside
 :func:`~memguard.guards.record.record` (the timeline, with the exact traced
 peak and, on Linux, the kernel's exact RSS high-water mark) and beside a
 watching thread that notes when the traced peak moved (to one interval),
@@ -20,20 +20,20 @@ import time
 import tracemalloc
 from collections.abc import Callable
 
-from .. import _tracing, process
+from .. import _tracing, process, traces
 from .._optional import require
-from ..exceptions import CommandError, MeasurementUnavailable
+from ..exceptions import MeasurementUnavailable
+from ..guards.profile import LineTarget
+from ..guards.record import record
 from ..values.limit import LimitReport, SitesStatus
 from ..values.lineprofile import LineProfile
 from ..values.run import RunReport
-from ..values.site import AllocationSite, site_sort_key
+from ..values.site import AllocationSite, site_of
 from ..values.snapshot import take_snapshot
 from ..values.timeline import Timeline
-from ._program import Program, hidden
-from .profile import LineTarget
-from .record import record
+from .launch import Program, hidden
 
-__all__ = ["Program", "group_by_line", "run_program"]
+__all__ = ["Program", "run_program"]
 
 _CAPTURE_GROWTH = 1.25
 _CAPTURE_FLOOR = 256 * 1024
@@ -45,7 +45,6 @@ _FINAL_SITES = 50
 _LINE_FRAMES = 16
 
 OnSample = Callable[[float, int, int, int | None], None]
-LineGroups = dict[tuple[str, int], list[float]]
 _ATTRIBUTED = 0.80
 
 
@@ -66,7 +65,7 @@ class _Watcher:
     the children's memory, and the status line's figures."""
 
     def __init__(self, window: _tracing.PeakWindow, *, interval: float, children: bool,
-                 rss: bool, sites: bool, baseline: LineGroups | None,
+                 rss: bool, sites: bool, baseline: traces.Grouped | None,
                  on_sample: OnSample | None) -> None:
         self.window = window
         self.interval = interval
@@ -145,7 +144,7 @@ class _Watcher:
         # the traces, and grouping allocates one small list per source line.
         level = tracemalloc.get_traced_memory()[0] - self.window.start_bytes
         snapshot = tracemalloc.take_snapshot()
-        groups = group_by_line(snapshot)
+        groups = traces.group(snapshot, "lineno")
         del snapshot
         self.sites = _top_sites(groups, self.baseline)
         self.sites_level, self.sites_seconds = level, now
@@ -155,47 +154,10 @@ class _Watcher:
         self.next_capture = now + _CAPTURE_BUDGET * (time.perf_counter() - began)
 
 
-def group_by_line(snapshot: tracemalloc.Snapshot) -> LineGroups:
-    """Live traced bytes and blocks by the line that allocated them (innermost frame).
-
-    Example:
-        >>> import tracemalloc
-        >>> group_by_line(tracemalloc.Snapshot([(0, 64, (("app.py", 3),), 1)], 1))
-        {('app.py', 3): [64.0, 1.0]}
-    """
-    # The raw trace tuples (domain, size, frames most recent first, nframe)
-    # are read directly: building tracemalloc's Trace objects for every
-    # block is most of what Snapshot.statistics() costs.
-    raw = getattr(snapshot.traces, "_traces", None)
-    if raw is None:  # pragma: no cover - other Python implementations
-        raw = [(0, t.size, tuple((f.filename, f.lineno) for f in reversed(t.traceback)), 0)
-               for t in snapshot.traces]
-    # Sums are floats (exact to 2**53 bytes): a float comes from the float
-    # free list, while every new int would be a traced allocation, which
-    # costs several times the addition under tracing.
-    groups: LineGroups = {}
-    get = groups.get
-    for trace in raw:
-        key = trace[2][0]
-        entry = get(key)
-        if entry is None:
-            groups[key] = [float(trace[1]), 1.0]
-        else:
-            entry[0] += trace[1]
-            entry[1] += 1.0
-    return groups
-
-
-def _top_sites(groups: LineGroups, baseline: LineGroups | None) -> tuple[AllocationSite, ...]:
-    sites = []
-    for (filename, lineno), (size, count) in groups.items():
-        old_size, old_count = (baseline or {}).get((filename, lineno), (0.0, 0.0))
-        if size > old_size and not hidden(filename):
-            sites.append(AllocationSite(filename=filename, lineno=lineno,
-                                        size_bytes=int(size - old_size),
-                                        count=int(count - old_count)))
-    sites.sort(key=site_sort_key)
-    return tuple(sites[:_KEPT_SITES])
+def _top_sites(groups: traces.Grouped,
+               baseline: traces.Grouped | None) -> tuple[AllocationSite, ...]:
+    grown = traces.changes(groups, baseline).grown
+    return tuple(site_of(g) for g in grown if not hidden(g.filename))[:_KEPT_SITES]
 
 
 def _limit_report(run: RunReport, limit_bytes: int) -> LimitReport:
@@ -224,22 +186,22 @@ def _line_target(spec: str | None) -> LineTarget | None:
     try:
         return LineTarget.parse(spec)
     except ValueError as bad:
-        raise CommandError(f"--lines: {bad}", exit_code=2) from None
+        raise ValueError(f"lines: {bad}") from None
 
 
-def _baseline() -> LineGroups | None:
+def _baseline() -> traces.Grouped | None:
     """The traces already live under someone else's trace, so that only the
     program's growth is named."""
     if not tracemalloc.is_tracing():
         return None
     with _tracing.excluded():
         existing = tracemalloc.take_snapshot()
-    return group_by_line(existing)
+    return traces.group(existing, "lineno")
 
 
 def _observe(program: Program, kept: list[object], target: LineTarget | None, *,
              interval: float, rss: bool, children: bool, sites: bool,
-             baseline: LineGroups | None,
+             baseline: traces.Grouped | None,
              on_sample: OnSample | None) -> tuple[Timeline, _Watcher, tuple[int, str | None],
                                                   float]:
     """Run the program inside a recording and a watched peak window."""
@@ -311,9 +273,10 @@ def run_program(
         exception has been printed (``sys.excepthook``) and counts as exit code 1.
 
     Raises:
-        CommandError: There is no such script or module, or *lines* is not
-            ``MODULE_OR_FILE:FUNCTION`` (exit code 2).
-        ValueError: *interval* is not a positive number.
+        FileNotFoundError: There is no such script.
+        ModuleNotFoundError: There is no such module.
+        ValueError: *interval* is not a positive number, or *lines* is not
+            ``MODULE_OR_FILE:FUNCTION``.
 
     Example:
         >>> import pathlib, tempfile

@@ -1,0 +1,221 @@
+"""L2 measurement: the native allocation counter, the cheap exact Python-heap measure.
+
+:mod:`memguard._native` (a small optional C extension) wraps Python's
+allocators while a count is open and keeps the bytes in use and their peak:
+the requested size of every block allocated since the count began, exactly
+what tracemalloc would trace had it started at that moment, for the price of
+a counter (see ``docs/how-it-measures.md``). This module is the only one that
+talks to the extension; everything else measures the Python heap through it
+or through :mod:`memguard._tracing`.
+
+The API mirrors :mod:`memguard._tracing`'s windows::
+
+    if _counter.available():
+        window = _counter.begin()
+        run()                                  # the measured code
+        window = _counter.end(window)
+        window.peak_bytes, window.end_bytes - window.start_bytes
+
+* :func:`begin` opens a :class:`CountWindow` (the first open window installs
+  the hooks); :func:`end` closes it (the last one removes them, or leaves
+  them as pass-through under a hook installed later, such as tracemalloc
+  started inside the block). Windows nest and overlap across threads: the
+  counter has one peak, and before it is reset the peak so far is folded into
+  every open window, as :mod:`memguard._tracing` does for tracemalloc.
+* :func:`current` and :func:`refresh` read the count while windows are open;
+  :func:`rebase` restarts the peak (the line profiler's per-line reading).
+* Levels are counted from when the first open window began, not from the
+  start of the process: only a window's differences mean something.
+
+The extension is absent where it could not be built (no C compiler or no
+Python headers at install time) and is switched off by the environment
+variable ``MEMGUARD_NO_NATIVE=1`` (read when no window is open):
+:func:`available` says so and :func:`unavailable_reason` says why; callers
+then measure with tracemalloc. :func:`measurement` names the path in use.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .exceptions import TracingError
+
+__all__ = [
+    "ENV_DISABLE",
+    "CountWindow",
+    "available",
+    "begin",
+    "current",
+    "end",
+    "measurement",
+    "open_windows",
+    "rebase",
+    "refresh",
+    "unavailable_reason",
+]
+
+ENV_DISABLE = "MEMGUARD_NO_NATIVE"
+"""Set to ``1`` to measure with tracemalloc even where the counter is built."""
+
+_lock = threading.RLock()
+_windows: list[CountWindow] = []
+_module: Any = None  # the extension module: untyped C functions
+_import_error: str | None = None
+_loaded = False
+
+
+def _native() -> Any:
+    global _module, _import_error, _loaded
+    if not _loaded:
+        try:
+            module = importlib.import_module("memguard._native")
+        except ImportError as error:
+            _import_error = f"memguard._native is not built ({error})"
+            module = None
+        _module, _loaded = module, True
+    return _module
+
+
+def _disabled() -> bool:
+    return os.environ.get(ENV_DISABLE, "").strip() not in ("", "0")
+
+
+def unavailable_reason() -> str | None:
+    """Why the counter cannot be used, or ``None`` when it can."""
+    if _disabled():
+        return f"{ENV_DISABLE} is set"
+    if _native() is None:
+        return _import_error
+    return None
+
+
+def available() -> bool:
+    """Whether the native counter can be used right now.
+
+    While a window is open the answer stays what it was when the first one
+    began, so that an environment change cannot strand an open count.
+    """
+    with _lock:
+        if _windows:
+            return True
+        return unavailable_reason() is None
+
+
+def measurement() -> Literal["counter", "tracemalloc"]:
+    """The Python-heap measure memguard uses by default here: the counter, or tracemalloc."""
+    return "counter" if available() else "tracemalloc"
+
+
+@dataclass(eq=False, slots=True)
+class CountWindow:
+    """One user's view of the counted Python heap while a block runs."""
+
+    start_bytes: int
+    """The count when the window opened."""
+    peak_total_bytes: int
+    """The highest count seen while the window was open."""
+    end_bytes: int | None = field(default=None)
+    """The count when the window closed, once closed."""
+    lost_blocks: int = 0
+    """Blocks the counter could not record (out of memory for its table); 0 normally."""
+
+    @property
+    def peak_bytes(self) -> int:
+        """The peak above the starting level, in bytes."""
+        return max(0, self.peak_total_bytes - self.start_bytes)
+
+
+def _fold(peak: int) -> None:
+    for window in _windows:
+        window.peak_total_bytes = max(window.peak_total_bytes, peak)
+
+
+def _require() -> Any:
+    module = _native()
+    if module is None or (not _windows and _disabled()):
+        raise RuntimeError(f"the native counter is unavailable: {unavailable_reason()}")
+    return module
+
+
+def begin() -> CountWindow:
+    """Open a count window, installing the allocator hooks if none is open.
+
+    Raises:
+        RuntimeError: The counter is unavailable (check :func:`available`).
+    """
+    with _lock:
+        module = _require()
+        if not _windows:
+            module.begin()
+        else:
+            _fold(module.peak())
+        current = module.reset_peak()
+        window = CountWindow(current, current)
+        _windows.append(window)
+        return window
+
+
+def current() -> int:
+    """The count now, in bytes (0 when no window is open)."""
+    module = _module
+    if module is None or not _windows:
+        return 0
+    return int(module.current())
+
+
+def refresh() -> tuple[int, int]:
+    """Fold the peak so far into every open window; return ``(current, peak)``."""
+    with _lock:
+        module = _module
+        if module is None or not _windows:
+            return 0, 0
+        now, peak, _lost = module.counts()
+        _fold(peak)
+        return now, peak
+
+
+def rebase() -> int:
+    """Fold the peak into every open window, restart it at the current count; return that."""
+    with _lock:
+        module = _require()
+        _fold(module.peak())
+        return int(module.reset_peak())
+
+
+def end(window: CountWindow) -> CountWindow:
+    """Close *window*, fixing its peak; the last window removes the hooks.
+
+    Returns:
+        The same window, now with ``end_bytes`` set.
+
+    Raises:
+        TracingError: The hooks were removed from the allocator chain while
+            the window was open (a tracemalloc trace that began before the
+            block and was stopped inside it takes every hook installed after
+            it with it), so the count is unknown. The window is closed all
+            the same.
+    """
+    with _lock:
+        module = _require()
+        now, peak, lost = module.counts()
+        _fold(peak)
+        window.end_bytes = now
+        window.lost_blocks = lost
+        if window in _windows:
+            _windows.remove(window)
+        intact = bool(module.end()) if not _windows else bool(module.intact())
+        if not intact:
+            raise TracingError("the allocation counter was unhooked while the block ran "
+                               "(tracemalloc, started before the block, was stopped inside "
+                               "it), so its peak is unknown")
+        return window
+
+
+def open_windows() -> int:
+    """How many count windows are open right now."""
+    with _lock:
+        return len(_windows)

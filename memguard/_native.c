@@ -1,0 +1,901 @@
+/* memguard._native: an exact count of the Python heap for the price of a counter.
+ *
+ * While at least one session is open (begin()/end(), reference-counted), this
+ * module wraps Python's allocators (PyMem_SetAllocator for the RAW, MEM and
+ * OBJ domains) and keeps the bytes in use and their peak: the requested size
+ * of every block allocated since the first session began, exactly what
+ * tracemalloc would trace had it started at that moment.
+ *
+ * The design, and why:
+ *
+ * - Header-free. The size of a block is kept in a hash set of the blocks
+ *   allocated while counting (address -> requested size), never in a header
+ *   in front of the block: a block allocated before the count began and freed
+ *   or reallocated inside it is simply not in the set, so it never makes the
+ *   count wrong (a realloc of such a block counts its new size, as tracemalloc
+ *   does). The set lives in libc's heap, not Python's, so no tracer sees it.
+ * - Thread-safe. The RAW domain is called without the GIL, so the set is
+ *   split into shards, each behind a spin lock, and the counters are atomics.
+ * - One count per block. The OBJ domain hands big requests to PyMem_RawMalloc,
+ *   which comes back through the RAW hook: a thread-local flag marks that the
+ *   thread is inside a hook, and nested calls are passed on uncounted (the
+ *   rule tracemalloc follows too).
+ * - Never breaks a hook installed later. When the last session ends, the hooks
+ *   are removed only if they are still the installed allocator; otherwise
+ *   (tracemalloc started inside the block and still runs, wrapping us) they
+ *   stay in the chain as plain pass-through and are reused by the next
+ *   session. A hook above us keeps working, and nothing is ever stopped.
+ * - Sampling. Every allocation also spends a random byte budget (exponential,
+ *   mean `interval` bytes, the scheme of tcmalloc's and Go's heap profiles);
+ *   when it runs out, the block is a sample: its address, size and a short
+ *   Python stack (code objects and instruction offsets, read from the
+ *   interpreter's frames without creating any object) go into a small table.
+ *   The sampled live set is copied whenever the count reaches a new peak
+ *   above the "capture level" by a growth factor, so the sites at the peak
+ *   are known at the moment the peak was made.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
+#  define Py_BUILD_CORE 1
+#  include "internal/pycore_frame.h"
+#  undef Py_BUILD_CORE
+#  define MG_FRAMES_311 1
+#elif PY_VERSION_HEX < 0x030B0000
+#  include "frameobject.h"
+#  define MG_FRAMES_310 1
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* State                                                                     */
+
+static PyMemAllocatorEx orig_raw, orig_mem, orig_obj;
+static PyMemAllocatorEx hook_raw, hook_mem, hook_obj;
+
+static int sessions = 0;          /* guarded by the GIL */
+static int installed = 0;         /* our hooks are somewhere in the chain */
+static atomic_int active = 0;     /* counting (else pass-through) */
+static _Thread_local int in_hook = 0;
+static _Thread_local int probing = 0;
+static atomic_llong probe_seen = 0;
+
+static atomic_llong cur_bytes = 0;
+static atomic_llong peak_bytes = 0;
+static atomic_llong lost_blocks = 0;  /* blocks the set could not hold */
+
+/* ------------------------------------------------------------------------ */
+/* The set of counted blocks: shards of open-addressing tables.             */
+
+#define NSHARDS 128
+#define MIN_CAP 64
+
+typedef struct {
+    uintptr_t key;
+    size_t size;
+} entry_t;
+
+typedef struct {
+    atomic_flag lock;
+    entry_t *slots;
+    size_t cap;   /* power of two, or 0 */
+    size_t count;
+    char pad[64 - sizeof(atomic_flag) - sizeof(entry_t *) - 2 * sizeof(size_t)];
+} shard_t;
+
+static shard_t shards[NSHARDS];
+
+static inline uint64_t
+hash_ptr(uintptr_t p)
+{
+    uint64_t h = (uint64_t)p * 0x9E3779B97F4A7C15ULL;
+    return h ^ (h >> 31);
+}
+
+static inline shard_t *
+shard_of(uint64_t h)
+{
+    return &shards[(h >> 56) % NSHARDS];
+}
+
+static inline void
+shard_lock(shard_t *s)
+{
+    while (atomic_flag_test_and_set_explicit(&s->lock, memory_order_acquire)) {
+        /* spin: critical sections are a few dozen instructions */
+    }
+}
+
+static inline void
+shard_unlock(shard_t *s)
+{
+    atomic_flag_clear_explicit(&s->lock, memory_order_release);
+}
+
+static int
+shard_grow(shard_t *s)
+{
+    size_t ncap = s->cap ? s->cap * 2 : MIN_CAP;
+    entry_t *nslots = calloc(ncap, sizeof(entry_t));
+    if (nslots == NULL) {
+        return -1;
+    }
+    for (size_t i = 0; i < s->cap; i++) {
+        uintptr_t k = s->slots[i].key;
+        if (k == 0) {
+            continue;
+        }
+        size_t j = hash_ptr(k) & (ncap - 1);
+        while (nslots[j].key != 0) {
+            j = (j + 1) & (ncap - 1);
+        }
+        nslots[j] = s->slots[i];
+    }
+    free(s->slots);
+    s->slots = nslots;
+    s->cap = ncap;
+    return 0;
+}
+
+/* Insert or replace; returns the replaced size, or -1 if the key was new,
+ * or -2 if the set could not grow. */
+static long long
+set_put(uintptr_t key, size_t size)
+{
+    uint64_t h = hash_ptr(key);
+    shard_t *s = shard_of(h);
+    long long old = -1;
+    shard_lock(s);
+    if ((s->count + 1) * 4 > s->cap * 3 && shard_grow(s) < 0) {
+        shard_unlock(s);
+        return -2;
+    }
+    size_t mask = s->cap - 1;
+    size_t j = h & mask;
+    while (s->slots[j].key != 0 && s->slots[j].key != key) {
+        j = (j + 1) & mask;
+    }
+    if (s->slots[j].key == key) {
+        old = (long long)s->slots[j].size;
+    } else {
+        s->count++;
+        s->slots[j].key = key;
+    }
+    s->slots[j].size = size;
+    shard_unlock(s);
+    return old;
+}
+
+/* Remove; returns the size, or -1 if the key was not in the set. */
+static long long
+set_pop(uintptr_t key)
+{
+    uint64_t h = hash_ptr(key);
+    shard_t *s = shard_of(h);
+    long long found = -1;
+    shard_lock(s);
+    if (s->count == 0) {
+        shard_unlock(s);
+        return -1;
+    }
+    size_t mask = s->cap - 1;
+    size_t j = h & mask;
+    while (s->slots[j].key != 0) {
+        if (s->slots[j].key == key) {
+            found = (long long)s->slots[j].size;
+            break;
+        }
+        j = (j + 1) & mask;
+    }
+    if (found >= 0) {
+        /* backward-shift deletion keeps the probe chains whole without tombstones */
+        size_t i = j;
+        for (;;) {
+            s->slots[i].key = 0;
+            size_t k = i;
+            for (;;) {
+                k = (k + 1) & mask;
+                if (s->slots[k].key == 0) {
+                    goto done;
+                }
+                size_t home = hash_ptr(s->slots[k].key) & mask;
+                /* can slot k move to i? only if its home is not in (i, k] */
+                if (i <= k ? (home <= i || home > k) : (home <= i && home > k)) {
+                    break;
+                }
+            }
+            s->slots[i] = s->slots[k];
+            i = k;
+        }
+    done:
+        s->count--;
+    }
+    shard_unlock(s);
+    return found;
+}
+
+static void
+set_clear(void)
+{
+    for (int i = 0; i < NSHARDS; i++) {
+        shard_t *s = &shards[i];
+        shard_lock(s);
+        free(s->slots);
+        s->slots = NULL;
+        s->cap = 0;
+        s->count = 0;
+        shard_unlock(s);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Sampling                                                                  */
+
+#define MAX_DEPTH 8
+#define SAMPLE_CAP 4096      /* sampled live blocks held at once */
+#define CODE_CAP 4096        /* distinct code objects referenced */
+
+typedef struct {
+    uintptr_t key;           /* 0: free slot */
+    size_t size;
+    int depth;
+    int code[MAX_DEPTH];     /* index into codes[] */
+    int offset[MAX_DEPTH];   /* byte offset of the instruction */
+} sample_t;
+
+static atomic_flag sample_lock = ATOMIC_FLAG_INIT;
+static int sampling = 0;                   /* sampling on for this count */
+static double sample_mean = 0.0;           /* bytes */
+static atomic_llong sample_budget = 0;     /* bytes left until the next sample */
+static uint64_t rng_state = 0x853c49e6748fea9bULL;
+static sample_t samples[SAMPLE_CAP];
+static int n_samples = 0;                  /* slots used (some may be freed: key 0) */
+static long long samples_dropped = 0;
+static PyObject *codes[CODE_CAP];          /* strong references, released at end */
+static int n_codes = 0;
+/* the copy of the sampled live set at the highest capture */
+static sample_t captured[SAMPLE_CAP];
+static int n_captured = 0;
+static long long captured_level = -1;      /* count when copied, -1: never */
+static long long capture_above = -1;       /* copy only above this count; -1: never */
+static double capture_growth = 1.10;
+
+static inline void
+sample_locked(void)
+{
+    while (atomic_flag_test_and_set_explicit(&sample_lock, memory_order_acquire)) {
+    }
+}
+
+static inline void
+sample_unlocked(void)
+{
+    atomic_flag_clear_explicit(&sample_lock, memory_order_release);
+}
+
+static double
+rng_uniform(void)
+{
+    /* xorshift64*, under sample_lock */
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    uint64_t r = rng_state * 2685821657736338717ULL;
+    return ((double)(r >> 11) + 0.5) / 9007199254740992.0;  /* (0, 1) */
+}
+
+static long long
+next_budget(void)
+{
+    /* exponential with the given mean: -mean * ln(U) */
+    double b = -sample_mean * log(rng_uniform());
+    return b < 1.0 ? 1 : (long long)b;
+}
+
+static int
+code_index(PyObject *code)
+{
+    for (int i = n_codes - 1; i >= 0; i--) {
+        if (codes[i] == code) {
+            return i;
+        }
+    }
+    if (n_codes == CODE_CAP) {
+        return -1;
+    }
+    Py_INCREF(code);  /* GIL held: only called when PyGILState_Check() */
+    codes[n_codes] = code;
+    return n_codes++;
+}
+
+/* Fill s->code/offset from the current thread's Python frames; GIL held,
+ * sample_lock held. Creates no Python object. */
+static void
+read_stack(sample_t *s)
+{
+    s->depth = 0;
+    PyThreadState *ts = PyGILState_GetThisThreadState();
+    if (ts == NULL) {
+        return;
+    }
+#if defined(MG_FRAMES_311)
+    _PyInterpreterFrame *f = ts->cframe ? ts->cframe->current_frame : NULL;
+    while (f != NULL && s->depth < MAX_DEPTH) {
+        if (!_PyFrame_IsIncomplete(f)) {
+            int ci = code_index((PyObject *)f->f_code);
+            if (ci < 0) {
+                break;
+            }
+            s->code[s->depth] = ci;
+            s->offset[s->depth] = _PyInterpreterFrame_LASTI(f) * (int)sizeof(_Py_CODEUNIT);
+            s->depth++;
+        }
+        f = f->previous;
+    }
+#elif defined(MG_FRAMES_310)
+    PyFrameObject *f = ts->frame;
+    while (f != NULL && s->depth < MAX_DEPTH) {
+        int ci = code_index((PyObject *)f->f_code);
+        if (ci < 0) {
+            break;
+        }
+        s->code[s->depth] = ci;
+        s->offset[s->depth] = f->f_lasti * (int)sizeof(_Py_CODEUNIT);
+        s->depth++;
+        f = f->f_back;
+    }
+#else
+    (void)ts;
+#endif
+}
+
+/* A block of `size` bytes at `key` was counted: spend the sampling budget. */
+static inline void
+sample_alloc(uintptr_t key, size_t size)
+{
+    long long left = atomic_fetch_sub_explicit(&sample_budget, (long long)size,
+                                               memory_order_relaxed) - (long long)size;
+    if (left > 0) {
+        return;
+    }
+    sample_locked();
+    if (!sampling) {
+        sample_unlocked();
+        return;
+    }
+    /* one sample per crossing; the block stands for `mean` bytes (see docs) */
+    atomic_store_explicit(&sample_budget, next_budget(), memory_order_relaxed);
+    int slot = -1;
+    for (int i = 0; i < n_samples; i++) {
+        if (samples[i].key == 0) {
+            slot = i;
+            break;
+        }
+    }
+    if (slot < 0) {
+        if (n_samples == SAMPLE_CAP) {
+            samples_dropped++;
+            sample_unlocked();
+            return;
+        }
+        slot = n_samples++;
+    }
+    sample_t *s = &samples[slot];
+    s->key = key;
+    s->size = size;
+    s->depth = 0;
+    if (PyGILState_Check()) {
+        read_stack(s);
+    }
+    sample_unlocked();
+}
+
+static inline void
+sample_free(uintptr_t key)
+{
+    sample_locked();
+    for (int i = 0; i < n_samples; i++) {
+        if (samples[i].key == key) {
+            samples[i].key = 0;
+            while (n_samples > 0 && samples[n_samples - 1].key == 0) {
+                n_samples--;
+            }
+            break;
+        }
+    }
+    sample_unlocked();
+}
+
+/* A new peak was reached: copy the sampled live set if it is high enough. */
+static void
+maybe_capture(long long level)
+{
+    sample_locked();
+    if (sampling && capture_above >= 0 && level > capture_above
+        && (captured_level < 0 || (double)level >= (double)captured_level * capture_growth)) {
+        memcpy(captured, samples, sizeof(sample_t) * (size_t)n_samples);
+        n_captured = n_samples;
+        captured_level = level;
+    }
+    sample_unlocked();
+}
+
+/* ------------------------------------------------------------------------ */
+/* Counting                                                                  */
+
+static inline void
+count_add(long long delta)
+{
+    long long now = atomic_fetch_add_explicit(&cur_bytes, delta, memory_order_relaxed) + delta;
+    if (delta <= 0) {
+        return;
+    }
+    long long peak = atomic_load_explicit(&peak_bytes, memory_order_relaxed);
+    while (now > peak) {
+        if (atomic_compare_exchange_weak_explicit(&peak_bytes, &peak, now,
+                                                  memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+            if (capture_above >= 0 && now > capture_above) {
+                maybe_capture(now);
+            }
+            break;
+        }
+    }
+}
+
+static inline void
+track_new(void *ptr, size_t size)
+{
+    long long old = set_put((uintptr_t)ptr, size);
+    if (old == -2) {
+        atomic_fetch_add_explicit(&lost_blocks, 1, memory_order_relaxed);
+        return;
+    }
+    count_add((long long)size - (old > 0 ? old : 0));
+    if (sampling) {
+        sample_alloc((uintptr_t)ptr, size);
+    }
+}
+
+static inline void
+track_free(void *ptr)
+{
+    long long old = set_pop((uintptr_t)ptr);
+    if (old >= 0) {
+        count_add(-old);
+        if (sampling && n_samples) {
+            sample_free((uintptr_t)ptr);
+        }
+    }
+}
+
+#define ENTER(alloc) \
+    PyMemAllocatorEx *alloc = (PyMemAllocatorEx *)ctx; \
+    if (in_hook || probing || !atomic_load_explicit(&active, memory_order_relaxed))
+
+static void *
+hook_malloc(void *ctx, size_t size)
+{
+    ENTER(alloc) {
+        if (probing) {
+            atomic_fetch_add(&probe_seen, 1);
+        }
+        return alloc->malloc(alloc->ctx, size);
+    }
+    in_hook = 1;
+    void *ptr = alloc->malloc(alloc->ctx, size);
+    if (ptr != NULL) {
+        track_new(ptr, size);
+    }
+    in_hook = 0;
+    return ptr;
+}
+
+static void *
+hook_calloc(void *ctx, size_t nelem, size_t elsize)
+{
+    ENTER(alloc) {
+        return alloc->calloc(alloc->ctx, nelem, elsize);
+    }
+    in_hook = 1;
+    void *ptr = alloc->calloc(alloc->ctx, nelem, elsize);
+    if (ptr != NULL) {
+        track_new(ptr, nelem * elsize);
+    }
+    in_hook = 0;
+    return ptr;
+}
+
+static void *
+hook_realloc(void *ctx, void *ptr, size_t new_size)
+{
+    ENTER(alloc) {
+        return alloc->realloc(alloc->ctx, ptr, new_size);
+    }
+    in_hook = 1;
+    /* Out of the set before the block can be freed and handed to another thread. */
+    long long old = ptr != NULL ? set_pop((uintptr_t)ptr) : -1;
+    void *ptr2 = alloc->realloc(alloc->ctx, ptr, new_size);
+    if (ptr2 == NULL) {
+        if (old >= 0) {
+            set_put((uintptr_t)ptr, (size_t)old);  /* still allocated, unchanged */
+        }
+    } else {
+        if (old >= 0 && sampling && n_samples) {
+            sample_free((uintptr_t)ptr);
+        }
+        long long prev = set_put((uintptr_t)ptr2, new_size);
+        if (prev == -2) {
+            atomic_fetch_add_explicit(&lost_blocks, 1, memory_order_relaxed);
+            if (old > 0) {
+                count_add(-old);
+            }
+        } else {
+            count_add((long long)new_size - (old > 0 ? old : 0) - (prev > 0 ? prev : 0));
+            if (sampling) {
+                sample_alloc((uintptr_t)ptr2, new_size);
+            }
+        }
+    }
+    in_hook = 0;
+    return ptr2;
+}
+
+static void
+hook_free(void *ctx, void *ptr)
+{
+    ENTER(alloc) {
+        alloc->free(alloc->ctx, ptr);
+        return;
+    }
+    if (ptr != NULL) {
+        in_hook = 1;
+        track_free(ptr);  /* before the free: the address may be reused at once */
+        alloc->free(alloc->ctx, ptr);
+        in_hook = 0;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Install and remove                                                        */
+
+static int
+is_ours(PyMemAllocatorDomain domain)
+{
+    PyMemAllocatorEx a;
+    PyMem_GetAllocator(domain, &a);
+    return a.malloc == hook_malloc;
+}
+
+/* Whether our hooks are still in the allocator chain: a RAW malloc made
+ * through the public API reaches them wherever they sit. */
+static int
+probe_chain(void)
+{
+    long long before = atomic_load(&probe_seen);
+    probing = 1;  /* this thread's probe is passed on uncounted */
+    void *p = PyMem_RawMalloc(1);
+    PyMem_RawFree(p);
+    probing = 0;
+    return atomic_load(&probe_seen) != before;
+}
+
+static void
+install(void)
+{
+    PyMem_GetAllocator(PYMEM_DOMAIN_RAW, &orig_raw);
+    PyMem_GetAllocator(PYMEM_DOMAIN_MEM, &orig_mem);
+    PyMem_GetAllocator(PYMEM_DOMAIN_OBJ, &orig_obj);
+    hook_raw = (PyMemAllocatorEx){&orig_raw, hook_malloc, hook_calloc, hook_realloc, hook_free};
+    hook_mem = (PyMemAllocatorEx){&orig_mem, hook_malloc, hook_calloc, hook_realloc, hook_free};
+    hook_obj = (PyMemAllocatorEx){&orig_obj, hook_malloc, hook_calloc, hook_realloc, hook_free};
+    PyMem_SetAllocator(PYMEM_DOMAIN_RAW, &hook_raw);
+    PyMem_SetAllocator(PYMEM_DOMAIN_MEM, &hook_mem);
+    PyMem_SetAllocator(PYMEM_DOMAIN_OBJ, &hook_obj);
+    installed = 1;
+}
+
+static void
+uninstall_if_on_top(void)
+{
+    if (is_ours(PYMEM_DOMAIN_RAW) && is_ours(PYMEM_DOMAIN_MEM) && is_ours(PYMEM_DOMAIN_OBJ)) {
+        PyMem_SetAllocator(PYMEM_DOMAIN_RAW, &orig_raw);
+        PyMem_SetAllocator(PYMEM_DOMAIN_MEM, &orig_mem);
+        PyMem_SetAllocator(PYMEM_DOMAIN_OBJ, &orig_obj);
+        installed = 0;
+    }
+    /* else: a hook installed after ours wraps it; stay in the chain as pass-through */
+}
+
+static void
+release_codes(void)
+{
+    for (int i = 0; i < n_codes; i++) {
+        Py_CLEAR(codes[i]);
+    }
+    n_codes = 0;
+}
+
+static void
+reset_sampling(void)
+{
+    sample_locked();
+    sampling = 0;
+    n_samples = 0;
+    n_captured = 0;
+    captured_level = -1;
+    capture_above = -1;
+    samples_dropped = 0;
+    sample_unlocked();
+}
+
+/* ------------------------------------------------------------------------ */
+/* Python API                                                                */
+
+static PyObject *
+mg_begin(PyObject *self, PyObject *args)
+{
+    if (sessions == 0) {
+        if (installed && !probe_chain()) {
+            installed = 0;  /* someone removed our hooks (see end()) */
+        }
+        atomic_store(&cur_bytes, 0);
+        atomic_store(&peak_bytes, 0);
+        atomic_store(&lost_blocks, 0);
+        reset_sampling();
+        release_codes();
+        if (!installed) {
+            install();
+        }
+        atomic_store(&active, 1);
+    }
+    sessions++;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+mg_end(PyObject *self, PyObject *args)
+{
+    if (sessions == 0) {
+        PyErr_SetString(PyExc_RuntimeError, "end() without begin()");
+        return NULL;
+    }
+    int intact = 1;
+    if (--sessions == 0) {
+        intact = probe_chain();
+        atomic_store(&active, 0);
+        reset_sampling();
+        release_codes();
+        set_clear();
+        if (intact) {
+            uninstall_if_on_top();
+        } else {
+            installed = 0;
+        }
+    }
+    return PyBool_FromLong(intact);
+}
+
+static PyObject *
+mg_intact(PyObject *self, PyObject *args)
+{
+    if (sessions == 0) {
+        Py_RETURN_FALSE;
+    }
+    return PyBool_FromLong(probe_chain());
+}
+
+static PyObject *
+mg_counts(PyObject *self, PyObject *args)
+{
+    return Py_BuildValue("(LLL)", atomic_load(&cur_bytes), atomic_load(&peak_bytes),
+                         atomic_load(&lost_blocks));
+}
+
+static PyObject *
+mg_current(PyObject *self, PyObject *args)
+{
+    return PyLong_FromLongLong(atomic_load(&cur_bytes));
+}
+
+static PyObject *
+mg_peak(PyObject *self, PyObject *args)
+{
+    return PyLong_FromLongLong(atomic_load(&peak_bytes));
+}
+
+static PyObject *
+mg_reset_peak(PyObject *self, PyObject *args)
+{
+    /* peak = current; done with a store: concurrent growth re-raises it */
+    long long now = atomic_load(&cur_bytes);
+    atomic_store(&peak_bytes, now);
+    return PyLong_FromLongLong(now);
+}
+
+static PyObject *
+mg_sessions(PyObject *self, PyObject *args)
+{
+    return PyLong_FromLong(sessions);
+}
+
+static PyObject *
+mg_installed(PyObject *self, PyObject *args)
+{
+    return PyBool_FromLong(installed);
+}
+
+static PyObject *
+mg_start_sampling(PyObject *self, PyObject *args)
+{
+    double mean;
+    unsigned long long seed;
+    if (!PyArg_ParseTuple(args, "dK", &mean, &seed)) {
+        return NULL;
+    }
+    if (!(mean >= 1.0)) {
+        PyErr_SetString(PyExc_ValueError, "the sampling interval must be at least 1 byte");
+        return NULL;
+    }
+    sample_locked();
+    sample_mean = mean;
+    rng_state = seed ? seed : 0x853c49e6748fea9bULL;
+    sampling = 1;
+    atomic_store(&sample_budget, next_budget());
+    sample_unlocked();
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+mg_set_capture(PyObject *self, PyObject *args)
+{
+    long long above;
+    double growth;
+    if (!PyArg_ParseTuple(args, "Ld", &above, &growth)) {
+        return NULL;
+    }
+    sample_locked();
+    capture_above = above;
+    capture_growth = growth;
+    captured_level = -1;
+    n_captured = 0;
+    sample_unlocked();
+    /* the count may already be above the level */
+    long long now = atomic_load(&cur_bytes);
+    if (above >= 0 && now > above && now >= atomic_load(&peak_bytes)) {
+        maybe_capture(now);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+stack_list(const sample_t *s)
+{
+    PyObject *frames = PyList_New(0);
+    if (frames == NULL) {
+        return NULL;
+    }
+    for (int d = 0; d < s->depth; d++) {
+        PyCodeObject *code = (PyCodeObject *)codes[s->code[d]];
+        int line = PyCode_Addr2Line(code, s->offset[d]);
+        PyObject *item = Py_BuildValue("(OOi)", code->co_filename, code->co_name, line);
+        if (item == NULL || PyList_Append(frames, item) < 0) {
+            Py_XDECREF(item);
+            Py_DECREF(frames);
+            return NULL;
+        }
+        Py_DECREF(item);
+    }
+    return frames;
+}
+
+static PyObject *
+sample_rows(const sample_t *set, int n)
+{
+    PyObject *rows = PyList_New(0);
+    if (rows == NULL) {
+        return NULL;
+    }
+    for (int i = 0; i < n; i++) {
+        if (set[i].key == 0) {
+            continue;
+        }
+        PyObject *frames = stack_list(&set[i]);
+        if (frames == NULL) {
+            Py_DECREF(rows);
+            return NULL;
+        }
+        PyObject *row = Py_BuildValue("(nN)", (Py_ssize_t)set[i].size, frames);
+        if (row == NULL || PyList_Append(rows, row) < 0) {
+            Py_XDECREF(row);
+            Py_DECREF(rows);
+            return NULL;
+        }
+        Py_DECREF(row);
+    }
+    return rows;
+}
+
+/* Copy under the lock into a C buffer, then build Python objects unlocked
+ * (building them allocates, which comes back through the hooks). */
+static PyObject *
+rows_of(int which)
+{
+    sample_t *copy = malloc(sizeof(sample_t) * SAMPLE_CAP);
+    if (copy == NULL) {
+        return PyErr_NoMemory();
+    }
+    long long level;
+    int n;
+    sample_locked();
+    if (which) {
+        n = n_captured;
+        memcpy(copy, captured, sizeof(sample_t) * (size_t)n);
+        level = captured_level;
+    } else {
+        n = n_samples;
+        memcpy(copy, samples, sizeof(sample_t) * (size_t)n);
+        level = atomic_load(&cur_bytes);
+    }
+    long long dropped = samples_dropped;
+    double mean = sample_mean;
+    sample_unlocked();
+    PyObject *rows = sample_rows(copy, n);
+    free(copy);
+    if (rows == NULL) {
+        return NULL;
+    }
+    return Py_BuildValue("(LNdL)", level, rows, mean, dropped);
+}
+
+static PyObject *
+mg_captured(PyObject *self, PyObject *args)
+{
+    return rows_of(1);
+}
+
+static PyObject *
+mg_sampled_live(PyObject *self, PyObject *args)
+{
+    return rows_of(0);
+}
+
+static PyMethodDef methods[] = {
+    {"begin", mg_begin, METH_NOARGS, "Open a counting session (install the hooks on the first)."},
+    {"end", mg_end, METH_NOARGS,
+     "Close a session; on the last, remove the hooks if on top. Returns whether the hooks "
+     "were still in the allocator chain."},
+    {"intact", mg_intact, METH_NOARGS, "Whether the hooks still see allocations."},
+    {"counts", mg_counts, METH_NOARGS, "(current, peak, lost_blocks) since the count began."},
+    {"current", mg_current, METH_NOARGS, "Bytes in use, counted since the count began."},
+    {"peak", mg_peak, METH_NOARGS, "The highest current since the count began or reset."},
+    {"reset_peak", mg_reset_peak, METH_NOARGS, "Set the peak to the current count; return it."},
+    {"sessions", mg_sessions, METH_NOARGS, "How many sessions are open."},
+    {"installed", mg_installed, METH_NOARGS, "Whether the hooks are in the allocator chain."},
+    {"start_sampling", mg_start_sampling, METH_VARARGS,
+     "start_sampling(mean_bytes, seed): sample blocks by bytes until the count ends."},
+    {"set_capture", mg_set_capture, METH_VARARGS,
+     "set_capture(above_bytes, growth): copy the sampled live set at each new peak above "
+     "above_bytes that is growth times the last copy (-1: never)."},
+    {"captured", mg_captured, METH_NOARGS,
+     "(level, [(size, [(filename, name, line), ...]), ...], mean, dropped) at the highest copy."},
+    {"sampled_live", mg_sampled_live, METH_NOARGS, "The sampled live set now, as captured()."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "memguard._native",
+    "An exact allocation counter for the Python heap (see memguard._counter).", -1, methods,
+};
+
+PyMODINIT_FUNC
+PyInit__native(void)
+{
+    return PyModule_Create(&module);
+}

@@ -1,0 +1,19 @@
+"""L4 program runner: run a script or module in this process, as ``python`` would; measure it.
+
+* :mod:`memguard.program.launch`: :class:`Program`, a script or module and
+  its arguments, run with its own ``sys.argv``, ``__main__`` and exit code.
+* :mod:`memguard.program.measure`: :func:`run_program`, the program run
+  inside a recording and a watching thread, reported as a
+  :class:`~memguard.values.run.RunReport`.
+
+``memguard run`` is the command line over this package. It sits above
+:mod:`memguard.guards` (it uses :func:`~memguard.guards.record.record` and
+the line profiler) and below the report and front-end layers.
+"""
+
+from __future__ import annotations
+
+from .launch import Program
+from .measure import run_program
+
+__all__ = ["Program", "run_program"]

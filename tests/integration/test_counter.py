@@ -1,0 +1,309 @@
+"""The native allocation counter (memguard._native) against tracemalloc, to the byte.
+
+The counter counts the requested size of every block allocated since the
+count began, as tracemalloc traces every block allocated since it started.
+Each test starts tracemalloc, opens the counter (whose hooks then wrap
+tracemalloc's, so both see every allocation in the same order, and
+tracemalloc's own tables, allocated beneath, are seen by neither), clears
+tracemalloc's traces so that both begin at zero, runs a deterministic
+workload and compares the two peaks: they must be equal.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import threading
+import tracemalloc
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from memguard import _counter
+
+native = pytest.importorskip("memguard._native", reason="the native counter is not built here")
+
+
+@pytest.fixture(autouse=True)
+def _no_count_left_open() -> Iterator[None]:
+    yield
+    assert native.sessions() == 0, "a native count was left open"
+    assert not native.installed(), "the counter's hooks were left installed"
+
+
+def peaks(workload: Callable[[], object]) -> tuple[int, int, int, int]:
+    """(counter peak, tracemalloc peak, counter current, tracemalloc current) for *workload*.
+
+    Both begin at zero: the counter from ``begin()``, tracemalloc from
+    ``clear_traces()`` (nothing is allocated between the two calls). The workloads
+    free what they made at their peak, so that the readings, which allocate,
+    come well below it.
+    """
+    tracemalloc.start()
+    native.begin()
+    tracemalloc.clear_traces()
+    try:
+        workload()
+        traced, traced_peak = tracemalloc.get_traced_memory()
+        counted, counted_peak, lost = native.counts()
+    finally:
+        native.end()
+        tracemalloc.stop()
+    assert lost == 0
+    return counted_peak, traced_peak, counted, traced
+
+
+def test_bytearrays() -> None:
+    def work() -> None:
+        a = bytearray(1_000_000)
+        b = bytearray(3_000_000)
+        del a
+        c = bytearray(2_500_000)
+        del b, c
+    counted, traced, _, _ = peaks(work)
+    assert traced >= 5_500_000
+    assert counted == traced
+
+
+def test_lists_and_dicts() -> None:
+    def work() -> None:
+        rows = [{"id": i, "name": f"row-{i}", "tags": [i, i + 1]} for i in range(20_000)]
+        index = {row["name"]: row for row in rows}
+        del rows, index
+    counted, traced, _, _ = peaks(work)
+    assert traced > 2_000_000
+    assert counted == traced
+
+
+def test_realloc_growth_of_a_list_made_before_the_count() -> None:
+    before = list(range(1000))  # its item array was allocated before the count
+
+    def work() -> None:
+        before.extend(range(200_000))  # realloc of a block the counter never saw
+        before.append(-1)
+        del before[1000:]  # shrinks it again
+    counted, traced, _, _ = peaks(work)
+    assert traced > 1_600_000
+    assert counted == traced
+
+
+def test_frees_of_blocks_made_before_the_count_do_not_lower_it() -> None:
+    old = [bytearray(100_000) for _ in range(20)]
+    old_dict = {i: str(i) * 10 for i in range(10_000)}
+
+    def work() -> None:
+        old.clear()  # 2 MB freed that the count never saw
+        old_dict.clear()
+        fresh = bytearray(500_000)
+        del fresh
+    counted, traced, counted_now, traced_now = peaks(work)
+    assert traced >= 500_000
+    assert counted == traced
+    assert counted_now >= 0
+    assert counted_now - traced_now < 1000  # the readings' own small objects, see peaks()
+
+
+def test_several_threads() -> None:
+    ready = threading.Barrier(5)
+    hold = threading.Event()
+    sizes = [1_000_000 * (n + 1) for n in range(4)]
+
+    def allocate(size: int) -> None:
+        block = bytearray(size)
+        ready.wait()  # all four blocks are live together
+        hold.wait()
+        del block
+
+    def work() -> None:
+        threads = [threading.Thread(target=allocate, args=(s,)) for s in sizes]
+        for thread in threads:
+            thread.start()
+        ready.wait()
+        hold.set()
+        for thread in threads:
+            thread.join()
+    counted, traced, _, _ = peaks(work)
+    assert traced >= sum(sizes)
+    assert counted == traced
+
+
+def test_raw_domain_without_the_gil_is_counted() -> None:
+    # bytes.join of big parts releases no GIL, but zlib and hashlib work on
+    # RAW buffers; a thread pool's queue and the thread states are RAW too.
+    import zlib
+
+    payload = os.urandom(200_000) * 5
+
+    def work() -> None:
+        compressed = zlib.compress(payload, 1)
+        out = zlib.decompress(compressed)
+        del compressed, out
+    counted, traced, _, _ = peaks(work)
+    assert traced >= len(payload)
+    assert counted == traced
+
+
+def test_tracemalloc_started_and_stopped_inside_keeps_working() -> None:
+    window = _counter.begin()
+    tracemalloc.start()
+    block = bytearray(2_000_000)
+    assert tracemalloc.get_traced_memory()[0] >= 2_000_000
+    tracemalloc.stop()
+    more = bytearray(1_000_000)
+    window = _counter.end(window)
+    del block, more
+    assert 3_000_000 <= window.peak_bytes < 3_000_000 + 4096
+
+
+def test_tracemalloc_outliving_the_count_is_never_broken() -> None:
+    window = _counter.begin()
+    tracemalloc.start()  # wraps the counter's hooks
+    try:
+        _counter.end(window)  # the hooks stay in the chain as pass-through
+        assert native.installed()
+        block = bytearray(1_000_000)
+        assert tracemalloc.get_traced_memory()[0] >= 1_000_000
+        del block
+        # a new count reuses the hooks where they are
+        window = _counter.begin()
+        block = bytearray(500_000)
+        window = _counter.end(window)
+        assert 500_000 <= window.peak_bytes < 500_000 + 4096
+        del block
+    finally:
+        tracemalloc.stop()  # restores the counter's pass-through hooks
+    window = _counter.begin()  # ... which the next count finds, and removes at its end
+    _counter.end(window)
+
+
+def test_a_callers_trace_is_never_stopped() -> None:
+    tracemalloc.start()
+    try:
+        window = _counter.begin()  # the counter wraps tracemalloc's hooks
+        block = bytearray(1_000_000)
+        window = _counter.end(window)  # and unwraps them: tracemalloc still traces
+        assert tracemalloc.is_tracing()
+        del block
+        block = bytearray(1_000_000)
+        assert tracemalloc.get_traced_memory()[0] >= 1_000_000
+        del block
+    finally:
+        tracemalloc.stop()
+    assert 1_000_000 <= window.peak_bytes < 1_000_000 + 4096
+
+
+def test_stopping_an_earlier_trace_inside_the_count_is_reported() -> None:
+    from memguard.exceptions import TracingError
+
+    tracemalloc.start()
+    window = _counter.begin()  # on top of tracemalloc's hooks
+    tracemalloc.stop()  # restores what tracemalloc found, taking the counter with it
+    with pytest.raises(TracingError, match="unhooked"):
+        _counter.end(window)
+
+
+def test_nested_windows_keep_their_own_peaks() -> None:
+    outer = _counter.begin()
+    spike = bytearray(3_000_000)
+    del spike
+    inner = _counter.begin()
+    small = bytearray(1_000_000)
+    inner = _counter.end(inner)
+    outer = _counter.end(outer)
+    del small
+    assert 1_000_000 <= inner.peak_bytes < 1_000_000 + 4096
+    assert 3_000_000 <= outer.peak_bytes < 3_000_000 + 4096
+
+
+def test_numpy_array_data_is_tracemallocs_only() -> None:
+    """numpy gives its array data to tracemalloc with PyTraceMalloc_Track, not the allocators.
+
+    The counter cannot see it (documented in docs/how-it-measures.md): the two
+    peaks differ by exactly the array's data. Use ``sites="exact"`` (tracemalloc)
+    or ``source="rss"`` to count numpy's buffers.
+    """
+    np = pytest.importorskip("numpy")
+    nbytes = 8 * 1_000_000
+
+    def work() -> None:
+        array = np.ones(1_000_000)
+        assert array.nbytes == nbytes
+        top = bytearray(2_000_000)  # both peaks are made here, with the array alive
+        del top, array
+    counted, traced, _, _ = peaks(work)
+    assert counted >= 2_000_000
+    assert traced - counted == nbytes
+
+
+def test_disabled_by_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(_counter.ENV_DISABLE, "1")
+    assert not _counter.available()
+    assert _counter.measurement() == "tracemalloc"
+    assert _counter.unavailable_reason() == "MEMGUARD_NO_NATIVE is set"
+    monkeypatch.delenv(_counter.ENV_DISABLE)
+    assert _counter.measurement() == "counter"
+
+
+_THREADED_WORKLOAD = """
+import threading, zlib
+from memguard import _counter
+window = _counter.begin()
+def work(n):
+    keep = []
+    for i in range(300):
+        keep.append(bytearray(1000 + i * n))
+        keep.append({i: str(i)})
+        if len(keep) > 50:
+            del keep[:25]
+    zlib.compress(bytes(20000))
+threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+for t in threads: t.start()
+for t in threads: t.join()
+window = _counter.end(window)
+assert window.peak_bytes > 0 and window.lost_blocks == 0
+print("ok", window.peak_bytes)
+"""
+
+
+def valgrind_errors(stderr: str) -> list[str]:
+    """The error records in valgrind's output, one string each."""
+    records, current = [], []
+    for line in stderr.splitlines():
+        text = line.split("== ", 1)[1] if line.startswith("==") and "== " in line else line
+        if text.strip():
+            current.append(text)
+        elif current:
+            records.append("\n".join(current))
+            current = []
+    if current:
+        records.append("\n".join(current))
+    kinds = ("Invalid ", "uninitialised", "Mismatched", "overlap", "free()")
+    return [r for r in records if any(kind in r.splitlines()[0] for kind in kinds)]
+
+
+# Memory errors that are the counter's, whoever reports them: a bad pointer,
+# a double or mismatched free. The interpreter itself, without memguard, reports
+# "uninitialised value" records under memcheck (CPython ships a suppression file
+# for them, Misc/valgrind-python.supp, that Debian's python does not install):
+# those are allowed unless the counter's own code is on the stack.
+_ALWAYS_OURS = ("Invalid read", "Invalid write", "Invalid free", "Mismatched free")
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None,
+                    reason="valgrind is not installed (.ci/run installs it with apt)")
+def test_threaded_workload_under_valgrind_has_no_errors() -> None:
+    env = dict(os.environ, PYTHONMALLOC="malloc")  # let memcheck see every block
+    env.pop(_counter.ENV_DISABLE, None)
+    result = subprocess.run(
+        ["valgrind", "--error-exitcode=99", "--num-callers=30", "-q",
+         sys.executable, "-c", textwrap.dedent(_THREADED_WORKLOAD)],
+        capture_output=True, text=True, env=env, timeout=None, check=False,
+    )
+    assert result.stdout.startswith("ok "), result.stderr[-4000:]
+    errors = valgrind_errors(result.stderr)
+    ours = [e for e in errors
+            if "_native" in e or e.splitlines()[0].startswith(_ALWAYS_OURS)]
+    assert ours == [], "\n\n".join(ours)[:6000]
