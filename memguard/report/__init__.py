@@ -83,8 +83,8 @@ def render(value: Any, fmt: Format = "text", *, width: int | None = None,
         >>> print(render(Timeline(interval_seconds=0.01, duration_seconds=0.0), "text"), end="")
         memguard timeline
         samples             0 every 10 ms over 0.000 s
-        traced Python heap  absent
-        process RSS         absent
+        traced Python heap  absent: not traced
+        process RSS         absent: not measured
         <BLANKLINE>
         Samples
           no samples

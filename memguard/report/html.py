@@ -24,9 +24,10 @@ _STYLE = """
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#1d2430;margin:0;
 background:#f6f7f9}
 main{max-width:1040px;margin:0 auto;padding:24px 28px 40px;background:#fff;min-height:100vh}
-h1{font-size:1.45em;margin:0 0 14px}h2{font-size:1.15em;margin:28px 0 6px;
+h1{font-size:1.45em;margin:0 0 14px;overflow-wrap:anywhere}h2{font-size:1.15em;margin:28px 0 6px;
 border-bottom:1px solid #d9dde3;padding-bottom:3px}
 table{border-collapse:collapse;margin:6px 0}th,td{padding:3px 10px;vertical-align:top}
+table.facts td{overflow-wrap:anywhere}div.scroll{overflow-x:auto;max-width:100%}
 table.facts th{text-align:left;font-weight:600;color:#4a5568;white-space:nowrap}
 table.data thead th{border-bottom:2px solid #c7ccd4;text-align:left}
 table.data td{border-bottom:1px solid #eceff3;font-variant-numeric:tabular-nums}
@@ -36,7 +37,8 @@ figure.chart{margin:18px 0;border:1px solid #e2e5ea;padding:10px}
 figure.chart svg,figure.chart img{max-width:100%;height:auto;display:block}
 figcaption{font-size:.92em;color:#2d3748;margin-top:6px}
 svg.sparkline{display:block;width:100%;max-width:600px;height:64px;background:#f3f4f6}
-@media (max-width:600px){main{padding:14px 10px 28px}table.facts th{white-space:normal}}
+@media (max-width:600px){main{padding:14px 10px 28px}table.facts th{white-space:normal}
+th,td{padding:2px 5px}}
 footer{margin-top:36px;color:#718096;font-size:.85em}
 """.strip()
 
@@ -48,7 +50,9 @@ def _table(table: Table) -> str:
         "\n<tr>" + "".join(f'<td class="{a}">{escape(c)}</td>'
                            for c, a in zip(row, table.align, strict=True)) + "</tr>"
         for row in table.rows)
-    return f'<table class="data">\n<thead><tr>{head}</tr></thead>\n<tbody>{body}\n</tbody></table>'
+    # A wide table scrolls on its own on a narrow screen; the page does not.
+    return (f'<div class="scroll"><table class="data">\n<thead><tr>{head}</tr></thead>\n'
+            f'<tbody>{body}\n</tbody></table></div>')
 
 
 def svg_sparkline(series: tuple[float, ...], *, width: int = 600, height: int = 64) -> str:

@@ -150,9 +150,9 @@ def plot_timeline(timeline: Any, ax: Axes | None = None) -> Figure:
     ax.set_xlabel("seconds since the start")
     if times:
         ax.set_xlim(min(times), max(*times, min(times) + 1e-6))
-    name = f" of {timeline.label}" if timeline.label else ""
+    name = f" of {_clipped(timeline.label)}" if timeline.label else ""
     what = " and ".join(measured) or "nothing measured"
-    ax.set_title(f"Memory over time{name} ({what})")
+    _fit_title(ax, f"Memory over time{name} ({what})")
     return figure
 
 
@@ -177,6 +177,11 @@ def _fit_title(ax: Axes, title: str) -> None:
     import textwrap
 
     ax.set_title("\n".join(textwrap.wrap(title, 70)) or title)
+
+
+def _clipped(label: str, width: int = 60) -> str:
+    """A label (a path, a test id) cut from the left to *width* characters."""
+    return label if len(label) <= width else "..." + label[-(width - 3):]
 
 
 def _flat(values: Sequence[float], fit: tuple[float, float] | None) -> bool:
@@ -259,8 +264,8 @@ def plot_growth(report: LeakReport, ax: Axes | None = None) -> Figure:
         _size_axis(ax.yaxis, byte_values, signed=True)
         ax.set_ylabel("growth since the start")
     _growth_axes(ax, count_ax, separate=separate, any_shown=bool(shown))
-    label = report.label if len(report.label) <= 60 else "..." + report.label[-57:]
-    _fit_title(ax, f"Growth per call of {label} ({', '.join(shown) or 'no growing series'})")
+    _fit_title(ax, f"Growth per call of {_clipped(report.label)} "
+                   f"({', '.join(shown) or 'no growing series'})")
     return figure
 
 

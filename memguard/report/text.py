@@ -161,12 +161,12 @@ def render_text(value: Any, *, width: int | None = None, top: int = 10) -> str:
         >>> print(render_text(LimitReport(label="t", source="python", method="tracemalloc",
         ...                               limit_bytes=2048, peak_bytes=1024)), end="")
         memguard limit "t"
-        verdict      held, headroom 1.0 KiB
-        measured     traced Python heap
-        peak         1.0 KiB above the start
-        limit        2.0 KiB
-        start / end  0 B / 0 B (+0 B kept)
-        duration     0.000 s
+        verdict   held, headroom 1.0 KiB
+        measured  traced Python heap
+        peak      1.0 KiB above the start
+        limit     2.0 KiB
+        levels    0 B at the start, 0 B at the end, absolute (+0 B kept)
+        duration  0.000 s
         <BLANKLINE>
         Allocation sites at the peak
           the limit held, so no sites were captured
