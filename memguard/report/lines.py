@@ -11,13 +11,13 @@ object-oriented matplotlib API (matplotlib is imported only by
 from __future__ import annotations
 
 import io
-from html import escape
 from typing import TYPE_CHECKING, Any, Literal
 
 from .._optional import require
 from ..units import format_size
 from ..values.lineprofile import LineProfile, LineRow
 from ._model import Document, Section, Table, register_document
+from .html import escape
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -15,9 +15,7 @@ naming the file and the problem.
 
 from __future__ import annotations
 
-import gzip
 import io
-import json
 import os
 import zlib
 from collections.abc import Callable, Mapping
@@ -112,6 +110,8 @@ def dumps(value: Any, *, indent: int | None = None) -> str:
     kind, data = _kind_of(value)
     envelope = {"format": FORMAT, "version": FORMAT_VERSION, "kind": kind,
                 "memguard": __version__, "data": data}
+    import json  # json and gzip when a file is read or written, not at `import memguard`
+
     return json.dumps(envelope, indent=indent, allow_nan=False)
 
 
@@ -139,6 +139,8 @@ def save(value: Any, path: str | os.PathLike[str]) -> Path:
     """
     payload = dumps(value).encode("utf-8")
     if os.fspath(path).endswith(".gz"):
+        import gzip
+
         payload = gzip.compress(payload, compresslevel=6, mtime=0)
     return write_file(path, payload)
 
@@ -159,6 +161,8 @@ def loads(raw: bytes | str, *, name: str = "<memory>") -> Any:
         ...                   '"data": {"by": "lineno"}}'))).by
         'lineno'
     """
+    import json
+
     if isinstance(raw, str):
         raw = raw.encode("utf-8")
     if raw.startswith(_GZIP_MAGIC):
@@ -192,6 +196,8 @@ def _gunzip(raw: bytes, name: str) -> bytes:
     bound = MAX_DECOMPRESSED_BYTES
     chunks: list[bytes] = []
     total = 0
+    import gzip
+
     with gzip.GzipFile(fileobj=io.BytesIO(raw), mode="rb") as stream:
         # In chunks: read(bound + 1) would allocate the whole bound up front.
         while chunk := stream.read(min(_CHUNK_BYTES, bound + 1 - total)):

@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..holders import format_chain
 from ._value import Value
 
 __all__ = ["Survivor", "WatchReport"]
@@ -49,6 +48,8 @@ class Survivor:
         """The chain as one line, or the note saying why there is none."""
         if not self.chain:
             return self.note or "no holder found"
+        from ..holders import format_chain  # holders is heavy; a watch report is rare
+
         return format_chain(self.chain)
 
     def __str__(self) -> str:
