@@ -218,6 +218,25 @@ def judge_memray(names: list[str]) -> dict[str, bool]:
     return verdicts
 
 
+def _busy_1ms() -> None:
+    deadline = time.perf_counter() + 0.001
+    while time.perf_counter() < deadline:
+        pass
+
+
+def _clean_1ms_at_100k() -> float:
+    """Seconds for a default check of a clean 1 ms function with 100,000 extra live objects."""
+    heap = [[i] for i in range(100_000)]
+    try:
+        started = time.perf_counter()
+        report = track_leaks(fail=False).check(_busy_1ms)
+        spent = time.perf_counter() - started
+        assert not report.leaked, report.message()
+        return spent
+    finally:
+        heap.clear()
+
+
 def confusion(scenarios: list[Scenario], flagged: dict[str, bool],
               named: dict[str, bool] | None) -> dict[str, Any]:
     leaks = [s for s in scenarios if s.expected_leak]
@@ -240,6 +259,7 @@ def main(quick: bool) -> dict[str, Any]:
     flagged: dict[str, dict[str, bool]] = {tool: {} for tool in TOOLS}
     named: dict[str, dict[str, bool]] = {tool: {} for tool in TOOLS}
     seconds: dict[str, float] = dict.fromkeys(TOOLS, 0.0)
+    memguard_seconds: dict[str, float] = {}
     for scenario in scenarios:
         for tool, judge in TOOLS.items():
             started = time.perf_counter()
@@ -248,7 +268,10 @@ def main(quick: bool) -> dict[str, Any]:
             finally:
                 scenario.reset()
                 gc.collect()
-            seconds[tool] += time.perf_counter() - started
+            spent = time.perf_counter() - started
+            seconds[tool] += spent
+            if tool == "memguard check_leaks":
+                memguard_seconds[scenario.name] = spent
     names = [s.name for s in scenarios]
     flagged["psleak"], named["psleak"], seconds["psleak"] = judge_psleak(names)
     notes = ["psleak runs in its own PYTHONMALLOC=malloc process, which it requires"]
@@ -273,6 +296,17 @@ def main(quick: bool) -> dict[str, Any]:
                  if names)
     unnamed = [s.name for s in scenarios if s.expected_leak
                and not named["memguard check_leaks"].get(s.name)]
+    leak_count = sum(s.expected_leak for s in scenarios)
+    notes.append(f"memguard names the culprit in {leak_count - len(unnamed)} of {leak_count} "
+                 f"leaks")
+    clean_1ms = _clean_1ms_at_100k()
+    notes.append(f"a default check of a clean 1 ms function with 100k extra live objects: "
+                 f"{clean_1ms:.2f} s (target < 0.3 s)")
+    if "tuples_20000_keep_200" in memguard_seconds:
+        notes.append(f"the 20,000-tuple fragmentation pattern: "
+                     f"{memguard_seconds['tuples_20000_keep_200']:.2f} s (target < 1 s)")
+    slowest = sorted(memguard_seconds.items(), key=lambda p: -p[1])[:5]
+    notes.append("memguard's slowest checks: " + ", ".join(f"{n} {t:.1f} s" for n, t in slowest))
     if unnamed:
         notes.append(f"memguard check_leaks did not name the culprit of: {', '.join(unnamed)}")
     return {
@@ -283,7 +317,8 @@ def main(quick: bool) -> dict[str, Any]:
                         "share of leaks whose report contains the culprit."),
         "unit": "share of scenarios classified correctly",
         "ratios": {f"corpus accuracy: {row['tool']}": row["accuracy"] for row in table},
-        "figures": {f"{row['tool']} seconds": row["seconds"] for row in table},
+        "figures": {**{f"{row['tool']} seconds": row["seconds"] for row in table},
+                    "clean 1 ms function at 100k objects, seconds": round(clean_1ms, 3)},
         "table": table,
         "per_scenario": per_scenario,
         "notes": notes,

@@ -10,13 +10,18 @@ feature that needs it.
 
 from __future__ import annotations
 
-import importlib
+# First: the modules loaded before memguard (memguard.program starts programs
+# with only those).
+from . import _startup  # noqa: F401
+
+# isort: split
 from typing import TYPE_CHECKING, Any
 
 # The report core (stdlib only) registers how values are shown, so that
 # print(value) and notebooks render the full report without the values
 # importing upwards (memguard.values._value).
 from . import report
+from ._counter import measurement
 from ._version import __version__
 from .exceptions import (
     CheckFailed,
@@ -35,10 +40,11 @@ from .values.limit import LimitReport
 from .values.site import AllocationSite
 
 if TYPE_CHECKING:
-    from .guards.leaks import check_leaks, track_leaks
+    from . import report
     from .guards.profile import profile, profile_lines
     from .guards.record import record
     from .guards.watch import expect_collected, watch
+    from .leaks.api import check_leaks, track_leaks
     from .values.diff import SnapshotDiff
     from .values.diff import compare as diff
     from .values.files import load
@@ -50,45 +56,93 @@ if TYPE_CHECKING:
     from .values.timeline import Timeline
     from .values.watch import Survivor, WatchReport
 
-#: Public names imported on first use, so that ``import memguard`` (done by
-#: every test suite that loads the pytest plugin) stays cheap: name -> (module,
-#: attribute). ``limit``, the exceptions and the units are imported eagerly.
-_LAZY: dict[str, tuple[str, str]] = {
-    "check_leaks": (".guards.leaks", "check_leaks"),
-    "track_leaks": (".guards.leaks", "track_leaks"),
-    "profile": (".guards.profile", "profile"),
-    "profile_lines": (".guards.profile", "profile_lines"),
-    "record": (".guards.record", "record"),
-    "expect_collected": (".guards.watch", "expect_collected"),
-    "watch": (".guards.watch", "watch"),
-    "SnapshotDiff": (".values.diff", "SnapshotDiff"),
-    "diff": (".values.diff", "compare"),
-    "load": (".values.files", "load"),
-    "LeakReport": (".values.leak", "LeakReport"),
-    "SignalVerdict": (".values.leak", "SignalVerdict"),
-    "LineProfile": (".values.lineprofile", "LineProfile"),
-    "RunReport": (".values.run", "RunReport"),
-    "Snapshot": (".values.snapshot", "Snapshot"),
-    "snapshot": (".values.snapshot", "take_snapshot"),
-    "Timeline": (".values.timeline", "Timeline"),
-    "Survivor": (".values.watch", "Survivor"),
-    "WatchReport": (".values.watch", "WatchReport"),
-}
-
-
 def __getattr__(name: str) -> Any:
-    """Import a lazily loaded public name on first use (PEP 562)."""
-    try:
-        module_name, attribute = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module 'memguard' has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(module_name, __name__), attribute)
+    """Import a public name on first use (PEP 562), so that ``import memguard``
+    (done by every test suite that loads the pytest plugin) stays cheap.
+
+    ``limit``, the exceptions and the units are imported eagerly; everything
+    else here. The imports are written out, one per name, so that
+    import-linter sees each of them.
+    """
+    value = _import_public(name)
     globals()[name] = value
     return value
 
 
+def _import_public(name: str) -> Any:  # noqa: PLR0911, PLR0912
+    if name == "report":
+        # Not `from . import report`: that asks this very __getattr__ first.
+        # Importing anything from the submodule binds it here, as any import does.
+        from .report import render
+
+        del render
+        return globals()["report"]
+    if name == "check_leaks":
+        from .leaks.api import check_leaks
+
+        return check_leaks
+    if name == "track_leaks":
+        from .leaks.api import track_leaks
+
+        return track_leaks
+    if name == "profile":
+        from .guards.profile import profile
+
+        return profile
+    if name == "profile_lines":
+        from .guards.profile import profile_lines
+
+        return profile_lines
+    if name == "record":
+        from .guards.record import record
+
+        return record
+    if name == "expect_collected":
+        from .guards.watch import expect_collected
+
+        return expect_collected
+    if name == "watch":
+        from .guards.watch import watch
+
+        return watch
+    if name in ("SnapshotDiff", "diff"):
+        from .values.diff import SnapshotDiff, compare
+
+        return SnapshotDiff if name == "SnapshotDiff" else compare
+    if name == "load":
+        from .values.files import load
+
+        return load
+    if name in ("LeakReport", "SignalVerdict"):
+        from .values import leak
+
+        return getattr(leak, name)
+    if name == "LineProfile":
+        from .values.lineprofile import LineProfile
+
+        return LineProfile
+    if name == "RunReport":
+        from .values.run import RunReport
+
+        return RunReport
+    if name in ("Snapshot", "snapshot"):
+        from .values.snapshot import Snapshot, take_snapshot
+
+        return Snapshot if name == "Snapshot" else take_snapshot
+    if name == "Timeline":
+        from .values.timeline import Timeline
+
+        return Timeline
+    if name in ("Survivor", "WatchReport"):
+        from .values import watch as watch_values
+
+        return getattr(watch_values, name)
+    raise AttributeError(f"module 'memguard' has no attribute {name!r}")
+
+
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    """The public names only (``dir(memguard)``, tab completion)."""
+    return sorted(__all__)
 
 
 __all__ = [
@@ -120,6 +174,7 @@ __all__ = [
     "limit",
     "load",
     "load_ipython_extension",
+    "measurement",
     "parse_size",
     "profile",
     "profile_lines",

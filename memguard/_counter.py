@@ -38,6 +38,8 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -45,21 +47,36 @@ from ._optional import extension
 from .exceptions import TracingError
 
 __all__ = [
+    "DEFAULT_SAMPLE_BYTES",
     "ENV_DISABLE",
+    "ENV_SEED",
     "CountWindow",
+    "Sample",
+    "SampledSet",
     "available",
     "begin",
+    "capture",
+    "captured",
     "current",
     "end",
+    "estimate",
+    "excluded",
     "measurement",
     "open_windows",
     "rebase",
     "refresh",
+    "sample",
     "unavailable_reason",
 ]
 
 ENV_DISABLE = "MEMGUARD_NO_NATIVE"
 """Set to ``1`` to measure with tracemalloc even where the counter is built."""
+
+ENV_SEED = "MEMGUARD_SAMPLE_SEED"
+"""An integer seed for the sampling of sites, for reproducible estimates (tests)."""
+
+DEFAULT_SAMPLE_BYTES = 256 * 1024
+"""The mean sampling interval of sites, in bytes (see :func:`sample`)."""
 
 _lock = threading.RLock()
 _windows: list[CountWindow] = []
@@ -219,3 +236,114 @@ def open_windows() -> int:
     """How many count windows are open right now."""
     with _lock:
         return len(_windows)
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One sampled live block: its size and its Python stack, innermost first."""
+
+    size_bytes: int
+    """The block's requested size."""
+    frames: tuple[tuple[str, str, int], ...]
+    """``(filename, function, line)`` of up to 8 frames, innermost first."""
+
+
+@dataclass(frozen=True, slots=True)
+class SampledSet:
+    """The sampled live blocks at one moment, and how they were sampled."""
+
+    level_bytes: int
+    """The count when the set was copied (same origin as :attr:`CountWindow.start_bytes`)."""
+    samples: tuple[Sample, ...]
+    """The sampled blocks live then."""
+    interval_bytes: float
+    """The mean sampling interval, in bytes."""
+    dropped: int
+    """Samples that did not fit the table (4096 live samples at once); normally 0."""
+
+
+def sample(interval_bytes: float = DEFAULT_SAMPLE_BYTES, seed: int | None = None) -> None:
+    """Sample the blocks counted from now on, by bytes, until the last window closes.
+
+    Every counted allocation spends a random budget (exponential, mean
+    *interval_bytes*); a block that exhausts it is sampled with its Python
+    stack. A block of *s* bytes is sampled with probability
+    ``1 - exp(-s / interval_bytes)``, so ``s / that`` estimates the bytes it
+    stands for (:func:`estimate`). Sampling is process-wide: a second call
+    only changes the interval.
+
+    Args:
+        interval_bytes: The mean interval.
+        seed: Seed of the sampling; default: :data:`ENV_SEED` if set, else random.
+    """
+    with _lock:
+        module = _require()
+        if not _windows:
+            raise RuntimeError("sample() needs an open count window")
+        if seed is None:
+            env = os.environ.get(ENV_SEED, "").strip()
+            seed = int(env) if env else int.from_bytes(os.urandom(8), "little")
+        module.start_sampling(float(interval_bytes), seed & 0xFFFFFFFFFFFFFFFF)
+
+
+def capture(above_bytes: int, growth: float, callback: Any = None) -> None:
+    """Copy the sampled live set at each new peak above *above_bytes* (a count level).
+
+    A copy is made at the first new peak above the level and again each time
+    the peak reaches *growth* times the last copy's level. *callback(level)*,
+    if given, then runs in the main thread as a pending call, between two
+    bytecodes: as soon after the new peak as the interpreter allows. Pass
+    ``above_bytes=-1`` to stop. One capture is set at a time, process-wide.
+    """
+    with _lock:
+        _require().set_capture(int(above_bytes), float(growth), callback)
+
+
+def captured(*, live: bool = False) -> SampledSet | None:
+    """The sampled live set at the highest copy (or now, with *live*); ``None`` if none."""
+    with _lock:
+        module = _module
+        if module is None or not _windows:
+            return None
+        level, rows, interval, dropped = module.sampled_live() if live else module.captured()
+    if level < 0:
+        return None
+    samples = tuple(Sample(size, tuple(frames)) for size, frames in rows)
+    return SampledSet(level, samples, interval, dropped)
+
+
+def estimate(size_bytes: int, interval_bytes: float) -> float:
+    """The bytes one sampled block of *size_bytes* stands for (unbiased).
+
+    Example:
+        >>> round(estimate(1_000_000, 256 * 1024))
+        1022541
+        >>> round(estimate(100, 256 * 1024))
+        262194
+    """
+    import math
+
+    if interval_bytes <= 0:
+        return float(size_bytes)
+    probability = -math.expm1(-size_bytes / interval_bytes)
+    return size_bytes / probability if probability > 0 else interval_bytes
+
+
+@contextmanager
+def excluded() -> Iterator[None]:
+    """Leave memguard's own work inside the block out of every open window's peak.
+
+    The peak so far is folded into every open window first; the peak of the
+    body (building a report, say) is then dropped by restarting the counter's
+    peak at the current count.
+    """
+    with _lock:
+        module = _module
+        if module is None or not _windows:
+            yield
+            return
+        _fold(module.peak())
+        try:
+            yield
+        finally:
+            module.reset_peak()

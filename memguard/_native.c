@@ -8,12 +8,15 @@
  *
  * The design, and why:
  *
- * - Header-free. The size of a block is kept in a hash set of the blocks
+ * - Header-free. The size of a block is kept in a record of the blocks
  *   allocated while counting (address -> requested size), never in a header
  *   in front of the block: a block allocated before the count began and freed
- *   or reallocated inside it is simply not in the set, so it never makes the
- *   count wrong (a realloc of such a block counts its new size, as tracemalloc
- *   does). The set lives in libc's heap, not Python's, so no tracer sees it.
+ *   or reallocated inside it is simply not in the record, so it never makes
+ *   the count wrong (a realloc of such a block counts its new size, as
+ *   tracemalloc does). The record is a table of 4 KiB pages holding a 16-bit
+ *   size per 16-byte granule (cache-friendly: see set_put), with a hash set by
+ *   address for blocks of 64 KiB and more. It lives in libc's heap, not
+ *   Python's, so no tracer sees it and the collector does not count it.
  * - Thread-safe. The RAW domain is called without the GIL, so the set is
  *   split into shards, each behind a spin lock, and the counters are atomics.
  * - One count per block. The OBJ domain hands big requests to PyMem_RawMalloc,
@@ -62,8 +65,11 @@ static PyMemAllocatorEx hook_raw, hook_mem, hook_obj;
 static int sessions = 0;          /* guarded by the GIL */
 static int installed = 0;         /* our hooks are somewhere in the chain */
 static atomic_int active = 0;     /* counting (else pass-through) */
-static _Thread_local int in_hook = 0;
-static _Thread_local int probing = 0;
+/* initial-exec: a thread-local read is one instruction instead of a call to
+ * __tls_get_addr, which matters on every allocation */
+#define MG_TLS _Thread_local __attribute__((tls_model("initial-exec")))
+static MG_TLS int in_hook = 0;
+static MG_TLS int probing = 0;
 static atomic_llong probe_seen = 0;
 
 static atomic_llong cur_bytes = 0;
@@ -89,19 +95,14 @@ typedef struct {
     char pad[64 - sizeof(atomic_flag) - sizeof(entry_t *) - 2 * sizeof(size_t)];
 } shard_t;
 
-static shard_t shards[NSHARDS];
+static shard_t bigs[NSHARDS];   /* blocks by address: big or unaligned ones */
+static shard_t pages[NSHARDS];  /* page -> page_t of 16-bit slots */
 
 static inline uint64_t
 hash_ptr(uintptr_t p)
 {
     uint64_t h = (uint64_t)p * 0x9E3779B97F4A7C15ULL;
     return h ^ (h >> 31);
-}
-
-static inline shard_t *
-shard_of(uint64_t h)
-{
-    return &shards[(h >> 56) % NSHARDS];
 }
 
 static inline void
@@ -146,10 +147,10 @@ shard_grow(shard_t *s)
 /* Insert or replace; returns the replaced size, or -1 if the key was new,
  * or -2 if the set could not grow. */
 static long long
-set_put(uintptr_t key, size_t size)
+big_put(uintptr_t key, size_t size)
 {
     uint64_t h = hash_ptr(key);
-    shard_t *s = shard_of(h);
+    shard_t *s = &bigs[(h >> 56) % NSHARDS];
     long long old = -1;
     shard_lock(s);
     if ((s->count + 1) * 4 > s->cap * 3 && shard_grow(s) < 0) {
@@ -174,10 +175,10 @@ set_put(uintptr_t key, size_t size)
 
 /* Remove; returns the size, or -1 if the key was not in the set. */
 static long long
-set_pop(uintptr_t key)
+big_pop(uintptr_t key)
 {
     uint64_t h = hash_ptr(key);
-    shard_t *s = shard_of(h);
+    shard_t *s = &bigs[(h >> 56) % NSHARDS];
     long long found = -1;
     shard_lock(s);
     if (s->count == 0) {
@@ -224,14 +225,121 @@ static void
 set_clear(void)
 {
     for (int i = 0; i < NSHARDS; i++) {
-        shard_t *s = &shards[i];
+        shard_t *s = &bigs[i];
         shard_lock(s);
         free(s->slots);
         s->slots = NULL;
         s->cap = 0;
         s->count = 0;
         shard_unlock(s);
+        s = &pages[i];
+        shard_lock(s);
+        for (size_t j = 0; j < s->cap; j++) {
+            if (s->slots[j].key != 0) {
+                free((void *)s->slots[j].size);
+            }
+        }
+        free(s->slots);
+        s->slots = NULL;
+        s->cap = 0;
+        s->count = 0;
+        shard_unlock(s);
     }
+}
+
+/* The common case, kept cache-friendly: blocks aligned to 16 bytes (all of
+ * pymalloc's and glibc's) are recorded per 4 KiB page, one 16-bit slot per
+ * 16-byte granule (no two live blocks start in the same granule): the size
+ * plus one, 0 for "not counted", BIG for "in the big set". A page's slots sit
+ * in one place, and pymalloc fills a pool's blocks in address order, so an
+ * allocation touches a line or two that are already in cache, where a set
+ * keyed by block address would miss on nearly every call. Costs 512 bytes per
+ * page that holds the start of a counted block, freed when the count ends. */
+#define PAGE_SHIFT 12
+#define GRAN_SHIFT 4
+#define PAGE_SLOTS (1 << (PAGE_SHIFT - GRAN_SHIFT))
+#define BIG 0xFFFF
+
+typedef struct {
+    uint16_t size[PAGE_SLOTS];
+} page_t;
+
+static uint16_t *
+page_slot(shard_t *s, uintptr_t pk, uint64_t h, int create)
+{
+    if (s->cap == 0 || (create && (s->count + 1) * 4 > s->cap * 3)) {
+        if (!create || shard_grow(s) < 0) {
+            return NULL;
+        }
+    }
+    size_t mask = s->cap - 1;
+    size_t j = h & mask;
+    while (s->slots[j].key != 0 && s->slots[j].key != pk) {
+        j = (j + 1) & mask;
+    }
+    if (s->slots[j].key == 0) {
+        if (!create) {
+            return NULL;
+        }
+        page_t *page = calloc(1, sizeof(page_t));
+        if (page == NULL) {
+            return NULL;
+        }
+        s->slots[j].key = pk;
+        s->slots[j].size = (size_t)page;
+        s->count++;
+    }
+    return ((page_t *)s->slots[j].size)->size;
+}
+
+/* Record a counted block; returns the size it replaced, -1 if none, -2 if
+ * out of memory for the record. */
+static long long
+set_put(uintptr_t key, size_t size)
+{
+    if (key & ((1 << GRAN_SHIFT) - 1)) {
+        return big_put(key, size);
+    }
+    uintptr_t pk = (key >> PAGE_SHIFT) | ((uintptr_t)1 << 63);  /* never 0 */
+    uint64_t h = hash_ptr(pk);
+    shard_t *s = &pages[(h >> 56) % NSHARDS];
+    size_t idx = (key >> GRAN_SHIFT) & (PAGE_SLOTS - 1);
+    shard_lock(s);
+    uint16_t *slots = page_slot(s, pk, h, 1);
+    if (slots == NULL) {
+        shard_unlock(s);
+        return -2;
+    }
+    uint16_t old = slots[idx];
+    slots[idx] = size < BIG - 1 ? (uint16_t)(size + 1) : BIG;
+    shard_unlock(s);
+    long long replaced = old == 0 ? -1 : old == BIG ? big_pop(key) : (long long)old - 1;
+    if (size >= BIG - 1 && big_put(key, size) == -2) {
+        return -2;
+    }
+    return replaced;
+}
+
+/* Forget a block; returns its size, or -1 if it was not counted. */
+static long long
+set_pop(uintptr_t key)
+{
+    if (key & ((1 << GRAN_SHIFT) - 1)) {
+        return big_pop(key);
+    }
+    uintptr_t pk = (key >> PAGE_SHIFT) | ((uintptr_t)1 << 63);
+    uint64_t h = hash_ptr(pk);
+    shard_t *s = &pages[(h >> 56) % NSHARDS];
+    size_t idx = (key >> GRAN_SHIFT) & (PAGE_SLOTS - 1);
+    shard_lock(s);
+    uint16_t *slots = page_slot(s, pk, h, 0);
+    uint16_t old = 0;
+    if (slots != NULL) {
+        old = slots[idx];
+        slots[idx] = 0;
+    }
+    shard_unlock(s);
+    return old == 0 ? -1 : old == BIG ? big_pop(key) : (long long)old - 1;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -265,6 +373,31 @@ static int n_captured = 0;
 static long long captured_level = -1;      /* count when copied, -1: never */
 static long long capture_above = -1;       /* copy only above this count; -1: never */
 static double capture_growth = 1.10;
+/* Called (GIL held, in the main thread, between two bytecodes: as soon after
+ * the new peak as the interpreter allows) when a copy was made; or, without
+ * sampling, when one would have been. Set by set_capture(). */
+static PyObject *capture_callback = NULL;
+static atomic_int capture_pending = 0;
+static atomic_llong trigger_level = 0;
+
+static int
+run_capture_callback(void *arg)
+{
+    (void)arg;
+    atomic_store(&capture_pending, 0);
+    PyObject *callback = capture_callback;
+    if (callback != NULL) {
+        Py_INCREF(callback);
+        PyObject *result = PyObject_CallFunction(callback, "L", atomic_load(&trigger_level));
+        Py_DECREF(callback);
+        if (result == NULL) {
+            /* never raise into the measured code */
+            PyErr_WriteUnraisable(callback);
+        }
+        Py_XDECREF(result);
+    }
+    return 0;
+}
 
 static inline void
 sample_locked(void)
@@ -416,14 +549,28 @@ sample_free(uintptr_t key)
 static void
 maybe_capture(long long level)
 {
+    int fire = 0;
     sample_locked();
-    if (sampling && capture_above >= 0 && level > capture_above
+    if (capture_above >= 0 && level > capture_above
         && (captured_level < 0 || (double)level >= (double)captured_level * capture_growth)) {
-        memcpy(captured, samples, sizeof(sample_t) * (size_t)n_samples);
-        n_captured = n_samples;
+        if (sampling) {
+            memcpy(captured, samples, sizeof(sample_t) * (size_t)n_samples);
+            n_captured = n_samples;
+        }
         captured_level = level;
+        fire = capture_callback != NULL;
     }
     sample_unlocked();
+    if (fire) {
+        atomic_store(&trigger_level, level);
+        int expected = 0;
+        if (atomic_compare_exchange_strong(&capture_pending, &expected, 1)) {
+            /* takes a lock of its own, allocates nothing of Python's */
+            if (Py_AddPendingCall(run_capture_callback, NULL) < 0) {
+                atomic_store(&capture_pending, 0);
+            }
+        }
+    }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -457,10 +604,11 @@ track_new(void *ptr, size_t size)
         atomic_fetch_add_explicit(&lost_blocks, 1, memory_order_relaxed);
         return;
     }
-    count_add((long long)size - (old > 0 ? old : 0));
+    /* sampled first: a copy made at the new peak this block makes holds it */
     if (sampling) {
         sample_alloc((uintptr_t)ptr, size);
     }
+    count_add((long long)size - (old > 0 ? old : 0));
 }
 
 static inline void
@@ -537,10 +685,10 @@ hook_realloc(void *ctx, void *ptr, size_t new_size)
                 count_add(-old);
             }
         } else {
-            count_add((long long)new_size - (old > 0 ? old : 0) - (prev > 0 ? prev : 0));
             if (sampling) {
                 sample_alloc((uintptr_t)ptr2, new_size);
             }
+            count_add((long long)new_size - (old > 0 ? old : 0) - (prev > 0 ? prev : 0));
         }
     }
     in_hook = 0;
@@ -625,6 +773,9 @@ release_codes(void)
 static void
 reset_sampling(void)
 {
+    PyObject *old = capture_callback;
+    capture_callback = NULL;
+    Py_XDECREF(old);
     sample_locked();
     sampling = 0;
     n_samples = 0;
@@ -757,15 +908,22 @@ mg_set_capture(PyObject *self, PyObject *args)
 {
     long long above;
     double growth;
-    if (!PyArg_ParseTuple(args, "Ld", &above, &growth)) {
+    PyObject *callback = Py_None;
+    if (!PyArg_ParseTuple(args, "Ld|O", &above, &growth, &callback)) {
         return NULL;
+    }
+    PyObject *old = capture_callback;
+    if (callback != Py_None) {
+        Py_INCREF(callback);
     }
     sample_locked();
     capture_above = above;
     capture_growth = growth;
     captured_level = -1;
     n_captured = 0;
+    capture_callback = callback == Py_None ? NULL : callback;
     sample_unlocked();
+    Py_XDECREF(old);
     /* the count may already be above the level */
     long long now = atomic_load(&cur_bytes);
     if (above >= 0 && now > above && now >= atomic_load(&peak_bytes)) {
@@ -881,8 +1039,9 @@ static PyMethodDef methods[] = {
     {"start_sampling", mg_start_sampling, METH_VARARGS,
      "start_sampling(mean_bytes, seed): sample blocks by bytes until the count ends."},
     {"set_capture", mg_set_capture, METH_VARARGS,
-     "set_capture(above_bytes, growth): copy the sampled live set at each new peak above "
-     "above_bytes that is growth times the last copy (-1: never)."},
+     "set_capture(above_bytes, growth, callback=None): at each new peak above above_bytes "
+     "that is growth times the last, copy the sampled live set and schedule "
+     "callback(level) as a pending call (-1: never)."},
     {"captured", mg_captured, METH_NOARGS,
      "(level, [(size, [(filename, name, line), ...]), ...], mean, dropped) at the highest copy."},
     {"sampled_live", mg_sampled_live, METH_NOARGS, "The sampled live set now, as captured()."},

@@ -20,11 +20,14 @@ psutil is imported on first use, never at ``import memguard``.
 from __future__ import annotations
 
 import os
+import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import _watcher
 from ._optional import require
 from .exceptions import MeasurementUnavailable
 
@@ -33,16 +36,22 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RssWindow",
+    "allocated_blocks",
     "begin_rss",
     "end_rss",
+    "fd_count",
     "hwm_available",
+    "malloc_reader",
     "open_fds",
     "rss_bytes",
+    "rss_reader",
     "thread_names",
     "uss_bytes",
 ]
 
 STATUS_PATH = Path("/proc/self/status")
+STATM_PATH = "/proc/self/statm"
+FD_PATH = Path("/proc/self/fd")
 CLEAR_REFS_PATH = Path("/proc/self/clear_refs")
 
 _lock = threading.Lock()
@@ -144,7 +153,7 @@ def open_fds() -> dict[int, str]:
         MeasurementUnavailable: /proc/self/fd cannot be read (not Linux, or
             refused); psutil's ``open_files`` is used as the fallback.
     """
-    fd_dir = Path("/proc/self/fd")
+    fd_dir = FD_PATH
     try:
         names = os.listdir(fd_dir)
     except OSError:
@@ -178,8 +187,7 @@ class RssWindow:
     """``"kernel-hwm"`` or ``"sampled"``."""
     interval_seconds: float = 0.0
     """The sampling interval, for ``"sampled"``."""
-    _stop: threading.Event | None = None
-    _thread: threading.Thread | None = None
+    _task: _watcher.Task | None = None
 
     @property
     def peak_bytes(self) -> int:
@@ -194,15 +202,13 @@ def _fold_hwm() -> None:
             window.peak_total_bytes = peak
 
 
-def _sample(window: RssWindow, stop: threading.Event) -> None:
-    while True:
-        try:
-            rss = _psutil_rss()
-        except MeasurementUnavailable:
-            return  # the figure went away mid-block; end_rss reads it once more
-        window.peak_total_bytes = max(window.peak_total_bytes, rss)
-        if stop.wait(window.interval_seconds):
-            return
+def _sample(window: RssWindow) -> None:
+    """A task of the watcher thread: fold one RSS reading into *window*."""
+    try:
+        rss = _psutil_rss()
+    except MeasurementUnavailable:
+        return  # the figure went away mid-block; end_rss reads it once more
+    window.peak_total_bytes = max(window.peak_total_bytes, rss)
 
 
 def begin_rss(*, interval: float = 0.001, force_sampling: bool = False) -> RssWindow:
@@ -231,26 +237,138 @@ def begin_rss(*, interval: float = 0.001, force_sampling: bool = False) -> RssWi
             return window
     start = _psutil_rss()
     window = RssWindow(start, start, "sampled", interval_seconds=interval)
-    stop = threading.Event()
-    thread = threading.Thread(target=_sample, args=(window, stop), name="memguard-rss-sampler",
-                              daemon=True)
-    window._stop, window._thread = stop, thread
-    thread.start()
+    window._task = _watcher.watch(lambda: _sample(window), interval)
     return window
 
 
 def end_rss(window: RssWindow) -> RssWindow:
-    """Close *window* and fix its peak; joins its sampler thread if any."""
+    """Close *window* and fix its peak; stops its sampling task if any."""
     if window.method == "kernel-hwm":
         with _lock:
             _fold_hwm()
             if window in _rss_windows:
                 _rss_windows.remove(window)
         return window
-    assert window._stop is not None
-    assert window._thread is not None
-    window._stop.set()
-    window._thread.join()
-    window._stop = window._thread = None
+    assert window._task is not None
+    _watcher.unwatch(window._task)
+    window._task = None
     window.peak_total_bytes = max(window.peak_total_bytes, _psutil_rss())
     return window
+
+
+# -- cheap readers for repeated use (a leak check, a recording) ----------------
+#
+# One reader per quantity; every part of memguard that reads one of these
+# quantities more than once reads it here.
+
+
+def rss_reader() -> tuple[Callable[[], int] | None, Callable[[], None], str | None]:
+    """A cheap RSS reader for repeated use, its closer, and why RSS is absent.
+
+    ``/proc/self/statm`` is opened once and re-read with ``os.pread`` (a
+    file opened per read leaves traced bytes behind for a while); elsewhere
+    :func:`rss_bytes`. RSS is page-granular: a reading moves by whole pages.
+
+    Returns:
+        ``(read, close, reason)``: *read* is ``None`` and *reason* says why
+        when RSS cannot be read here.
+
+    Example:
+        >>> read, close, reason = rss_reader()
+        >>> (read() > 0) if read else isinstance(reason, str)
+        True
+        >>> close()
+    """
+    try:
+        fd = os.open(STATM_PATH, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        try:
+            rss_bytes()
+        except MeasurementUnavailable as error:
+            return None, _nothing, str(error)
+        return rss_bytes, _nothing, None
+    page = os.sysconf("SC_PAGE_SIZE")
+
+    def read() -> int:
+        return int(os.pread(fd, 128, 0).split()[1]) * page
+
+    return read, lambda: os.close(fd), None
+
+
+def _nothing() -> None:
+    return None
+
+
+def _mallinfo2() -> Callable[[], Any]:
+    """glibc's ``mallinfo2``; raises OSError or AttributeError where there is none."""
+    import ctypes  # only when native memory is read
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+            "fordblks", "keepcost")]
+
+    function = ctypes.CDLL(None).mallinfo2
+    function.restype = MallInfo2
+    function.argtypes = []
+    function()
+    return function
+
+
+_malloc: list[Callable[[], Any]] = []
+
+
+def malloc_reader() -> Callable[[], int]:
+    """A reader of the bytes ``malloc`` has handed out and not had back (glibc ``mallinfo2``).
+
+    The figure is ``uordblks + hblkhd``: exact to the byte (plus malloc's
+    per-block header), so a native leak of 128 bytes per call shows at once;
+    freed memory the allocator keeps (fragmentation) is not counted. Python's
+    own arenas (``mmap``) are not malloc's and do not count either.
+
+    Raises:
+        MeasurementUnavailable: Not glibc 2.33 or later (macOS, musl, Windows).
+
+    Example:
+        >>> try:
+        ...     read = malloc_reader()
+        ... except MeasurementUnavailable:
+        ...     read = lambda: 1
+        >>> read() > 0
+        True
+    """
+    if not _malloc:
+        try:
+            _malloc.append(_mallinfo2())
+        except (OSError, AttributeError) as error:
+            raise MeasurementUnavailable(f"malloc's counters are not available (no glibc "
+                                         f"mallinfo2): {error}") from error
+    function = _malloc[0]
+
+    def read() -> int:
+        info = function()
+        return int(info.uordblks + info.hblkhd)
+
+    return read
+
+
+def allocated_blocks() -> int:
+    """Blocks Python's small-object allocator has handed out (``sys.getallocatedblocks()``).
+
+    Free to read and untraced: a count of blocks of up to 512 bytes, every
+    object and small buffer Python allocates (larger ones come from
+    ``malloc``, see :func:`malloc_reader`).
+    """
+    return sys.getallocatedblocks()
+
+
+def fd_count() -> int:
+    """How many descriptors are open: a listing of /proc/self/fd, no link reads (cheap).
+
+    Raises:
+        MeasurementUnavailable: Neither /proc nor psutil can tell.
+    """
+    try:
+        return len(os.listdir(FD_PATH))
+    except OSError:
+        return len(open_fds())

@@ -1,64 +1,34 @@
-"""L2 measurement: a background thread that samples traced and resident memory.
+"""L2 measurement: samples of traced and resident memory for timelines.
 
 Sampling is for timelines and charts only; exact peaks come from
 tracemalloc's counter and the kernel's high-water mark (see
-:mod:`memguard._tracing` and :mod:`memguard.process`). The thread reads the
-traced total and the RSS every ``interval`` seconds, allocating as little as
-it can, because whatever it allocates is traced too: RSS is read with one
-``pread`` of ``/proc/self/statm`` where Linux offers it, and samples go into
-flat arrays reserved up front.
+:mod:`memguard._tracing` and :mod:`memguard.process`). A :class:`Sampler` is
+a task of memguard's one watcher thread (:mod:`memguard._watcher`, re-exported
+here) that reads the traced total and the RSS every ``interval`` seconds,
+allocating as little as it can, because whatever it allocates is traced too:
+RSS is read with one ``pread`` of ``/proc/self/statm`` where Linux offers it,
+and samples go into flat arrays reserved up front.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import tracemalloc
 from array import array
 from collections.abc import Callable
 
-from . import _tracing, process
-from .exceptions import MeasurementUnavailable
+from . import _tracing
+from ._watcher import Task, add, unwatch, watch, watcher_running
+from .process import rss_reader
 
-__all__ = ["Sampler", "rss_reader"]
-
-_STATM = "/proc/self/statm"
+__all__ = ["Sampler", "Task", "add", "rss_reader", "unwatch", "watch", "watcher_running"]
 
 Row = tuple[float, int | None, int | None]
 
 
-def rss_reader() -> tuple[Callable[[], int] | None, Callable[[], None], str | None]:
-    """A cheap RSS reader for repeated use, its closer, and why RSS is absent.
-
-    Returns:
-        ``(read, close, reason)``: *read* is ``None`` and *reason* says why
-        when RSS cannot be read here.
-
-    Example:
-        >>> read, close, reason = rss_reader()
-        >>> (read() > 0) if read else isinstance(reason, str)
-        True
-        >>> close()
-    """
-    try:
-        fd = os.open(_STATM, os.O_RDONLY)
-    except OSError:
-        try:
-            process.rss_bytes()
-        except MeasurementUnavailable as error:
-            return None, lambda: None, str(error)
-        return process.rss_bytes, lambda: None, None
-    page = os.sysconf("SC_PAGE_SIZE")
-
-    def read() -> int:
-        return int(os.pread(fd, 128, 0).split()[1]) * page
-
-    return read, lambda: os.close(fd), None
-
-
 class Sampler:
-    """Samples ``(seconds since start, traced bytes, RSS bytes)`` in a daemon thread.
+    """Samples ``(seconds since start, traced bytes, RSS bytes)`` on the watcher thread.
 
     Samples are kept in flat arrays, 24 bytes each, and room for the first
     *reserve* of them is allocated when the sampler is made, before the
@@ -88,8 +58,8 @@ class Sampler:
         self._want_rss = rss
         self._read_rss: Callable[[], int] | None = None
         self._close: Callable[[], None] = lambda: None
-        self._stopped = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._task: Task | None = None
+        self._ended = False
         self._lock = threading.Lock()
         self._times = array("d", bytes(8 * reserve))
         self._traced = array("q", bytes(8 * reserve))
@@ -127,33 +97,23 @@ class Sampler:
 
     def start(self) -> None:
         """Take the first sample and start the thread."""
-        if self._thread is not None:
+        if self._task is not None or self._ended:
             raise RuntimeError("this Sampler has already been started")
         if self._want_rss:
             self._read_rss, self._close, self.rss_absent = rss_reader()
         self.started = time.perf_counter()
         self.sample()
-        self._thread = threading.Thread(target=self._run, name="memguard-sampler", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        # Short sleeps rather than Event.wait(interval): a wait allocates a
-        # lock on every call, which the traced heap would show.
-        step = min(self.interval, 0.005)
-        due = self.interval
-        while not self._stopped.is_set():
-            now = time.perf_counter() - self.started
-            if now >= due:
-                self.sample()
-                due += self.interval * max(1, int((now - due) / self.interval) + 1)
-            time.sleep(min(step, max(0.0, due - now)))
+        task = Task(self.sample, self.interval)
+        task.due = time.perf_counter() + self.interval  # the first sample is taken
+        self._task = task
+        add(task)
 
     def stop(self) -> None:
         """Stop and join the thread, and take a last sample; :meth:`rows` has them all."""
-        if self._thread is None:
+        if self._task is None:
             raise RuntimeError("this Sampler was never started")
-        self._stopped.set()
-        self._thread.join()
+        unwatch(self._task)
+        self._task, self._ended = None, True
         try:
             self.sample()
         finally:

@@ -42,6 +42,11 @@ API
     The remainder a file's frames belong to (:data:`MEMGUARD`,
     :data:`IMPORTS`), ``None`` for the user's code.
 
+``source_line(filename, lineno) -> str``
+    The line's source text, trimmed to one short line, ``""`` when unknown;
+    read through :mod:`linecache` when a site is built, so that a report
+    read later elsewhere still shows it.
+
 ``raw(snapshot) -> Sequence[RawTrace]``
     Every trace as a tuple whose item 1 is its size in bytes and item 2 its
     frames ``((filename, lineno), ...)`` innermost first, for code that needs
@@ -64,6 +69,7 @@ several times the addition when the grouping runs under tracing.
 from __future__ import annotations
 
 import importlib
+import linecache
 import os
 import tracemalloc
 from collections.abc import Callable, Sequence
@@ -84,6 +90,7 @@ __all__ = [
     "is_internal",
     "owner",
     "raw",
+    "source_line",
 ]
 
 MEMGUARD = "memguard"
@@ -121,6 +128,54 @@ def owner(filename: str) -> str | None:
 def is_internal(filename: str) -> bool:
     """Whether *filename* is memguard's own code, tracemalloc or the import machinery."""
     return owner(filename) is not None
+
+
+SOURCE_WIDTH = 60
+"""The longest source text a site keeps; longer lines end in ``...``."""
+
+
+def source_line(filename: str, lineno: int,
+                cache: dict[str, list[str]] | None = None) -> str:
+    """*filename*'s line *lineno*, stripped and cut to :data:`SOURCE_WIDTH` characters.
+
+    Lines come from :mod:`linecache` when it already holds the file, and
+    otherwise from the file itself, read into *cache* (the caller's, dropped
+    when it is done) and never into :mod:`linecache`: what memguard reads
+    for itself must not stay in the user's heap, where the next snapshot
+    would count it as theirs.
+
+    Example:
+        >>> source_line(linecache.__file__, 1).endswith("Cache lines from Python source files.")
+        True
+        >>> source_line("<no such file>", 3)
+        ''
+    """
+    lines = _lines(filename, {} if cache is None else cache)
+    if not 0 < lineno <= len(lines):
+        return ""
+    text = " ".join(lines[lineno - 1].split())
+    return text if len(text) <= SOURCE_WIDTH else text[:SOURCE_WIDTH - 3].rstrip() + "..."
+
+
+def _lines(filename: str, cache: dict[str, list[str]]) -> list[str]:
+    lines = cache.get(filename)
+    if lines is None:
+        entry = linecache.cache.get(filename)
+        if entry is not None and len(entry) == 4:  # (size, mtime, lines, path)
+            lines = entry[2]
+        elif filename.startswith("<") or not os.path.isfile(filename):
+            lines = []
+        else:
+            # Read and decoded here rather than through tokenize's text
+            # wrapper, whose caches would outlive the call. The text is for
+            # display: a file in another encoding shows replacement marks.
+            try:
+                with open(filename, "rb") as file:
+                    lines = file.read().decode("utf-8", "replace").splitlines()
+            except OSError:
+                lines = []
+        cache[filename] = lines
+    return lines
 
 
 def raw(snapshot: tracemalloc.Snapshot) -> Sequence[RawTrace]:

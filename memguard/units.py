@@ -173,7 +173,34 @@ def size_from_keywords(
     if size is not None:
         return parse_size(size, name=name)
     ((key, value),) = given.items()
-    return _to_bytes(_check_number(value, f"{key}="), KEYWORD_UNITS[key], f"{key}={value!r}")
+    return _to_bytes(_check_keyword(key, value), KEYWORD_UNITS[key], f"{key}={value!r}")
+
+
+_KEYWORD_NAMES = {"kb": ("kilobytes", "kB", "1000"), "mb": ("megabytes", "MB", "1000"),
+                  "gb": ("gigabytes", "GB", "1000"), "kib": ("kibibytes", "KiB", "1024"),
+                  "mib": ("mebibytes", "MiB", "1024"), "gib": ("gibibytes", "GiB", "1024")}
+
+
+def _check_keyword(key: str, value: object) -> float | int:
+    """A unit keyword's number, or an error that says what the keyword takes.
+
+    Example:
+        >>> _check_keyword("mb", "100")
+        Traceback (most recent call last):
+        ...
+        TypeError: mb= takes a number of megabytes (MB, powers of 1000), such as mb=100; ...
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        words, unit, base = _KEYWORD_NAMES[key]
+        hint = f" (a string goes first: limit('{value} {unit}'))" if isinstance(value, str) else ""
+        raise TypeError(f"{key}= takes a number of {words} ({unit}, powers of {base}), such as "
+                        f"{key}=100; got {type(value).__name__} {value!r}{hint}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{key}= must be a finite number of {_KEYWORD_NAMES[key][0]}, "
+                         f"got {value!r}")
+    if value < 0:
+        raise ValueError(f"{key}= must not be negative, got {value!r}")
+    return value
 
 
 def format_size(size_bytes: int | float, *, signed: bool = False) -> str:

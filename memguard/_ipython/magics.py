@@ -185,7 +185,7 @@ class MemguardMagics(Magics):
         if args is None:
             return None
         from ..exceptions import LeakDetected
-        from ..guards.leaks import track_leaks
+        from ..leaks.api import track_leaks
 
         signals = None if args.signals is None else [
             name.strip() for name in args.signals.split(",") if name.strip()]

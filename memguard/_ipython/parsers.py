@@ -6,6 +6,7 @@ described here, with its default.
 
 from __future__ import annotations
 
+from ..leaks.options import DEFAULTS as LEAK_DEFAULTS
 from .options import MagicParser
 
 __all__ = ["CELLS", "DIFF", "HOLDERS", "LEAKS", "LIMIT", "LINES", "RECORD", "SNAPSHOT"]
@@ -52,16 +53,18 @@ LEAKS = MagicParser(prog="%%memguard_leaks", description=(
     "Run the cell repeatedly (compiled once, executed in the notebook's namespace)\n"
     "and judge whether each run keeps memory, objects, file descriptors or threads.\n"
     "Shows the verdict with its growth chart; the verdict is the cell's output."))
-LEAKS.add_argument("--repeat", type=int, default=None, metavar="N",
-                   help="measure exactly N runs (default: adaptive, 40 runs and more while "
-                        "some signal still grows)")
-LEAKS.add_argument("--warmup", type=int, default=5, metavar="N",
-                   help="runs before measuring, so caches fill and imports happen (default: 5)")
+LEAKS.add_argument("--repeat", type=int, default=LEAK_DEFAULTS.repeat, metavar="N",
+                   help="measure exactly N runs (default: as many as the time budget and the "
+                        "growth seen call for)")
+LEAKS.add_argument("--warmup", type=int, default=LEAK_DEFAULTS.warmup, metavar="N",
+                   help="runs before measuring, so caches fill and imports happen "
+                        f"(default: {LEAK_DEFAULTS.warmup})")
 LEAKS.add_argument("--signals", default=None, metavar="LIST",
-                   help="comma-separated signals to measure, of python, objects, rss, fds, "
-                        "threads (default: all)")
-LEAKS.add_argument("--max-seconds", type=float, default=10.0, metavar="SECONDS",
-                   help="start no new batch of runs past this time (default: 10)")
+                   help="comma-separated signals to measure, of python, objects, native, "
+                        "fds, threads (default: all)")
+LEAKS.add_argument("--max-seconds", type=float, default=LEAK_DEFAULTS.max_seconds,
+                   metavar="SECONDS", help="the time budget of the whole check "
+                                           f"(default: {LEAK_DEFAULTS.max_seconds:g})")
 LEAKS.add_argument("--label", default=None, help="what to call the cell in the verdict")
 LEAKS.add_argument("--assert", dest="check", action="store_true",
                    help="fail the cell with LeakDetected when it leaks, like a test")

@@ -20,10 +20,10 @@ __all__ = [
     "RUN_FORMAT",
     "Change",
     "TestFigures",
+    "allowed_peak",
     "changes",
     "changes_table",
     "figures_from_properties",
-    "is_regression",
     "peak_table",
     "render_table",
     "run_document",
@@ -34,7 +34,7 @@ PREFIX = "memguard_"
 RUN_FORMAT = "memguard-pytest-run"
 """The ``format`` field of ``--memguard-json`` files (version 1)."""
 
-_FIELDS = ("peak_bytes", "source", "limit_bytes", "baseline_bytes")
+_FIELDS = ("peak_bytes", "source", "limit_bytes", "baseline_bytes", "allowed_bytes")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,6 +54,8 @@ class TestFigures:
     source: str
     limit_bytes: int | None = None
     baseline_bytes: int | None = None
+    allowed_bytes: int | None = None
+    """The peak above which the baseline comparison fails this test, if one can."""
     outcome: str = ""
 
     def properties(self) -> list[tuple[str, object]]:
@@ -69,7 +71,7 @@ class TestFigures:
         """A JSON-ready dict."""
         return {"nodeid": self.nodeid, "outcome": self.outcome, "peak_bytes": self.peak_bytes,
                 "source": self.source, "limit_bytes": self.limit_bytes,
-                "baseline_bytes": self.baseline_bytes}
+                "baseline_bytes": self.baseline_bytes, "allowed_bytes": self.allowed_bytes}
 
 
 def figures_from_properties(nodeid: str, properties: Iterable[Sequence[object]],
@@ -88,6 +90,8 @@ def figures_from_properties(nodeid: str, properties: Iterable[Sequence[object]],
         limit_bytes=None if found.get("limit_bytes") is None else int(found["limit_bytes"]),
         baseline_bytes=(None if found.get("baseline_bytes") is None
                         else int(found["baseline_bytes"])),
+        allowed_bytes=(None if found.get("allowed_bytes") is None
+                       else int(found["allowed_bytes"])),
         outcome=outcome,
     )
 
@@ -139,13 +143,38 @@ def peak_table(results: Mapping[str, TestFigures], *, top: int, fmt: str = "text
     return render_table(["peak", "limit", "test"], rows, fmt=fmt)
 
 
-@dataclass(frozen=True, slots=True)
+def allowed_peak(baseline_bytes: int, spread_bytes: int, *, margin_bytes: int | None,
+                 noise_bytes: int) -> int | None:
+    """The highest peak a comparison lets pass, or ``None`` when the test cannot fail.
+
+    The rule (docs/guide/ci-baselines.md): a test fails when its peak exceeds
+    its highest recorded peak by more than each of its margin, the spread of
+    its recorded peaks (highest - lowest) and the noise floor.
+
+    Example:
+        >>> allowed_peak(1000, 0, margin_bytes=100, noise_bytes=10)
+        1100
+        >>> allowed_peak(1000, 400, margin_bytes=100, noise_bytes=10)  # a noisy test
+        1400
+    """
+    if margin_bytes is None:
+        return None
+    return baseline_bytes + max(margin_bytes, spread_bytes, noise_bytes)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Change:
-    """One test's peak against the baseline's."""
+    """One test's peak against its baseline record."""
 
     nodeid: str
     baseline_bytes: int | None
+    """The highest recorded peak, ``None`` for a test new since the baseline."""
     peak_bytes: int | None
+    """This run's peak, ``None`` for a baseline test that did not run."""
+    spread_bytes: int = 0
+    """The range of the recorded peaks (highest - lowest)."""
+    allowed_bytes: int | None = None
+    """The peak above which the test fails, ``None`` when it cannot."""
 
     @property
     def percent(self) -> float | None:
@@ -154,45 +183,64 @@ class Change:
             return None
         return 100.0 * (self.peak_bytes - self.baseline_bytes) / self.baseline_bytes
 
+    @property
+    def regressed(self) -> bool:
+        """Whether the peak is over the allowed peak."""
+        return (self.allowed_bytes is not None and self.peak_bytes is not None
+                and self.peak_bytes > self.allowed_bytes)
 
-def changes(results: Mapping[str, TestFigures], baseline: Baseline) -> list[Change]:
-    """Every test of the run or the baseline, biggest relative growth first."""
-    nodeids = set(results) | set(baseline.peaks)
-    found = [Change(nodeid, baseline.peaks.get(nodeid),
-                    results[nodeid].peak_bytes if nodeid in results else None)
-             for nodeid in nodeids]
+    def is_noise(self, noise_bytes: int) -> bool:
+        """Whether the change is within what the record's spread and the noise floor explain:
+        no further below the lowest recorded peak, nor above the highest, than the larger
+        of the two."""
+        if self.baseline_bytes is None or self.peak_bytes is None or self.regressed:
+            return False
+        band = max(self.spread_bytes, noise_bytes)
+        lowest = self.baseline_bytes - self.spread_bytes
+        return lowest - band <= self.peak_bytes <= self.baseline_bytes + band
 
-    def key(change: Change) -> tuple[int, float, str]:
+
+def changes(results: Mapping[str, TestFigures], baseline: Baseline, *,
+            noise_bytes: int = 0) -> list[Change]:
+    """Every test of the run or the baseline: regressions first, then by relative change
+    (changes within the noise after the others)."""
+    found = []
+    for nodeid in set(results) | set(baseline.peaks):
+        figures = results.get(nodeid)
+        found.append(Change(
+            nodeid=nodeid, baseline_bytes=baseline.peaks.get(nodeid),
+            peak_bytes=figures.peak_bytes if figures is not None else None,
+            spread_bytes=baseline.spread(nodeid) if nodeid in baseline.runs else 0,
+            allowed_bytes=figures.allowed_bytes if figures is not None else None))
+
+    def key(change: Change) -> tuple[bool, bool, bool, float, str]:
         percent = change.percent
-        return (percent is None, -abs(percent or 0.0), change.nodeid)
+        return (not change.regressed, percent is None, change.is_noise(noise_bytes),
+                -abs(percent or 0.0), change.nodeid)
 
     return sorted(found, key=key)
 
 
-def is_regression(change: Change, *, fail_over_percent: float | None, noise_bytes: int) -> bool:
-    """Whether *change* grew past the threshold and past the noise floor."""
-    if fail_over_percent is None or change.baseline_bytes is None or change.peak_bytes is None:
-        return False
-    growth = change.peak_bytes - change.baseline_bytes
-    allowed = change.baseline_bytes * fail_over_percent / 100.0
-    return growth > allowed and growth >= noise_bytes
+def changes_table(found: Sequence[Change], *, top: int, noise_bytes: int,
+                  fmt: str = "text") -> list[str]:
+    """The changes as lines: every regression, then the largest other changes.
 
-
-def changes_table(found: Sequence[Change], *, top: int, fail_over_percent: float | None,
-                  noise_bytes: int, fmt: str = "text") -> list[str]:
-    """The changes as lines: every regression, then the largest other changes."""
-    regressed = [c for c in found if is_regression(c, fail_over_percent=fail_over_percent,
-                                                   noise_bytes=noise_bytes)]
-    others = [c for c in found if c not in regressed and c.percent is not None]
+    A change within the noise (see :meth:`Change.is_noise`) is marked ``noise``.
+    """
+    regressed = [c for c in found if c.regressed]
+    others = [c for c in found if not c.regressed and c.percent is not None]
     rows = []
     for change in regressed + others[:_shown(len(others), top)]:
         assert change.baseline_bytes is not None
         assert change.peak_bytes is not None
-        mark = "  REGRESSED" if change in regressed else ""
-        rows.append([format_size(change.baseline_bytes), format_size(change.peak_bytes),
-                     f"{change.percent:+.1f}%", f"{change.nodeid}{mark}"])
-    lines = render_table(["baseline", "now", "change", "test"], rows, fmt=fmt,
-                         widths=(10, 10, 8))
+        mark = ("  REGRESSED" if change.regressed
+                else "  noise" if change.is_noise(noise_bytes) else "")
+        rows.append([format_size(change.baseline_bytes),
+                     format_size(change.spread_bytes) if change.spread_bytes else "",
+                     format_size(change.peak_bytes), f"{change.percent:+.1f}%",
+                     f"{change.nodeid}{mark}"])
+    lines = render_table(["baseline", "spread", "now", "change", "test"], rows, fmt=fmt,
+                         widths=(10, 9, 10, 8))
     new = sum(1 for c in found if c.baseline_bytes is None)
     gone = sum(1 for c in found if c.peak_bytes is None)
     if new or gone:

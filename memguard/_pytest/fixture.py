@@ -37,7 +37,8 @@ class MemguardFixture:
         # The guards' modules are imported here, while the fixture is set up,
         # and not on first use inside the test body, where their import (about
         # 1 MiB on the first test) would count in the test's --memguard figure.
-        from ..guards import leaks, watch  # noqa: F401
+        from ..guards import watch  # noqa: F401
+        from ..leaks import api  # noqa: F401
         from ..values import snapshot  # noqa: F401
 
     def __repr__(self) -> str:
@@ -49,14 +50,14 @@ class MemguardFixture:
     @property
     def track_leaks(self) -> Any:
         """:func:`memguard.track_leaks`, the repeated-call leak check."""
-        from ..guards.leaks import track_leaks
+        from ..leaks.api import track_leaks
 
         return track_leaks
 
     @property
     def check_leaks(self) -> Any:
         """:func:`memguard.check_leaks`, the same check as one call."""
-        from ..guards.leaks import check_leaks
+        from ..leaks.api import check_leaks
 
         return check_leaks
 

@@ -18,9 +18,10 @@ from typing import Any
 import pytest
 
 from ..guards.limit import limit
-from .options import Settings
+from .options import Margin, Settings, parse_margin
 
 __all__ = [
+    "BASELINE_MARKER",
     "COMPAT_MARKERS",
     "MARKERS",
     "Plan",
@@ -43,6 +44,15 @@ MARKERS: dict[str, str] = {
     ),
 }
 """memguard's own markers and their help."""
+
+BASELINE_MARKER: dict[str, str] = {
+    "memguard_baseline": (
+        "memguard_baseline(margin='50%'): how far this test's peak may grow over its "
+        "baseline (a percentage or a size such as '8 MiB') before --memguard-compare fails "
+        "it; replaces --memguard-fail-over for this test"
+    ),
+}
+"""The baseline marker; it asks for nothing by itself, so it does not activate the plugin."""
 
 COMPAT_MARKERS: dict[str, str] = {
     "limit_memory": (
@@ -87,6 +97,8 @@ class Plan:
     """pytest-memray's ``limit_leaks``, if honoured."""
     notes: list[str] = field(default_factory=list)
     """Caveats to show with a failure."""
+    margin: Margin | None = None
+    """The ``memguard_baseline`` marker's margin over the baseline, if any."""
 
     @property
     def empty(self) -> bool:
@@ -96,7 +108,7 @@ class Plan:
 
 def register_markers(config: pytest.Config) -> None:
     """Register memguard's markers (and pytest-memray's when it is not loaded) with help."""
-    markers = dict(MARKERS)
+    markers = {**MARKERS, **BASELINE_MARKER}
     if not memray_active(config):
         markers.update(COMPAT_MARKERS)
     for name, text in markers.items():
@@ -196,7 +208,7 @@ def _memray_leaks(item: pytest.Item, mark: pytest.Mark) -> MemrayLeaks:
 
 def _leaks_options(item: pytest.Item, mark: pytest.Mark) -> Mapping[str, Any]:
     __tracebackhide__ = True
-    from ..guards import leaks  # L4; imported when a test asks for it
+    from ..leaks import api as leaks  # imported when a test asks for it
 
     if not isinstance(item, pytest.Function) or type(item).__module__ == "_pytest.unittest":
         raise _usage(item, mark.name, "repeats a plain test function; this test is a "
@@ -213,6 +225,29 @@ def _leaks_options(item: pytest.Item, mark: pytest.Mark) -> Mapping[str, Any]:
     return options
 
 
+def _margin(item: pytest.Item, mark: pytest.Mark) -> Margin:
+    __tracebackhide__ = True
+    given = dict(zip(("margin",), mark.args, strict=False))
+    unknown = sorted(set(mark.kwargs) - {"margin"})
+    if unknown or len(mark.args) > 1 or (given and mark.kwargs):
+        raise _usage(item, mark.name, f"expected memguard_baseline(margin=...), got args "
+                                      f"{mark.args!r} and keywords {sorted(mark.kwargs)}")
+    text = given.get("margin", mark.kwargs.get("margin"))
+    if text is None:
+        raise _usage(item, mark.name, "needs margin=, a percentage such as '50%' or a size "
+                                      "such as '8 MiB'")
+    try:
+        return parse_margin(text, name="margin")
+    except pytest.UsageError as error:
+        raise _usage(item, mark.name, str(error)) from error
+
+
+def _plain_function(item: pytest.Item) -> bool:
+    """Whether *item* is a test function whose call pytest makes through
+    ``pytest_pyfunc_call`` (not a unittest method, not a doctest)."""
+    return isinstance(item, pytest.Function) and type(item).__module__ != "_pytest.unittest"
+
+
 def build_plan(item: pytest.Item, settings: Settings, *, honour_memray: bool) -> Plan:
     """Read *item*'s markers into a :class:`Plan`; markers beat the default budget.
 
@@ -221,6 +256,8 @@ def build_plan(item: pytest.Item, settings: Settings, *, honour_memray: bool) ->
     """
     __tracebackhide__ = True
     plan = Plan()
+    if settings.memray_markers == "functions" and not _plain_function(item):
+        honour_memray = False  # as pytest-memray, which hooks pytest_pyfunc_call only
     mark = item.get_closest_marker("memguard_limit")
     memray_mark = item.get_closest_marker("limit_memory") if honour_memray else None
     if mark is not None:
@@ -236,6 +273,9 @@ def build_plan(item: pytest.Item, settings: Settings, *, honour_memray: bool) ->
     memray_leaks_mark = item.get_closest_marker("limit_leaks") if honour_memray else None
     if memray_leaks_mark is not None:
         plan.memray_leaks = _memray_leaks(item, memray_leaks_mark)
+    baseline_mark = item.get_closest_marker("memguard_baseline")
+    if baseline_mark is not None:
+        plan.margin = _margin(item, baseline_mark)
     return plan
 
 

@@ -6,22 +6,25 @@ line value wins over the ini file. Nothing here measures anything.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from ..cli.options import add_display_options
+from ..display import add_display_options
 from ..units import format_size, parse_size
 
 __all__ = [
     "DEFAULT_BASELINE_DIR",
     "TABLE_FORMATS",
+    "Margin",
     "Settings",
     "add_options",
     "baseline_path",
     "describe",
+    "parse_margin",
     "parse_percent",
     "read_settings",
 ]
@@ -32,6 +35,32 @@ DEFAULT_BASELINE_DIR = ".memguard/baselines"
 """Where baselines are saved, relative to pytest's rootdir."""
 
 _PERCENT_RE = re.compile(r"^\s*\+?(?P<number>\d+(?:\.\d*)?|\.\d+)\s*%\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Margin:
+    """How far a test's peak may grow over its baseline: a percentage or a size.
+
+    Example:
+        >>> Margin(percent=10.0).bytes_over(1_000_000), Margin(size_bytes=4096).bytes_over(10)
+        (100000, 4096)
+    """
+
+    percent: float | None = None
+    """Growth allowed, in percent of the baseline's highest recorded peak."""
+    size_bytes: int | None = None
+    """Growth allowed, in bytes."""
+
+    def bytes_over(self, baseline_bytes: int) -> int:
+        """The growth in bytes this margin allows over *baseline_bytes*."""
+        if self.percent is not None:
+            return round(baseline_bytes * self.percent / 100.0)
+        return self.size_bytes or 0
+
+    def __str__(self) -> str:
+        if self.percent is not None:
+            return f"+{self.percent:g}%"
+        return "+" + format_size(self.size_bytes or 0)
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -62,6 +91,9 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--memguard-noise", default=None, metavar="SIZE",
                     help="with --memguard-fail-over: growth smaller than SIZE never fails "
                          "(default '64 KiB')")
+    group.addoption("--memguard-fresh", action="store_true", default=False,
+                    help="with --memguard-save: start the baseline afresh instead of adding "
+                         "this run to the runs already recorded under NAME")
     parser.addini("memguard_limit", "a peak-memory limit for every test, such as '500 MB'")
     parser.addini("memguard_source", "python (default) or rss: what per-test peaks measure")
     parser.addini("memguard_top", "how many tests memguard's summary tables show "
@@ -71,6 +103,13 @@ def add_options(parser: pytest.Parser) -> None:
                                         "the compared baseline, such as '10%'")
     parser.addini("memguard_noise", "growth under this size never fails a baseline comparison "
                                     "(default '64 KiB')")
+    parser.addini("memguard_margins", "per-test margins over the baseline, one 'PATTERN MARGIN' "
+                                      "a line: a node id or glob and a percentage or size, such "
+                                      "as 'tests/test_tee.py::test_threads 50%'", type="linelist")
+    parser.addini("memguard_memray_markers", "which tests pytest-memray's limit_memory and "
+                                             "limit_leaks apply to: all (default) or functions "
+                                             "(plain test functions only, as pytest-memray "
+                                             "does; unittest methods' markers are ignored)")
     parser.addini("memguard_baseline_dir", "where baselines are saved, relative to the rootdir "
                                            f"(default {DEFAULT_BASELINE_DIR})")
 
@@ -106,6 +145,23 @@ class Settings:
     """Growth over the baseline, in percent, that fails a test."""
     noise_bytes: int = 64 * 1024
     """Growth under this many bytes never fails a comparison."""
+    margins: tuple[tuple[str, Margin], ...] = ()
+    """Per-test margins from the ini file: (node id or glob, margin)."""
+    fresh: bool = False
+    """Start the saved baseline afresh rather than add this run to it."""
+    memray_markers: str = "all"
+    """``"all"``: pytest-memray's markers apply to every test; ``"functions"``: to plain
+    test functions only, as under pytest-memray (which ignores them on unittest methods)."""
+
+    def margin_for(self, nodeid: str) -> Margin | None:
+        """The ini file's margin for *nodeid* (the first matching line), else the
+        ``--memguard-fail-over`` threshold, else ``None`` (no test fails)."""
+        for pattern, margin in self.margins:
+            if fnmatch.fnmatchcase(nodeid, pattern):
+                return margin
+        if self.fail_over_percent is not None:
+            return Margin(percent=self.fail_over_percent)
+        return None
 
     @property
     def active(self) -> bool:
@@ -133,6 +189,32 @@ def parse_percent(text: str, *, name: str) -> float:
     if match is None:
         raise pytest.UsageError(f"{name}={text!r} is not a percentage; write one such as '10%'")
     return float(match["number"])
+
+
+def parse_margin(text: object, *, name: str) -> Margin:
+    """A margin: ``"50%"`` or a size such as ``"8 MiB"``; a :class:`pytest.UsageError` names *name*.
+
+    Example:
+        >>> parse_margin("50%", name="margin"), parse_margin("2 MiB", name="margin")
+        (Margin(percent=50.0, size_bytes=None), Margin(percent=None, size_bytes=2097152))
+    """
+    if isinstance(text, str) and "%" in text:
+        return Margin(percent=parse_percent(text, name=name))
+    try:
+        return Margin(size_bytes=parse_size(text, name=name))  # type: ignore[arg-type]
+    except (TypeError, ValueError) as error:
+        raise pytest.UsageError(f"{error} (or a percentage such as '50%')") from error
+
+
+def _margins(lines: list[str]) -> tuple[tuple[str, Margin], ...]:
+    found = []
+    for line in lines:
+        pattern, _, text = line.strip().partition(" ")
+        if not pattern or not text.strip():
+            raise pytest.UsageError(f"memguard_margins: {line.strip()!r} is not 'PATTERN MARGIN', "
+                                    f"such as 'tests/test_io.py::test_threads 50%'")
+        found.append((pattern, parse_margin(text.strip(), name=f"memguard_margins ({pattern})")))
+    return tuple(found)
 
 
 def _size(text: str | None, *, name: str) -> int | None:
@@ -177,10 +259,16 @@ def read_settings(config: pytest.Config) -> Settings:
     if table_format not in TABLE_FORMATS:
         raise pytest.UsageError(f"memguard_format={table_format!r}: use "
                                 f"{' or '.join(TABLE_FORMATS)}")
+    memray_markers = str(config.getini("memguard_memray_markers") or "").strip() or "all"
+    if memray_markers not in ("all", "functions"):
+        raise pytest.UsageError(f"memguard_memray_markers={memray_markers!r}: use 'all' or "
+                                f"'functions'")
     json_text = config.getoption("memguard_json")
     save = config.getoption("memguard_save")
     compare = config.getoption("memguard_compare")
     fail_over = _value(config, "memguard_fail_over", "memguard_fail_over")
+    if config.getoption("memguard_fresh") and save is None:
+        raise pytest.UsageError("--memguard-fresh needs --memguard-save NAME")
     if fail_over is not None and compare is None and config.getoption("memguard_fail_over"):
         raise pytest.UsageError("--memguard-fail-over needs --memguard-compare NAME")
     noise = _size(_value(config, "memguard_noise", "memguard_noise"), name="--memguard-noise")
@@ -200,6 +288,9 @@ def read_settings(config: pytest.Config) -> Settings:
         fail_over_percent=(parse_percent(fail_over, name="--memguard-fail-over")
                            if fail_over is not None and compare is not None else None),
         noise_bytes=64 * 1024 if noise is None else noise,
+        margins=_margins(list(config.getini("memguard_margins") or [])),
+        fresh=bool(config.getoption("memguard_fresh")),
+        memray_markers=memray_markers,
     )
 
 

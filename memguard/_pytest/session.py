@@ -11,6 +11,7 @@ pytest reports an F with memguard's message.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,9 @@ import _pytest
 import pluggy
 import pytest
 
-from .. import _tracing, process
+from .. import _counter, _tracing, process
 from ..exceptions import CheckFailed, MemoryLimitExceeded, SnapshotFormatError
+from ..guards.limit import limit
 from ..units import format_size
 from ..values.baseline import Baseline
 from ..values.limit import LimitReport
@@ -28,15 +30,15 @@ from .compat import MemrayLeakCheck
 from .figures import (
     Change,
     TestFigures,
+    allowed_peak,
     changes,
     changes_table,
     figures_from_properties,
-    is_regression,
     peak_table,
     run_document,
 )
 from .markers import Plan, build_plan, memray_active
-from .options import Settings, describe
+from .options import Margin, Settings, describe
 
 __all__ = ["FIXTURE_KEY", "CallRun", "MemguardSession", "detail_text"]
 
@@ -57,15 +59,35 @@ class CallRun:
         self.settings = settings
         self.baseline = baseline
         self._window: _tracing.PeakWindow | None = None
+        self._count: _counter.CountWindow | None = None
         self._rss: process.RssWindow | None = None
         self._memray: MemrayLeakCheck | None = None
         self._original: Any = None
         self._guard_entered = False
+        self.margin: Margin | None = None
+        self.allowed_bytes: int | None = None
+        self._sites: limit | None = None
+        self._sites_entered = False
+        self._allow()
+
+    def _allow(self) -> None:
+        """The peak this test may reach against its baseline, and the guard that names
+        the sites when it goes over (a limit at that peak: its peak-site catcher)."""
+        nodeid, baseline = self.item.nodeid, self.baseline
+        if baseline is None or nodeid not in baseline.peaks or not self.settings.measure:
+            return
+        self.margin = self.plan.margin or self.settings.margin_for(nodeid)
+        high = baseline.peaks[nodeid]
+        self.allowed_bytes = allowed_peak(
+            high, baseline.spread(nodeid), noise_bytes=self.settings.noise_bytes,
+            margin_bytes=None if self.margin is None else self.margin.bytes_over(high))
+        if self.allowed_bytes is not None and self.settings.source == "python":
+            self._sites = limit(self.allowed_bytes, label=nodeid)
 
     def start(self) -> None:
         """Enter the guards, then open the measurement (innermost, the body only)."""
         if self.plan.leaks is not None:
-            from ..guards.leaks import track_leaks
+            from ..leaks.api import track_leaks
 
             assert isinstance(self.item, pytest.Function)  # checked by build_plan
             self._original = self.item.obj
@@ -75,9 +97,16 @@ class CallRun:
         if self.plan.guard is not None:
             self.plan.guard.__enter__()
             self._guard_entered = True
+        if self._sites is not None:
+            self._sites.__enter__()
+            self._sites_entered = True
         if self.settings.measure:
             if self.settings.source == "rss":
                 self._rss = process.begin_rss()
+            elif _counter.available():
+                # The same figure as tracemalloc's, for the price of a counter: the
+                # cost no longer grows with the test's allocations (issue 17).
+                self._count = _counter.begin()
             else:
                 self._window = _tracing.begin()
 
@@ -109,6 +138,9 @@ class CallRun:
             raise failure
 
     def _close_measurement(self) -> int | None:
+        if self._count is not None:
+            count, self._count = self._count, None
+            return _counter.end(count).peak_bytes
         if self._window is not None:
             window, self._window = self._window, None
             return _tracing.end(window).peak_bytes
@@ -121,6 +153,11 @@ class CallRun:
         __tracebackhide__ = True
         failure: CheckFailed | None = None
         try:
+            if self._sites is not None and self._sites_entered:
+                self._sites_entered = False
+                # The verdict is the measured peak's; this limit only names the sites.
+                with contextlib.suppress(CheckFailed):
+                    self._sites.__exit__(None, None, None)
             if self._guard_entered and self.plan.guard is not None:
                 self._guard_entered = False
                 try:
@@ -138,36 +175,45 @@ class CallRun:
         return failure
 
     def _record(self, peak: int, report: LimitReport | None) -> Change | None:
-        nodeid = self.item.nodeid
-        base = self.baseline.peaks.get(nodeid) if self.baseline is not None else None
+        nodeid, baseline = self.item.nodeid, self.baseline
+        base = baseline.peaks.get(nodeid) if baseline is not None else None
         source = self.settings.source if self.settings.measure or report is None else report.source
         # A limit on another source than the one measured is not this peak's limit.
         same = report is not None and report.source == source
         figures = TestFigures(nodeid=nodeid, peak_bytes=peak, source=source,
                               limit_bytes=report.limit_bytes if same and report else None,
-                              baseline_bytes=base)
+                              baseline_bytes=base, allowed_bytes=self.allowed_bytes)
         self.item.user_properties.extend(figures.properties())
-        return Change(nodeid, base, peak) if base is not None else None
+        if base is None or baseline is None:
+            return None
+        return Change(nodeid=nodeid, baseline_bytes=base, peak_bytes=peak,
+                      spread_bytes=baseline.spread(nodeid), allowed_bytes=self.allowed_bytes)
 
     def _regression(self, change: Change) -> CheckFailed | None:
-        settings = self.settings
-        if not is_regression(change, fail_over_percent=settings.fail_over_percent,
-                             noise_bytes=settings.noise_bytes):
+        if not change.regressed:
             return None
         assert change.baseline_bytes is not None
         assert change.peak_bytes is not None
-        assert settings.fail_over_percent is not None
+        assert self.allowed_bytes is not None
+        assert self.margin is not None
         assert self.baseline is not None
-        allowed = round(change.baseline_bytes * (1 + settings.fail_over_percent / 100))
         growth = change.peak_bytes - change.baseline_bytes
-        message = (
+        runs = len(self.baseline.runs[change.nodeid])
+        spread = (f"the spread of its {runs} recorded peaks {format_size(change.spread_bytes)}, "
+                  if runs > 1 else "")
+        allowed = format_size(self.allowed_bytes - change.baseline_bytes, signed=True)
+        lines = [
             f"Memory regression in {change.nodeid}: peak {format_size(change.peak_bytes)} vs "
             f"{format_size(change.baseline_bytes)} in baseline {self.baseline.name!r} "
-            f"({format_size(growth, signed=True)}, {change.percent:+.1f}%; allowed "
-            f"+{settings.fail_over_percent:g}%), {_MEASURED[settings.source]}"
-        )
-        return MemoryLimitExceeded(message, peak_bytes=change.peak_bytes, limit_bytes=allowed,
-                                   source=settings.source, label=change.nodeid, details=change)
+            f"({format_size(growth, signed=True)}, {change.percent:+.1f}%; allowed {allowed}, "
+            f"the largest of margin {self.margin}, {spread}noise floor "
+            f"{format_size(self.settings.noise_bytes)}), {_MEASURED[self.settings.source]}"]
+        report = self._sites.report if self._sites is not None else None
+        if report is not None and report.exceeded:
+            lines.extend(report.message(top=5).splitlines()[1:])  # the sites that grew
+        return MemoryLimitExceeded("\n".join(lines), peak_bytes=change.peak_bytes,
+                                   limit_bytes=self.allowed_bytes, source=self.settings.source,
+                                   label=change.nodeid, details=change)
 
 
 _MACHINERY = tuple(Path(module.__file__).parent for module in (_pytest, pluggy, _tracing)
@@ -220,7 +266,26 @@ class MemguardSession:
         self.is_worker = hasattr(config, "workerinput")
         self.results: dict[str, TestFigures] = {}
         self.baseline = self._load_baseline()
+        self.recorded = self._load_recorded()
         self.saved: Path | None = None
+        self.saved_runs = 0
+
+    def _load_recorded(self) -> Baseline | None:
+        """The runs already saved under ``--memguard-save``'s name, which this run adds to."""
+        settings = self.settings
+        path = settings.save_path
+        if path is None or settings.fresh or self.is_worker or not path.exists():
+            return None
+        try:
+            recorded = Baseline.load(path)
+        except SnapshotFormatError as error:
+            raise pytest.UsageError(f"--memguard-save: {error}; add --memguard-fresh to start "
+                                    f"it afresh") from error
+        if recorded.source != settings.source:
+            raise pytest.UsageError(
+                f"--memguard-save: baseline {path.name} holds {recorded.source} peaks and this "
+                f"run measures {settings.source}; add --memguard-fresh to start it afresh")
+        return recorded
 
     def _load_baseline(self) -> Baseline | None:
         path = self.settings.compare_path
@@ -240,7 +305,15 @@ class MemguardSession:
         return baseline
 
     def pytest_report_header(self) -> str | None:
-        return describe(self.settings) if self.settings.active else None
+        settings = self.settings
+        if not settings.active:
+            return None
+        if settings.measure and settings.source == "python":
+            # Which exact measure the peaks come from: the cost differs, the figure not.
+            how = ("the native allocation counter" if _counter.available() else
+                   f"tracemalloc ({_counter.unavailable_reason()})")
+            return f"{describe(settings)}; Python heap measured by {how}"
+        return describe(settings)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
@@ -305,8 +378,12 @@ class MemguardSession:
                        make_folder=True)
         if settings.save_path is not None and settings.save_name is not None:
             peaks = {nodeid: f.peak_bytes for nodeid, f in self.results.items()}
-            baseline = Baseline(name=settings.save_name, source=settings.source, peaks=peaks)
+            if self.recorded is not None:
+                baseline = self.recorded.add_run(peaks)
+            else:
+                baseline = Baseline(name=settings.save_name, source=settings.source, peaks=peaks)
             self.saved = baseline.save(settings.save_path)
+            self.saved_runs = baseline.saves
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.is_worker or not self.settings.measure:
@@ -325,13 +402,13 @@ class MemguardSession:
                          else f", fail over +{settings.fail_over_percent:g}%")
             terminalreporter.section(f"memguard: changes against baseline "
                                      f"{self.baseline.name!r}{threshold}")
-            for line in changes_table(changes(self.results, self.baseline), top=settings.top,
-                                      fail_over_percent=settings.fail_over_percent,
-                                      noise_bytes=settings.noise_bytes,
+            found = changes(self.results, self.baseline, noise_bytes=settings.noise_bytes)
+            for line in changes_table(found, top=settings.top, noise_bytes=settings.noise_bytes,
                                       fmt=settings.table_format):
                 write(line)
         if settings.json_path is not None:
             write(f"memguard: wrote {count} tests' figures to {settings.json_path}")
         if self.saved is not None:
-            write(f"memguard: saved baseline {settings.save_name!r} ({count} tests) to "
+            runs = "" if self.saved_runs == 1 else f", run {self.saved_runs} of its record"
+            write(f"memguard: saved baseline {settings.save_name!r} ({count} tests{runs}) to "
                   f"{self.saved}")

@@ -20,8 +20,10 @@ Exit codes:
   regular file (a device such as ``/dev/full``, a FIFO, a directory) or
   that cannot be created there, all refused before any work is done.
 * ``3``: ``run --limit``: the program succeeded but its peak went over the limit.
-* ``130``: interrupted (Ctrl-C) while memguard itself was working; a
-  program interrupted while it runs is measured and returns 130 too.
+* ``128 + signal`` (130 for Ctrl-C, 143 for SIGTERM): stopped by a signal.
+  ``run`` keeps what was measured: a program interrupted while it runs is
+  measured and its run file written, and once the program has ended further
+  SIGINT/SIGTERM are held until the run file is written.
 
 Errors print one line on stderr (``memguard: ...``), never a memguard
 traceback. ``memguard --help`` imports nothing heavy: each subcommand

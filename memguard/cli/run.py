@@ -8,7 +8,9 @@ Everything memguard prints goes to stderr, so the program's stdout is its own.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
 import time
 from typing import TYPE_CHECKING, TextIO
@@ -27,6 +29,7 @@ from .options import (
 
 if TYPE_CHECKING:
     from ..program import Program
+    from ..program.interrupts import Interruptions
 
 __all__ = ["DESCRIPTION", "EPILOG", "HELP", "USAGE", "add_arguments", "run", "split_program"]
 
@@ -173,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
         >>> main(["run", "-m", "this_module_does_not_exist"])  # doctest: +SKIP
         2
     """
-    from ..program import Program, run_program
+    from ..program import Program
 
     target = args.module or args.script
     if target is None:
@@ -186,24 +189,50 @@ def run(args: argparse.Namespace) -> int:
     check_output(output, force=args.force)
     destination = os.path.abspath(output)
     _check_program(program, args.lines)
+    from ..program.interrupts import Interruptions, Terminated, signal_name
+
+    with Interruptions(f"writing what was measured to {output}") as interruptions:
+        try:
+            result = _measure(program, args, interruptions)
+            _save(result, destination, output)
+            _summarise(result, output)
+        except (KeyboardInterrupt, Terminated) as stop:
+            # Only before the program started, or in the instant between its
+            # end and the holding of further signals.
+            signum = stop.signum if isinstance(stop, Terminated) else signal.SIGINT
+            raise CommandError(f"interrupted by {signal_name(signum)} before the program ran "
+                               f"or while its end was recorded: no run file was written",
+                               exit_code=128 + signum) from None
+    if interruptions.received is not None:
+        code = 128 + interruptions.received
+        print(f"memguard: the run was stopped by {signal_name(interruptions.received)}: "
+              f"exit code {code}", file=sys.stderr)
+        return code
+    if result.limit is not None and result.limit.exceeded:
+        print(f"memguard: {result.limit.message()}", file=sys.stderr)
+        return result.exit_code or EXIT_LIMIT
+    return result.exit_code
+
+
+def _measure(program: Program, args: argparse.Namespace,
+             interruptions: Interruptions) -> RunReport:
+    from ..program import run_program
+
     status = _StatusLine(sys.stderr) if sys.stderr.isatty() else None
     try:
-        result = run_program(program, interval=args.interval, rss=args.rss,
-                             children=args.children, limit_bytes=args.limit, lines=args.lines,
-                             census=args.census, sites=args.sites, on_sample=status)
+        return run_program(program, interval=args.interval, rss=args.rss,
+                           children=args.children, limit_bytes=args.limit, lines=args.lines,
+                           census=args.census, sites=args.sites, on_sample=status,
+                           interruptions=interruptions, lend_imports=True)
     except TracingError as error:
         raise CommandError(f"{error}; no run file was written (did the program stop "
                            f"tracemalloc itself?)", exit_code=EXIT_ERROR) from None
     finally:
         if status is not None:
             status.clear()
-    sys.stdout.flush()
-    _save(result, destination, output)
-    _summarise(result, output)
-    if result.limit is not None and result.limit.exceeded:
-        print(f"memguard: {result.limit.message()}", file=sys.stderr)
-        return result.exit_code or EXIT_LIMIT
-    return result.exit_code
+        if sys.stdout is not None:
+            with contextlib.suppress(OSError):  # the program's own output, before memguard's
+                sys.stdout.flush()
 
 
 def _check_program(program: Program, lines: str | None) -> None:

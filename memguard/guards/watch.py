@@ -58,7 +58,8 @@ class watch:
             ``file:line`` of the ``with``.
         top: How many survivors the failure message lists.
         max_depth: The longest holder chain to look for, in references.
-        max_seconds: The time budget of each holder search.
+        max_seconds: The time budget of each holder search; ``None`` for
+            none (each search ends on *max_depth* alone, whatever the load).
 
     Attributes:
         report: The :class:`~memguard.values.watch.WatchReport` of the last
@@ -88,7 +89,7 @@ class watch:
         label: str | None = None,
         top: int = 5,
         max_depth: int = 15,
-        max_seconds: float = 1.0,
+        max_seconds: float | None = 1.0,
     ) -> None:
         if label is not None and not isinstance(label, str):
             raise TypeError(f"label must be a string, not {type(label).__name__}")
@@ -96,14 +97,15 @@ class watch:
             raise ValueError(f"top must be a non-negative int, got {top!r}")
         if isinstance(max_depth, bool) or not isinstance(max_depth, int) or max_depth < 1:
             raise ValueError(f"max_depth must be a positive int, got {max_depth!r}")
-        if isinstance(max_seconds, bool) or not isinstance(max_seconds, int | float) or not (
-            max_seconds > 0
+        if max_seconds is not None and (
+            isinstance(max_seconds, bool) or not isinstance(max_seconds, int | float)
+            or not max_seconds > 0
         ):
             raise ValueError(f"max_seconds must be a positive number, got {max_seconds!r}")
         self.label = label
         self.top = top
         self.max_depth = max_depth
-        self.max_seconds = float(max_seconds)
+        self.max_seconds = None if max_seconds is None else float(max_seconds)
         self.report: WatchReport | None = None
         self._refs: list[tuple[str, Callable[[], object], bool]] = []
         self._entered = False
@@ -207,7 +209,7 @@ def expect_collected(
     label: str | None = None,
     top: int = 5,
     max_depth: int = 15,
-    max_seconds: float = 1.0,
+    max_seconds: float | None = 1.0,
 ) -> WatchReport:
     """Check now, after a full collection, that nothing still holds *objs*.
 
@@ -224,7 +226,8 @@ def expect_collected(
             ``file:line``.
         top: How many survivors the failure message lists.
         max_depth: The longest holder chain to look for, in references.
-        max_seconds: The time budget of each holder search.
+        max_seconds: The time budget of each holder search; ``None`` for
+            none (each search ends on *max_depth* alone, whatever the load).
 
     Returns:
         The :class:`~memguard.values.watch.WatchReport` (no survivors).
@@ -302,7 +305,7 @@ def _inspect(
     frame: types.FrameType,
     label: str,
     max_depth: int,
-    max_seconds: float,
+    max_seconds: float | None,
 ) -> WatchReport:
     """Collect, then describe every watched object still alive."""
     for _ in range(_COLLECT_PASSES):
@@ -335,7 +338,7 @@ def _describe_survivor(
     *,
     direct: bool,
     max_depth: int,
-    max_seconds: float,
+    max_seconds: float | None,
 ) -> Survivor | None:
     """A :class:`Survivor`, or ``None`` when only the caller's own variable holds *obj*."""
     search = search_holders(obj, max_depth=max_depth, max_seconds=max_seconds,

@@ -22,6 +22,9 @@ live objects on a 2-core machine, a little more for wide levels (cut into
 chunks of 100 objects, and capped at 1,000 objects). The clock is checked
 between chunks and every few hundred referrers, so a search ends within
 ``max_seconds`` plus one heap pass; ``max_depth`` bounds the chain's length.
+``max_seconds=None`` sets no time budget: the search then ends on
+``max_depth`` alone, so its answer does not depend on how busy the machine
+is (what tests want).
 An object gc does not track (``bytes``, ``str``) may be held by a dict or
 tuple gc does not track either: those are looked for among module globals
 and their attributes, then, failing that, in one pass over every object's
@@ -45,6 +48,7 @@ Note:
 from __future__ import annotations
 
 import gc
+import math
 import os
 import sys
 import threading
@@ -126,7 +130,7 @@ class HolderSearch:
 
 
 def find_holder_chain(
-    obj: object, *, max_depth: int = 15, max_seconds: float = 1.0
+    obj: object, *, max_depth: int = 15, max_seconds: float | None = 1.0
 ) -> tuple[str, ...] | None:
     """The reference chain from a root to *obj*, as steps, or ``None``.
 
@@ -134,7 +138,7 @@ def find_holder_chain(
         obj: The object whose holder is wanted.
         max_depth: The longest chain to look for, in references.
         max_seconds: The time budget (see the module docstring for how
-            closely it is kept).
+            closely it is kept); ``None`` for none.
 
     Returns:
         The steps (join them with :func:`format_chain`), or ``None`` when no
@@ -162,7 +166,7 @@ def search_holders(
     obj: object,
     *,
     max_depth: int = 15,
-    max_seconds: float = 1.0,
+    max_seconds: float | None = 1.0,
     excused_frames: Iterable[types.FrameType] = (),
     ignore: Iterable[object] = (),
 ) -> HolderSearch:
@@ -171,7 +175,8 @@ def search_holders(
     Args:
         obj: The object whose holder is wanted.
         max_depth: The longest chain to look for, in references.
-        max_seconds: The time budget.
+        max_seconds: The time budget; ``None`` for none (the search ends
+            on *max_depth* alone, whatever the machine's load).
         excused_frames: Frames whose local variables bound to *obj* itself
             do not count as holders (the caller's own variable; for a
             module body, script or notebook cell, its global variable);
@@ -189,7 +194,7 @@ def search_holders(
     """
     if max_depth < 1:
         raise ValueError(f"max_depth must be at least 1, got {max_depth!r}")
-    if not max_seconds > 0:
+    if max_seconds is not None and not max_seconds > 0:
         raise ValueError(f"max_seconds must be positive, got {max_seconds!r}")
     search = _Search(obj, max_depth, max_seconds, excused_frames, ignore)
     try:
@@ -205,12 +210,12 @@ class _Search:
         self,
         obj: object,
         max_depth: int,
-        max_seconds: float,
+        max_seconds: float | None,
         excused_frames: Iterable[types.FrameType],
         ignore: Iterable[object],
     ) -> None:
         self.started = time.perf_counter()
-        self.deadline = self.started + max_seconds
+        self.deadline = math.inf if max_seconds is None else self.started + max_seconds
         self.max_depth = max_depth
         self.target_id = id(obj)
         self.nodes: dict[int, object] = {id(obj): obj}

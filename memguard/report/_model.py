@@ -18,12 +18,13 @@ from ..values._value import KINDS
 from ..values.diff import SiteDelta, SnapshotDiff
 from ..values.leak import LeakReport, format_amount
 from ..values.limit import LimitReport
-from ..values.site import AllocationSite, is_internal
+from ..values.site import SMALLER, AllocationSite, LeftOut, left_out_of
 from ..values.snapshot import Snapshot
 from ..values.timeline import Timeline
 from ..values.watch import WatchReport
 
-__all__ = ["Document", "Section", "Table", "build", "call_path", "register_document"]
+__all__ = ["Document", "Section", "Table", "build", "call_path", "register_document",
+           "site_table", "type_table"]
 
 
 @dataclass
@@ -37,7 +38,16 @@ class Table:
     rows: list[list[str]]
     align: str
     flex: int
+    trim: int | None = None
+    """The last column when it holds text that may move under its row (a
+    site's source line) when the table is too wide for the text form."""
     wrap: bool = False
+    """Whether the flex column (the last) wraps onto the next lines instead of
+    being clipped from the left (a sentence, such as a leak's detail)."""
+
+
+TRIM_FLOOR = 24
+"""The fewest characters of such text shown on its own line."""
 
 
 @dataclass
@@ -112,14 +122,104 @@ def _elapsed(seconds: float) -> str:
             "first")
 
 
-def _site_table(sites: Sequence[AllocationSite]) -> Table:
-    rows = [[format_size(s.size_bytes), f"{s.count:,}", f"{s.filename}:{s.lineno}"]
+def site_table(sites: Sequence[AllocationSite]) -> Table:
+    """Sites as rows of size, blocks, place and (when known) the line's source."""
+    rows = [[format_size(s.size_bytes), f"{s.count:,}", f"{s.filename}:{s.lineno}", s.source]
             for s in sites]
-    return Table(["size", "blocks", "where"], rows, "rrl", 2)
+    return _source_column(Table(["size", "blocks", "where", "line"], rows, "rrll", 2, trim=3))
 
 
-def _rest(total: int, shown: int, what: str) -> str:
-    return f"{total - shown:,} more {what} not shown" if total > shown else ""
+_LEFT_OUT_LABELS = {
+    "memguard": "memguard's own work (left out)",
+    "import machinery": "the import machinery (left out)",
+    "filtered out": "sites the file filters left out",
+    "program runner": "runpy, which started the program (left out)",
+    "shrunk": "sites that shrank (not listed)",
+}
+
+
+def left_out_label(item: LeftOut) -> str:
+    """What a table's row for *item* is called."""
+    if item.name == SMALLER:
+        return f"{item.sites:,} smaller sites" if item.sites else "smaller sites"
+    return _LEFT_OUT_LABELS.get(item.name, f"{item.name} (left out)")
+
+
+def add_up(table: Table, shown: tuple[int, int], items: Sequence[LeftOut], *,
+           diff: bool = False) -> Table:
+    """*table* of sites with a row per *items* (smaller sites, what was left
+    out by design) and a total row, so that it adds up to its total.
+
+    *shown* is the exact ``(bytes, blocks)`` of the table's rows; for a diff
+    (*diff*) every figure is a change.
+    """
+    items = [item for item in items if item.size_bytes or item.count]
+    if not items:
+        return table
+    rows = [*table.rows]
+    size, count = shown
+    for item in items:
+        rows.append(_extra_row(table, left_out_label(item), item.size_bytes, item.count, diff))
+        size += item.size_bytes
+        count += item.count
+    rows.append(_extra_row(table, "total", size, count, diff))
+    return Table(table.headers, rows, table.align, table.flex, table.trim)
+
+
+def _extra_row(table: Table, label: str, size: int, count: int, diff: bool) -> list[str]:
+    row = [""] * len(table.headers)
+    row[table.flex] = label
+    if diff:  # change, size, Δblocks, blocks, where
+        row[0], row[2] = format_size(size, signed=True), f"{count:+,}"
+    else:  # size, blocks, where
+        row[0], row[1] = format_size(size), f"{count:,}"
+    return row
+
+
+def _source_column(table: Table) -> Table:
+    """*table* without its last column (the source lines) when every row's is empty."""
+    if any(row[-1] for row in table.rows):
+        return table
+    return Table(table.headers[:-1], [row[:-1] for row in table.rows], table.align[:-1],
+                 table.flex)
+
+
+def type_table(types: Sequence[tuple[str, int]], top: int) -> Table:
+    """Live objects by type: the *top* types, then the rest and the total."""
+    rows = [[f"{n:,}", name] for name, n in types[:top]]
+    if len(types) > top:
+        rows.append([f"{sum(n for _, n in types[top:]):,}", f"{len(types) - top:,} more types"])
+        rows.append([f"{sum(n for _, n in types):,}", "total"])
+    return Table(["count", "type"], rows, "rl", 1)
+
+
+def _sums(sites: Sequence[AllocationSite]) -> tuple[int, int]:
+    return sum(s.size_bytes for s in sites), sum(s.count for s in sites)
+
+
+def snapshot_left_out(sites: Sequence[AllocationSite], shown: Sequence[AllocationSite],
+                      before: Sequence[LeftOut] = ()) -> list[LeftOut]:
+    """What a table of *shown* out of all *sites* does not list: the user's
+    smaller sites, then memguard's own and the import machinery's; *before*
+    is what the sites themselves had left out already."""
+    listed = set(map(id, shown))
+    smaller = [0, 0, 0]
+    named: dict[str, list[int]] = {}
+    for item in before:
+        entry = smaller if item.name == SMALLER else named.setdefault(item.name, [0, 0, 0])
+        entry[0] += item.size_bytes
+        entry[1] += item.count
+        entry[2] += item.sites
+    for site in sites:
+        if id(site) in listed:
+            continue
+        name = left_out_of(site)
+        sums = smaller if name is None else named.setdefault(name, [0, 0, 0])
+        sums[0] += site.size_bytes
+        sums[1] += site.count
+        sums[2] += 1
+    return [LeftOut(SMALLER, smaller[0], smaller[1], smaller[2]),
+            *(LeftOut(name, size, count, n) for name, (size, count, n) in sorted(named.items()))]
 
 
 def _snapshot(value: Snapshot, top: int) -> Document:
@@ -150,20 +250,17 @@ def _snapshot(value: Snapshot, top: int) -> Document:
         sections.append(Section("Top allocation sites", _absent(value.reason("sites"))))
     else:
         shown = value.top_sites(top)
-        own = sum(1 for s in value.sites if not is_internal(s.filename))
-        note = "live traced memory, biggest first; memguard's own frames and the import " \
-               "machinery left out"
-        rest = _rest(own, len(shown), "sites")
-        sections.append(Section("Top allocation sites", note + (f"; {rest}" if rest else ""),
-                                _site_table(shown)))
+        note = "live traced memory, biggest first; the rows add up to every traced block"
+        sections.append(Section("Top allocation sites", note,
+                                add_up(site_table(shown), _sums(shown),
+                                       snapshot_left_out(value.sites, shown,
+                                                         value.sites_left_out))))
     if value.types is None:
         sections.append(Section("Live objects by type", _absent(value.reason("types"))))
     else:
-        rows = [[f"{n:,}", name] for name, n in value.types[:top]]
         sections.append(Section("Live objects by type",
-                                "gc-tracked objects and the untracked ones they hold; "
-                                + (_rest(len(value.types), top, "types") or "all types shown"),
-                                Table(["count", "type"], rows, "rl", 1)))
+                                "gc-tracked objects and the untracked ones they hold",
+                                type_table(value.types, top)))
     caption = {"top": _top_caption(value.top_sites(top), value.types[:top] if value.types
                                    else ())}
     return Document("snapshot", _quoted("snapshot", value.label), facts, sections,
@@ -220,23 +317,33 @@ def _diff(value: SnapshotDiff, top: int) -> Document:
     if value.sites is None:
         sections.append(Section("Changed allocation sites", _absent(value.reason("sites"))))
     else:
+        shown = value.sites[:top]
         rows = [[format_size(s.size_diff_bytes, signed=True), format_size(s.size_bytes),
-                 f"{s.count_diff:+,}", f"{s.count:,}", call_path(s)] for s in value.sites[:top]]
+                 f"{s.count_diff:+,}", f"{s.count:,}", call_path(s), s.source] for s in shown]
+        rest = value.sites[top:]
+        smaller = LeftOut(SMALLER, sum(s.size_diff_bytes for s in rest),
+                          sum(s.count_diff for s in rest), len(rest))
         total = format_size(value.sites_diff_bytes or 0, signed=True)
         note = (f"{len(value.sites):,} sites changed, {total} in all; biggest change first; "
                 + ("memguard's own frames and the import machinery included" if value.internal
-                   else "memguard's own frames and the import machinery left out"))
-        rest = _rest(len(value.sites), top, "sites")
-        sections.append(Section("Changed allocation sites", note + (f"; {rest}" if rest else ""),
-                                Table(["change", "size", "Δblocks", "blocks", "where"], rows,
-                                      "rrrrl", 4)))
+                   else "the rows add up to the change of every traced block"))
+        table = _source_column(Table(["change", "size", "Δblocks", "blocks", "where", "line"],
+                                     rows, "rrrrll", 4, trim=5))
+        shown_sums = (sum(s.size_diff_bytes for s in shown), sum(s.count_diff for s in shown))
+        sections.append(Section("Changed allocation sites", note,
+                                add_up(table, shown_sums, [smaller, *value.left_out],
+                                       diff=True)))
     if value.types is None:
         sections.append(Section("Changed object counts", _absent(value.reason("types"))))
     else:
         rows = [[f"{t.count_diff:+,}", f"{t.count:,}", t.name] for t in value.types[:top]]
-        note = f"{len(value.types):,} types changed" + (
-            f"; {_rest(len(value.types), top, 'types')}" if len(value.types) > top else "")
-        sections.append(Section("Changed object counts", note,
+        more = value.types[top:]
+        if more:
+            rows.append([f"{sum(t.count_diff for t in more):+,}", f"{sum(t.count for t in more):,}",
+                         f"{len(more):,} more types"])
+            rows.append([f"{sum(t.count_diff for t in value.types):+,}",
+                         f"{sum(t.count for t in value.types):,}", "total"])
+        sections.append(Section("Changed object counts", f"{len(value.types):,} types changed",
                                 Table(["change", "count", "type"], rows, "rrl", 2)))
     types = [(t.name, f"{t.count_diff:+,}") for t in (value.types or ())[:top]]
     caption = {"top": _top_caption((value.sites or ())[:top], types)}
@@ -344,7 +451,7 @@ def _limit(value: LimitReport, top: int) -> Document:
     note = _LIMIT_SITES.get(value.sites_status, value.sites_status)
     if value.sites:
         note += f", captured at {format_size(value.sites_level_bytes)} above the start"
-        section = Section("Allocation sites at the peak", note, _site_table(value.sites[:top]))
+        section = Section("Allocation sites at the peak", note, site_table(value.sites[:top]))
     else:
         section = Section("Allocation sites at the peak", note)
     caption = {"top": f"peak {format_size(value.peak_bytes)} above the start, limit "
@@ -377,8 +484,10 @@ def _leak(value: LeakReport, top: int) -> Document:
                         Table(["signal", "verdict", "per call", "total", "detail"], rows,
                               "llrrl", 4, wrap=True))]
     if value.sites:
-        sections.append(Section("Growing allocation sites", "per call, biggest first",
-                                _site_table(value.sites[:top])))
+        over = ("per call" if value.site_calls <= 1
+                else f"growth over {value.site_calls:,} traced calls")
+        sections.append(Section("Growing allocation sites", f"{over}, biggest first",
+                                site_table(value.sites[:top])))
     if value.types:
         type_rows = [[format_amount(n, "", signed=True).strip(), name]
                      for name, n in value.types[:top]]
@@ -402,7 +511,7 @@ def _unit(report: LeakReport, name: str) -> str:
     for signal in report.signals:
         if signal.name == name:
             return signal.unit
-    return "bytes" if name in ("python", "rss") else name
+    return "bytes" if name in ("python", "malloc", "rss") else name
 
 
 _builders: dict[type, Callable[[Any, int], Document]] = {}

@@ -11,13 +11,17 @@ from typing import Any
 
 from ..units import format_size
 from ..values.run import RunReport
+from ..values.site import SMALLER, LeftOut
 from ._model import (
     Document,
     Section,
-    Table,
+    add_up,
     register_document,
     rss_peak_text,
+    site_table,
+    snapshot_left_out,
     traced_peak_text,
+    type_table,
     when_iso,
 )
 from .lines import to_text
@@ -77,10 +81,8 @@ def _run_facts(run: Any) -> list[tuple[str, str]]:
     return facts
 
 
-def _site_table(sites: Any) -> Any:
-    rows = [[format_size(s.size_bytes), f"{s.count:,}", f"{s.filename}:{s.lineno}"]
-            for s in sites]
-    return Table(["size", "blocks", "where"], rows, "rrl", 2)
+def _sums(sites: Any) -> tuple[int, int]:
+    return sum(s.size_bytes for s in sites), sum(s.count for s in sites)
 
 
 def _peak_sites(run: Any, top: int) -> Any:
@@ -94,14 +96,14 @@ def _peak_sites(run: Any, top: int) -> Any:
                               "its peak was too short-lived to catch")
     note = (f"live at {format_size(run.sites_level_bytes)} above the start, at "
             f"{run.sites_seconds:.3f} s ({run.sites_fraction:.0%} of the peak)")
-    # Sites under 1% of the captured level are noise next to the culprits.
-    floor = run.sites_level_bytes / 100
-    shown = [s for s in run.sites[:top] if s.size_bytes >= floor] or list(run.sites[:1])
-    rest = run.sites[len(shown):]
-    if rest:
-        note += (f"; {len(rest)} smaller sites ({format_size(sum(s.size_bytes for s in rest))})"
-                 f" not shown")
-    return Section(title, note, _site_table(shown))
+    shown = run.sites[:top]
+    rest = run.sites[top:]
+    left = list(run.sites_left_out)
+    smaller = next((item for item in left if item.name == SMALLER), LeftOut(SMALLER, 0, 0))
+    left = [LeftOut(SMALLER, smaller.size_bytes + sum(s.size_bytes for s in rest),
+                    smaller.count + sum(s.count for s in rest), smaller.sites + len(rest)),
+            *(item for item in left if item.name != SMALLER)]
+    return Section(title, note, add_up(site_table(shown), _sums(shown), left))
 
 
 def _timeline_and_end(run: Any, top: int) -> list[Any]:
@@ -117,11 +119,13 @@ def _timeline_and_end(run: Any, top: int) -> list[Any]:
     still = run.final.top_sites(top) if run.final is not None else ()
     if still:
         sections.append(Section("Still live at the end", "traced memory the program held "
-                                "when it ended, biggest first", _site_table(still)))
+                                "when it ended, biggest first",
+                                add_up(site_table(still), _sums(still),
+                                       snapshot_left_out(run.final.sites or (), still,
+                                                         run.final.sites_left_out))))
     if run.final is not None and run.final.types:
-        rows = [[f"{n:,}", name] for name, n in run.final.types[:top]]
         sections.append(Section("Live objects by type at the end", "",
-                                Table(["count", "type"], rows, "rl", 1)))
+                                type_table(run.final.types, top)))
     return sections
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._model import Document, Table, build
+from ._model import TRIM_FLOOR, Document, Table, build
 
 __all__ = ["clip_left", "render_text", "sparkline", "terminal_width"]
 
@@ -43,6 +43,18 @@ def clip_left(text: str, width: int) -> str:
     return "..." + text[-(width - 3):]
 
 
+def clip_right(text: str, width: int) -> str:
+    """*text* cut to *width* characters, keeping its start.
+
+    Example:
+        >>> clip_right("data = bytearray(512)", 12)
+        'data = by...'
+    """
+    if len(text) <= width:
+        return text
+    return text[:max(0, width - 3)].rstrip() + "..." if width > 3 else text[:width]
+
+
 def sparkline(values: tuple[float, ...] | list[float], width: int) -> str:
     """*values* drawn as one line of block characters, at most *width* long.
 
@@ -68,6 +80,21 @@ def _table(table: Table, width: int, indent: str = "  ") -> list[str]:
     widths = [max([len(table.headers[i])] + [len(row[i]) for row in table.rows])
               for i in range(columns)]
     total = len(indent) + sum(widths) + 2 * (columns - 1)
+    if total > width and table.trim == columns - 1:
+        # Too wide with the source lines: each goes on a line of its own,
+        # under its row's place, rather than squeezing the place.
+        under = [row[-1] for row in table.rows]
+        narrow = Table(table.headers[:-1], [row[:-1] for row in table.rows],
+                       table.align[:-1], table.flex)
+        rows = _table(narrow, width, indent)
+        start = len(indent) + sum(widths[:table.flex]) + 2 * table.flex + 2
+        lines = rows[:1]
+        for shown, text in zip(rows[1:], under, strict=True):
+            lines.append(shown)
+            if text:  # under the place, or further left when it would not fit there
+                at = max(len(indent) + 4, min(start, width - len(text)))
+                lines.append(" " * at + clip_right(text, max(TRIM_FLOOR, width - at)))
+        return lines
     if total > width:
         widths[table.flex] = max(len(table.headers[table.flex]),
                                  widths[table.flex] - (total - width))

@@ -15,9 +15,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from .. import traces
 from ..units import format_size
 from ._value import Value
-from .site import AllocationSite, Frame, is_internal
+from .site import FILTERED, AllocationSite, Frame, LeftOut
 from .snapshot import Snapshot
 
 __all__ = ["GroupBy", "SiteDelta", "SnapshotDiff", "TypeDelta", "compare"]
@@ -50,6 +51,9 @@ class SiteDelta:
     """Change in live blocks."""
     traceback: tuple[Frame, ...] = ()
     """The traceback, innermost last, when grouped by traceback."""
+    source: str = ""
+    """The line's source text, trimmed, as the snapshots read it (``""``
+    when grouped by file or unknown)."""
 
     @property
     def where(self) -> str:
@@ -59,14 +63,15 @@ class SiteDelta:
     def __str__(self) -> str:
         return (f"{self.where}: {format_size(self.size_bytes)} "
                 f"({format_size(self.size_diff_bytes, signed=True)}), "
-                f"{self.count:,} blocks ({self.count_diff:+,d})")
+                f"{self.count:,} blocks ({self.count_diff:+,d})"
+                + (f"  {self.source}" if self.source else ""))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return {"filename": self.filename, "lineno": self.lineno, "size_bytes": self.size_bytes,
                 "size_diff_bytes": self.size_diff_bytes, "count": self.count,
                 "count_diff": self.count_diff,
-                "traceback": [f.to_dict() for f in self.traceback]}
+                "traceback": [f.to_dict() for f in self.traceback], "source": self.source}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> SiteDelta:
@@ -75,7 +80,8 @@ class SiteDelta:
                    size_bytes=int(data["size_bytes"]),
                    size_diff_bytes=int(data["size_diff_bytes"]), count=int(data["count"]),
                    count_diff=int(data["count_diff"]),
-                   traceback=tuple(Frame.from_dict(f) for f in data.get("traceback", ())))
+                   traceback=tuple(Frame.from_dict(f) for f in data.get("traceback", ())),
+                   source=str(data.get("source", "")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +161,10 @@ class SnapshotDiff(Value, kind="diff"):
     """File patterns left out."""
     internal: bool = False
     """Whether memguard's own frames and the import machinery were kept."""
+    left_out: tuple[LeftOut, ...] = ()
+    """The change of what :attr:`sites` leaves out, by name: memguard's own
+    work, the import machinery, the sites the filters left out. With the
+    sites it adds up to the change of every traced site."""
     absent: tuple[tuple[str, str], ...] = ()
     """Figures that could not be compared: ``(field name, reason)``."""
 
@@ -193,6 +203,7 @@ class SnapshotDiff(Value, kind="diff"):
             "fds_closed": list(self.fds_closed), "threads_started": list(self.threads_started),
             "threads_ended": list(self.threads_ended), "include": list(self.include),
             "exclude": list(self.exclude), "internal": self.internal,
+            "left_out": [item.to_dict() for item in self.left_out],
             "absent": dict(self.absent),
         }
 
@@ -222,6 +233,7 @@ class SnapshotDiff(Value, kind="diff"):
             fds_closed=_strs("fds_closed"), threads_started=_strs("threads_started"),
             threads_ended=_strs("threads_ended"), include=_strs("include"),
             exclude=_strs("exclude"), internal=bool(data.get("internal", False)),
+            left_out=tuple(LeftOut.from_dict(item) for item in data.get("left_out", ())),
             absent=tuple((str(k), str(v)) for k, v in dict(data.get("absent", {})).items()),
         )
 
@@ -246,14 +258,19 @@ def _key_of(by: str) -> Any:
     return lambda site: site.traceback or (site.filename, site.lineno)
 
 
-def _group(sites: Sequence[AllocationSite], by: str,
-           kept: Mapping[str, bool], internal: bool) -> dict[Any, list[Any]]:
-    """Sum sizes and counts per grouping key: ``key -> [size, count, site]``."""
+def _group(sites: Sequence[AllocationSite], by: str, kept: Mapping[str, str | None], *,
+           internal: bool, left: dict[str, list[int]], sign: int) -> dict[Any, list[Any]]:
+    """Sum sizes and counts per grouping key: ``key -> [size, count, site]``;
+    what is left out is added, times *sign*, to *left* by name."""
     groups: dict[Any, list[Any]] = {}
     get = groups.get
     key_of = _key_of(by)
     for site in sites:
-        if not kept[site.filename] or (site.left_out is not None and not internal):
+        name = (None if internal else site.left_out) or kept[site.filename]
+        if name is not None:
+            sums = left.setdefault(name, [0, 0])
+            sums[0] += sign * site.size_bytes
+            sums[1] += sign * site.count
             continue
         key = key_of(site)
         entry = get(key)
@@ -266,23 +283,33 @@ def _group(sites: Sequence[AllocationSite], by: str,
 
 
 def _kept(files: Iterable[str], include: tuple[str, ...], exclude: tuple[str, ...],
-          internal: bool) -> dict[str, bool]:
-    """Which files' sites a diff shows (each file judged once, not once per site)."""
-    return {name: ((internal or not is_internal(name))
-                   and (not include or any(fnmatch.fnmatch(name, p) for p in include))
-                   and not any(fnmatch.fnmatch(name, p) for p in exclude))
-            for name in files}
+          internal: bool) -> dict[str, str | None]:
+    """Which files' sites a diff leaves out, and under what name (``None``:
+    shown); each file judged once, not once per site."""
+    out: dict[str, str | None] = {}
+    for name in files:
+        owner = None if internal else traces.owner(name)
+        shown = ((not include or any(fnmatch.fnmatch(name, p) for p in include))
+                 and not any(fnmatch.fnmatch(name, p) for p in exclude))
+        out[name] = owner or (None if shown else FILTERED)
+    return out
 
 
 def _site_deltas(before: Snapshot, after: Snapshot, by: str, *, include: tuple[str, ...],
-                 exclude: tuple[str, ...], internal: bool) -> tuple[SiteDelta, ...] | None:
+                 exclude: tuple[str, ...], internal: bool,
+                 left: dict[str, list[int]]) -> tuple[SiteDelta, ...] | None:
     if before.sites is None or after.sites is None:
         return None
     files = {site.filename for site in before.sites}
     files.update(site.filename for site in after.sites)
     kept = _kept(files, include, exclude, internal)
-    old = _group(before.sites, by, kept, internal)
-    new = _group(after.sites, by, kept, internal)
+    old = _group(before.sites, by, kept, internal=internal, left=left, sign=-1)
+    new = _group(after.sites, by, kept, internal=internal, left=left, sign=1)
+    for sign, snapshot in ((-1, before), (1, after)):  # what a cut snapshot summed already
+        for item in snapshot.sites_left_out:
+            sums = left.setdefault(item.name, [0, 0])
+            sums[0] += sign * item.size_bytes
+            sums[1] += sign * item.count
     by_file = by == "filename"
     by_traceback = by == "traceback"
     deltas = []
@@ -293,12 +320,14 @@ def _site_deltas(before: Snapshot, after: Snapshot, by: str, *, include: tuple[s
             deltas.append(SiteDelta(
                 filename=site.filename, lineno=0 if by_file else site.lineno,
                 size_bytes=size, size_diff_bytes=size_diff, count=count, count_diff=count_diff,
-                traceback=site.traceback if by_traceback else ()))
+                traceback=site.traceback if by_traceback else (),
+                source="" if by_file else site.source))
     for size, count, site in old.values():
         deltas.append(SiteDelta(
             filename=site.filename, lineno=0 if by_file else site.lineno,
             size_bytes=0, size_diff_bytes=-size, count=0, count_diff=-count,
-            traceback=site.traceback if by_traceback else ()))
+            traceback=site.traceback if by_traceback else (),
+            source="" if by_file else site.source))
     deltas.sort(key=_delta_sort_key)
     return tuple(deltas)
 
@@ -379,10 +408,15 @@ def compare(
         old_fds = {f"{fd} -> {path}" for fd, path in before.fds}
         new_fds = {f"{fd} -> {path}" for fd, path in after.fds}
         opened, closed = tuple(sorted(new_fds - old_fds)), tuple(sorted(old_fds - new_fds))
+    left: dict[str, list[int]] = {}
+    sites = _site_deltas(before, after, by, include=inc, exclude=exc, internal=internal,
+                         left=left)
     return SnapshotDiff(
         before=before.label, after=after.label, by=by,
         elapsed_seconds=after.timestamp - before.timestamp,
-        sites=_site_deltas(before, after, by, include=inc, exclude=exc, internal=internal),
+        sites=sites,
+        left_out=tuple(LeftOut(name, size, count) for name, (size, count) in sorted(left.items())
+                       if size or count),
         types=_type_deltas(before, after),
         traced_diff_bytes=_minus(after.traced_bytes, before.traced_bytes),
         rss_diff_bytes=_minus(after.rss_bytes, before.rss_bytes),

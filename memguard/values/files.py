@@ -10,7 +10,9 @@ in its class statement (:mod:`memguard.values._value`), and
 :func:`register_kind` adds a reader for a kind of one's own.
 Loading never runs code from the file. Every damaged, truncated, foreign or
 newer-version file raises :class:`~memguard.exceptions.SnapshotFormatError`
-naming the file and the problem.
+naming the file and the problem, and so does a damaged field inside a valid
+envelope (:func:`memguard.values.fields.check_fields`: types, signs, a
+timeline's moments), named by its path.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from .._version import __version__
 from ..exceptions import SnapshotFormatError
 from ..output import write_file
 from ._value import KINDS
+from .fields import check_fields
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "MAX_DECOMPRESSED_BYTES", "dumps", "load", "loads",
            "register_kind", "save"]
@@ -230,11 +233,13 @@ def _from_envelope(envelope: Any, name: str) -> Any:
     if not isinstance(data, dict):
         raise SnapshotFormatError(name, f"the {kind} has no data object")
     try:
-        return reader(data)
+        value = reader(data)
+        check_fields(value)
     except KeyError as error:
         raise SnapshotFormatError(name, f"damaged {kind}: missing field {error}") from None
     except (TypeError, ValueError, AttributeError, RecursionError) as error:
         raise SnapshotFormatError(name, f"damaged {kind}: {error}") from None
+    return value
 
 
 def load(path: str | os.PathLike[str]) -> Any:

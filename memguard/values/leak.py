@@ -25,33 +25,51 @@ from .site import AllocationSite
 
 __all__ = ["SIGNALS", "LeakReport", "SignalName", "SignalVerdict", "format_amount"]
 
-SignalName = Literal["python", "objects", "rss", "fds", "threads"]
-#: Every signal a leak check knows, in the order reports list them.
-SIGNALS: tuple[SignalName, ...] = ("python", "objects", "rss", "fds", "threads")
-
-_WHAT: dict[str, str] = {
-    "python": "traced Python memory",
-    "objects": "live objects",
-    "rss": "process memory (RSS)",
-    "fds": "open file descriptors",
-    "threads": "threads",
-}
+SignalName = Literal["python", "blocks", "objects", "malloc", "rss", "fds", "threads"]
+#: Every series a leak check reads, named after what it reads, in the order
+#: reports list them: ``python`` traced Python memory (tracemalloc, bytes),
+#: ``blocks`` blocks of Python's small-object allocator
+#: (``sys.getallocatedblocks()``, untraced), ``objects`` live objects the
+#: collector tracks (frozen ones included), ``malloc`` bytes malloc has handed
+#: out (glibc ``mallinfo2``), ``rss`` resident memory (pages), ``fds`` open
+#: descriptors, ``threads`` live threads.
+SIGNALS: tuple[SignalName, ...] = ("python", "blocks", "objects", "malloc", "rss", "fds",
+                                   "threads")
 
 
 def format_amount(amount: float, unit: str, *, signed: bool = True) -> str:
     """*amount* of *unit* in human form: sizes through ``format_size``, counts as numbers.
 
+    Never in scientific notation: a rate below one shows three significant
+    digits in fixed point (``+0.00101 objects``, ``+0.5 B``).
+
     Example:
         >>> format_amount(65.4, "bytes"), format_amount(1.0, "objects"), format_amount(2, "fds")
         ('+65 B', '+1 objects', '+2 fds')
+        >>> format_amount(0.001013, "objects"), format_amount(0.5, "bytes")
+        ('+0.00101 objects', '+0.5 B')
     """
-    if unit == "bytes":
-        return format_size(round(amount), signed=signed)
+    finite = math.isfinite(amount)
+    if unit == "bytes" and (not finite or abs(amount) >= 9.5 or amount == 0):
+        return format_size(round(amount), signed=signed) if finite else f"{amount} B"
     sign = "+" if signed and amount >= 0 else ""
-    if not math.isfinite(amount):
-        return f"{sign}{amount} {unit}"
-    text = f"{amount:.0f}" if abs(amount - round(amount)) < 0.005 else f"{amount:.2f}"
-    return f"{sign}{text} {unit}"
+    shown = "B" if unit == "bytes" else unit
+    if not finite:
+        return f"{sign}{amount} {shown}"
+    return f"{sign}{_fixed(amount)} {shown}".rstrip()
+
+
+def _fixed(amount: float) -> str:
+    """*amount* in fixed point: whole when it is, else three significant digits at most."""
+    if abs(amount - round(amount)) < 0.005 and abs(amount) >= 1:
+        return f"{amount:.0f}"
+    if abs(amount) >= 1:
+        return f"{amount:.2f}"
+    if amount == 0:
+        return "0"
+    decimals = min(9, 2 - math.floor(math.log10(abs(amount))))
+    text = f"{amount:.{decimals}f}".rstrip("0").rstrip(".")
+    return text if text not in ("", "-0") else "0"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -66,7 +84,7 @@ class SignalVerdict:
     """
 
     name: SignalName
-    """``"python"``, ``"objects"``, ``"rss"``, ``"fds"`` or ``"threads"``."""
+    """What the series reads: one of :data:`SIGNALS`."""
     leaked: bool
     """Whether this signal shows steady growth."""
     per_call: float
@@ -74,7 +92,7 @@ class SignalVerdict:
     total: float
     """Growth over all measured calls, in :attr:`unit`."""
     unit: str
-    """``"bytes"``, ``"objects"``, ``"fds"`` or ``"threads"``."""
+    """``"bytes"``, ``"blocks"``, ``"objects"``, ``"fds"`` or ``"threads"``."""
     detail: str = ""
     """How the verdict was reached, in a few words (the slope and its spread, ...)."""
 
@@ -93,6 +111,8 @@ class SignalVerdict:
     def from_dict(cls, data: Mapping[str, Any]) -> SignalVerdict:
         """Rebuild from :meth:`to_dict`."""
         name = data["name"]
+        if name == "rss" and "mallinfo2" in str(data.get("detail", "")):
+            name = "malloc"  # 0.1 files: the signal called rss read malloc's counters
         if name not in SIGNALS:
             raise ValueError(f"unknown signal name {name!r}; expected one of {SIGNALS}")
         return cls(name=name, leaked=bool(data["leaked"]), per_call=float(data["per_call"]),
@@ -138,7 +158,10 @@ class LeakReport(Value, kind="leak"):
     fits: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     """Per signal name, the fitted line ``(slope per call, intercept)`` over :attr:`series`."""
     sites: tuple[AllocationSite, ...] = ()
-    """Growing allocation sites; ``size_bytes`` and ``count`` are per call, biggest first."""
+    """Growing allocation sites, biggest first; ``size_bytes`` and ``count`` are their
+    growth over :attr:`site_calls` calls."""
+    site_calls: int = 1
+    """The calls over which :attr:`sites` grew (1: the figures are per call, as in 0.1)."""
     types: tuple[tuple[str, float], ...] = ()
     """Growing types: ``(type name, count per call)``, most first."""
     sample: str | None = None
@@ -149,12 +172,27 @@ class LeakReport(Value, kind="leak"):
     """``"repeated"`` (many calls, growth per call) or ``"single"`` (one run of a block)."""
     duration_seconds: float = 0.0
     """How long the whole check took, measurement included."""
+    calls_per_reading: int = 1
+    """Calls made between two readings of the signals (cheap functions get many)."""
+    spreads: Mapping[str, float] = field(default_factory=dict)
+    """Per signal name, the standard error of the fitted growth per call."""
+    cache_bound: int = 0
+    """Growth that stops within this many calls is a bounded cache filling, not a leak."""
+    naming_calls: int = 0
+    """Calls made with tracing on to name the leak (sites, types, holder), after the verdict."""
+    calls_into_c: tuple[str, ...] = ()
+    """C functions the code called during the naming calls, as ``file:line -> module.function``:
+    those called from a growing site's line, then those called on every call."""
+    notes: tuple[str, ...] = ()
+    """What the check could not do in its time, or did differently, in words."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "series", _frozen_mapping(
             {k: tuple(float(x) for x in v) for k, v in self.series.items()}))
         object.__setattr__(self, "fits", _frozen_mapping(
             {k: (float(v[0]), float(v[1])) for k, v in self.fits.items()}))
+        object.__setattr__(self, "spreads", _frozen_mapping(
+            {k: float(v) for k, v in self.spreads.items()}))
 
     @property
     def fired(self) -> tuple[SignalVerdict, ...]:
@@ -192,6 +230,28 @@ class LeakReport(Value, kind="leak"):
         names = ", ".join(s.name for s in self.signals) or "no signals"
         return f"{self.label}: no leak over {self.iterations} {calls} ({names})"
 
+    def _site_lines(self, top: int, per: str) -> list[str]:
+        lines: list[str] = []
+        for site in self.sites[:top]:
+            calls = max(1, self.site_calls)
+            blocks = f"{site.count:,} block{'' if site.count == 1 else 's'}"
+            if site.size_bytes % calls == 0 and site.count % calls == 0:
+                count = site.count // calls
+                growth = (f"{format_size(site.size_bytes // calls, signed=True)} {per} in "
+                          f"{count:,} block{'' if count == 1 else 's'}")
+            else:
+                growth = (f"{format_amount(site.size_bytes / calls, 'bytes')} {per} "
+                          f"({format_size(site.size_bytes, signed=True)} in {blocks} "
+                          f"over {calls} calls)")
+            lines.append(f"    {site.filename}:{site.lineno}: {growth}")
+            source = _source_text(site)
+            if source:
+                lines.append(f"      {source}")
+            prefix = f"{site.filename}:{site.lineno} -> "
+            lines.extend(f"      calls {entry[len(prefix):]}" for entry in self.calls_into_c
+                         if entry.startswith(prefix))
+        return lines
+
     def message(self, *, top: int = 5) -> str:
         """The full failure text: verdict, signals, sites, types, sample, resources.
 
@@ -206,9 +266,19 @@ class LeakReport(Value, kind="leak"):
         per = "kept" if self.mode == "single" else "per call"
         if self.sites[:top]:
             lines.append(f"  top growing allocation sites (bytes {per}):")
-            lines.extend(f"    {s.filename}:{s.lineno}: {format_size(s.size_bytes, signed=True)} "
-                         f"{per} in {s.count:,} block{'' if s.count == 1 else 's'}"
-                         for s in self.sites[:top])
+            lines.extend(self._site_lines(top, per))
+        heap = {"python", "blocks", "objects"} & {s.name for s in self.fired}
+        shown = {f"{site.filename}:{site.lineno} -> " for site in self.sites[:top]}
+        native = [entry for entry in self.calls_into_c
+                  if entry.partition(" -> ")[0] + " -> " not in shown]
+        if native and not heap:
+            lines.append("  calls into C on every call (a leak the heap cannot show is in one):")
+            for entry in native[:top]:
+                where, _, name = entry.partition(" -> ")
+                file, _, line = where.rpartition(":")
+                source = _source_text(AllocationSite(filename=file, lineno=int(line or 0),
+                                                     size_bytes=0, count=0))
+                lines.append(f"    {where}: {name}" + (f"  ({source})" if source else ""))
         if self.types[:top]:
             counted = "count kept" if self.mode == "single" else "count per call"
             lines.append(f"  top growing types ({counted}):")
@@ -219,6 +289,14 @@ class LeakReport(Value, kind="leak"):
         if self.resources:
             lines.append("  leaked resources:")
             lines.extend(f"    {resource}" for resource in self.resources)
+        if self.mode == "repeated" and self.iterations > 1 and self.duration_seconds > 0:
+            lines.append(f"  {self.iterations} calls measured"
+                         + (f" ({self.calls_per_reading} per reading)"
+                            if self.calls_per_reading > 1 else "")
+                         + (f", {self.naming_calls} more traced to name the leak"
+                            if self.naming_calls else "")
+                         + f", {self.duration_seconds:.2f} s in all")
+        lines.extend(f"  note: {note}" for note in self.notes)
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -238,6 +316,13 @@ class LeakReport(Value, kind="leak"):
             "types": [[name, count] for name, count in self.types],
             "sample": self.sample,
             "resources": list(self.resources),
+            "site_calls": self.site_calls,
+            "calls_per_reading": self.calls_per_reading,
+            "spreads": dict(self.spreads),
+            "cache_bound": self.cache_bound,
+            "naming_calls": self.naming_calls,
+            "calls_into_c": list(self.calls_into_c),
+            "notes": list(self.notes),
         }
 
     @classmethod
@@ -247,6 +332,14 @@ class LeakReport(Value, kind="leak"):
         if mode not in ("repeated", "single"):
             raise ValueError(f"mode must be 'repeated' or 'single', got {mode!r}")
         sample = data.get("sample")
+        signals = tuple(SignalVerdict.from_dict(s) for s in data.get("signals", ()))
+        renamed = {"rss": "malloc"} if any(
+            s.get("name") == "rss" and "mallinfo2" in str(s.get("detail", ""))
+            for s in data.get("signals", ())) else {}
+
+        def key(name: object) -> str:
+            return renamed.get(str(name), str(name))
+
         return cls(
             label=str(data["label"]),
             leaked=bool(data["leaked"]),
@@ -254,17 +347,32 @@ class LeakReport(Value, kind="leak"):
             warmup=int(data["warmup"]),
             mode=mode,
             duration_seconds=float(data.get("duration_seconds", 0.0)),
-            signals=tuple(SignalVerdict.from_dict(s) for s in data.get("signals", ())),
-            series={str(k): tuple(float(x) for x in v)
+            signals=signals,
+            series={key(k): tuple(float(x) for x in v)
                     for k, v in data.get("series", {}).items()},
-            fits={str(k): (float(v[0]), float(v[1])) for k, v in data.get("fits", {}).items()},
+            fits={key(k): (float(v[0]), float(v[1])) for k, v in data.get("fits", {}).items()},
             sites=tuple(AllocationSite.from_dict(s) for s in data.get("sites", ())),
             types=tuple((str(n), float(c)) for n, c in data.get("types", ())),
             sample=None if sample is None else str(sample),
             resources=tuple(str(r) for r in data.get("resources", ())),
+            site_calls=int(data.get("site_calls", 1)),
+            calls_per_reading=int(data.get("calls_per_reading", 1)),
+            spreads={key(k): float(v) for k, v in data.get("spreads", {}).items()},
+            cache_bound=int(data.get("cache_bound", 0)),
+            naming_calls=int(data.get("naming_calls", 0)),
+            calls_into_c=tuple(str(c) for c in data.get("calls_into_c", ())),
+            notes=tuple(str(n) for n in data.get("notes", ())),
         )
 
-    @staticmethod
-    def describe_signal(name: str) -> str:
-        """What a signal measures, in words (``"python"`` -> ``"traced Python memory"``)."""
-        return _WHAT.get(name, name)
+
+
+def _source_text(site: AllocationSite) -> str:
+    """The site's source line, trimmed, when the site carries it or the file can be read."""
+    text = getattr(site, "source", None)
+    if isinstance(text, str) and text.strip():
+        return text.strip()
+    if site.filename.startswith("<"):
+        return ""
+    import linecache  # only when a report is shown
+
+    return linecache.getline(site.filename, site.lineno).strip()[:120]

@@ -10,10 +10,65 @@ from ..units import format_size
 from ._value import Value
 from .site import AllocationSite
 
-__all__ = ["LimitReport", "SitesStatus", "Source"]
+__all__ = [
+    "ATTRIBUTED_FRACTION",
+    "CAPTURE_GROWTH",
+    "KEPT_SITES",
+    "LimitReport",
+    "SitesStatus",
+    "Source",
+    "sites_status",
+]
 
 Source = Literal["python", "rss"]
 SitesStatus = Literal["peak", "partial", "unattributed", "off", "not-needed", "unavailable"]
+
+# The one peak-catcher policy (limit() and memguard run both follow it):
+CAPTURE_GROWTH = 1.10
+"""Sites are captured again when the level reaches this multiple of the last capture."""
+ATTRIBUTED_FRACTION = 0.90
+"""Sites captured at this fraction of the peak or more are "the sites at the peak"."""
+KEPT_SITES = 20
+"""How many sites a capture keeps."""
+
+
+def sites_status(*, wanted: bool, exceeded: bool, captured_level_bytes: int | None,
+                 peak_bytes: int, named: int) -> SitesStatus:
+    """Where the sites of a peak come from, or why there are none: the one rule.
+
+    Args:
+        wanted: Whether sites were to be captured at all.
+        exceeded: Whether the peak went over the limit (no limit: pass ``True``).
+        captured_level_bytes: The level above the start at the highest
+            capture, ``None`` when nothing was captured.
+        peak_bytes: The peak above the start.
+        named: How many sites the capture named (after memguard's own and
+            the import machinery's are left out).
+
+    Returns:
+        ``"peak"`` when the capture was made at 90% of the peak or more,
+        ``"partial"`` when below, ``"unattributed"`` when nothing was captured
+        (the peak rose and fell between two chances to capture), ``"off"``,
+        or ``"not-needed"`` when the limit held.
+
+    Example:
+        >>> sites_status(wanted=True, exceeded=True, captured_level_bytes=950,
+        ...              peak_bytes=1000, named=3)
+        'peak'
+        >>> sites_status(wanted=True, exceeded=True, captured_level_bytes=None,
+        ...              peak_bytes=1000, named=0)
+        'unattributed'
+    """
+    if not wanted:
+        return "off"
+    if not exceeded:
+        return "not-needed"
+    if captured_level_bytes is None or named == 0:
+        return "unattributed"
+    if captured_level_bytes < ATTRIBUTED_FRACTION * peak_bytes:
+        return "partial"
+    return "peak"
+
 
 _SITE_NOTES: dict[str, str] = {
     "peak": "sites live at the peak",
@@ -23,7 +78,7 @@ _SITE_NOTES: dict[str, str] = {
     ),
     "unattributed": (
         "the peak was too short-lived to attribute (it rose and fell between two "
-        "checks of the peak-site catcher), so no sites are named"
+        "chances to capture it), so no sites are named"
     ),
     "off": "site capture was switched off (sites=False)",
     "not-needed": "the limit held, so no sites were captured",
@@ -47,7 +102,8 @@ class LimitReport(Value, kind="limit"):
     source: Source
     """``"python"`` (the traced Python heap) or ``"rss"`` (process memory)."""
     method: str
-    """How the peak was measured: ``"tracemalloc"``, ``"kernel-hwm"`` or ``"sampled"``."""
+    """How the peak was measured: ``"counter"`` (memguard's native allocation counter),
+    ``"tracemalloc"``, ``"kernel-hwm"`` or ``"sampled"``."""
     limit_bytes: int
     """The limit that was set."""
     peak_bytes: int
@@ -66,6 +122,8 @@ class LimitReport(Value, kind="limit"):
     """The level above the start at which :attr:`sites` were captured."""
     interval_seconds: float = 0.0
     """The sampling interval when :attr:`method` is ``"sampled"``."""
+    sample_interval_bytes: float = 0.0
+    """The mean sampling interval when :attr:`sites` are sampled estimates; 0: exact sites."""
 
     @property
     def exceeded(self) -> bool:
@@ -86,7 +144,7 @@ class LimitReport(Value, kind="limit"):
     def measured(self) -> str:
         """What was measured, in words."""
         if self.source == "python":
-            return "traced Python heap"
+            return "counted Python heap" if self.method == "counter" else "traced Python heap"
         if self.method == "sampled":
             return f"process RSS, sampled every {self.interval_seconds * 1000:g} ms"
         return "process RSS (kernel high-water mark)"
@@ -109,7 +167,11 @@ class LimitReport(Value, kind="limit"):
                  f"{self.measured}" if self.exceeded else self.summary]
         if self.sites:
             level = format_size(self.sites_level_bytes)
-            lines.append(f"  top allocation sites ({_SITE_NOTES[self.sites_status]}, "
+            how = ""
+            if self.sample_interval_bytes:
+                how = (f"estimated from allocations sampled every "
+                       f"{format_size(round(self.sample_interval_bytes))} on average; ")
+            lines.append(f"  top allocation sites ({how}{_SITE_NOTES[self.sites_status]}, "
                          f"captured at {level} above the start):")
             # Sites under 1% of the captured level are noise next to the culprits.
             floor = self.sites_level_bytes / 100
@@ -139,6 +201,7 @@ class LimitReport(Value, kind="limit"):
             "sites_status": self.sites_status,
             "sites_level_bytes": self.sites_level_bytes,
             "interval_seconds": self.interval_seconds,
+            "sample_interval_bytes": self.sample_interval_bytes,
             "exceeded": self.exceeded,
         }
 
@@ -158,4 +221,5 @@ class LimitReport(Value, kind="limit"):
             sites_status=data.get("sites_status", "not-needed"),
             sites_level_bytes=int(data.get("sites_level_bytes", 0)),
             interval_seconds=float(data.get("interval_seconds", 0.0)),
+            sample_interval_bytes=float(data.get("sample_interval_bytes", 0.0)),
         )

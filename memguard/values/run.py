@@ -18,7 +18,7 @@ from ..units import format_size
 from ._value import Value
 from .limit import LimitReport
 from .lineprofile import LineProfile
-from .site import AllocationSite
+from .site import AllocationSite, LeftOut
 from .snapshot import Snapshot
 from .timeline import Timeline
 
@@ -63,6 +63,10 @@ class RunReport(Value, kind="run"):
     """The traced level (above the start) at which :attr:`sites` were captured."""
     sites_seconds: float = 0.0
     """When :attr:`sites` were captured, in seconds from the start."""
+    sites_left_out: tuple[LeftOut, ...] = ()
+    """What :attr:`sites` does not list, by name (smaller sites, memguard's
+    own work, the import machinery, runpy): with the sites it adds up to the
+    traced growth at the capture."""
     rss: bool = False
     """Whether process memory was asked for (``--rss``)."""
     children: tuple[tuple[float, int], ...] = ()
@@ -166,6 +170,7 @@ class RunReport(Value, kind="run"):
             "sites": [site.to_dict() for site in self.sites],
             "sites_level_bytes": self.sites_level_bytes,
             "sites_seconds": self.sites_seconds,
+            "sites_left_out": [item.to_dict() for item in self.sites_left_out],
             "rss": self.rss,
             "children": [[round(t, 6), n] for t, n in self.children],
             "limit": None if self.limit is None else self.limit.to_dict(),
@@ -196,6 +201,8 @@ class RunReport(Value, kind="run"):
             sites=tuple(AllocationSite.from_dict(s) for s in data.get("sites", ())),
             sites_level_bytes=int(data.get("sites_level_bytes", 0)),
             sites_seconds=float(data.get("sites_seconds", 0.0)),
+            sites_left_out=tuple(LeftOut.from_dict(item)
+                                 for item in data.get("sites_left_out", ())),
             rss=bool(data.get("rss", False)),
             children=tuple((float(t), int(n)) for t, n in data.get("children", ())),
             limit=None if limit is None else LimitReport.from_dict(limit),

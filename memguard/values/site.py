@@ -7,6 +7,7 @@ machinery's, and how traces are grouped into sites, is decided in one place,
 
 from __future__ import annotations
 
+import dataclasses
 import tracemalloc
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,13 +18,18 @@ from ..traces import is_internal
 from ..units import format_size
 
 __all__ = [
+    "FILTERED",
+    "SMALLER",
     "AllocationSite",
     "Frame",
+    "LeftOut",
     "is_internal",
     "is_users",
+    "left_out_of",
     "site_of",
     "site_sort_key",
     "sites_from_snapshot",
+    "with_source",
 ]
 
 
@@ -63,6 +69,9 @@ class AllocationSite:
     """Memory blocks allocated there and still live."""
     traceback: tuple[Frame, ...] = ()
     """The full traceback, innermost last, when grouped by traceback."""
+    source: str = ""
+    """The line's source text, trimmed, read when the site was measured
+    (``""`` when the file could not be read)."""
     left_out: str | None = None
     """The named remainder this site belongs to when it is not the user's:
     ``"memguard"`` (memguard's own work, tracemalloc's module) or ``"import
@@ -71,7 +80,8 @@ class AllocationSite:
 
     def __str__(self) -> str:
         size = format_size(self.size_bytes)
-        return f"{self.filename}:{self.lineno}: {size} in {self.count:,} blocks"
+        text = f"{self.filename}:{self.lineno}: {size} in {self.count:,} blocks"
+        return f"{text}  {self.source}" if self.source else text
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -81,6 +91,7 @@ class AllocationSite:
             "size_bytes": self.size_bytes,
             "count": self.count,
             "traceback": [frame.to_dict() for frame in self.traceback],
+            "source": self.source,
             **({} if self.left_out is None else {"left_out": self.left_out}),
         }
 
@@ -93,8 +104,57 @@ class AllocationSite:
             size_bytes=int(data["size_bytes"]),
             count=int(data["count"]),
             traceback=tuple(Frame.from_dict(f) for f in data.get("traceback", ())),
+            source=str(data.get("source", "")),
             left_out=None if data.get("left_out") is None else str(data["left_out"]),
         )
+
+
+FILTERED = "filtered out"
+"""The left-out name for sites a caller's include/exclude patterns left out."""
+SMALLER = "smaller sites"
+"""The left-out name for the user's sites too small to keep one by one."""
+
+
+@dataclass(frozen=True, slots=True)
+class LeftOut:
+    """Traced memory a list of sites does not show site by site, under one name.
+
+    Every table of sites adds up: its rows, then its smaller sites, then one
+    row per :class:`LeftOut` (memguard's own work, the import machinery,
+    what filters left out), to the total.
+
+    Example:
+        >>> str(LeftOut("memguard", 2048, 3))
+        'memguard: 2.0 KiB in 3 blocks'
+    """
+
+    name: str
+    """``"memguard"``, ``"import machinery"``, ``"smaller sites"`` or ``"filtered out"``."""
+    size_bytes: int
+    """Bytes (a change, in a diff)."""
+    count: int
+    """Blocks (a change, in a diff)."""
+    sites: int = 0
+    """How many sites are summed here (0 when not counted)."""
+
+    def __str__(self) -> str:
+        return f"{self.name}: {format_size(self.size_bytes)} in {self.count:,} blocks"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {"name": self.name, "size_bytes": self.size_bytes, "count": self.count,
+                "sites": self.sites}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LeftOut:
+        """Rebuild from :meth:`to_dict`."""
+        return cls(name=str(data["name"]), size_bytes=int(data["size_bytes"]),
+                   count=int(data["count"]), sites=int(data.get("sites", 0)))
+
+
+def left_out_of(site: AllocationSite) -> str | None:
+    """The named remainder *site* belongs to, ``None`` when it is the user's."""
+    return site.left_out or traces.owner(site.filename)
 
 
 def is_users(site: AllocationSite) -> bool:
@@ -108,10 +168,14 @@ def site_sort_key(site: AllocationSite) -> tuple[int, int, str, int]:
 
 
 def site_of(group: traces.TraceGroup, left_out: str | None = None, *,
-            cache: dict[tuple[str, int], Frame] | None = None) -> AllocationSite:
+            cache: dict[tuple[str, int], Frame] | None = None,
+            source: bool = True,
+            sources: dict[str, list[str]] | None = None) -> AllocationSite:
     """The value of a grouped trace record (frames kept innermost last).
 
-    *cache* shares one :class:`Frame` per place among many sites.
+    *cache* shares one :class:`Frame` per place among many sites; *source*
+    reads the line's text (the user's sites only), *sources* shares the
+    files read among many sites.
     """
     frames: tuple[Frame, ...] = ()
     if len(group.frames) > 1:
@@ -125,7 +189,16 @@ def site_of(group: traces.TraceGroup, left_out: str | None = None, *,
         frames = tuple(out)
     return AllocationSite(filename=group.filename, lineno=group.lineno,
                           size_bytes=group.size_bytes, count=group.count, traceback=frames,
-                          left_out=left_out)
+                          left_out=left_out,
+                          source=traces.source_line(group.filename, group.lineno, sources)
+                          if source and left_out is None else "")
+
+
+def with_source(site: AllocationSite) -> AllocationSite:
+    """*site* with its line's source text, read now if it has none."""
+    if site.source or site.left_out is not None:
+        return site
+    return dataclasses.replace(site, source=traces.source_line(site.filename, site.lineno))
 
 
 def sites_from_snapshot(
@@ -150,6 +223,7 @@ def sites_from_snapshot(
         grown = [g for g in after.sites() if g.size_bytes > 0]
     else:
         grown = list(traces.changes(after, traces.group(baseline, "lineno")).grown)
-    sites = [site_of(g) for g in grown]
+    sources: dict[str, list[str]] = {}
+    sites = [site_of(g, sources=sources) for g in grown[:top]]
     sites.sort(key=site_sort_key)
     return tuple(sites[:top] if top is not None else sites)

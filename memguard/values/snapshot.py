@@ -12,6 +12,7 @@ in :attr:`Snapshot.absent`; it is never recorded as zero.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import os
 import platform
@@ -26,7 +27,16 @@ from .. import _tracing, objects, process, traces
 from ..exceptions import MeasurementUnavailable
 from ..units import format_size
 from ._value import Value
-from .site import AllocationSite, Frame, is_users, site_of, site_sort_key
+from .site import (
+    SMALLER,
+    AllocationSite,
+    Frame,
+    LeftOut,
+    is_users,
+    left_out_of,
+    site_of,
+    site_sort_key,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -62,6 +72,9 @@ class Snapshot(Value, kind="snapshot"):
     tracemalloc was not tracing."""
     traceback_limit: int = 0
     """Frames tracemalloc kept per allocation (0 when not tracing)."""
+    sites_left_out: tuple[LeftOut, ...] = ()
+    """What :attr:`sites` no longer holds site by site, by name, when they
+    were cut to the biggest (:meth:`biggest`); with them, every traced block."""
     traced_bytes: int | None = None
     """The traced Python heap in use, in bytes."""
     traced_peak_bytes: int | None = None
@@ -120,12 +133,42 @@ class Snapshot(Value, kind="snapshot"):
         chosen = (s for s in self.sites if internal or is_users(s))
         return tuple(heapq.nsmallest(n, chosen, key=site_sort_key))
 
+    def biggest(self, n: int) -> Snapshot:
+        """This snapshot with its *n* biggest user sites only, the rest summed
+        by name in :attr:`sites_left_out` (smaller sites, memguard's own, the
+        import machinery).
+
+        Example:
+            >>> snap = Snapshot(timestamp=0.0, sites=(
+            ...     AllocationSite(filename="a.py", lineno=1, size_bytes=300, count=3),
+            ...     AllocationSite(filename="a.py", lineno=2, size_bytes=20, count=2)))
+            >>> [str(item) for item in snap.biggest(1).sites_left_out]
+            ['smaller sites: 20 B in 2 blocks']
+        """
+        if self.sites is None:
+            return self
+        kept = self.top_sites(n)
+        listed = set(map(id, kept))
+        sums: dict[str, list[int]] = {}
+        for item in self.sites_left_out:
+            sums[item.name] = [item.size_bytes, item.count, item.sites]
+        for site in self.sites:
+            if id(site) not in listed:
+                entry = sums.setdefault(left_out_of(site) or SMALLER, [0, 0, 0])
+                entry[0] += site.size_bytes
+                entry[1] += site.count
+                entry[2] += 1
+        left = tuple(LeftOut(name, size, count, number)
+                     for name, (size, count, number) in sorted(sums.items()))
+        return dataclasses.replace(self, sites=kept, sites_left_out=left)
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; :meth:`from_dict` reverses it.
 
         Sites are written as compact rows ``[filename, lineno, size, count,
-        traceback]`` because a snapshot may hold 100,000 of them; a site
-        left out of the user's figures has its remainder's name as a sixth item.
+        traceback, source]`` because a snapshot may hold 100,000 of them; a
+        site left out of the user's figures has its remainder's name as a
+        seventh item (files written before 0.2 have five).
 
         Example:
             >>> Snapshot(timestamp=1.5).to_dict()["kind"]
@@ -134,7 +177,7 @@ class Snapshot(Value, kind="snapshot"):
         sites = None
         if self.sites is not None:
             sites = [[s.filename, s.lineno, s.size_bytes, s.count,
-                      [[f.filename, f.lineno] for f in s.traceback],
+                      [[f.filename, f.lineno] for f in s.traceback], s.source,
                       *(() if s.left_out is None else (s.left_out,))] for s in self.sites]
         return {
             "kind": self.KIND,
@@ -142,6 +185,7 @@ class Snapshot(Value, kind="snapshot"):
             "timestamp": self.timestamp,
             "sites": sites,
             "traceback_limit": self.traceback_limit,
+            "sites_left_out": [item.to_dict() for item in self.sites_left_out],
             "traced_bytes": self.traced_bytes,
             "traced_peak_bytes": self.traced_peak_bytes,
             "types": None if self.types is None else [[k, n] for k, n in self.types],
@@ -172,7 +216,8 @@ class Snapshot(Value, kind="snapshot"):
             sites = tuple(
                 AllocationSite(filename=str(f), lineno=int(ln), size_bytes=int(size),
                                count=int(count), traceback=_frames(tb, frames),
-                               left_out=str(rest[0]) if rest else None)
+                               source=str(rest[0]) if rest else "",
+                               left_out=str(rest[1]) if len(rest) > 1 else None)
                 for f, ln, size, count, tb, *rest in data["sites"]
             )
         types = data.get("types")
@@ -182,6 +227,8 @@ class Snapshot(Value, kind="snapshot"):
             timestamp=float(data["timestamp"]),
             sites=sites,
             traceback_limit=int(data.get("traceback_limit", 0)),
+            sites_left_out=tuple(LeftOut.from_dict(item)
+                                 for item in data.get("sites_left_out", ())),
             traced_bytes=_opt_int(data.get("traced_bytes")),
             traced_peak_bytes=_opt_int(data.get("traced_peak_bytes")),
             types=None if types is None else tuple((str(k), int(n)) for k, n in types),
@@ -243,7 +290,8 @@ def group_traces(snapshot: tracemalloc.Snapshot) -> tuple[AllocationSite, ...]:
     """
     grouped = traces.group(snapshot, "traceback")
     cache: dict[tuple[str, int], Frame] = {}
-    sites = [site_of(g, cache=cache) for g in grouped.sites()]
+    sources: dict[str, list[str]] = {}
+    sites = [site_of(g, cache=cache, sources=sources) for g in grouped.sites()]
     sites.extend(site_of(g, name, cache=cache) for name, g in grouped.left_out_sites())
     sites.sort(key=site_sort_key)
     return tuple(sites)
@@ -280,6 +328,22 @@ def take_snapshot(label: str | None = None, *, census: bool = True) -> Snapshot:
     if label is not None and not isinstance(label, str):
         raise TypeError(f"label must be a string or None, not {type(label).__name__} {label!r}")
     absent: dict[str, str] = {}
+    # Reading /proc releases the GIL, so it stays outside excluded(): other
+    # threads' spikes must not be dropped from open peaks; it costs them ~40 KiB.
+    # It comes before the walk of the traces, with everything else that may
+    # import or cache something on its first call (psutil, platform): what
+    # memguard keeps for itself is then in this snapshot's traces already,
+    # and never shows as the user's growth in the next one.
+    rss = _measure(process.rss_bytes, "rss_bytes", absent)
+    uss = _measure(process.uss_bytes, "uss_bytes", absent)
+    try:
+        fds: tuple[tuple[int, str], ...] | None = tuple(sorted(
+            (fd + 0, str(path)) for fd, path in process.open_fds().items()))
+    except MeasurementUnavailable as error:
+        fds, absent["fds"] = None, str(error)
+    threads = tuple(sorted(process.thread_names().values()))
+    python = f"{platform.python_implementation()} {platform.python_version()}"
+    system = f"{platform.platform()} ({sys.platform})"
     sites = None
     traced = peak = None
     limit = 0
@@ -306,28 +370,20 @@ def take_snapshot(label: str | None = None, *, census: bool = True) -> Snapshot:
             absent["sites"] = absent["traced_bytes"] = (
                 "tracemalloc was not tracing; start it (memguard.record(), "
                 "tracemalloc.start() or python -X tracemalloc) to see allocation sites")
-    # Reading /proc releases the GIL, so it stays outside excluded(): other
-    # threads' spikes must not be dropped from open peaks; it costs them ~40 KiB.
-    rss = _measure(process.rss_bytes, "rss_bytes", absent)
-    uss = _measure(process.uss_bytes, "uss_bytes", absent)
-    try:
-        fds: tuple[tuple[int, str], ...] | None = tuple(sorted(process.open_fds().items()))
-    except MeasurementUnavailable as error:
-        fds, absent["fds"] = None, str(error)
     return Snapshot(
         label=label, timestamp=timestamp, sites=sites, traceback_limit=limit,
         traced_bytes=traced, traced_peak_bytes=peak, types=types, rss_bytes=rss,
-        uss_bytes=uss, fds=fds, threads=tuple(sorted(process.thread_names().values())),
-        pid=os.getpid(),
-        python=f"{platform.python_implementation()} {platform.python_version()}",
-        platform=f"{platform.platform()} ({sys.platform})",
-        absent=tuple(sorted(absent.items())),
+        uss_bytes=uss, fds=fds, threads=threads, pid=os.getpid(), python=python,
+        platform=system, absent=tuple(sorted(absent.items())),
     )
 
 
 def _measure(read: Any, name: str, absent: dict[str, str]) -> int | None:
     try:
-        return int(read())
+        # ``+ 0`` makes a new int here, in memguard's frame: the one the
+        # reader returned was allocated in psutil's, which the next snapshot
+        # would show as the user's growth while this snapshot lives.
+        return int(read()) + 0
     except MeasurementUnavailable as error:
         absent[name] = str(error)
         return None

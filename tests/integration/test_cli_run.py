@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from memguard.cli import main
+from memguard.report import render
 from memguard.values.files import load
 from memguard.values.run import RunReport
 
@@ -65,12 +66,17 @@ def test_script_runs_as_main_with_its_argv_and_its_peak_is_exact(
     assert run.argv == (str(script), str(seen), "--flag")
     assert 20 * MB <= run.traced_peak_bytes <= 20 * MB + 200_000
     assert run.traced_end_bytes < MB
-    assert 0.2 <= run.peak_seconds <= 0.4  # to an interval, plus scheduling
+    # The peak came after the 0.2 s sleep (sleep() never returns early) and
+    # within the run; how soon after depends on the machine's load.
+    assert 0.2 <= run.peak_seconds <= run.duration_seconds
     assert run.duration_seconds >= 0.3
     assert run.sites[0].filename == str(script)
     assert run.sites[0].lineno == 5
     assert run.sites[0].size_bytes >= 20 * MB
-    assert len(run.timeline.samples) >= 3
+    assert run.sites[0].source == "block = bytearray(20_000_000)"
+    shown = render(run, "text", width=160)
+    assert f"{script}:5 block = bytearray(20_000_000)" in " ".join(shown.split())
+    assert len(run.timeline.samples) >= 2  # the first and the last; more as the load allows
     assert run.timeline.rss_peak_bytes is None  # not asked for (--rss)
     assert all(sample.rss_bytes is None for sample in run.timeline.samples)
     assert run.final is not None
@@ -181,6 +187,8 @@ def test_limit_exceeded_exits_3_with_the_summary(
     err = capsys.readouterr().err
     assert "Memory limit exceeded in " in err
     assert f"{script}:2" in err
+    site_line = next(line for line in err.splitlines() if f"{script}:2" in line)
+    assert site_line.endswith("  big = bytearray(8_000_000)")
     code, run = _run(tmp_path, "--limit", "50 MB", str(script))
     assert code == 0
     assert run is not None
@@ -321,6 +329,7 @@ def test_the_exact_peak_survives_site_captures(tmp_path: Path) -> None:
         size = sys.getsizeof(blocks) + sum(map(sys.getsizeof, blocks))
         pathlib.Path(sys.argv[1]).write_text(str(size))
         del blocks
+        kept = bytearray(1_000_000)  # held to the end: the last sample captures it at least
     """)
     expected = tmp_path / "expected.txt"
     code, run = _run(tmp_path, "--interval", "0.005", str(script), str(expected))
@@ -328,6 +337,8 @@ def test_the_exact_peak_survives_site_captures(tmp_path: Path) -> None:
     assert run is not None
     size = int(expected.read_text())
     assert size <= run.traced_peak_bytes <= size + 300_000
+    # Captured while the blocks lived (when the watcher got the CPU then), or
+    # at the end: sites of the script either way.
     assert run.sites
     assert run.sites[0].filename == str(script)
     code, run = _run(tmp_path, "--no-sites", str(script), str(expected))

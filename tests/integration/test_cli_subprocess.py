@@ -17,9 +17,15 @@ import pytest
 CONSOLE = str(Path(sys.executable).with_name("memguard"))
 MODULE = [sys.executable, "-m", "memguard"]
 HEAVY = ("matplotlib", "objgraph", "pympler", "IPython", "psutil", "numpy")
+#: What a process's RSS may lose between the start reading and a later
+#: allocation (see test_native_memory_under_rss_then_diff).
+RSS_SLACK = 4_000_000
+#: Seconds before a child that should take one or two is taken for hung: a
+#: guard against a hang on a busy machine, not a figure under test.
+HANG = 300
 
 
-def _call(command: list[str], cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def _call(command: list[str], cwd: Path, timeout: float = HANG) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout,
                           check=False)
 
@@ -104,7 +110,15 @@ def test_native_memory_under_rss_then_diff(tmp_path: Path) -> None:
         assert done.returncode == 0, done.stderr
         assert "peak RSS" in done.stderr
     timeline = json.loads((tmp_path / "big.json").read_text())["data"]["timeline"]
-    assert timeline["rss_peak_bytes"] - timeline["rss_start_bytes"] >= 70_000_000
+    # The kernel's high-water mark rises by the 70 MB of touched pages, plus
+    # ctypes' import, above the level at the start; but the start is read
+    # before the program runs, and meanwhile the kernel may reclaim clean
+    # file-backed pages of the interpreter (under memory pressure, on a busy
+    # machine) and the allocator may give freed heap back: the level the
+    # malloc starts from can be below the start. 70,000,000 was missed by
+    # 11.6 kB once in 8 loaded runs; RSS_SLACK allows for that, and still
+    # tells 70 MB apart from the 10 MB run.
+    assert timeline["rss_peak_bytes"] - timeline["rss_start_bytes"] >= 70_000_000 - RSS_SLACK
     assert timeline["traced_peak_bytes"] - timeline["traced_start_bytes"] < 2_000_000
     done = _call([*MODULE, "diff", "small.json", "big.json", "--format", "json"], tmp_path)
     assert done.returncode == 0, done.stderr
@@ -141,7 +155,7 @@ def test_status_line_only_on_a_terminal(tmp_path: Path) -> None:
                                    stdout=subprocess.DEVNULL, stderr=child_fd)
         os.close(child_fd)
         seen = b""
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + HANG
         while time.monotonic() < deadline:
             ready, _, _ = select.select([main_fd], [], [], 0.2)
             if ready:
@@ -154,7 +168,7 @@ def test_status_line_only_on_a_terminal(tmp_path: Path) -> None:
                 seen += chunk
             elif process.poll() is not None:
                 break
-        assert process.wait(timeout=30) == 0
+        assert process.wait(timeout=HANG) == 0
     finally:
         os.close(main_fd)
     text = seen.decode()

@@ -243,7 +243,8 @@ def test_limit_cell_over_the_limit_fails_with_the_test_message(
                      f"traced Python heap")
     assert sites_title.startswith("  top allocation sites (sites live at the peak")
     # The cell's own line is named, under the name IPython gives the cell's source.
-    assert re.fullmatch(r"    <ipython-input-\d+-\w+>:1: 1\.9 MiB in \d blocks", top_site)
+    assert re.fullmatch(r"    <ipython-input-\d+-\w+>:1: 1\.9 MiB in \d blocks"
+                        r"  kept = bytearray\(2_000_000\)", top_site)  # and its source
     out = capsys.readouterr().out
     assert "MemoryLimitExceeded" in out
     assert first in out
@@ -437,7 +438,9 @@ def test_record_cell_returns_its_timeline(shell: InteractiveShell,
     assert peak is not None
     assert 4_000_000 <= peak <= 4_000_000 + 64 * 1024
     assert {sample.rss_bytes for sample in timeline.samples} == {None}, "--no-rss samples"
-    assert len(timeline.samples) >= 5
+    # The first and last samples; the thread's own come on top, as many as
+    # the machine's load lets it take in the cell's 40 ms.
+    assert len(timeline.samples) >= 2
     assert _tracing.open_windows() == 0
     out = capsys.readouterr().out
     assert out.startswith(f'Out[{result.execution_count}]: \nmemguard timeline "cell In[')

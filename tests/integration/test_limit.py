@@ -15,13 +15,24 @@ from contextlib import contextmanager
 import pytest
 
 import memguard
-from memguard import MemoryLimitExceeded, limit, process
+from memguard import MemoryLimitExceeded, _counter, limit, process
 from tests import helpers
 
 # A peak includes the allocation under test plus a little bookkeeping
 # (frames, the guard's own small objects); this bounds the latter.
 SLACK = 16 * 1024
 MB = 1_000_000
+
+
+@pytest.fixture(autouse=True, params=["counter", "tracemalloc"])
+def measure(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs with the native counter and without it (the fallback)."""
+    if request.param == "counter":
+        if memguard.measurement() != "counter":
+            pytest.skip(f"the native counter is unavailable: {_counter.unavailable_reason()}")
+    else:
+        monkeypatch.setenv(_counter.ENV_DISABLE, "1")
+    return str(request.param)
 
 
 def line_of(marker: str) -> int:
@@ -40,7 +51,10 @@ def gil_held_between_bytecodes() -> Iterator[None]:
         sys.setswitchinterval(old)
 
 
-def test_under_the_limit_reports_exact_peak() -> None:
+HEAP = {"counter": "counted Python heap", "tracemalloc": "traced Python heap"}
+
+
+def test_under_the_limit_reports_exact_peak(measure: str) -> None:
     with limit(mb=2) as guard:
         data = bytearray(MB)
         del data
@@ -48,11 +62,11 @@ def test_under_the_limit_reports_exact_peak() -> None:
     assert guard.limit_bytes == 2 * MB
     assert guard.report is not None
     assert not guard.report.exceeded
-    assert guard.report.method == "tracemalloc"
+    assert guard.report.method == measure
     assert guard.report.sites_status == "not-needed"
 
 
-def test_over_the_limit_raises_with_figures() -> None:
+def test_over_the_limit_raises_with_figures(measure: str) -> None:
     with pytest.raises(MemoryLimitExceeded) as info, limit(mb=2):
         data = bytearray(3 * MB)  # over-limit-line
     del data
@@ -65,10 +79,14 @@ def test_over_the_limit_raises_with_figures() -> None:
     label = f"{__file__}:{line_of('with pytest.raises(MemoryLimitExceeded) as info, limit(mb=2):')}"
     assert first == (
         f"Memory limit exceeded in {label}: peak {memguard.format_size(error.peak_bytes)} "
-        f"> limit 1.9 MiB (+{memguard.format_size(error.peak_bytes - 2 * MB)}), traced Python heap"
+        f"> limit 1.9 MiB (+{memguard.format_size(error.peak_bytes - 2 * MB)}), {HEAP[measure]}"
     )
     assert error.label == label
-    assert rest[0].startswith("  top allocation sites (sites live at the peak")
+    if measure == "counter":
+        assert rest[0].startswith("  top allocation sites (estimated from allocations sampled "
+                                  "every 256.0 KiB on average; sites live at the peak")
+    else:
+        assert rest[0].startswith("  top allocation sites (sites live at the peak")
     assert rest[1].startswith(f"    {__file__}:{line_of('# over-limit-line')}: 2.9 MiB in ")
 
 
@@ -111,14 +129,23 @@ def test_sites_are_those_live_at_the_peak() -> None:
     assert all(site.lineno != line_of("# smaller-later") for site in report.sites[:1])
     assert "40.0 MiB" not in str(info.value)  # 40 MB is 38.1 MiB: SI in, IEC out
     assert "38.1 MiB" in str(info.value).splitlines()[2]
+    assert report.sites[0].source == "big = bytearray(40 * MB) # the-spike"
+    assert str(info.value).splitlines()[2].endswith("  big = bytearray(40 * MB) # the-spike")
     del small
 
 
-def test_a_spike_too_short_to_attribute_says_so() -> None:
+def test_a_spike_too_short_to_attribute_says_so(measure: str) -> None:
     with gil_held_between_bytecodes(), pytest.raises(MemoryLimitExceeded) as info, limit(mb=1):
-        spike = bytes(40 * MB)
+        spike = bytes(40 * MB)  # short-spike
         del spike
     report = info.value.details
+    if measure == "counter":  # the counter copies the sampled sites as the peak is made
+        assert report.sites_status == "peak"
+        assert report.sites[0].lineno == line_of("# short-spike")
+        # sampled for sure (40 MB >> 256 KiB), so the estimate is the size: data and header
+        assert report.sites[0].size_bytes == 40 * MB + sys.getsizeof(b"")
+        return
+    # polled every millisecond, without the native counter: the spike came and went
     assert report.sites_status == "unattributed"
     assert report.sites == ()
     assert 40 * MB <= report.peak_bytes <= 40 * MB + SLACK
@@ -126,15 +153,20 @@ def test_a_spike_too_short_to_attribute_says_so() -> None:
     assert "so no sites are named" in str(info.value)
 
 
-def test_partial_attribution_is_labelled() -> None:
+def test_partial_attribution_is_labelled(measure: str) -> None:
     with pytest.raises(MemoryLimitExceeded) as info, limit(mb=1):
         held = bytearray(2 * MB)  # held-line
         time.sleep(0.05)
         with gil_held_between_bytecodes():
-            spike = bytes(40 * MB)
+            spike = bytes(40 * MB)  # partial-spike
             del spike
         del held
     report = info.value.details
+    if measure == "counter":  # both made a new peak over the limit: the spike is named
+        assert report.sites_status == "peak"
+        assert [s.lineno for s in report.sites[:2]] == [line_of("# partial-spike"),
+                                                        line_of("# held-line")]
+        return
     assert report.sites_status == "partial"
     assert report.sites[0].lineno == line_of("# held-line")
     assert "the rest of the peak was too short-lived" in str(info.value)
@@ -221,9 +253,9 @@ def test_foreign_trace_is_kept_running_with_its_frames_and_peak() -> None:
         tracemalloc.stop()
 
 
-def test_tracing_memguard_started_is_stopped() -> None:
+def test_tracing_memguard_started_is_stopped(measure: str) -> None:
     assert not tracemalloc.is_tracing()
-    with limit(mb=5):
+    with limit(mb=5, sites="exact" if measure == "counter" else True):
         assert tracemalloc.is_tracing()
         assert tracemalloc.get_traceback_limit() == 1
     assert not tracemalloc.is_tracing()
@@ -324,12 +356,12 @@ def test_hundreds_of_uses_leave_nothing_behind() -> None:
     for _ in range(20):
         use()
     gc.collect()
-    threads = threading.active_count()
+    threads = helpers.threads_now()
     objects = len(gc.get_objects())
     for _ in range(300):
         use()
     gc.collect()
-    assert threading.active_count() == threads
+    assert helpers.threads_left_behind(threads) == []
     assert len(gc.get_objects()) - objects < 50
 
 
@@ -390,7 +422,7 @@ def test_nested_rss_windows_keep_their_own_peaks() -> None:
 def test_rss_falls_back_to_sampling_without_clear_refs(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(process, "CLEAR_REFS_PATH", process.Path("/nonexistent/clear_refs"))
     monkeypatch.setattr(process, "_hwm_state", None)
-    threads = threading.active_count()
+    threads = helpers.threads_now()
     with pytest.raises(MemoryLimitExceeded) as info, limit(mb=20, source="rss", interval=0.001):
         pointer = libc.malloc(64 * MB)
         ctypes.memset(pointer, 1, 64 * MB)
@@ -400,7 +432,7 @@ def test_rss_falls_back_to_sampling_without_clear_refs(monkeypatch: pytest.Monke
     assert report.method == "sampled"
     assert "sampled every 1 ms" in str(info.value)
     assert 64 * MB - RSS_SLACK <= report.peak_bytes <= 64 * MB + RSS_SLACK
-    assert threading.active_count() == threads
+    assert helpers.threads_left_behind(threads) == []
 
 
 def test_captures_never_lose_the_blocks_peak() -> None:
@@ -415,3 +447,50 @@ def test_captures_never_lose_the_blocks_peak() -> None:
     true_peak = 39 * 100_000 + 3 * MB
     assert true_peak <= info.value.peak_bytes <= true_peak + 100_000 + SLACK
     del kept
+
+
+def test_the_counter_does_not_trace(measure: str) -> None:
+    with limit(mb=5) as guard:
+        assert tracemalloc.is_tracing() is (measure == "tracemalloc")
+        data = bytearray(MB)
+        del data
+    assert guard.report is not None
+    assert guard.report.method == measure
+
+
+def test_a_decorated_function_keeps_its_last_report(measure: str) -> None:
+    @limit(mb=2)
+    def parse(n: int) -> int:
+        return len(bytearray(n))
+
+    assert parse.report is None  # type: ignore[attr-defined]
+    parse(MB)
+    first = parse.report  # type: ignore[attr-defined]
+    assert first.method == measure
+    assert MB <= first.peak_bytes <= MB + SLACK
+    with pytest.raises(MemoryLimitExceeded):
+        parse(3 * MB)
+    assert parse.report is not first  # type: ignore[attr-defined]
+    assert parse.report.exceeded  # type: ignore[attr-defined]
+
+
+def test_exact_sites_name_a_spike_the_moment_it_is_made(measure: str) -> None:
+    if measure != "counter":
+        pytest.skip("the moment of the peak comes from the native counter's hook")
+    with gil_held_between_bytecodes(), pytest.raises(MemoryLimitExceeded) as info, \
+            limit(mb=1, sites="exact"):
+        spike = bytes(40 * MB)  # exact-spike
+        del spike
+    report = info.value.details
+    assert report.method == "tracemalloc"
+    assert report.sites_status == "peak"
+    assert report.sites[0].lineno == line_of("# exact-spike")
+    assert report.sites[0].size_bytes >= 40 * MB
+    assert "sampled" not in str(info.value)
+
+
+def test_sites_option_is_checked() -> None:
+    with pytest.raises(ValueError, match="sites must be True, False, 'exact' or 'sampled'"):
+        limit(mb=1, sites="all")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="sample_bytes must be a positive int"):
+        limit(mb=1, sample_bytes=0)

@@ -45,7 +45,10 @@ def execute(name: str, kernel: str, workdir: Path) -> Any:
     for cell in notebook.cells:
         assert not cell.get("outputs"), f"{name} is stored with outputs; strip them"
     notebook.cells.append(nbformat.v4.new_code_cell("import sys\nprint(sys.executable)"))
-    client = nbclient.NotebookClient(notebook, kernel_name=kernel, timeout=60,
+    # Timeouts are hang guards, far above what a cell or a kernel's start
+    # takes on a busy 2-core machine, not figures under test.
+    client = nbclient.NotebookClient(notebook, kernel_name=kernel, timeout=600,
+                                     startup_timeout=600,
                                      resources={"metadata": {"path": str(workdir)}})
     client.execute()
     interpreter = notebook.cells.pop().outputs[0]["text"].strip()

@@ -14,6 +14,10 @@ import pytest
 
 from memguard.guards.profile import LineTarget, profile_lines
 
+#: What a line run in a second thread may be charged for the main thread's own
+#: allocations and frees at the same time (see the test below).
+THREAD_SLACK = 1024
+
 
 def size_of(n: int) -> int:
     return sys.getsizeof(bytearray(n))
@@ -70,10 +74,17 @@ def test_script_run_as_main_profiles_a_function_defined_later(tmp_path: Path) ->
     temporary = result.row(13)
     assert temporary.source == "    temporary = bytearray(n)"
     assert temporary.hits == 4
-    assert temporary.allocated_bytes == 3 * size_of(10_000) + size_of(20_000)
+    # tracemalloc's counters are process-wide: while the thread runs work(),
+    # the main thread is finishing Thread.start() (its Event wait frees and
+    # allocates a lock and a deque entry, ~200 bytes) and entering join(),
+    # and whatever it does meanwhile is charged to the line the thread is
+    # on. The three calls in the main thread ran alone: THREAD_SLACK bounds
+    # the other thread's share, in either direction (a free lowers it).
+    assert abs(temporary.allocated_bytes - (3 * size_of(10_000) + size_of(20_000))) \
+        <= THREAD_SLACK
     assert temporary.retained_bytes == 0
     kept = result.row(14)
-    assert kept.allocated_bytes >= 4 * size_of(1_000)
+    assert kept.allocated_bytes >= 4 * size_of(1_000) - THREAD_SLACK
     # Retained means still alive at detach: the four blocks in KEPT.
     assert kept.retained_bytes >= 4 * size_of(1_000)
     assert kept.retained_bytes <= 4 * size_of(1_000) + 256  # plus the list's growth

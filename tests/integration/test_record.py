@@ -12,9 +12,11 @@ import pytest
 import memguard
 from memguard import _tracing
 from memguard.report import render
+from tests import helpers
 
 MB = 1_000_000
 SLACK = 64 * 1024
+RSS_SLACK = 4 * MB
 
 
 def _sampler_threads() -> list[str]:
@@ -38,7 +40,9 @@ def test_samples_marks_and_exact_peak() -> None:
     assert [m.label for m in timeline.marks] == ["first", "second", "freed"]
     times = [s.time_seconds for s in timeline.samples]
     assert times == sorted(times)
-    assert len(timeline.samples) >= 8
+    # The first sample, one per mark and the last: the thread's own samples
+    # come on top, as many as the machine's load lets it take.
+    assert len(timeline.samples) >= 5
     traced_at = {m.label: m.traced_bytes for m in timeline.marks}
     # A mark reads the traced total: the 3 MB buffer, give or take the
     # interpreter's own small frees and allocations between the two marks.
@@ -49,7 +53,8 @@ def test_samples_marks_and_exact_peak() -> None:
 
 
 def test_peak_between_samples_is_not_missed() -> None:
-    with memguard.record(interval=0.5) as timeline:
+    # An interval no block here lasts: the samples are the first and the last.
+    with memguard.record(interval=3600) as timeline:
         spike = bytearray(4 * MB)
         del spike
     sampled = max(s.traced_bytes or 0 for s in timeline.samples)
@@ -62,6 +67,9 @@ def test_peak_between_samples_is_not_missed() -> None:
 def test_rss_is_recorded() -> None:
     # 48 MB is above glibc's largest mmap threshold (32 MiB): fresh pages that
     # bytearray's zero-fill makes resident, whatever free heap the process has.
+    # RSS_SLACK: the kernel may reclaim some of the process's clean file pages
+    # meanwhile (memory pressure on a busy machine), lowering the level the
+    # block's pages add to.
     with memguard.record(interval=0.005) as timeline:
         block = bytearray(48 * MB)
         time.sleep(0.02)
@@ -69,16 +77,16 @@ def test_rss_is_recorded() -> None:
     assert timeline.rss_peak_method in ("kernel-hwm", "sampled")
     assert timeline.rss_peak_bytes is not None
     assert timeline.rss_start_bytes is not None
-    assert timeline.rss_peak_bytes - timeline.rss_start_bytes >= 46 * MB
+    assert timeline.rss_peak_bytes - timeline.rss_start_bytes >= 48 * MB - RSS_SLACK
     assert all(s.rss_bytes is not None for s in timeline.samples)
 
 
 def test_exception_stops_cleanly() -> None:
-    before = threading.active_count()
+    before = helpers.threads_now()
     with pytest.raises(KeyError, match="boom"), memguard.record(interval=0.001) as timeline:
         time.sleep(0.01)
         raise KeyError("boom")
-    assert threading.active_count() == before
+    assert helpers.threads_left_behind(before) == []
     assert _sampler_threads() == []
     assert _tracing.open_windows() == 0
     assert timeline.samples
@@ -145,10 +153,11 @@ def test_sampler_rows_and_arguments() -> None:
     sampler.start()
     with pytest.raises(RuntimeError, match="already been started"):
         sampler.start()
-    time.sleep(0.03)
+    for _ in range(3):  # from this thread, whatever the sampler's thread gets to do
+        sampler.sample()
     sampler.stop()
     rows = sampler.rows()
-    assert len(rows) >= 5
+    assert len(rows) >= 5  # the first, three, the last
     assert [r[0] for r in rows] == sorted(r[0] for r in rows)
     assert all(r[1] is None and r[2] is None for r in rows)  # not tracing, RSS off
     assert sampler.rss_absent == "RSS sampling was switched off"
@@ -158,10 +167,30 @@ def test_sampler_rows_and_arguments() -> None:
 def test_a_long_recording_adds_little_to_the_traced_heap() -> None:
     with memguard.record(interval=0.001) as timeline:
         time.sleep(0.3)
-    assert len(timeline.samples) >= 50
+    assert len(timeline.samples) >= 2
     peak = timeline.traced_peak_above_start_bytes
     assert peak is not None
     assert peak < 8 * 1024, peak  # the reserve was made before the block began
+
+
+def test_a_thousand_samples_keep_nothing_in_the_traced_heap() -> None:
+    # The same, with a count of samples that does not depend on the load: the
+    # samples are taken here, while tracing, into the preallocated reserve.
+    from memguard.sampler import Sampler
+
+    sampler = Sampler(3600, rss=False)  # its thread takes none of its own meanwhile
+    window = _tracing.begin()
+    try:
+        sampler.start()
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(1000):
+            sampler.sample()
+        kept = tracemalloc.get_traced_memory()[0] - before
+        sampler.stop()
+    finally:
+        _tracing.end(window)
+    assert len(sampler.rows()) == 1002
+    assert kept < 1024, kept
 
 
 def test_a_failed_start_leaves_nothing_open() -> None:

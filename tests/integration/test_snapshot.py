@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import gc
+import json
+import subprocess
+import sys
 import threading
 import tracemalloc
 import weakref
@@ -155,6 +158,72 @@ def test_real_snapshot_round_trips_through_files(traced: _tracing.PeakWindow,
     for name in ("snap.json", "snap.json.gz"):
         assert memguard.load(snap.save(tmp_path / name)) == snap
     assert (tmp_path / "snap.json.gz").stat().st_size < (tmp_path / "snap.json").stat().st_size
+
+
+def test_diff_sites_show_their_source_line(traced: _tracing.PeakWindow) -> None:
+    before = memguard.snapshot("before", census=False)
+    data = allocate()
+    after = memguard.snapshot("after", census=False)
+    diff = memguard.diff(before, after)
+    assert diff.sites is not None
+    source = "return [bytearray(SIZE) for _ in range(COUNT)] # ALLOCATE"
+    assert diff.sites[0].source == source
+    assert str(diff.sites[0]).endswith(f"  {source}")
+    for form in ("text", "markdown", "html"):
+        shown = render(diff, form, width=120) if form == "text" else render(diff, form)
+        assert "bytearray(SIZE) for" in shown, form  # Markdown escapes the [ and the _
+    # In a narrow terminal the source line goes under its row, keeping the place.
+    narrow = render(diff, "text", width=80).splitlines()
+    at = next(i for i, line in enumerate(narrow) if f":{line_of('# ALLOCATE')}" in line)
+    assert max(map(len, narrow)) <= 80
+    assert narrow[at + 1].strip() == source
+    # The snapshot keeps the text: a file read elsewhere still shows it.
+    assert after.sites is not None
+    assert any(site.source == source for site in after.sites)
+    del data
+
+
+FIRST_DIFF = """\
+import json, sys, tracemalloc
+import memguard
+from memguard.report import render
+
+cache = []
+tracemalloc.start(int(sys.argv[1]))
+try:
+    before = memguard.snapshot("before")
+    cache.extend(bytearray(10_000) for _ in range(100))  # USER
+    after = memguard.snapshot("after")
+finally:
+    tracemalloc.stop()
+change = memguard.diff(before, after)
+json.dump({"sites": [[s.filename, s.lineno, s.size_diff_bytes, s.source]
+                     for s in change.sites],
+           "text": render(change, "text", width=100)}, sys.stdout)
+"""
+
+
+@pytest.mark.parametrize("nframes", [1, 10])
+def test_a_first_diff_shows_only_the_user_s_site(tmp_path: Path, nframes: int) -> None:
+    """The getting-started example in a fresh process: memguard's own first-call
+    imports and caches are in neither the sites nor the figures of the diff."""
+    script = tmp_path / "first.py"
+    script.write_text(FIRST_DIFF)
+    done = subprocess.run([sys.executable, str(script), str(nframes)], capture_output=True,
+                          text=True, timeout=120, check=True, cwd=tmp_path)
+    found = json.loads(done.stdout)
+    user = [site for site in found["sites"] if site[0] == str(script)]
+    others = [site for site in found["sites"] if site[0] != str(script)]
+    [(_, lineno, size, source)] = user
+    assert lineno == 9
+    assert source == "cache.extend(bytearray(10_000) for _ in range(100)) # USER"
+    # 100 bytearrays of 10,000 bytes (object and buffer) and the list's growth.
+    assert 100 * 10_000 <= size <= 100 * 10_100 + 2048
+    # What else changed is memguard's own objects in flight during each walk
+    # (a context manager, an isinstance cache): a few hundred bytes either way.
+    assert sum(abs(site[2]) for site in others) < 1024, others
+    assert "sites changed" in found["text"]
+    assert found["text"].count("\n  ") < 30
 
 
 def test_real_snapshot_text_fits_80_columns(traced: _tracing.PeakWindow) -> None:

@@ -17,8 +17,15 @@ well-behaved twin of each leak.
 from __future__ import annotations
 
 from .base import Scenario
-from .clean import CLEAN
-from .leaky import LEAKY
+from .clean import CLEAN as _CLEAN_FIRST
+from .leaky import LEAKY as _LEAKY_FIRST
+from .second import CLEAN_SECOND, LEAKY_SECOND
+
+#: Every leak: the first release's, then issue 15's (rare leaks, untracked objects).
+LEAKY: tuple[Scenario, ...] = (*_LEAKY_FIRST, *LEAKY_SECOND)
+#: Every clean look-alike: the first release's, then bounded caches of 128 to
+#: 4,096 entries, the 20,000-tuple pattern and a 5 ms call.
+CLEAN: tuple[Scenario, ...] = (*_CLEAN_FIRST, *CLEAN_SECOND)
 
 __all__ = ["CLEAN", "LEAKY", "SCENARIOS", "Scenario", "by_name"]
 

@@ -76,8 +76,9 @@ def test_fixture_leaks_watch_and_snapshot(pytester: pytest.Pytester, run: Run) -
         KEPT = []
 
         def test_check_leaks(memguard):
-            assert memguard.check_leaks is mg.check_leaks
-            assert memguard.track_leaks is mg.track_leaks
+            with pytest.raises(mg.LeakDetected):
+                memguard.check_leaks(lambda: KEPT.append(bytearray(1000)))
+            assert not memguard.track_leaks(repeat=20, warmup=2).check(lambda: None).leaked
 
         def test_watch(memguard):
             class Thing:

@@ -18,13 +18,16 @@ IMPORT_PROBE = """
 import json, sys, sysconfig, tracemalloc
 import pytest
 before = set(sys.modules)
+import memguard
+package = sorted(set(sys.modules) - before)
 import memguard.pytest_plugin
 added = sorted(set(sys.modules) - before)
 stdlib = (sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["platstdlib"])
 foreign = [name for name in added if not name.startswith("memguard")
            and (getattr(sys.modules[name], "__file__", None) or stdlib[0]).startswith(stdlib)
            is False]
-print(json.dumps({"added": added, "tracing": tracemalloc.is_tracing(), "foreign": foreign}))
+print(json.dumps({"added": added, "package": package, "tracing": tracemalloc.is_tracing(),
+                  "foreign": foreign}))
 """
 
 
@@ -40,6 +43,15 @@ def test_import_is_cheap() -> None:
     assert probe["foreign"] == []  # nothing outside the standard library but memguard
     # What the plugin costs pytest's start-up is memguard itself and little else.
     assert len([m for m in added if not m.startswith("memguard")]) <= 25, added
+    # Issue 13: on top of `import memguard`, the plugin loads its own modules and the
+    # display options it shares with the command line, and not the command line
+    # (28 memguard modules before, through cli.options -> cli/__init__ -> cli.run -> ...).
+    ours = {m for m in added if m.startswith("memguard")}
+    assert ours - set(probe["package"]) == {
+        "memguard.pytest_plugin", "memguard._pytest", "memguard._pytest.markers",
+        "memguard._pytest.options", "memguard.display"}
+    assert not any(m.startswith("memguard.cli") for m in ours), sorted(ours)
+    assert len(ours) <= 19, sorted(ours)
 
 
 def test_unused_plugin_does_nothing(pytester: pytest.Pytester, run: Run) -> None:

@@ -6,6 +6,8 @@ from collections.abc import Callable
 
 import pytest
 
+import memguard
+
 Run = Callable[..., pytest.RunResult]
 
 ALLOC_2MB = """
@@ -35,11 +37,13 @@ def test_failure_reads_as_assertion_without_memguard_frames(pytester: pytest.Pyt
     make(pytester, '@pytest.mark.memguard_limit("1 MB")')
     result = run()
     result.assert_outcomes(failed=1)
+    heap = {"counter": "counted Python heap", "tracemalloc": "traced Python heap"}[
+        memguard.measurement()]
     result.stdout.fnmatch_lines([
         "E   memguard.exceptions.MemoryLimitExceeded: Memory limit exceeded in "
-        "test_alloc.py::test_alloc: peak 1.9 MiB > limit 976.6 KiB (+*), traced Python heap",
+        f"test_alloc.py::test_alloc: peak 1.9 MiB > limit 976.6 KiB (+*), {heap}",
         "*- memguard -*",
-        "measured: traced Python heap (tracemalloc)",
+        f"measured: {heap} ({memguard.measurement()})",
         "FAILED test_alloc.py::test_alloc - memguard.exceptions.MemoryLimitExceeded*",
     ])
     text = result.stdout.str()

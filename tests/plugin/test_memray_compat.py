@@ -152,3 +152,45 @@ def test_function_names_come_from_the_lines_above(tmp_path: Path, lineno: int,
     path = tmp_path / f"mod_{lineno}.py"  # one file per case: the answers are cached
     path.write_text(SOURCE)
     assert _function_at(str(path), lineno) == function
+
+
+UNITTEST_MARKED = """
+import unittest
+
+import pytest
+
+
+class TestCache(unittest.TestCase):
+    @pytest.mark.limit_memory("1 MB")
+    def test_method(self):
+        data = bytearray(3_000_000)
+
+
+@pytest.mark.limit_memory("1 MB")
+def test_function():
+    data = bytearray(3_000_000)
+"""
+
+
+@pytest.mark.parametrize(("ini", "failed"), [
+    ("", ["test_method", "test_function"]),
+    ("memguard_memray_markers = functions\n", ["test_function"]),
+])
+def test_limit_memory_on_unittest_methods(pytester: pytest.Pytester, run: Run, ini: str,
+                                          failed: list[str]) -> None:
+    """pytest-memray ignores limit_memory on a unittest.TestCase method; memguard enforces
+    it, unless memguard_memray_markers = functions asks for pytest-memray's behaviour."""
+    pytester.makeini("[pytest]\n" + ini)
+    pytester.makepyfile(test_mixed=UNITTEST_MARKED)
+    result = run("-rf")
+    result.assert_outcomes(failed=len(failed), passed=2 - len(failed))
+    result.stdout.fnmatch_lines_random([
+        f"FAILED test_mixed.py::*{name} - memguard.exceptions.Memory*" for name in failed])
+
+
+def test_bad_memray_markers_setting(pytester: pytest.Pytester, run: Run) -> None:
+    pytester.makeini("[pytest]\nmemguard_memray_markers = some\n")
+    pytester.makepyfile(test_mixed=UNITTEST_MARKED)
+    result = run()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*memguard_memray_markers='some': use 'all' or 'functions'*"])

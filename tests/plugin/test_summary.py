@@ -159,3 +159,28 @@ def test_unittest_classes_are_measured_and_limited(pytester: pytest.Pytester, ru
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*Memory limit exceeded in test_cases.py::Cases::test_two_mb*",
                                  "   1.9 MiB   976.6 KiB  test_cases.py::Cases::test_two_mb"])
+
+
+@pytest.mark.parametrize("native", ["1", ""])
+def test_counter_and_tracemalloc_give_the_same_peaks(pytester: pytest.Pytester,
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     native: str) -> None:
+    """--memguard uses the native allocation counter where it is built (issue 17), and
+    tracemalloc with MEMGUARD_NO_NATIVE=1; the header names which, the figures agree."""
+    from memguard import _counter
+
+    if not native and _counter.unavailable_reason() is not None:
+        pytest.skip(f"no native counter here: {_counter.unavailable_reason()}")
+    monkeypatch.setenv("MEMGUARD_NO_NATIVE", native)
+    pytester.makepyfile(test_sizes=THREE_TESTS)
+    result = pytester.runpytest_subprocess("-p", "no:memray", "-p", "no:cacheprovider",
+                                           "--memguard-json", "run.json")
+    result.assert_outcomes(passed=3)
+    how = "tracemalloc (MEMGUARD_NO_NATIVE is set)" if native else "the native allocation counter"
+    result.stdout.fnmatch_lines([f"memguard: per-test peaks (python)*; Python heap measured by "
+                                 f"{how}"])
+    tests = json.loads((pytester.path / "run.json").read_text())["tests"]
+    peaks = {test["nodeid"].rpartition("::")[2]: test["peak_bytes"] for test in tests}
+    for name, size in [("test_one_mb", 1_000_000), ("test_three_mb", 3_000_000),
+                       ("test_small", 100_000)]:
+        assert size <= peaks[name] <= size + SLACK, (name, peaks)

@@ -3,7 +3,7 @@
 A test calls :func:`tried` once per input or fault it exercised (hypothesis
 examples included: the call sits in the test body, so every example counts).
 The count is keyed by the running test's node id, read from
-``PYTEST_CURRENT_TEST``; ``conftest.py`` turns the counts into the page.
+``PYTEST_CURRENT_TEST``; ``page.py`` turns the counts into the page when asked.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ import pytest
 
 import memguard
 from memguard import _tracing
+from tests import helpers
 from tests.reliability._ledger import tried
 
 #: Delays (seconds) after which a real Ctrl-C (``_thread.interrupt_main``)
@@ -34,18 +35,16 @@ def _state() -> tuple[object, ...]:
     return (tracemalloc.is_tracing(), gc.isenabled(), gc.get_freeze_count(), sys.gettrace())
 
 
-def _threads() -> set[str]:
-    return {t.name for t in threading.enumerate()}
 
 
 @pytest.fixture
 def restored() -> Iterator[None]:
-    before, threads = _state(), _threads()
+    before, threads = _state(), helpers.threads_now()
     yield
     assert _state() == before
     # No thread left behind; a thread of an earlier test (IPython's history
     # saver, say) may end meanwhile, which is not ours to judge.
-    assert _threads() <= threads
+    assert helpers.threads_left_behind(threads) == []
     assert _tracing.open_windows() == 0
 
 
@@ -211,7 +210,7 @@ def test_fork_inside_record_leaves_a_usable_child(restored: None) -> None:
 
 def test_sampler_threads_never_outlive_their_block(restored: None) -> None:
     """After 50 record() blocks, ended normally or by an exception, no memguard thread remains."""
-    base = threading.active_count()
+    base = helpers.threads_now()
     for index in range(50):
         tried()
         try:
@@ -220,4 +219,4 @@ def test_sampler_threads_never_outlive_their_block(restored: None) -> None:
                     raise ValueError("boom")
         except ValueError:
             pass
-        assert threading.active_count() == base
+        assert helpers.threads_left_behind(base) == []

@@ -12,6 +12,7 @@ import tracemalloc
 import pytest
 
 from memguard import MeasurementUnavailable, MemoryLimitExceeded, _tracing, limit, process
+from tests import helpers
 
 MB = 1_000_000
 
@@ -82,12 +83,12 @@ def test_asyncio_task_over_its_limit_fails_alone() -> None:
 
 @pytest.mark.parametrize("source", ["python", "rss"])
 def test_keyboard_interrupt_restores_everything(source: str) -> None:
-    threads = threading.active_count()
+    threads = helpers.threads_now()
     with pytest.raises(KeyboardInterrupt), limit(mb=5, source=source):  # type: ignore[arg-type]
         data = bytearray(MB)
         raise KeyboardInterrupt
     del data
-    assert threading.active_count() == threads
+    assert helpers.threads_left_behind(threads) == []
     assert _tracing.open_windows() == 0
     assert not tracemalloc.is_tracing()
 
@@ -151,9 +152,27 @@ def test_tracemalloc_with_100_frames() -> None:
 def test_tracing_stopped_by_someone_else_inside_the_block() -> None:
     from memguard import TracingError
 
-    with pytest.raises(TracingError, match="stopped by someone else"), limit(mb=5, sites=False):
+    # sites="exact" measures with tracemalloc, which memguard starts here
+    with pytest.raises(TracingError, match="stopped by someone else"), limit(mb=5, sites="exact"):
         tracemalloc.stop()
     assert _tracing.open_windows() == 0
+
+
+def test_an_earlier_trace_stopped_inside_a_counted_block() -> None:
+    from memguard import TracingError, _counter
+
+    if not _counter.available():
+        pytest.skip(f"the native counter is unavailable: {_counter.unavailable_reason()}")
+    tracemalloc.start()
+    try:
+        # stopping tracemalloc restores the allocator it found, and takes the
+        # counter's hooks, installed on top of it, with it: memguard says so
+        with pytest.raises(TracingError, match="unhooked"), limit(mb=5, sites=False):
+            tracemalloc.stop()
+    finally:
+        if tracemalloc.is_tracing():
+            tracemalloc.stop()
+    assert _counter.open_windows() == 0
 
 
 # --- portability: each absence simulated --------------------------------------
@@ -185,10 +204,12 @@ def test_no_proc_and_no_psutil_says_what_is_missing(monkeypatch: pytest.MonkeyPa
         process.rss_bytes()
     with pytest.raises(MeasurementUnavailable, match="process RSS is not available"):
         limit(mb=5, source="rss").__enter__()
-    assert limit(mb=5).__enter__ is not None
-    with limit(mb=5) as guard:  # the Python heap needs neither
-        pass
+    with limit(mb=5) as guard:  # the Python heap needs neither, and is measured
+        data = bytearray(MB)
+        del data
     assert guard.report is not None
+    assert guard.report.source == "python"
+    assert MB <= guard.report.peak_bytes <= MB + 16 * 1024
 
 
 def test_uss_unavailable_is_an_error_not_zero(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,43 +12,18 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import sys
-import types
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import memguard
-from memguard import MeasurementUnavailable, process, report, sampler
-from memguard.guards import _leak_probe
+from memguard import MeasurementUnavailable, process, report
 from tests.reliability._ledger import tried
 
 MISSING = Path("/nonexistent/memguard-test")
 MB = 1_000_000
-
-
-class _NoProcOs(types.ModuleType):
-    """The os module, except that every /proc path is missing (as on macOS or Windows)."""
-
-    def __init__(self) -> None:
-        super().__init__("os")
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(os, name)
-
-    @staticmethod
-    def open(path: Any, *args: Any, **kwargs: Any) -> int:
-        if str(path).startswith("/proc"):
-            raise FileNotFoundError(2, "No such file or directory", str(path))
-        return os.open(path, *args, **kwargs)
-
-    @staticmethod
-    def listdir(path: Any = ".") -> list[str]:
-        if str(path).startswith("/proc"):
-            raise FileNotFoundError(2, "No such file or directory", str(path))
-        return os.listdir(path)
 
 
 def _no_mallinfo() -> Any:
@@ -61,9 +36,10 @@ def no_proc(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(process, "STATUS_PATH", MISSING / "status")
     monkeypatch.setattr(process, "CLEAR_REFS_PATH", MISSING / "clear_refs")
     monkeypatch.setattr(process, "_hwm_state", None)
-    monkeypatch.setattr(sampler, "_STATM", str(MISSING / "statm"))
-    monkeypatch.setattr(_leak_probe, "os", _NoProcOs())
-    monkeypatch.setattr(_leak_probe, "_mallinfo2", _no_mallinfo)
+    monkeypatch.setattr(process, "STATM_PATH", str(MISSING / "statm"))
+    monkeypatch.setattr(process, "FD_PATH", MISSING / "fd")
+    monkeypatch.setattr(process, "_mallinfo2", _no_mallinfo)
+    monkeypatch.setattr(process, "_malloc", [])
 
 
 @pytest.fixture
@@ -150,7 +126,8 @@ def test_clear_refs_refused_limit_samples(monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_leak_check_rss_signal_without_mallinfo2(monkeypatch: pytest.MonkeyPatch) -> None:
     """No glibc mallinfo2: the rss signal reads /proc/self/statm and says so."""
-    monkeypatch.setattr(_leak_probe, "_mallinfo2", _no_mallinfo)
+    monkeypatch.setattr(process, "_mallinfo2", _no_mallinfo)
+    monkeypatch.setattr(process, "_malloc", [])
     tried()
     result = memguard.track_leaks(repeat=20, warmup=1, signals=["rss"]).check(lambda: None)
     verdict = {v.name: v for v in result.signals}["rss"]
@@ -163,7 +140,7 @@ def test_leak_check_rss_signal_without_proc_uses_psutil(no_proc: None) -> None:
     tried()
     result = memguard.track_leaks(repeat=20, warmup=1, signals=["rss"]).check(lambda: None)
     verdict = {v.name: v for v in result.signals}["rss"]
-    assert verdict.detail.endswith("; RSS")
+    assert verdict.detail.endswith("(psutil)")
     assert verdict.leaked is False
 
 
@@ -179,7 +156,7 @@ def test_leak_check_with_nothing_to_read_rss(no_proc: None, no_psutil: None) -> 
     result = memguard.track_leaks(repeat=20, warmup=1).check(lambda: None)
     names = {v.name for v in result.signals}
     assert "rss" not in names
-    assert {"python", "objects", "threads"} <= names
+    assert {"blocks", "objects", "threads"} <= names
     with memguard.track_leaks() as leaks:
         pass
     assert leaks.report is not None

@@ -230,10 +230,10 @@ limit              1.0 MiB on the traced Python heap: peak 3.0 MiB above the
 live at the end    940 objects in 2 types
 
 Allocation sites at the peak
-  live at 3.0 MiB above the start, at 0.240 s (100% of the peak); 1 smaller
-  sites (2.0 KiB) not shown
+  live at 3.0 MiB above the start, at 0.240 s (100% of the peak)
      size  blocks  where
   3.0 MiB      30  app.py:7
+  2.0 KiB       2  lib.py:2
 
 Traced Python heap over time
   3 samples every 10 ms, 0 B to 3.0 MiB above the start

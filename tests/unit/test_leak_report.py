@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from memguard.guards._leak_stats import fit_line, judge, still_growing
+from memguard.leaks.statistics import fit_line, judge, still_growing
 from memguard.values.leak import LeakReport, SignalVerdict, format_amount
 from memguard.values.site import AllocationSite, Frame
 
@@ -50,10 +50,11 @@ def test_full_message() -> None:
         "    app.py:20: +8 B per call in 2 blocks",
         "  top growing types (count per call):",
         "    app.Session: +1 per call",
-        "    str: +0.50 per call",
+        "    str: +0.5 per call",
         "  sample leaked object: <Session> (app.Session), held by app.REGISTRY[3] -> Session",
         "  leaked resources:",
         "    fd /tmp/a.log (x80 descriptors)",
+        "  80 calls measured, 0.25 s in all",
     ])
 
 
@@ -111,7 +112,12 @@ def test_unknown_signal_name_is_refused() -> None:
 
 def test_format_amount() -> None:
     assert format_amount(65536.0, "bytes") == "+64.0 KiB"
-    assert format_amount(0.1, "objects") == "+0.10 objects"
+    assert format_amount(0.1, "objects") == "+0.1 objects"
+    # Rates of rare leaks and slopes: fixed point, three significant digits, never 1e-03.
+    assert format_amount(0.001013, "objects") == "+0.00101 objects"
+    assert format_amount(5660.4, "bytes") == "+5.5 KiB"
+    assert format_amount(0.25, "bytes") == "+0.25 B"
+    assert "e" not in format_amount(1.5e-7, "blocks").replace("blocks", "")
     assert format_amount(-2.0, "fds") == "-2 fds"
 
 
@@ -139,3 +145,26 @@ def test_judge(name: str, values: list[float], leaked: bool) -> None:
 def test_still_growing_looks_at_the_recent_half() -> None:
     assert still_growing([64.0 * i for i in range(40)], 32.0)
     assert not still_growing([min(i, 10) * 100.0 for i in range(40)], 32.0)
+
+
+def test_a_0_1_file_with_rss_read_by_mallinfo2_loads_as_malloc() -> None:
+    """The 0.1 signal called rss read malloc's counters; an old file loads with the honest name."""
+    old = {"kind": "leak", "label": "f", "leaked": True, "iterations": 40, "warmup": 5,
+           "signals": [{"name": "rss", "leaked": True, "per_call": 176.0, "total": 7040.0,
+                        "unit": "bytes", "detail": "slope 176; malloc in use (mallinfo2)"}],
+           "series": {"rss": [0.0, 176.0]}, "fits": {"rss": [176.0, 0.0]}}
+    report = LeakReport.from_dict(old)
+    assert [s.name for s in report.signals] == ["malloc"]
+    assert set(report.series) == {"malloc"}
+    assert set(report.fits) == {"malloc"}
+    assert report.site_calls == 1
+
+
+def test_judge_detail_is_in_human_units_per_call() -> None:
+    """Slopes fitted per reading are shown per call in the signal's unit, never 1e+03."""
+    judgement = judge([1000.0 * 5660 * i for i in range(40)], min_slope=32, unit="bytes",
+                      per=1000)
+    assert judgement.leaked
+    assert judgement.detail.startswith("slope +5.5 KiB ± 0 B/call")
+    assert "e+" not in judgement.detail
+    assert "e-" not in judgement.detail

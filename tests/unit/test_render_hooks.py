@@ -42,8 +42,11 @@ def test_render_to_writes_to_the_stream() -> None:
 
 def test_top_limits_the_rows() -> None:
     text = render(values.diff(), "text", top=2, width=80)
-    assert "3 more sites not shown" in text
     assert "/srv/app/models.py:9" not in text
+    # The rows left out are one row of their own, and the table adds up.
+    assert "  +5.5 KiB               +42          3 smaller sites\n" in text
+    assert "  +1.0 MiB              +299          total\n" in text
+    assert "     +12     12  1 more types\n    +518  1,721  total\n" in text
     with pytest.raises(ValueError, match="top must be a positive int"):
         render(values.diff(), "text", top=0)
 

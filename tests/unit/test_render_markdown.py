@@ -26,7 +26,7 @@ EXPECTED: dict[str, str] = {
 
 #### Top allocation sites
 
-live traced memory, biggest first; memguard's own frames and the import machinery left out
+live traced memory, biggest first; the rows add up to every traced block
 
 | size | blocks | where |
 | ---: | ---: | --- |
@@ -38,7 +38,7 @@ live traced memory, biggest first; memguard's own frames and the import machiner
 
 #### Live objects by type
 
-gc-tracked objects and the untracked ones they hold; all types shown
+gc-tracked objects and the untracked ones they hold
 
 | count | type |
 | ---: | --- |
@@ -84,8 +84,8 @@ absent: the object census was switched off (census=False)
 
 #### Changed allocation sites
 
-5 sites changed, +1.0 MiB in all; biggest change first; memguard's own frames and the import m\
-achinery left out
+5 sites changed, +1.0 MiB in all; biggest change first; the rows add up to the change of ev\
+ery traced block
 
 | change | size | Δblocks | blocks | where |
 | ---: | ---: | ---: | ---: | --- |

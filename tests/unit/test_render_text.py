@@ -23,8 +23,7 @@ open descriptors    4
 threads             2: MainThread, worker-1
 
 Top allocation sites
-  live traced memory, biggest first; memguard's own frames and the import
-  machinery left out
+  live traced memory, biggest first; the rows add up to every traced block
      size  blocks  where
   1.0 MiB     266  /srv/app/cache.py:12
   8.0 KiB       1  /srv/app/new.py:30
@@ -33,7 +32,7 @@ Top allocation sites
   2.0 KiB       4  /srv/app/models.py:7
 
 Live objects by type
-  gc-tracked objects and the untracked ones they hold; all types shown
+  gc-tracked objects and the untracked ones they hold
   count  type
   1,450  dict
     900  str
@@ -68,8 +67,8 @@ descriptors         opened 5 -> /srv/data/a.db; closed none
 threads             started worker-1; ended none
 
 Changed allocation sites
-  5 sites changed, +1.0 MiB in all; biggest change first; memguard's own frames
-  and the import machinery left out
+  5 sites changed, +1.0 MiB in all; biggest change first; the rows add up to the
+  change of every traced block
     change     size  Δblocks  blocks  where
   +1.0 MiB  1.0 MiB     +256     266  /srv/app/cache.py:12
   +8.0 KiB  8.0 KiB       +1       1  /srv/app/new.py:30

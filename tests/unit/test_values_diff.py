@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import pytest
@@ -124,3 +125,14 @@ def test_internal_is_kept_and_said() -> None:
     assert diff.internal
     assert SnapshotDiff.from_dict(diff.to_dict()) == diff
     assert "the import machinery included" in render(diff, "text", width=80)
+
+
+def test_a_site_whose_blocks_changed_but_not_its_bytes_is_listed() -> None:
+    # 4 blocks of 512 B became 2 of 1,024 B on the same line: no byte changed,
+    # the blocks did.
+    old = dataclasses.replace(before(), sites=(site("/srv/app/pool.py", 5, 2_048, 4),))
+    new = dataclasses.replace(after(), sites=(site("/srv/app/pool.py", 5, 2_048, 2),))
+    assert compare(old, new).sites == (
+        SiteDelta(filename="/srv/app/pool.py", lineno=5, size_bytes=2_048, size_diff_bytes=0,
+                  count=2, count_diff=-2),
+    )

@@ -41,8 +41,12 @@ def test_top_sites_leave_out_memguard_frames() -> None:
 
 
 def test_sites_are_written_as_compact_rows() -> None:
-    rows = after().to_dict()["sites"]
-    assert rows[0] == ["/srv/app/cache.py", 12, 1_089_536, 266, []]
+    data = after().to_dict()
+    rows = data["sites"]
+    assert rows[0] == ["/srv/app/cache.py", 12, 1_089_536, 266, [], ""]
+    # Rows written before sites kept their source line (five items) still load.
+    old = Snapshot.from_dict({**data, "sites": [row[:5] for row in rows]})
+    assert old.sites == after().sites
 
 
 def test_group_traces_sums_blocks_per_traceback() -> None:

@@ -1,28 +1,32 @@
-"""L4 guards: :func:`track_leaks` and :func:`check_leaks`, leak checks for code and blocks.
+"""L4 leaks: :func:`track_leaks` and :func:`check_leaks`, leak checks for code and blocks.
 
 Two modes:
 
 * **Repeated** (the decorator and :func:`check_leaks`): warm up, then call
-  the function again and again, collecting garbage and reading every signal
-  after each call, and judge the growth per call with a fitted slope, its
-  standard error, a persistence test on the last third of the calls and a
-  monotony test (see :mod:`memguard.guards._leak_stats`). More calls are
-  made while the answer is unclear. This tells a leak of 64 bytes per call
-  from warm-up caches, bounded caches filling up, cycles freed by the
-  collector, big temporaries, allocator fragmentation and noise.
+  the function again and again *untraced*, reading cheap counters every so
+  many calls (see :mod:`memguard.leaks.collector`), and judge the growth per
+  call with a fitted slope, its standard error, a persistence test on the
+  last third of the calls and a monotony test (see
+  :mod:`memguard.leaks.statistics`). The number of calls is set by time: a
+  cheap function gets thousands, an expensive one fewer; growth that stops
+  within ``cache_bound`` calls is a cache filling up. Only when a signal
+  fires is tracemalloc started, for a few more calls that name the sites,
+  types and holder.
 * **Single run** (``with track_leaks() as leaks:``, or ``repeat=1``): the
   objects created in the block and still alive after it, by type, and the
   traced memory it kept, each against an allowance.
 
-Signals: ``"python"`` (traced Python memory, by allocation site),
-``"objects"`` (live objects, by type), ``"rss"`` (process memory, for
-native leaks), ``"fds"`` (open descriptors, named by path) and
-``"threads"`` (named by thread name). Each can be switched off.
+Signals, switched on and off in groups: ``python`` (Python allocator
+blocks; traced bytes too when tracemalloc already traces), ``objects``
+(live objects), ``native`` (malloc's bytes, or RSS where malloc's counters
+are missing; ``rss`` is its 0.1 name), ``fds`` (named by path) and
+``threads`` (named by thread name).
 
 A leak raises :class:`~memguard.exceptions.LeakDetected` (an
 ``AssertionError``) whose message names the growth per call, the signals
-that fired, the growing allocation sites and types, a leaked object with the
-chain of references that holds it, and the leaked descriptors and threads.
+that fired, the growing allocation sites (with their source line) and
+types, a leaked object with the chain of references that holds it, and the
+leaked descriptors and threads.
 memguard keeps no reference to the code's objects once a check is over.
 """
 
@@ -30,45 +34,21 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Generator, Iterable
 from types import TracebackType
 from typing import Any, TypeVar, cast, overload
 
 from ..exceptions import LeakDetected
-from ..units import Size, parse_size
-from ..values.leak import SIGNALS, LeakReport, SignalName
-from ._leak_run import LeakOptions, RepeatedRun, SingleRun
-from ._repr import guard_repr
-from ._wrap import add_note, caller_label
+from ..guards._repr import guard_repr
+from ..guards._wrap import add_note, caller_label
+from ..units import Size
+from ..values.leak import LeakReport
+from .collector import RepeatedRun, SingleRun
+from .options import DEFAULTS, LeakOptions
 
 __all__ = ["LeakTracker", "check_leaks", "track_leaks"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _int_option(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return value
-
-
-def _choose_signals(signals: Iterable[str] | None,
-                    switches: dict[SignalName, bool | None]) -> tuple[tuple[SignalName, ...], bool]:
-    if isinstance(signals, str):
-        raise TypeError(f"signals must be a collection of names, not the string {signals!r}")
-    chosen: set[str] = set(SIGNALS) if signals is None else set(signals)
-    unknown = chosen - set(SIGNALS)
-    if unknown:
-        raise ValueError(f"unknown signal(s) {sorted(unknown)}; expected some of {SIGNALS}")
-    for name, on in switches.items():
-        if on is True:
-            chosen.add(name)
-        elif on is False:
-            chosen.discard(name)
-    if not chosen:
-        raise ValueError("every signal is switched off; a leak check needs at least one")
-    explicit = signals is not None or any(on is True for on in switches.values())
-    return tuple(s for s in SIGNALS if s in chosen), explicit
 
 
 class LeakTracker:
@@ -123,60 +103,44 @@ class LeakTracker:
 
             loop = asyncio.new_event_loop()
             try:
-                return self._run_sync(lambda: loop.run_until_complete(fn(*args, **kwargs)), label)
+                return loop.run_until_complete(self._check_async(fn, args, kwargs, label))
             finally:
                 loop.close()
-        return self._run_sync(lambda: _discard(fn(*args, **kwargs)), label)
-
-    def _run_sync(self, call: Callable[[], Any], label: str) -> LeakReport:
-        __tracebackhide__ = True
-        run = RepeatedRun(self.options, label)
+        steps = RepeatedRun(self.options, label).steps()
+        report: LeakReport | None = None
         try:
-            run.open()
-            for _ in range(self.options.warmup):
-                call()
-            run.begin()
-            while run.wants_more():
-                call()
-                run.record()
-            if run.judge():
-                calls = run.name_begin()
-                for index in range(calls):
-                    if index == calls // 2:
-                        run.name_half()
-                    call()
-                run.name_end()
-            report = run.report()
+            count = next(steps)
+            while True:
+                for _ in range(count):
+                    fn(*args, **kwargs)
+                count = steps.send(None)
+        except StopIteration as done:
+            report = done.value
         finally:
-            run.close()
-        return self._conclude(report)
+            steps.close()
+        return self._conclude(report)  # outside the except: no StopIteration as context
 
-    async def _run_async(self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...],
-                         kwargs: dict[str, Any], label: str) -> LeakReport:
+    async def _check_async(self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...],
+                           kwargs: dict[str, Any], label: str) -> LeakReport:
+        """:meth:`check` for a coroutine function: the same plan, its calls awaited."""
         __tracebackhide__ = True
-        run = RepeatedRun(self.options, label)
+        steps: Generator[int, None, LeakReport] = RepeatedRun(self.options, label).steps()
+        report: LeakReport | None = None
         try:
-            run.open()
-            for _ in range(self.options.warmup):
-                await fn(*args, **kwargs)
-            run.begin()
-            while run.wants_more():
-                await fn(*args, **kwargs)
-                run.record()
-            if run.judge():
-                calls = run.name_begin()
-                for index in range(calls):
-                    if index == calls // 2:
-                        run.name_half()
+            count = next(steps)
+            while True:
+                for _ in range(count):
                     await fn(*args, **kwargs)
-                run.name_end()
-            report = run.report()
+                count = steps.send(None)
+        except StopIteration as done:
+            report = done.value
         finally:
-            run.close()
+            steps.close()
         return self._conclude(report)
 
-    def _conclude(self, report: LeakReport) -> LeakReport:
+    def _conclude(self, report: LeakReport | None) -> LeakReport:
         __tracebackhide__ = True
+        assert report is not None  # the plan always ends with its report
         self.report = report
         if report.leaked and self.fail:
             raise LeakDetected(report.message(top=self.options.top), report=report,
@@ -201,7 +165,7 @@ class LeakTracker:
                     with self._single_run(label):
                         await fn(*args, **kwargs)
                     return
-                await self._run_async(fn, args, kwargs, label)
+                await self._check_async(fn, args, kwargs, label)
 
             return cast(F, async_wrapper)
 
@@ -259,10 +223,6 @@ class LeakTracker:
         raise LeakDetected(message, report=report, label=report.label)
 
 
-def _discard(_: object) -> None:
-    """Drop a call's result at once: results are not leaks."""
-
-
 def _call_sync(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     if inspect.iscoroutinefunction(fn):
         import asyncio
@@ -276,36 +236,46 @@ def _call_sync(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, 
 def track_leaks(fn: F, /) -> F: ...
 @overload
 def track_leaks(
-    fn: None = None, /, *, repeat: int | None = None, warmup: int = 5,
+    fn: None = None, /, *,
+    repeat: int | None = DEFAULTS.repeat, warmup: int = DEFAULTS.warmup,
     signals: Iterable[str] | None = None, python: bool | None = None,
-    objects: bool | None = None, rss: bool | None = None, fds: bool | None = None,
-    threads: bool | None = None, max_calls: int = 320, max_seconds: float = 10.0,
-    allowance: int = 10, allowance_bytes: Size = "64 KiB", label: str | None = None,
-    top: int = 5, fail: bool = True,
+    objects: bool | None = None, native: bool | None = None, rss: bool | None = None,
+    fds: bool | None = None, threads: bool | None = None,
+    max_seconds: float = DEFAULTS.max_seconds, min_seconds: float = DEFAULTS.min_seconds,
+    cache_bound: int = DEFAULTS.cache_bound, max_calls: int = DEFAULTS.max_calls,
+    allowance: int = DEFAULTS.allowance, allowance_bytes: Size = DEFAULTS.allowance_bytes,
+    label: str | None = None, top: int = DEFAULTS.top, fail: bool = True,
 ) -> LeakTracker: ...
 def track_leaks(
-    fn: Any = None, /, *, repeat: int | None = None, warmup: int = 5,
+    fn: Any = None, /, *,
+    repeat: int | None = DEFAULTS.repeat, warmup: int = DEFAULTS.warmup,
     signals: Iterable[str] | None = None, python: bool | None = None,
-    objects: bool | None = None, rss: bool | None = None, fds: bool | None = None,
-    threads: bool | None = None, max_calls: int = 320, max_seconds: float = 10.0,
-    allowance: int = 10, allowance_bytes: Size = "64 KiB", label: str | None = None,
-    top: int = 5, fail: bool = True,
+    objects: bool | None = None, native: bool | None = None, rss: bool | None = None,
+    fds: bool | None = None, threads: bool | None = None,
+    max_seconds: float = DEFAULTS.max_seconds, min_seconds: float = DEFAULTS.min_seconds,
+    cache_bound: int = DEFAULTS.cache_bound, max_calls: int = DEFAULTS.max_calls,
+    allowance: int = DEFAULTS.allowance, allowance_bytes: Size = DEFAULTS.allowance_bytes,
+    label: str | None = None, top: int = DEFAULTS.top, fail: bool = True,
 ) -> Any:
     """Check code for leaks: a decorator (bare or with options) or a ``with`` block.
 
     Args:
         fn: The function, when used as a bare ``@track_leaks``.
-        repeat: Measure exactly this many calls. By default the check is
-            adaptive: 40 calls, then twice as many while some signal still
-            grows, up to *max_calls*. ``repeat=1`` checks one run (the
-            single-run mode of the ``with`` block).
+        repeat: Measure exactly this many calls. By default the number of
+            calls is set by time and growth (see
+            :class:`~memguard.leaks.LeakOptions`). ``repeat=1`` checks one
+            run (the single-run mode of the ``with`` block).
         warmup: Calls made before measuring (caches fill, imports happen).
         signals: The signals to measure, out of ``"python"``, ``"objects"``,
-            ``"rss"``, ``"fds"`` and ``"threads"``; all by default.
-        python, objects, rss, fds, threads: Switch one signal on or off.
-        max_calls: The most measured calls an adaptive check makes.
-        max_seconds: No new batch of calls is started when it would take
-            the check past this many seconds.
+            ``"native"`` (``"rss"`` in 0.1), ``"fds"`` and ``"threads"``;
+            all by default.
+        python, objects, native, rss, fds, threads: Switch one signal on or off.
+        max_seconds: The time budget of the whole check, naming included.
+        min_seconds: A clean cheap function is called for at least this long
+            (or ``2 * cache_bound`` calls), so rare leaks are seen.
+        cache_bound: Growth that stops within this many calls is a bounded
+            cache filling up, not a leak.
+        max_calls: The most measured calls, whatever the budget.
         allowance: Single run: objects created in the block that may stay
             alive after it.
         allowance_bytes: Single run: traced memory the block may keep.
@@ -326,8 +296,8 @@ def track_leaks(
     Note:
         The signals are process-wide: other threads allocating meanwhile
         add noise (a steady leak in another thread is reported as this
-        code's). tracemalloc sees only Python's allocators; native leaks
-        show in ``"rss"`` only, from about 16 KiB per call. In single-run
+        code's). Native leaks show in ``"malloc"`` (glibc: from a few bytes
+        per call) or ``"rss"`` (elsewhere: from a few pages over the check). In single-run
         mode, objects the enclosing function keeps in local variables after
         the block count as kept.
 
@@ -346,36 +316,15 @@ def track_leaks(
 
     .. versionadded:: 0.1.0
     """
-    options = _options(repeat=repeat, warmup=warmup, signals=signals, python=python,
-                       objects=objects, rss=rss, fds=fds, threads=threads, max_calls=max_calls,
-                       max_seconds=max_seconds, allowance=allowance,
-                       allowance_bytes=allowance_bytes, top=top)
+    options = LeakOptions.make(
+        repeat=repeat, warmup=warmup, signals=signals, python=python, objects=objects,
+        native=native, rss=rss, fds=fds, threads=threads, max_seconds=max_seconds,
+        min_seconds=min_seconds, cache_bound=cache_bound, max_calls=max_calls,
+        allowance=allowance, allowance_bytes=allowance_bytes, top=top)
     if label is not None and not isinstance(label, str):
         raise TypeError(f"label must be a string, not {type(label).__name__}")
     tracker = LeakTracker(options, label=label, fail=bool(fail))
     return tracker if fn is None else tracker(fn)
-
-
-def _options(*, repeat: int | None, warmup: int, signals: Iterable[str] | None,
-             python: bool | None, objects: bool | None, rss: bool | None, fds: bool | None,
-             threads: bool | None, max_calls: int, max_seconds: float, allowance: int,
-             allowance_bytes: Size, top: int) -> LeakOptions:
-    if repeat is not None:
-        _int_option("repeat", repeat, 1)
-    _int_option("warmup", warmup, 0)
-    _int_option("max_calls", max_calls, 3)
-    _int_option("allowance", allowance, 0)
-    _int_option("top", top, 0)
-    if isinstance(max_seconds, bool) or not isinstance(max_seconds, int | float) \
-            or not max_seconds > 0:
-        raise ValueError(f"max_seconds must be a positive number, got {max_seconds!r}")
-    chosen, explicit = _choose_signals(signals, {"python": python, "objects": objects,
-                                                 "rss": rss, "fds": fds, "threads": threads})
-    return LeakOptions(signals=chosen, warmup=warmup, repeat=repeat,
-                       min_calls=min(40, max_calls), confirm_calls=max_calls,
-                       max_seconds=float(max_seconds), top=top, allowance=allowance,
-                       allowance_bytes=parse_size(allowance_bytes, name="allowance_bytes"),
-                       explicit=explicit)
 
 
 def check_leaks(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> LeakReport:
@@ -397,7 +346,4 @@ def check_leaks(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> LeakRep
     .. versionadded:: 0.1.0
     """
     __tracebackhide__ = True
-    return LeakTracker(_options(repeat=None, warmup=5, signals=None, python=None,
-                                objects=None, rss=None, fds=None, threads=None, max_calls=320,
-                                max_seconds=10.0, allowance=10, allowance_bytes="64 KiB",
-                                top=5), label=None, fail=True).check(fn, *args, **kwargs)
+    return LeakTracker(DEFAULTS, label=None, fail=True).check(fn, *args, **kwargs)

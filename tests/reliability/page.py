@@ -1,18 +1,25 @@
-"""Regenerates docs/reliability.md from a full run of the reliability suite.
+"""Writes docs/reliability.md from a full run of the reliability suite, on request.
 
-Each reliability test's outcome is recorded (every parametrized case), with
-the inputs, faults and uses it counted through :func:`_ledger.tried`. At the
-end of the session, when every test defined in ``tests/reliability`` was
-collected (no ``-k``/``-m`` subset, no single file or node id) and the run
-is not an xdist worker, the page is rewritten from the tests' docstrings,
-their outcomes and their counts. A partial run leaves the page alone.
+Run from the repository's root::
+
+    .venv/bin/python -m tests.reliability.page
+
+It runs ``pytest tests/reliability`` with this module as a plugin, which
+records each test's outcome (every parametrized case) and the inputs,
+faults and uses it counted through :func:`_ledger.tried`. When every test
+defined in ``tests/reliability`` ran (extra arguments such as ``-k`` make a
+partial run, which leaves the page alone), it rewrites the page from the
+tests' docstrings, their outcomes and their counts. A plain ``pytest`` run
+(``./check``, CI) never writes the tracked page. The exit code is pytest's.
 """
 
 from __future__ import annotations
 
 import ast
 import platform
+import sys
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -24,7 +31,7 @@ PAGE = HERE.parents[1] / "docs" / "reliability.md"
 
 _outcomes: dict[str, dict[str, str]] = defaultdict(dict)  # function id -> case id -> outcome
 _xfail_reasons: dict[str, str] = {}
-_state = {"complete": False, "deselected": False}
+_state: dict[str, object] = {"complete": False, "deselected": False, "written": ""}
 
 
 def _function_id(nodeid: str) -> str:
@@ -76,13 +83,17 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if hasattr(session.config, "workerinput") or not _state["complete"] or _state["deselected"]:
+    if hasattr(session.config, "workerinput"):
         return
-    if not _outcomes:
+    if not _state["complete"] or _state["deselected"] or not _outcomes:
+        _state["written"] = "not written: a partial run of tests/reliability"
         return
     text = render_page()
     if not PAGE.exists() or PAGE.read_text() != text:
         PAGE.write_text(text)
+        _state["written"] = f"wrote {PAGE}"
+    else:
+        _state["written"] = f"{PAGE} is up to date"
 
 
 def _docstring(node: ast.AST) -> list[str]:
@@ -163,14 +174,15 @@ def render_page() -> str:
         "`tests/reliability/` tries hostile inputs, concurrency, interrupts, forks,",
         "hostile objects, missing platform features and memguard's own footprint.",
         "",
-        "This page is written by the suite itself: a full run of",
+        "This page is written by the suite itself: the command",
         "",
         "```bash",
-        ".venv/bin/python -m pytest tests/reliability -q",
+        ".venv/bin/python -m tests.reliability.page",
         "```",
         "",
-        "rewrites it from each test's docstring, its outcome and what it counted, so the",
-        "figures below are those of the last full run, not written by hand. \"Tried\"",
+        "runs `tests/reliability` in full and rewrites it from each test's docstring, its",
+        "outcome and what it counted, so the figures below are those of that run, not",
+        "written by hand (a plain `pytest` run leaves the page alone). \"Tried\"",
         "counts the inputs, injected faults or guard uses a test exercised (every",
         "hypothesis example counts once); a test that runs in several cases says how",
         "many of them held.",
@@ -179,3 +191,15 @@ def render_page() -> str:
         "",
     ]
     return "\n".join(head + sections).rstrip() + "\n"
+
+
+def main(argv: Sequence[str] = ()) -> int:
+    """Run the reliability suite with this plugin; write the page after a full run."""
+    code = pytest.main([str(HERE), "-q", "-p", "no:cacheprovider", *argv],
+                       plugins=[sys.modules[__name__]])
+    print(f"reliability page: {_state['written'] or 'not written'}")
+    return int(code)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

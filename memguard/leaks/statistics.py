@@ -1,8 +1,12 @@
-"""L4 guards: how a leak check tells steady growth from warm-up, caches and noise.
+"""L4 leaks: how a leak check tells steady growth from warm-up, caches and noise.
 
-Pure functions over a series of levels, one per measured call (traced bytes,
-live objects, RSS, descriptors, threads), relative to the level before the
-first measured call.
+Pure functions over a series of levels, one per reading (traced bytes,
+allocator blocks, live objects, malloc's bytes, RSS, descriptors, threads),
+relative to the level before the first measured call. Readings are taken
+every ``per`` calls (cheap functions are called many times between two
+readings); slopes are fitted per reading and reported per call, in the
+signal's unit, in human form (``+64 B``, ``+0.01 objects``), never in
+scientific notation.
 
 The verdict combines three tests, so that no single shape fools it:
 
@@ -30,6 +34,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
+
+from ..values.leak import format_amount
 
 __all__ = ["Fit", "Judgement", "fit_line", "judge", "still_growing", "unsettled"]
 
@@ -133,14 +139,21 @@ def still_growing(values: Sequence[float], min_slope: float) -> bool:
     return len(recent) >= 3 and fit_line(recent).significant(min_slope)
 
 
-def judge(values: Sequence[float], min_slope: float, *, min_total: float = 0.0) -> Judgement:
+def _per_call(slope: float, unit: str, per: int) -> str:
+    return format_amount(slope / per, unit)
+
+
+def judge(values: Sequence[float], min_slope: float, *, min_total: float = 0.0,
+          unit: str = "bytes", per: int = 1) -> Judgement:
     """Judge whether *values* show a leak: slope, persistence and monotony.
 
     Args:
         values: The level after each measured call, the level before the
             first call included as the first value.
-        min_slope: The smallest growth per call that counts.
+        min_slope: The smallest growth per reading that counts.
         min_total: The smallest growth over the last third that counts.
+        unit: The series' unit, for the detail text.
+        per: Calls per reading, for the detail text (slopes are shown per call).
 
     Example:
         >>> judge([64.0 * i for i in range(40)], min_slope=32).leaked
@@ -152,16 +165,20 @@ def judge(values: Sequence[float], min_slope: float, *, min_total: float = 0.0) 
     fit = fit_line(values)
     if not fit.significant(min_slope):
         why = "below the floor" if fit.slope < min_slope else "within noise"
-        return Judgement(False, fit, f"slope {fit.slope:.3g} ± {fit.stderr:.2g}/call, {why}")
+        return Judgement(False, fit, f"slope {_per_call(fit.slope, unit, per)} ± "
+                                     f"{_per_call(fit.stderr, unit, per).lstrip('+')}/call, {why}")
     third = values[-max(3, len(values) // 3):]
     late = fit_line(third)
     late_total = float(third[-1]) - float(third[0])
     if not (late.significant(max(min_slope, PERSIST * fit.slope)) and late_total >= min_total):
-        return Judgement(False, fit, f"slope {fit.slope:.3g}/call but growth stopped "
-                                     f"(last third {late.slope:.3g} ± {late.stderr:.2g}/call)")
+        return Judgement(False, fit, f"slope {_per_call(fit.slope, unit, per)}/call but growth "
+                                     f"stopped (last third {_per_call(late.slope, unit, per)} ± "
+                                     f"{_per_call(late.stderr, unit, per).lstrip('+')}/call)")
     rising, steps = _rising_windows(values)
     if steps and rising < MONOTONE * steps:
-        return Judgement(False, fit, f"slope {fit.slope:.3g}/call but rising in only "
-                                     f"{rising} of {steps} windows")
-    return Judgement(True, fit, f"slope {fit.slope:.3g} ± {fit.stderr:.2g}/call, last third "
-                                f"{late.slope:.3g}/call, rising in {rising} of {steps} windows")
+        return Judgement(False, fit, f"slope {_per_call(fit.slope, unit, per)}/call but rising "
+                                     f"in only {rising} of {steps} windows")
+    return Judgement(True, fit, f"slope {_per_call(fit.slope, unit, per)} ± "
+                                f"{_per_call(fit.stderr, unit, per).lstrip('+')}/call, last third "
+                                f"{_per_call(late.slope, unit, per)}/call, rising in {rising} of "
+                                f"{steps} windows")

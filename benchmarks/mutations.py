@@ -1,0 +1,287 @@
+"""A small, hand-written mutation run: does the test suite catch plausible one-line bugs?
+
+Each mutation is (file, exact original text, replacement) over one of the five
+main features (limits, leak checks, snapshots and diffs, the program runner and
+its command line, the pytest plugin). For each, the runner copies the tree to a
+temporary folder (never touching the working tree), applies the one edit there,
+runs only the test files that cover the feature, and counts the mutation as
+*caught* when they fail. A mutation whose original text is no longer in the
+file is reported as ``NOT FOUND`` (the code was refactored: update the list),
+never silently counted either way.
+
+    .venv/bin/python benchmarks/mutations.py              # every mutation
+    .venv/bin/python benchmarks/mutations.py --list       # the list, and which are applicable
+    .venv/bin/python benchmarks/mutations.py --only limit-exceeded-at-equality diff-top-ignored
+
+Before the mutations, the same test files run once on the unmodified copy: a
+mutation run means something only when they pass there. Tests run one file set
+at a time (``-x``: the first failure is enough) with ``-p no:cacheprovider``;
+the whole run takes some minutes on two cores. The exit code is 0 when every
+applicable mutation was caught, 1 otherwise, 2 when the clean run failed.
+
+It is not a pytest benchmark and ``run_all.py`` does not run it (it has no
+``main(quick)``); the figure it prints is the caught/total count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+#: What a copy of the tree needs for the tests to run (docs for tests/docs).
+COPIED = ("memguard", "tests", "docs", "benchmarks", "notebooks", "pyproject.toml",
+          "mkdocs.yml", "README.md")
+#: Seconds one mutation's tests may take; a hang counts as caught (and is said).
+TIMEOUT = 900
+
+
+@dataclass(frozen=True)
+class Mutation:
+    """One plausible one-line bug: *original* replaced by *replacement* once in *path*."""
+
+    name: str
+    feature: str
+    path: str
+    original: str
+    replacement: str
+    tests: tuple[str, ...]
+    why: str
+
+
+LIMIT_TESTS = ("tests/integration/test_limit_boundaries.py", "tests/integration/test_limit.py",
+               "tests/unit/test_units.py")
+LEAK_TESTS = ("tests/integration/test_leak_verdicts.py", "tests/integration/test_leaks_api.py",
+              "tests/integration/test_leaks_corpus.py", "tests/unit/test_leak_report.py")
+DIFF_TESTS = ("tests/integration/test_diff_ranking.py", "tests/unit/test_values_diff.py",
+              "tests/integration/test_snapshot.py")
+CLI_TESTS = ("tests/integration/test_cli_top.py", "tests/integration/test_cli_report.py",
+             "tests/integration/test_cli_run.py")
+PLUGIN_TESTS = ("tests/plugin/test_baseline_threshold.py", "tests/plugin/test_baselines.py",
+                "tests/plugin/test_limit_marker.py", "tests/plugin/test_memray_compat.py",
+                "tests/plugin/test_leaks_marker.py")
+
+MUTATIONS: tuple[Mutation, ...] = (
+    # --- limits ----------------------------------------------------------------
+    Mutation("limit-exceeded-at-equality", "limit", "memguard/values/limit.py",
+             "return self.peak_bytes > self.limit_bytes",
+             "return self.peak_bytes >= self.limit_bytes",
+             (*LIMIT_TESTS, "tests/plugin/test_memray_compat.py"),
+             "a peak exactly at the limit fails (memguard lets a peak reach its limit)"),
+    Mutation("outer-peak-lost-before-inner-limit", "limit", "memguard/_tracing.py",
+             "        _fold(peak)\n        tracemalloc.reset_peak()\n        window = PeakWindow(",
+             "        tracemalloc.reset_peak()\n        window = PeakWindow(",
+             LIMIT_TESTS,
+             "an inner window resets the counter without folding the outer block's peak"),
+    Mutation("limit-baseline-skipped-under-foreign-trace", "limit", "memguard/guards/limit.py",
+             "if guard.sites and tracemalloc.is_tracing():",
+             "if guard.sites and tracemalloc.is_tracing() and False:",
+             LIMIT_TESTS,
+             "memory allocated before the block is named as the block's site"),
+    Mutation("limit-mb-is-mebibytes", "limit", "memguard/units.py",
+             '    "MB": 1000**2,', '    "MB": 1024**2,', LIMIT_TESTS,
+             "MB read as 1024**2 bytes"),
+    Mutation("limit-partial-never-said", "limit", "memguard/guards/limit.py",
+             "elif level < _ATTRIBUTED * window.peak_bytes:",
+             "elif level < 0:", LIMIT_TESTS,
+             "sites captured well below the peak are presented as the peak's"),
+    # --- leak checks --------------------------------------------------------------
+    Mutation("leak-monotony-test-removed", "leaks", "memguard/guards/_leak_stats.py",
+             "if steps and rising < MONOTONE * steps:", "if False:", LEAK_TESTS,
+             "a zero-drift random walk that passes slope and persistence is called a leak"),
+    Mutation("leak-single-run-allowance-doubled", "leaks", "memguard/guards/_leak_run.py",
+             'limits = {"python": float(self.options.allowance_bytes),\n'
+             '                  "objects": float(self.options.allowance),',
+             'limits = {"python": 2 * float(self.options.allowance_bytes),\n'
+             '                  "objects": 2 * float(self.options.allowance),',
+             LEAK_TESTS, "a block keeps twice what it is allowed and passes"),
+    Mutation("leak-persistence-test-removed", "leaks", "memguard/guards/_leak_stats.py",
+             "if not (late.significant(max(min_slope, PERSIST * fit.slope)) "
+             "and late_total >= min_total):",
+             "if False:", LEAK_TESTS, "a cache that fills up, then stays flat, is a leak"),
+    Mutation("leak-slope-error-ignored", "leaks", "memguard/guards/_leak_stats.py",
+             "return self.slope >= min_slope and self.slope > Z * self.stderr",
+             "return self.slope >= min_slope", LEAK_TESTS, "noise counts as growth"),
+    Mutation("leak-floor-ignored", "leaks", "memguard/guards/_leak_stats.py",
+             "return self.slope >= min_slope and self.slope > Z * self.stderr",
+             "return self.slope > Z * self.stderr", LEAK_TESTS,
+             "a few bytes per call of steady bookkeeping is a leak"),
+    # --- snapshots and diffs --------------------------------------------------------
+    Mutation("diff-ranked-by-signed-change", "diff", "memguard/values/diff.py",
+             "return (-abs(delta.size_diff_bytes), -abs(delta.count_diff), -delta.size_bytes,",
+             "return (-delta.size_diff_bytes, -delta.count_diff, -delta.size_bytes,",
+             DIFF_TESTS, "a large shrink is listed after every small growth"),
+    Mutation("diff-types-that-disappear-dropped", "diff", "memguard/values/diff.py",
+             "    deltas.extend(TypeDelta(name, 0, -count) for name, count in old.items())\n",
+             "", DIFF_TESTS, "types whose objects all died are missing from the diff"),
+    Mutation("diff-sites-that-disappear-dropped", "diff", "memguard/values/diff.py",
+             "    for size, count, site in old.values():",
+             "    for size, count, site in ():", DIFF_TESTS,
+             "sites whose memory was all freed are missing from the diff"),
+    Mutation("diff-traced-sign-swapped", "diff", "memguard/values/diff.py",
+             "traced_diff_bytes=_minus(after.traced_bytes, before.traced_bytes),",
+             "traced_diff_bytes=_minus(before.traced_bytes, after.traced_bytes),",
+             DIFF_TESTS, "growth reported as shrinkage"),
+    Mutation("diff-count-only-change-dropped", "diff", "memguard/values/diff.py",
+             "        if size_diff or count_diff:\n", "        if size_diff:\n", DIFF_TESTS,
+             "a site whose blocks changed but not its bytes is dropped"),
+    # --- the program runner and the command line ---------------------------------
+    Mutation("report-top-ignored", "cli", "memguard/cli/report.py",
+             "top=DEFAULT_TOP if args.top is None else args.top", "top=DEFAULT_TOP",
+             CLI_TESTS, "`memguard report --top N` shows the default number of rows"),
+    Mutation("diff-top-ignored", "cli", "memguard/cli/diff.py",
+             "top=DEFAULT_TOP if args.top is None else args.top", "top=DEFAULT_TOP",
+             CLI_TESTS, "`memguard diff --top N` shows the default number of rows"),
+    Mutation("run-limit-exit-code-lost", "cli", "memguard/cli/run.py",
+             "return result.exit_code or EXIT_LIMIT", "return result.exit_code",
+             CLI_TESTS, "a program over --limit exits 0"),
+    Mutation("run-sites-not-sorted", "cli", "memguard/values/site.py",
+             "return (-abs(site.size_bytes), -site.count, site.filename, site.lineno)",
+             "return (0, 0, site.filename, site.lineno)", CLI_TESTS + DIFF_TESTS,
+             "sites listed by place rather than by size"),
+    # --- the pytest plugin -------------------------------------------------------
+    Mutation("baseline-threshold-at-equality", "plugin", "memguard/_pytest/figures.py",
+             "return growth > allowed and growth >= noise_bytes",
+             "return growth >= allowed and growth >= noise_bytes", PLUGIN_TESTS,
+             "a test that grew exactly the allowed percentage fails"),
+    Mutation("baseline-noise-floor-ignored", "plugin", "memguard/_pytest/figures.py",
+             "return growth > allowed and growth >= noise_bytes",
+             "return growth > allowed", PLUGIN_TESTS,
+             "a few bytes of growth on a tiny test fail it"),
+    Mutation("baseline-growth-sign-swapped", "plugin", "memguard/_pytest/figures.py",
+             "growth = change.peak_bytes - change.baseline_bytes",
+             "growth = abs(change.peak_bytes - change.baseline_bytes)", PLUGIN_TESTS,
+             "a test that shrank is a regression"),
+    Mutation("units-kib-is-kilobytes", "plugin", "memguard/units.py",
+             '    "KiB": 1024,', '    "KiB": 1000,', (*PLUGIN_TESTS, "tests/unit/test_units.py"),
+             "KiB read as 1000 bytes"),
+    Mutation("limit-report-peak-is-level-at-end", "limit", "memguard/guards/limit.py",
+             "limit_bytes=guard.limit_bytes, peak_bytes=window.peak_bytes,",
+             "limit_bytes=guard.limit_bytes, peak_bytes=(window.end_bytes or 0) - "
+             "window.start_bytes,", LIMIT_TESTS, "the limit judges what is left, not the peak"),
+)
+
+
+def copy_tree(source: Path, target: Path) -> None:
+    """Copy what the tests need into *target* (no .git, no .venv, no caches)."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".mypy_cache",
+                                    ".ruff_cache", "site", "*.egg-info")
+    for name in COPIED:
+        path = source / name
+        if path.is_dir():
+            shutil.copytree(path, target / name, ignore=ignore, symlinks=True)
+        elif path.is_file():
+            shutil.copy2(path, target / name)
+
+
+def apply(mutation: Mutation, tree: Path) -> bool:
+    """Edit the copy; False when the original text is not there exactly once."""
+    path = tree / mutation.path
+    if not path.is_file():
+        return False
+    text = path.read_text()
+    if text.count(mutation.original) != 1:
+        return False
+    path.write_text(text.replace(mutation.original, mutation.replacement, 1))
+    return True
+
+
+def run_tests(tree: Path, tests: Sequence[str]) -> tuple[str, str]:
+    """Run *tests* in *tree* against the copy's own memguard; ("passed"|"failed"|..., tail)."""
+    present = [t for t in tests if (tree / t).exists()]
+    if not present:
+        return "no-tests", "none of the test files exist"
+    env = dict(os.environ, PYTHONPATH=str(tree), PYTHONDONTWRITEBYTECODE="1")
+    check = ("import memguard, pathlib, sys; "
+             "sys.exit(0 if pathlib.Path(memguard.__file__).is_relative_to(sys.argv[1]) else 1)")
+    if subprocess.run([sys.executable, "-c", check, str(tree)], env=env, cwd=tree,
+                      check=False).returncode != 0:
+        raise SystemExit(f"mutations: the copy's memguard is not the one imported in {tree}")
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+               "-p", "no:randomly", *present]
+    try:
+        done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True,
+                              timeout=TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        return "timeout", f"no result within {TIMEOUT} s"
+    tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-3:])
+    if done.returncode == 0:
+        return "passed", tail
+    if done.returncode == 1:
+        return "failed", tail
+    return f"error {done.returncode}", tail
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tree", type=Path, default=ROOT,
+                        help="the repository to mutate a copy of (default: this one)")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="run these mutations only")
+    parser.add_argument("--list", action="store_true", help="list the mutations and stop")
+    parser.add_argument("--no-clean-run", action="store_true",
+                        help="skip the run of the test files on the unmodified copy")
+    args = parser.parse_args(argv)
+    source = args.tree.resolve()
+    chosen = [m for m in MUTATIONS if not args.only or m.name in args.only]
+    unknown = set(args.only or ()) - {m.name for m in MUTATIONS}
+    if unknown:
+        parser.error(f"--only: no mutation named {', '.join(sorted(unknown))}")
+    if args.list:
+        for m in chosen:
+            text = (source / m.path).read_text() if (source / m.path).is_file() else ""
+            found = "ok       " if text.count(m.original) == 1 else "NOT FOUND"
+            print(f"{found} {m.feature:7} {m.name:45} {m.path}")
+        return 0
+    with tempfile.TemporaryDirectory(prefix="memguard-mutations-") as folder:
+        clean = Path(folder) / "clean"
+        copy_tree(source, clean)
+        if not args.no_clean_run:
+            files = sorted({t for m in chosen for t in m.tests})
+            started = time.perf_counter()
+            outcome, tail = run_tests(clean, files)
+            print(f"clean run of {len(files)} test files: {outcome} "
+                  f"({time.perf_counter() - started:.0f} s)", flush=True)
+            if outcome != "passed":
+                print(tail)
+                print("mutations: the tests fail without any mutation; fix that first")
+                return 2
+        caught, applicable, missing, survived = 0, 0, [], []
+        for m in chosen:
+            tree = Path(folder) / m.name
+            shutil.copytree(clean, tree, symlinks=True)
+            if not apply(m, tree):
+                missing.append(m)
+                print(f"NOT FOUND  {m.name}: {m.path} no longer holds the original text "
+                      f"exactly once: {m.original[:60]!r}", flush=True)
+                shutil.rmtree(tree)
+                continue
+            applicable += 1
+            started = time.perf_counter()
+            outcome, tail = run_tests(tree, m.tests)
+            seconds = time.perf_counter() - started
+            if outcome == "passed":
+                survived.append(m)
+                print(f"SURVIVED   {m.name} ({seconds:.0f} s): {m.why}", flush=True)
+            else:
+                caught += 1
+                last = tail.splitlines()[-1] if tail else ""
+                print(f"caught     {m.name} ({seconds:.0f} s, {outcome}): {last}", flush=True)
+            shutil.rmtree(tree)
+    print(f"\nmutations caught: {caught}/{applicable}"
+          + (f" ({len(missing)} not found: {', '.join(m.name for m in missing)})"
+             if missing else ""))
+    for m in survived:
+        print(f"  survived: {m.name} ({m.path}): {m.why}")
+    return 0 if caught == applicable and not missing else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,166 @@
+"""L4 guards: the one peak-site catcher, for ``limit()`` and ``memguard run``.
+
+tracemalloc keeps no history: to name the sites live at a peak, the live
+traces must be copied while the peak is there. :class:`TraceCatcher` does
+that under one policy (the rule that then judges the copy is
+:func:`memguard.values.limit.sites_status`):
+
+* **When.** A copy is made when the traced level is above the catcher's
+  threshold and at least ``CAPTURE_GROWTH`` (1.10) times the level of the
+  last copy; once more as the measured code ends (``final=True``), since
+  the end may be the peak. Where memguard's native counter is built, its
+  allocator hook sees the moment each such new peak is made and schedules the
+  copy as a pending call: it runs in the main thread between the next two
+  bytecodes, as soon after the peak as the interpreter allows, so a spike of
+  one statement is caught. Without the counter, a task of the watcher thread
+  (:mod:`memguard._watcher`) polls every millisecond.
+* **Cost.** An optional budget keeps copies to a fraction of the run's time
+  (``memguard run``: each copy costs time in proportion to the live blocks),
+  unless the level doubled since the last one or the copy is the final one.
+* **Without disturbing the program.** ``take_snapshot()`` creates a tuple per
+  live block; those count towards the collector's next collection even
+  though tracemalloc does not trace them. A copy is made and reduced to its
+  top sites with the collector off, and the snapshot is freed before it is
+  switched back on, so that the allocation count is as it was: the copy does
+  not bring the program's garbage collection forward (issue 21). The
+  grouping's own traced allocations are left out of the peak
+  (:func:`memguard._tracing.excluded`). Without the counter the copy is made
+  on the watcher thread and kept whole until :meth:`TraceCatcher.result`.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+import time
+import tracemalloc
+from collections.abc import Callable
+
+from .. import _counter, _tracing, _watcher
+from ..values.limit import CAPTURE_GROWTH
+
+__all__ = ["POLL_INTERVAL", "TraceCatcher"]
+
+POLL_INTERVAL = 0.001
+"""Seconds between two polls of the traced level, without the native counter."""
+
+_DOUBLED = 2.0
+
+
+class TraceCatcher:
+    """Copies the sites live at each new traced high over a threshold.
+
+    Args:
+        start_bytes: The traced level when the measured block began.
+        above_bytes: Copy only above this many bytes over *start_bytes*.
+        reduce: Turns a snapshot into what is kept (the top sites), called at
+            once with the collector off.
+        budget: If given, a copy is skipped while less than *budget* times
+            the last copy's duration has passed since it (a fifth of the run
+            for ``budget=4``), unless the level doubled.
+    """
+
+    def __init__(self, start_bytes: int, above_bytes: int,
+                 reduce: Callable[[tracemalloc.Snapshot], object], *,
+                 budget: float | None = None) -> None:
+        self.start_bytes = start_bytes
+        self.above_bytes = above_bytes
+        self.reduce = reduce
+        self.budget = budget
+        self.kept: object = None
+        self.level_bytes = 0
+        """The level above the start at the last copy (0: none)."""
+        self.seconds = 0.0
+        """When the last copy was made, in seconds after :meth:`arm`."""
+        self.started = time.perf_counter()
+        self._next = 0.0
+        self._closed = False
+        self._count: _counter.CountWindow | None = None
+        self._task: _watcher.Task | None = None
+        self._main = threading.main_thread()
+
+    def arm(self) -> None:
+        """Start watching: the counter's trigger where it is built, else polling."""
+        self.started = time.perf_counter()
+        if _counter.available():
+            self._count = _counter.begin()
+            _counter.capture(self._count.start_bytes + self.above_bytes, CAPTURE_GROWTH,
+                             self._triggered)
+        else:
+            with _tracing.excluded():
+                self._task = _watcher.watch(self._poll, POLL_INTERVAL)
+
+    def rearm(self) -> None:
+        """Give the counter's one capture back to this catcher (after a nested one ended)."""
+        if self._count is not None and not self._closed:
+            _counter.capture(self._count.start_bytes + self.above_bytes, CAPTURE_GROWTH,
+                             self._triggered)
+
+    def disarm(self, *, final: bool = True) -> None:
+        """Stop watching; with *final*, copy once more if the end is a new high."""
+        try:
+            if self._task is not None:
+                _watcher.unwatch(self._task)
+                self._task = None
+            if final and tracemalloc.is_tracing():
+                self.capture(final=True)
+        finally:
+            self._closed = True
+            count, self._count = self._count, None
+            if count is not None:
+                _counter.capture(-1, CAPTURE_GROWTH)
+                _counter.end(count)
+
+    def result(self) -> object:
+        """What *reduce* made of the last copy (``None`` if none); once the block is over."""
+        if isinstance(self.kept, tracemalloc.Snapshot):
+            snapshot, self.kept = self.kept, None
+            with _tracing.excluded():  # leave the grouping out of any enclosing window
+                self.kept = self.reduce(snapshot)
+        return self.kept
+
+    @property
+    def triggered_by_counter(self) -> bool:
+        """Whether the native counter says when to copy (else: polling)."""
+        return self._count is not None
+
+    def _triggered(self, _level: int) -> None:
+        if not self._closed and tracemalloc.is_tracing():
+            self.capture()
+
+    def _poll(self) -> None:
+        if not self._closed and tracemalloc.is_tracing():
+            self.capture()
+
+    def capture(self, *, final: bool = False) -> bool:
+        """Copy now if the level is a new high over the threshold; return whether it did."""
+        level = _tracing.refresh()[0] - self.start_bytes
+        if level <= self.above_bytes or level < self.level_bytes * CAPTURE_GROWTH:
+            return False
+        now = time.perf_counter() - self.started
+        if (self.budget is not None and not final and now < self._next
+                and level < self.level_bytes * _DOUBLED):
+            return False
+        began = time.perf_counter()
+        if threading.current_thread() is self._main:
+            # The program is stopped between two bytecodes: reduce the copy at
+            # once, with the grouping's traced allocations left out of the
+            # peak, and the collector off until the snapshot's tuples are gone.
+            enabled = gc.isenabled()
+            gc.disable()
+            try:
+                with _tracing.excluded():
+                    self.kept = self.reduce(tracemalloc.take_snapshot())
+            finally:
+                if enabled:
+                    gc.enable()
+        else:
+            # On the watcher thread the program keeps running (the GIL
+            # switches): grouping now would add to its traced peak, and
+            # resetting the peak would lose what it reached meanwhile. The
+            # snapshot is kept and reduced by result(), once the block is over.
+            self.kept = tracemalloc.take_snapshot()
+        self.level_bytes, self.seconds = level, now
+        if self.budget is not None:
+            self._next = now + self.budget * (time.perf_counter() - began)
+        return True
