@@ -175,8 +175,8 @@ class MemguardMagics(Magics):
             raise
         finally:
             self.results["limit"] = guard.report
-        if not args.quiet:
-            print(f"memguard: {guard.report}")
+        if not args.quiet and guard.report is not None:
+            print(f"memguard: {guard.report.summary}")
         return value
 
     @cell_magic

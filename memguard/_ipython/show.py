@@ -1,47 +1,42 @@
 """L6 front end: how memguard's values look in IPython.
 
 The values render themselves as HTML (``_repr_html_``) and Markdown through
-:mod:`memguard.report`, without importing IPython; their HTML is the notebook
-fragment of :mod:`memguard.report.notebook` (tables, PNG charts, inline
-styles scoped to the output, nothing a sanitizer removes). What IPython would
-show as plain text is the dataclass ``repr``, a debugging form; while the
-extension is loaded, the shell's plain-text formatter prints the report's
-text rendering instead, and every value (the recording ``record()`` yields, a
-watch or run report too) gets the same HTML fragment. The formatters are
-registered by type name, so the value modules are not imported until a value
-is shown, and the previous formatters come back when the extension is
-unloaded.
+:mod:`memguard.report`, without importing IPython. What IPython shows as
+plain text is the value's ``repr``, one short line; while the extension is
+loaded, the shell's plain-text formatter prints the text report instead
+(what ``print(value)`` shows). The HTML is the notebook fragment of
+:mod:`memguard.report.notebook` (tables, PNG charts, inline styles scoped to
+the output, nothing a sanitizer removes), the same with the extension loaded
+or not. Every value kind memguard declares is formatted, and the previous
+formatters come back when the extension is unloaded.
 """
 
 from __future__ import annotations
 
 import base64
-import importlib
-import io
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from ..values._value import KINDS
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
-__all__ = ["VALUE_TYPES", "html", "plain_text", "register_formatters", "show_png"]
+__all__ = ["html", "plain_text", "register_formatters", "show_png", "value_types"]
 
-VALUE_TYPES: tuple[tuple[str, str], ...] = (
-    ("memguard.values.snapshot", "Snapshot"),
-    ("memguard.values.diff", "SnapshotDiff"),
-    ("memguard.values.leak", "LeakReport"),
-    ("memguard.values.limit", "LimitReport"),
-    ("memguard.values.timeline", "Timeline"),
-    ("memguard.values.lineprofile", "LineProfile"),
-    ("memguard.values.watch", "WatchReport"),
-    ("memguard.values.run", "RunReport"),
-    ("memguard.guards.record", "Recording"),
-)
-"""The (module, class) of every value the extension formats as text."""
+def value_types() -> tuple[type, ...]:
+    """Every memguard value class: the kinds the values declare (one list, in
+    :mod:`memguard.values._value`).
+
+    Example:
+        >>> sorted(cls.__name__ for cls in value_types())[:3]
+        ['LeakReport', 'LimitReport', 'LineProfile']
+    """
+    return tuple(KINDS.values())
 
 
 def plain_text(value: Any) -> str:
-    """The text rendering of a memguard value, as the command line prints it.
+    """The text rendering of a memguard value, as ``print(value)`` and the command line show it.
 
     Example:
         >>> from memguard.values.limit import LimitReport
@@ -50,25 +45,14 @@ def plain_text(value: Any) -> str:
         >>> "headroom 1.0 KiB" in plain_text(report)
         True
     """
-    own = getattr(value, "render_text", None)
-    if callable(own):  # a line profile prints its own table
-        stream = io.StringIO()
-        own(stream)
-        return stream.getvalue().rstrip("\n")
-    report = importlib.import_module("memguard.report")
-    render = getattr(report, "render", None)
-    if render is None:
-        # memguard.report without its renderers (a partial install): the
-        # values' own text, rather than a dataclass repr.
-        message = getattr(value, "message", None)
-        return str(message()) if callable(message) else str(value)
-    return str(render(value, "text")).rstrip("\n")
+    return str(value)
 
 
 def html(value: Any) -> str:
     """The value's HTML for a notebook: a fragment that stays inside its own output.
 
-    It is :func:`memguard.report.notebook.render_notebook`: tables, charts as
+    It is the value's ``_repr_html_``, which :mod:`memguard.report` renders
+    with :func:`memguard.report.notebook.render_notebook`: tables, charts as
     size-bounded PNGs and inline styles only, no iframe, script or page-wide
     CSS, so a shared (untrusted) notebook still shows it and it never restyles
     the notebook around it.
@@ -80,8 +64,7 @@ def html(value: Any) -> str:
         >>> html(report).startswith('<div class="memguard-output memguard-limit')
         True
     """
-    notebook = importlib.import_module("memguard.report.notebook")
-    return str(notebook.render_notebook(value))
+    return str(value._repr_html_())
 
 
 def _pretty(value: Any, printer: Any, cycle: bool) -> None:
@@ -102,16 +85,16 @@ def register_formatters(shell: InteractiveShell) -> Callable[[], None]:
     assert shell.display_formatter is not None
     formatters = shell.display_formatter.formatters
     previous = {
-        (mime, module, name): formatters[mime].for_type_by_name(module, name, function)
+        (mime, cls): formatters[mime].for_type(cls, function)
         for mime, function in (("text/plain", _pretty), ("text/html", html))
-        for module, name in VALUE_TYPES
+        for cls in value_types()
     }
 
     def restore() -> None:
-        for (mime, module, name), old in previous.items():
-            formatters[mime].pop(f"{module}.{name}", None)
+        for (mime, cls), old in previous.items():
+            formatters[mime].pop(cls, None)
             if old is not None:
-                formatters[mime].for_type_by_name(module, name, old)
+                formatters[mime].for_type(cls, old)
 
     return restore
 

@@ -219,7 +219,7 @@ def test_limit_cell_under_the_limit_prints_the_peak_and_keeps_the_output(
     assert report.limit_bytes == 10_000_000
     assert 1_000_000 <= report.peak_bytes <= 1_000_000 + 32 * 1024
     out = capsys.readouterr().out
-    assert out.splitlines()[0] == f"memguard: {report}"
+    assert out.splitlines()[0] == f"memguard: {report.summary}"
     # "counted" where memguard's native allocation counter is built, "traced" without it.
     assert re.fullmatch(r"memguard: cell In\[\d+\]: peak 9\d\d\.\d KiB <= limit 9\.5 MiB "
                         r"\(headroom 8\.\d MiB\), (counted|traced) Python heap",
@@ -494,7 +494,8 @@ def test_values_display_as_html_and_as_their_text_report(shell: InteractiveShell
                                                     fragment)
     run(shell, "%unload_ext memguard")
     data, _ = shell.display_formatter.format(snapshot)
-    assert data["text/plain"].startswith("Snapshot(")
+    assert data["text/plain"] == repr(snapshot)  # one short line without the extension
+    assert data["text/plain"].startswith("<Snapshot ")
     assert data["text/html"].startswith('<div class="memguard-output memguard-snapshot ')
     run(shell, "%load_ext memguard")
 

@@ -77,4 +77,4 @@ def test_line_profiles_render_without_importing_their_module_first() -> None:
     from memguard.values.lineprofile import LineProfile
 
     profile = LineProfile(function="f", filename="a.py", first_lineno=1, rows=())
-    assert render(profile, "text").startswith("memguard line profile: f\n")
+    assert render(profile, "text").startswith(profile.summary + "\n")
