@@ -38,7 +38,7 @@ import pytest
 
 import memguard
 from memguard import _tracing
-from memguard.guards.profile import profile_lines
+from memguard.lines.profile import profile_lines
 from memguard.program.launch import Program
 from memguard.program.measure import run_program
 from tests.integration._notebook_html import jupyterlab_untrusted

@@ -144,8 +144,8 @@ def test_limits_and_timelines(kernel: str, tmp_path: Path) -> None:
     # ipykernel's temporary file.
     assert re.match(r"Memory limit exceeded in cell In\[\d+\]: peak 1\.\d MiB > limit "
                     r"976\.6 KiB \(\+\S+ KiB\), (counted|traced) Python heap\n  top allocation "
-                    r"sites \(.*sites live at the peak, .*\n    In \[\d+\], line 2: 1\.\d MiB in "
-                    r"[\d,]+ blocks",
+                    r"sites \(.*sites live at the peak, .*\n    In \[\d+\], line 2: [\d.]+ "
+                    r"(KiB|MiB) in [\d,]+ blocks",
                     failure["evalue"]), failure["evalue"]
     # The error shows the cell and the verdict, none of memguard's or IPython's frames.
     shown = "\n".join(failure["traceback"])
