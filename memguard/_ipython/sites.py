@@ -1,4 +1,4 @@
-"""L6 front end: notebook cells named as the user sees them in every report.
+"""L9 front end: notebook cells named as the user sees them in every report.
 
 ipykernel compiles each cell into a temporary file (``/tmp/ipykernel_14816/
 2629628952.py``) that means nothing to the reader. While the extension is

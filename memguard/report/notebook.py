@@ -1,4 +1,4 @@
-"""L5 presentation: a memguard value as an HTML fragment for a notebook output.
+"""L8 presentation: a memguard value as an HTML fragment for a notebook output.
 
 A notebook puts an output's HTML straight into its own page, and a notebook
 shared with someone else is shown *untrusted*: JupyterLab, nbviewer, GitHub
