@@ -9,11 +9,18 @@ notebooks)::
     render(value, "html")            # one self-contained page, charts embedded
     write(value, "report.html")      # format from the suffix: .txt .md .json .html .png .svg
 
-Values: :class:`~memguard.values.snapshot.Snapshot`,
+Values: every kind memguard declares (:data:`memguard.values._value.KINDS`):
+:class:`~memguard.values.snapshot.Snapshot`,
 :class:`~memguard.values.diff.SnapshotDiff`,
 :class:`~memguard.values.timeline.Timeline` (or the recording
-:func:`memguard.record` yields), :class:`~memguard.values.limit.LimitReport`
-and :class:`~memguard.values.leak.LeakReport`.
+:func:`memguard.record` yields), :class:`~memguard.values.limit.LimitReport`,
+:class:`~memguard.values.leak.LeakReport`,
+:class:`~memguard.values.watch.WatchReport`,
+:class:`~memguard.values.lineprofile.LineProfile` and
+:class:`~memguard.values.run.RunReport`. This is the one place a value
+becomes text or a page: ``print(value)``, notebooks and the ``memguard``
+command all come here (importing this package registers it with the values,
+see :func:`memguard.values._value.register_renderer`).
 
 This module never imports matplotlib; charts live in :mod:`memguard.report.plot`,
 imported only when a chart is drawn.
@@ -26,11 +33,13 @@ from pathlib import Path
 from typing import Any, Literal, TextIO
 
 from ..output import write_file
+from ..values._value import register_renderer
 from ..values.files import dumps
+from ..values.lineprofile import LineProfile
 from ._dispatch import unwrap
 from ._model import Document, Section, Table, register_document
 from .html import render_html
-from .lines import document as _line_profile_document  # noqa: F401  (registers its layout)
+from .lines import to_text as _line_profile_text
 from .markdown import render_markdown
 from .run import run_document as _run_document  # noqa: F401  (registers its layout)
 from .text import render_text
@@ -72,8 +81,8 @@ def render(value: Any, fmt: Format = "text", *, width: int | None = None,
         >>> print(render(Timeline(interval_seconds=0.01, duration_seconds=0.0), "text"), end="")
         memguard timeline
         samples             0 every 10 ms over 0.000 s
-        traced Python heap  absent
-        process RSS         absent
+        traced Python heap  absent: not traced
+        process RSS         absent: not measured
         <BLANKLINE>
         Samples
           no samples
@@ -89,6 +98,8 @@ def render(value: Any, fmt: Format = "text", *, width: int | None = None,
     if fmt == "json":
         return dumps(value, indent=2) + "\n"
     if fmt == "text":
+        if isinstance(value, LineProfile):  # a profile reads best as its source listing
+            return _line_profile_text(value) + "\n"
         return render_text(value, width=width, top=top)
     if fmt == "markdown":
         return render_markdown(value, top=top)
@@ -162,3 +173,27 @@ def write(value: Any, path: str | os.PathLike[str], fmt: str | None = None, *,
     text = render(value, chosen, top=top, width=width)  # type: ignore[arg-type]
     write_file(path, text)
     return target
+
+
+def _text(value: Any, *, top: int = 10, width: int | None = None,
+          source_width: int | None = 60) -> str:
+    if isinstance(value, LineProfile):
+        return _line_profile_text(value, source_width=source_width)
+    return render(value, "text", top=top, width=width).rstrip("\n")
+
+
+def _notebook_html(value: Any, **options: Any) -> str:
+    # A fragment that survives a shared notebook's sanitizer and styles only
+    # its own output (memguard.report.notebook); snapshots and diffs without
+    # charts, whose matplotlib import would land in the next diff. Imported
+    # here, when a notebook shows a value: its html escaping loads
+    # html.entities, which `import memguard` does not need.
+    from .notebook import render_notebook
+
+    return render_notebook(value, top=options.get("top", 10))
+
+
+register_renderer("text", _text)
+register_renderer("markdown", lambda value, **options: render(value, "markdown", **options))
+register_renderer("html", lambda value, **options: render(value, "html", **options))
+register_renderer("notebook-html", _notebook_html)

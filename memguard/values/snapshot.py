@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
-import importlib
 import os
 import platform
 import sys
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from .. import _tracing, objects, process, traces
 from ..exceptions import MeasurementUnavailable
 from ..units import format_size
+from ._value import Value
 from .site import (
     SMALLER,
     AllocationSite,
@@ -42,13 +42,12 @@ if TYPE_CHECKING:
 
 __all__ = ["Snapshot", "take_snapshot"]
 
-KIND = "snapshot"
 SOURCED_SITES = 1000
 """How many of a snapshot's biggest user sites keep their line's source text."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Snapshot:
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class Snapshot(Value, kind="snapshot"):
     """The process's memory at one moment, as plain data.
 
     Every measured figure is optional: ``None`` means *absent*, and
@@ -59,7 +58,7 @@ class Snapshot:
         >>> snap = Snapshot(label="start", timestamp=0.0, traced_bytes=2048,
         ...                 sites=(AllocationSite(filename="app.py", lineno=3,
         ...                                       size_bytes=2048, count=2),))
-        >>> str(snap)
+        >>> snap.summary
         'snapshot start: traced 2.0 KiB in 1 sites'
 
     .. versionadded:: 0.1.0
@@ -102,7 +101,9 @@ class Snapshot:
     absent: tuple[tuple[str, str], ...] = ()
     """Figures that could not be measured: ``(field name, reason)``."""
 
-    def __str__(self) -> str:
+    @property
+    def summary(self) -> str:
+        """One line: the traced heap, the object count and the RSS."""
         name = f"snapshot {self.label}" if self.label else "snapshot"
         parts = []
         if self.traced_bytes is not None and self.sites is not None:
@@ -181,7 +182,7 @@ class Snapshot:
                       [[f.filename, f.lineno] for f in s.traceback], s.source,
                       *(() if s.left_out is None else (s.left_out,))] for s in self.sites]
         return {
-            "kind": KIND,
+            "kind": self.KIND,
             "label": self.label,
             "timestamp": self.timestamp,
             "sites": sites,
@@ -255,14 +256,9 @@ class Snapshot:
             >>> Snapshot(timestamp=0.0).save(target).name
             's.json.gz'
         """
-        files = importlib.import_module("memguard.values.files")
-        return files.save(self, path)  # type: ignore[no-any-return]
+        from .files import save
 
-    def _repr_html_(self) -> str:
-        return str(importlib.import_module("memguard.report").render(self, "html", charts=False))
-
-    def _repr_markdown_(self) -> str:
-        return str(importlib.import_module("memguard.report").render(self, "markdown"))
+        return save(self, path)
 
 
 def _opt_int(value: Any) -> int | None:
