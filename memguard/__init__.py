@@ -41,10 +41,10 @@ from .values.site import AllocationSite
 
 if TYPE_CHECKING:
     from . import report
-    from .guards.profile import profile, profile_lines
     from .guards.record import record
     from .guards.watch import expect_collected, watch
     from .leaks.api import check_leaks, track_leaks
+    from .lines.profile import profile, profile_lines
     from .values.diff import SnapshotDiff
     from .values.diff import compare as diff
     from .values.files import load
@@ -86,11 +86,11 @@ def _import_public(name: str) -> Any:  # noqa: PLR0911, PLR0912
 
         return track_leaks
     if name == "profile":
-        from .guards.profile import profile
+        from .lines.profile import profile
 
         return profile
     if name == "profile_lines":
-        from .guards.profile import profile_lines
+        from .lines.profile import profile_lines
 
         return profile_lines
     if name == "record":

@@ -384,7 +384,6 @@ static int
 run_capture_callback(void *arg)
 {
     (void)arg;
-    atomic_store(&capture_pending, 0);
     PyObject *callback = capture_callback;
     if (callback != NULL) {
         Py_INCREF(callback);
@@ -396,6 +395,16 @@ run_capture_callback(void *arg)
         }
         Py_XDECREF(result);
     }
+    /* The callback's own allocations (a snapshot of the traces) are counted
+     * too: they must not set off the next trigger, or each capture would
+     * schedule another. The next one needs growth past what is counted now. */
+    long long peak = atomic_load(&peak_bytes);
+    sample_locked();
+    if (captured_level >= 0 && peak > captured_level) {
+        captured_level = peak;
+    }
+    sample_unlocked();
+    atomic_store(&capture_pending, 0);
     return 0;
 }
 

@@ -1,4 +1,4 @@
-"""L6 front end: the IPython extension (``%load_ext memguard``).
+"""L9 front end: the IPython extension (``%load_ext memguard``).
 
 This module stays cheap to import; IPython and the magics are imported when
 the extension loads. The magics (``%name?`` shows each one's options and an

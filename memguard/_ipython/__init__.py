@@ -1,4 +1,4 @@
-"""L6 front end: the IPython extension's implementation (``%load_ext memguard``).
+"""L9 front end: the IPython extension's implementation (``%load_ext memguard``).
 
 Imported only by :func:`memguard.ipython.load_ipython_extension`, so IPython
 is never imported by ``import memguard``. The modules:

@@ -1,4 +1,4 @@
-"""L6 front end: a notebook cell compiled once and run in the user namespace.
+"""L9 front end: a notebook cell compiled once and run in the user namespace.
 
 Cell magics run their body through :class:`CellCode` rather than through a
 nested ``shell.run_cell`` or a templated code string: the cell is transformed

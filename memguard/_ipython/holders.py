@@ -1,4 +1,4 @@
-"""L6 front end: ``%memguard_holders EXPR``, who holds an object in a notebook.
+"""L9 front end: ``%memguard_holders EXPR``, who holds an object in a notebook.
 
 The search is :func:`memguard.holders.search_holders`. In a notebook the
 object is nearly always also bound to a name the user typed (``session``) or

@@ -1,4 +1,4 @@
-"""L6 front end: memguard's IPython magics.
+"""L9 front end: memguard's IPython magics.
 
 Each magic parses its options (:mod:`.options`, :mod:`.parsers`), runs the
 cell through :class:`.code.CellCode` inside the public guard a test would
@@ -258,7 +258,7 @@ class MemguardMagics(Magics):
         if args is None:
             return None
         function, positional, keywords = self._call_parts(args.call)
-        from ..guards.profile import profile_lines
+        from ..lines.profile import profile_lines
 
         try:
             value = profile_lines(function, *positional, **keywords)

@@ -1,4 +1,4 @@
-"""L6 front end: the option parsers of memguard's magics, one per magic.
+"""L9 front end: the option parsers of memguard's magics, one per magic.
 
 Their help is what ``%memguard_<name>?`` and ``-h`` show, so every option is
 described here, with its default.

@@ -1,4 +1,4 @@
-"""L6 front end: how memguard's values look in IPython.
+"""L9 front end: how memguard's values look in IPython.
 
 The values render themselves as HTML (``_repr_html_``) and Markdown through
 :mod:`memguard.report`, without importing IPython. What IPython shows as

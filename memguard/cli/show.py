@@ -1,4 +1,4 @@
-"""L6 front end: read memguard files and render values for ``report`` and ``diff``.
+"""L9 front end: read memguard files and render values for ``report`` and ``diff``.
 
 Every value, a run included, is rendered by :func:`memguard.report.render`:
 ``memguard report --format html`` is the page ``render(value, "html")`` gives.

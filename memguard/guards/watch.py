@@ -1,4 +1,4 @@
-"""L4 guards: :class:`watch` and :func:`expect_collected` — objects that must be freed.
+"""L5 guards: :class:`watch` and :func:`expect_collected` — objects that must be freed.
 
 A watched object is held only through a weak reference. The check runs a
 full :func:`gc.collect` (even when the collector is disabled, which it

@@ -1,4 +1,4 @@
-"""L4 leaks: :func:`track_leaks` and :func:`check_leaks`, leak checks for code and blocks.
+"""L6 leak checks: :func:`track_leaks` and :func:`check_leaks`, leak checks for code and blocks.
 
 Two modes:
 

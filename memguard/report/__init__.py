@@ -1,4 +1,4 @@
-"""L5 presentation: render any memguard value as text, Markdown, JSON or HTML.
+"""L8 presentation: render any memguard value as text, Markdown, JSON or HTML.
 
 One entry point for every front end (the command line, the pytest plugin,
 notebooks)::

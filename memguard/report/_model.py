@@ -1,4 +1,4 @@
-"""L5 presentation: one neutral document model per value, shared by every format.
+"""L8 presentation: one neutral document model per value, shared by every format.
 
 :func:`build` turns a value into a :class:`Document` (a title, facts, tables,
 lines and the charts that fit it); the text, Markdown and HTML renderers only

@@ -1,4 +1,4 @@
-"""L5 presentation: one self-contained HTML page per value.
+"""L8 presentation: one self-contained HTML page per value.
 
 The page needs no network: the style is inline, charts are embedded (inline
 SVG by default, or base64 PNG), and beside every chart its exact figures are

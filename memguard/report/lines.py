@@ -1,4 +1,4 @@
-"""L5 presentation: line profiles as text, Markdown, HTML and a bar chart.
+"""L8 presentation: line profiles as text, Markdown, HTML and a bar chart.
 
 Renders :class:`~memguard.values.lineprofile.LineProfile` values. The text
 form is a fixed-width table (what ``print(profile)`` shows); Markdown and

@@ -1,4 +1,4 @@
-"""L5 presentation: Markdown (GitHub-flavoured tables), for notebooks and CI summaries."""
+"""L8 presentation: Markdown (GitHub-flavoured tables), for notebooks and CI summaries."""
 
 from __future__ import annotations
 

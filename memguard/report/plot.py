@@ -1,4 +1,4 @@
-"""L5 presentation: matplotlib charts of memguard values, through the object API.
+"""L8 presentation: matplotlib charts of memguard values, through the object API.
 
 Each function draws on the ``Axes`` it is given, or on a new
 :class:`matplotlib.figure.Figure`, and returns the figure. Nothing here uses

@@ -1,4 +1,4 @@
-"""L5 presentation: the document of a run (:class:`~memguard.values.run.RunReport`).
+"""L8 presentation: the document of a run (:class:`~memguard.values.run.RunReport`).
 
 Facts, the allocation sites at the peak, a sparkline of the traced heap over
 time, what was still live at the end and any line profiles, laid out by

@@ -1,4 +1,4 @@
-"""L5 presentation: plain text that fits the terminal (stdlib only).
+"""L8 presentation: plain text that fits the terminal (stdlib only).
 
 Lines fit 80 columns, or the terminal's width when it is wider; the column
 that would overflow (a file path, a type name) is clipped from the left, so

@@ -1,4 +1,4 @@
-"""L3 values: plain, typed, immutable results that hold no user objects.
+"""L4 values: plain, typed, immutable results that hold no user objects.
 
 Each value has ``to_dict()`` / ``from_dict()`` for versioned JSON, a short
 ``repr``, a ``summary`` line, and ``str()`` / notebook forms rendered by

@@ -1,4 +1,4 @@
-"""L3 values: :class:`SnapshotDiff` and :func:`compare`, what changed between two snapshots.
+"""L4 values: :class:`SnapshotDiff` and :func:`compare`, what changed between two snapshots.
 
 Pure functions over :class:`~memguard.values.snapshot.Snapshot` values: no
 I/O, no printing. Sites are grouped by line, file or traceback, and every

@@ -1,4 +1,4 @@
-"""L3 values: versioned JSON files for every memguard value; never pickle.
+"""L4 values: versioned JSON files for every memguard value; never pickle.
 
 A file is one JSON object, gzip-compressed when its name ends in ``.gz``::
 

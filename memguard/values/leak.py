@@ -1,4 +1,4 @@
-"""L3 values: :class:`LeakReport` and :class:`SignalVerdict`, the result of a leak check.
+"""L4 values: :class:`LeakReport` and :class:`SignalVerdict`, the result of a leak check.
 
 A leak check (:func:`memguard.check_leaks`, ``@track_leaks``, ``with
 track_leaks()``) watches several *signals* while code runs again and again:
@@ -368,9 +368,8 @@ class LeakReport(Value, kind="leak"):
 
 def _source_text(site: AllocationSite) -> str:
     """The site's source line, trimmed, when the site carries it or the file can be read."""
-    text = getattr(site, "source", None)
-    if isinstance(text, str) and text.strip():
-        return text.strip()
+    if site.source.strip():
+        return site.source.strip()
     if site.filename.startswith("<"):
         return ""
     import linecache  # only when a report is shown

@@ -1,4 +1,4 @@
-"""L3 values: :class:`LimitReport`, the result of one ``limit()`` block."""
+"""L4 values: :class:`LimitReport`, the result of one ``limit()`` block."""
 
 from __future__ import annotations
 

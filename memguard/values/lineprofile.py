@@ -1,4 +1,4 @@
-"""L3 values: :class:`LineProfile`, the line-by-line memory profile of a function.
+"""L4 values: :class:`LineProfile`, the line-by-line memory profile of a function.
 
 A profile holds plain data only (names, file names, line numbers, source
 text and byte counts), never the profiled function or its objects. It

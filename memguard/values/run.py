@@ -1,4 +1,4 @@
-"""L3 values: :class:`RunReport`, what ``memguard run`` measured in a program.
+"""L4 values: :class:`RunReport`, what ``memguard run`` measured in a program.
 
 A run file is this value as versioned JSON (kind ``"run"``, see
 :mod:`memguard.values.files`). It holds plain data only: the command and its

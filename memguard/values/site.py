@@ -1,4 +1,4 @@
-"""L3 values: allocation sites (file:line, size, count) and their frames.
+"""L4 values: allocation sites (file:line, size, count) and their frames.
 
 Holds plain data only. Which frames are memguard's own or the import
 machinery's, and how traces are grouped into sites, is decided in one place,

@@ -1,4 +1,4 @@
-"""L3 values: :class:`Snapshot`, the state of the process's memory at one moment.
+"""L4 values: :class:`Snapshot`, the state of the process's memory at one moment.
 
 A snapshot keeps plain data only: allocation statistics by site (while
 tracemalloc traces), live objects by type name, process memory (RSS, USS),

@@ -1,4 +1,4 @@
-"""L3 values: :class:`Timeline`, memory sampled over time while a block ran.
+"""L4 values: :class:`Timeline`, memory sampled over time while a block ran.
 
 Samples are for charts; the peaks are exact: :attr:`Timeline.traced_peak_bytes`
 comes from tracemalloc's peak counter and :attr:`Timeline.rss_peak_bytes` from

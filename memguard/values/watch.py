@@ -1,4 +1,4 @@
-"""L3 values: :class:`WatchReport` and :class:`Survivor`, what ``watch()`` and
+"""L4 values: :class:`WatchReport` and :class:`Survivor`, what ``watch()`` and
 ``expect_collected()`` found.
 
 Plain data only: a survivor is described by its type name, a safely

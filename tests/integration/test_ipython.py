@@ -455,6 +455,10 @@ def test_record_cell_error_propagates(shell: InteractiveShell) -> None:
 
 # -- %memguard_holders ----------------------------------------------------------
 
+# No time budget for the searches here (--seconds inf): each ends on its depth
+# bound, so what it finds does not depend on the machine's load.
+UNTIMED = "--seconds inf"
+
 
 def test_holders_names_the_chain_and_sets_the_notebooks_own_references_aside(
         shell: InteractiveShell, monkeypatch: pytest.MonkeyPatch, tmp_path: Any,
@@ -466,7 +470,7 @@ def test_holders_names_the_chain_and_sets_the_notebooks_own_references_aside(
     shown = run(shell, "session")
     capsys.readouterr()
     monkeypatch.setenv("PATH", str(tmp_path))  # no Graphviz here
-    assert run(shell, "%memguard_holders session").success
+    assert run(shell, f"%memguard_holders {UNTIMED} session").success
     assert capsys.readouterr().out == (
         "who holds session (Session):\n"
         "  __main__.bus.handlers['request'][0] -> <bound method Session.on_event> -> Session\n"
@@ -483,7 +487,7 @@ def test_holders_names_the_chain_and_sets_the_notebooks_own_references_aside(
 
 def test_holders_of_an_unheld_object_and_bad_expressions(
         shell: InteractiveShell, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(shell, "%memguard_holders --no-graph object()").success
+    assert run(shell, f"%memguard_holders {UNTIMED} --no-graph object()").success
     assert capsys.readouterr().out == (
         "who holds object() (object):\n"
         "  no holder reachable from a root (held by C code or a running frame's stack)\n")
@@ -499,7 +503,8 @@ def test_holders_draws_the_backrefs_with_graphviz(shell: InteractiveShell, tmp_p
     run(shell, APP)
     run(shell, "handle_request('bob')")
     with capture_output() as captured:
-        assert run(shell, "%memguard_holders bus.handlers['request'][0].__self__").success
+        assert run(shell, f"%memguard_holders {UNTIMED} "
+                          "bus.handlers['request'][0].__self__").success
     assert captured.stdout.startswith("who holds bus.handlers['request'][0].__self__ (Session)")
     (image,) = captured.outputs
     png = base64.b64decode(image.data["image/png"])
@@ -508,7 +513,8 @@ def test_holders_draws_the_backrefs_with_graphviz(shell: InteractiveShell, tmp_p
         "  graph of what holds bus.handlers['request'][0].__self__: PNG, ")
 
     target = tmp_path / "holders.png"
-    assert run(shell, f"%memguard_holders --save {target} bus.handlers['request'][0]").success
+    assert run(shell, f"%memguard_holders {UNTIMED} --save {target} "
+                  "bus.handlers['request'][0]").success
     assert target.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     out = capsys.readouterr().out
     assert out.endswith(f", written to {target}\n")

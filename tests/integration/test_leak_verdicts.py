@@ -10,7 +10,9 @@ from __future__ import annotations
 import gc
 import math
 import random
-from collections.abc import Callable
+import tracemalloc
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -38,6 +40,24 @@ def _empty_kept() -> Any:
     yield
     _KEPT.clear()
     assert gc.get_freeze_count() == 0, "memguard left objects frozen"
+
+
+@contextmanager
+def _traced() -> Iterator[None]:
+    """Trace around a check: it then reads the traced bytes (its "python" series)
+    beside the allocator's block count, which these byte-sized walks leave flat."""
+    tracemalloc.start()
+    try:
+        yield
+    finally:
+        tracemalloc.stop()
+
+
+def _check(fn: Callable[[], None]) -> Any:
+    with _traced():
+        report = track_leaks(repeat=CALLS, warmup=WARMUP, signals=["python"],
+                             fail=False).check(fn)
+    return report
 
 
 def _walk(seed: int) -> tuple[Callable[[], None], list[int]]:
@@ -70,7 +90,8 @@ def _slope_and_error(values: list[int]) -> tuple[float, float]:
 
 
 # Seeds whose 80 levels rise steadily by least squares (a slope of 44 to 94 B
-# per call, 13 to 24 standard errors clear of zero, in the last third too),
+# per call, 13 to 24 standard errors clear of zero, in the last third too,
+# over the check's floor and its 512 B minimum growth),
 # yet go up and down: the mean of the five windows of 16 calls rises in only
 # two or three of the four steps. Only the check's monotony test tells these
 # walks from a leak (chosen among 3,000 seeds, as the ones the slope and
@@ -84,8 +105,7 @@ def test_a_zero_drift_random_walk_is_not_a_leak(seed: int) -> None:
     slope, error = _slope_and_error(levels)
     assert slope >= 32  # a hard case: it looks like growth
     assert slope > 10 * error
-    tracker = track_leaks(repeat=CALLS, warmup=WARMUP, signals=["python"], fail=False)
-    report = tracker.check(step_once)
+    report = _check(step_once)
     python = next(s for s in report.signals if s.name == "python")
     assert not python.leaked, python.detail
     assert not report.leaked
@@ -108,7 +128,8 @@ def _noise(seed: int) -> tuple[Callable[[], None], list[int]]:
 
 
 # Seeds whose 80 levels have a least-squares slope of 43 and 52 B per call,
-# above the floor of 32, but well within its standard error (54 and 59 B):
+# above the check's floor (a few bytes), but within its standard error (54 and
+# 59 B):
 # only the error test tells this noise from a leak (the persistence and
 # monotony tests pass it).
 NOISE = (1479, 1565)
@@ -120,8 +141,7 @@ def test_noise_with_a_slope_within_its_error_is_not_a_leak(seed: int) -> None:
     slope, error = _slope_and_error(levels)
     assert slope >= 40  # above the floor ...
     assert slope < error  # ... and within noise
-    tracker = track_leaks(repeat=CALLS, warmup=WARMUP, signals=["python"], fail=False)
-    report = tracker.check(draw)
+    report = _check(draw)
     python = next(s for s in report.signals if s.name == "python")
     assert not python.leaked, python.detail
     assert abs(python.total - (levels[-1] - levels[0])) < STEP
@@ -130,11 +150,12 @@ def test_noise_with_a_slope_within_its_error_is_not_a_leak(seed: int) -> None:
 def test_a_steady_walk_of_the_same_steps_is_a_leak() -> None:
     # The counterpart: +400 B every call is found, with the same options.
     held: list[bytearray] = []
-    tracker = track_leaks(repeat=CALLS, warmup=WARMUP, signals=["python"], fail=False)
-    report = tracker.check(lambda: held.append(bytearray(STEP - 57)))  # 400 B a bytearray
+    report = _check(lambda: held.append(bytearray(STEP - 57)))  # 400 B a bytearray
     assert report.leaked
     python = next(s for s in report.signals if s.name == "python")
-    assert STEP <= python.per_call <= STEP + 16  # and the list's slot, amortised
+    # And the list's slot, 8 B, with its over-allocation amortised over the
+    # calls that measured it.
+    assert STEP <= python.per_call <= STEP + 64
 
 
 def test_a_single_run_block_is_held_to_its_object_allowance() -> None:
@@ -146,7 +167,7 @@ def test_a_single_run_block_is_held_to_its_object_allowance() -> None:
     objects = next(s for s in caught.value.report.signals if s.name == "objects")
     assert objects.leaked
     assert 40 <= objects.total <= 50
-    assert objects.detail == "allowance +30 objects"
+    assert objects.detail.startswith("allowance +30 objects")
 
 
 def test_a_single_run_block_is_held_to_its_byte_allowance() -> None:

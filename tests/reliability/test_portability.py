@@ -179,9 +179,12 @@ def test_cli_run_rss_with_nothing_to_read_rss(no_proc: None, no_psutil: None,
         code = main(["run", "--rss", "-o", str(output), str(script)])
     assert code == 0, err.getvalue()
     assert "done" in out.getvalue()
-    assert "traced peak 1.9 MiB" in err.getvalue() or "traced peak 2.0 MiB" in err.getvalue()
-    assert "peak RSS not measured" in err.getvalue()
     run = memguard.load(output)
+    # The 2 MB block and the script's own small allocations; the summary line
+    # prints the figure the run holds.
+    assert 2_000_000 <= run.traced_peak_bytes <= 2_000_000 + 200_000
+    assert f"traced peak {memguard.format_size(run.traced_peak_bytes)}" in err.getvalue()
+    assert "peak RSS not measured" in err.getvalue()
     assert run.timeline.rss_peak_bytes is None
     assert "not available" in dict(run.timeline.absent)["rss_bytes"]
     shown = io.StringIO()
