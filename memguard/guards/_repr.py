@@ -1,4 +1,4 @@
-"""L4 guards: the one-line ``repr`` every guard shares.
+"""L5 guards: the one-line ``repr`` every guard shares.
 
 ``<memguard.limit(95.4 MiB, source='python') not run yet>``: the guard, what
 it was set up with, and its state (running, or its last result's summary).

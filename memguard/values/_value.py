@@ -1,4 +1,4 @@
-"""L3 values: what every memguard value shares — its kind, declared once, and how it is shown.
+"""L4 values: what every memguard value shares — its kind, declared once, and how it is shown.
 
 A value class names its kind in its class statement::
 
