@@ -17,7 +17,7 @@ import base64
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..values._value import KINDS
+from ..values.files import kinds
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
@@ -32,7 +32,7 @@ def value_types() -> tuple[type, ...]:
         >>> sorted(cls.__name__ for cls in value_types())[:3]
         ['LeakReport', 'LimitReport', 'LineProfile']
     """
-    return tuple(KINDS.values())
+    return tuple(kinds().values())
 
 
 def plain_text(value: Any) -> str:

@@ -32,10 +32,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
-from ..output import write_file
 from ..values._value import register_renderer
-from ..values.files import dumps
-from ..values.lineprofile import LineProfile
 from ._dispatch import unwrap
 from ._model import Document, Section, Table, register_document
 from .html import render_html
@@ -96,9 +93,11 @@ def render(value: Any, fmt: Format = "text", *, width: int | None = None,
         raise ValueError(f"top must be a positive int, got {top!r}")
     value = unwrap(value)
     if fmt == "json":
+        from ..values.files import dumps  # json, only when JSON is asked for
+
         return dumps(value, indent=2) + "\n"
     if fmt == "text":
-        if isinstance(value, LineProfile):  # a profile reads best as its source listing
+        if _kind(value) == "lineprofile":  # a profile reads best as its source listing
             return _line_profile_text(value) + "\n"
         return render_text(value, width=width, top=top)
     if fmt == "markdown":
@@ -152,6 +151,8 @@ def write(value: Any, path: str | os.PathLike[str], fmt: str | None = None, *,
         >>> write(Timeline(interval_seconds=0.01, duration_seconds=0.0), target).suffix
         '.md'
     """
+    from ..output import write_file  # not at `import memguard`: only a write needs it
+
     target = Path(path)
     chosen = fmt or _SUFFIXES.get(target.suffix.lower())
     if chosen is None:
@@ -175,22 +176,25 @@ def write(value: Any, path: str | os.PathLike[str], fmt: str | None = None, *,
     return target
 
 
+def _kind(value: Any) -> str | None:
+    # By the kind each value declares: this module imports no value module,
+    # so that `import memguard` (which imports it) stays cheap.
+    kind = getattr(type(value), "KIND", None)
+    return kind if isinstance(kind, str) else None
+
+
 def _text(value: Any, *, top: int = 10, width: int | None = None,
           source_width: int | None = 60) -> str:
-    if isinstance(value, LineProfile):
+    if _kind(value) == "lineprofile":
         return _line_profile_text(value, source_width=source_width)
     return render(value, "text", top=top, width=width).rstrip("\n")
 
 
 def _notebook_html(value: Any, **options: Any) -> str:
-    # A fragment that survives a shared notebook's sanitizer and styles only
-    # its own output (memguard.report.notebook); snapshots and diffs without
-    # charts, whose matplotlib import would land in the next diff. Imported
-    # here, when a notebook shows a value: its html escaping loads
-    # html.entities, which `import memguard` does not need.
-    from .notebook import render_notebook
-
-    return render_notebook(value, top=options.get("top", 10))
+    # Snapshots and diffs are looked at often and quickly: their bar charts
+    # (matplotlib's import included) are left to memguard.report.plot.
+    charts = _kind(value) not in ("snapshot", "diff")
+    return render(value, "html", charts=charts, **options)
 
 
 register_renderer("text", _text)

@@ -11,17 +11,20 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..units import format_size
-from ..values._value import KINDS
-from ..values.diff import SiteDelta, SnapshotDiff
-from ..values.leak import LeakReport, format_amount
-from ..values.limit import LimitReport
 from ..values.site import SMALLER, AllocationSite, LeftOut, left_out_of, locate
-from ..values.snapshot import Snapshot
-from ..values.timeline import Timeline
-from ..values.watch import WatchReport
+
+if TYPE_CHECKING:
+    # Layouts are found by kind (each value declares its own), so that this
+    # core, which `import memguard` loads, loads no value module itself.
+    from ..values.diff import SiteDelta, SnapshotDiff
+    from ..values.leak import LeakReport
+    from ..values.limit import LimitReport
+    from ..values.snapshot import Snapshot
+    from ..values.timeline import Timeline
+    from ..values.watch import WatchReport
 
 __all__ = ["Document", "Section", "Table", "build", "call_path", "register_document",
            "site_table", "type_table"]
@@ -295,6 +298,7 @@ def call_path(delta: SiteDelta) -> str:
     from the left keeps the callers and the innermost file name.
 
     Example:
+        >>> from memguard.values.diff import SiteDelta
         >>> from memguard.values.site import Frame
         >>> call_path(SiteDelta(filename="/app/util.py", lineno=2, size_bytes=1,
         ...                     size_diff_bytes=1, count=1, count_diff=1,
@@ -365,6 +369,7 @@ def traced_peak_text(timeline: Timeline) -> str:
     The same words are in the text, the HTML, the chart's legend and its caption.
 
     Example:
+        >>> from memguard.values.timeline import Timeline
         >>> traced_peak_text(Timeline(interval_seconds=0.01, duration_seconds=1.0,
         ...                           traced_start_bytes=1024, traced_peak_bytes=3072))
         'traced peak 3.0 KiB absolute, +2.0 KiB above the start (exact)'
@@ -380,6 +385,7 @@ def rss_peak_text(timeline: Timeline) -> str:
     """The RSS peak, absolute and above the start, and how it was measured.
 
     Example:
+        >>> from memguard.values.timeline import Timeline
         >>> rss_peak_text(Timeline(interval_seconds=0.01, duration_seconds=1.0,
         ...                        absent=(("rss_bytes", "psutil is missing"),)))
         'RSS peak absent: psutil is missing'
@@ -481,6 +487,8 @@ def _watch(value: WatchReport, top: int) -> Document:
 
 
 def _leak(value: LeakReport, top: int) -> Document:
+    from ..values.leak import format_amount
+
     calls = f"{value.iterations} measured" + (f" after {value.warmup} warm-up"
                                               if value.warmup else "")
     facts = [("verdict", value.summary), ("calls", f"{calls} ({value.mode})"),
@@ -521,11 +529,14 @@ def _unit(report: LeakReport, name: str) -> str:
     return "bytes" if name in ("python", "malloc", "rss") else name
 
 
-_builders: dict[type, Callable[[Any, int], Document]] = {}
+_builders: dict[type | str, Callable[[Any, int], Document]] = {}
 
 
-def register_document(cls: type, builder: Callable[[Any, int], Document]) -> None:
+def register_document(cls: type | str, builder: Callable[[Any, int], Document]) -> None:
     """Teach every format to show values of *cls*: *builder(value, top)* returns its document.
+
+    *cls* is a class, or the kind a memguard value declares (``"limit"``), so
+    that a layout is registered without importing the value's module.
 
     The document's ``charts`` are drawn by :func:`memguard.report.plot.chart`;
     a ``"timeline"`` chart of a value with a ``timeline`` attribute draws that.
@@ -540,8 +551,8 @@ def register_document(cls: type, builder: Callable[[Any, int], Document]) -> Non
         memguard note
         text  hello
     """
-    if not isinstance(cls, type):
-        raise TypeError(f"cls must be a class, not {type(cls).__name__}")
+    if not isinstance(cls, type | str):
+        raise TypeError(f"cls must be a class or a kind, not {type(cls).__name__}")
     if not callable(builder):
         raise TypeError(f"builder must be callable, not {type(builder).__name__}")
     _builders[cls] = builder
@@ -557,11 +568,17 @@ def build(value: Any, top: int = 10) -> Document:
         builder = _builders.get(cls)
         if builder is not None:
             return builder(value, top)
-    known = ", ".join(cls.__name__ for cls in KINDS.values())
+    kind = getattr(type(value), "KIND", None)
+    builder = _builders.get(kind) if isinstance(kind, str) else None
+    if builder is not None:
+        return builder(value, top)
+    from ..values.files import kinds
+
+    known = ", ".join(cls.__name__ for cls in kinds().values())
     raise TypeError(f"memguard.report cannot render {type(value).__name__}; expected one "
                     f"of {known}")
 
 
-for _cls, _builder in ((Snapshot, _snapshot), (SnapshotDiff, _diff), (Timeline, _timeline),
-                       (LimitReport, _limit), (LeakReport, _leak), (WatchReport, _watch)):
-    register_document(_cls, _builder)
+for _kind, _builder in (("snapshot", _snapshot), ("diff", _diff), ("timeline", _timeline),
+                        ("limit", _limit), ("leak", _leak), ("watch", _watch)):
+    register_document(_kind, _builder)

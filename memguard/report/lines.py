@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .._optional import require
 from ..units import format_size
-from ..values.lineprofile import LineProfile, LineRow
 from ..values.site import locate
 from ._model import Document, Section, Table, register_document
 from .html import escape
@@ -23,6 +22,8 @@ from .html import escape
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+
+    from ..values.lineprofile import LineProfile, LineRow
 
 __all__ = ["Metric", "document", "plot_lines", "to_html", "to_markdown", "to_text"]
 
@@ -249,4 +250,4 @@ def document(profile: LineProfile, top: int = 10) -> Document:
                     sections, [])
 
 
-register_document(LineProfile, document)
+register_document("lineprofile", document)

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from ..units import format_size
-from ..values.run import RunReport
 from ..values.site import SMALLER, LeftOut
 from ._model import (
     Document,
@@ -140,4 +139,4 @@ def _line_sections(run: Any) -> list[Any]:
     return sections
 
 
-register_document(RunReport, run_document)
+register_document("run", run_document)

@@ -2,15 +2,10 @@
 
 Each value has ``to_dict()`` / ``from_dict()`` for versioned JSON, a short
 ``repr``, a ``summary`` line, and ``str()`` / notebook forms rendered by
-:mod:`memguard.report`. Every value module is imported here, so the kinds
-they declare (:data:`memguard.values._value.KINDS`) are all known whenever a
-file is read.
+:mod:`memguard.report`. Each value class declares its kind once
+(:mod:`memguard.values._value`); :mod:`memguard.values.files` loads the value
+modules when it first reads a file, so ``import memguard`` loads only the
+ones it uses.
 """
 
 from __future__ import annotations
-
-from . import diff, leak, limit, lineprofile, run, snapshot, timeline, watch
-from ._value import KINDS
-
-__all__ = ["KINDS", "diff", "leak", "limit", "lineprofile", "run", "snapshot", "timeline",
-           "watch"]

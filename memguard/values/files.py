@@ -30,8 +30,8 @@ from ..output import write_file
 from ._value import KINDS
 from .fields import check_fields
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "MAX_DECOMPRESSED_BYTES", "dumps", "load", "loads",
-           "register_kind", "save"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "MAX_DECOMPRESSED_BYTES", "dumps", "kinds", "load",
+           "loads", "register_kind", "save"]
 
 FORMAT = "memguard"
 """The value of the ``format`` field that marks a memguard file."""
@@ -77,6 +77,7 @@ def register_kind(kind: str, reader: FromDict) -> None:
     """
     if not isinstance(kind, str) or not kind:
         raise ValueError(f"kind must be a non-empty string, got {kind!r}")
+    _load_kinds()
     if kind in KINDS:
         raise ValueError(f"kind {kind!r} is memguard's own {KINDS[kind].__name__}")
     if not callable(reader):
@@ -84,7 +85,26 @@ def register_kind(kind: str, reader: FromDict) -> None:
     _readers[kind] = reader
 
 
+def _load_kinds() -> None:
+    # Every value module declares its kind when imported; a file may be the
+    # first thing a program reads.
+    from . import diff, leak, limit, lineprofile, run, snapshot, timeline, watch  # noqa: F401
+
+
+def kinds() -> dict[str, type]:
+    """Every memguard value class by the kind it declares (its modules loaded).
+
+    Example:
+        >>> sorted(kinds())
+        ['diff', 'leak', 'limit', 'lineprofile', 'run', 'snapshot', 'timeline', 'watch']
+    """
+    _load_kinds()
+    return dict(KINDS)
+
+
 def _reader(kind: str) -> FromDict | None:
+    if kind not in KINDS:
+        _load_kinds()
     value_class = KINDS.get(kind)
     if value_class is not None:
         return value_class.from_dict  # type: ignore[attr-defined, no-any-return]
