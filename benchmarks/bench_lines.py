@@ -10,6 +10,13 @@ Workloads (plain functions of a few lines each):
   calls into the standard library (callees roll up into the line);
 * ``recursive``: a recursive function building a list of blocks.
 
+And the cost of ``memguard run --lines FILE:FUNCTION`` to the rest of the
+program (``program: ...``): a call-heavy program (a recursive ``fib``) that
+calls the named function once per run. ``traced`` is the program under
+tracemalloc alone (what ``memguard run`` adds); ``--lines`` is the same with a
+:class:`memguard.lines.LineTarget` attached, which sees every call to decide
+whether it is the target's; both are ratios to the plain program.
+
 Tools, each on the same function in the same run, interleaved, median of
 the repeats:
 
@@ -77,6 +84,52 @@ def recursive(n: int) -> list[bytearray]:
     out = recursive(n - 1)
     out.append(bytearray(1000))
     return out
+
+
+def make_doc(n: int) -> list[bytes]:
+    return [bytes(100) for _ in range(n)]
+
+
+def fib(n: int) -> int:
+    return n if n < 2 else fib(n - 1) + fib(n - 2)
+
+
+def call_heavy_program(n: int) -> int:
+    """Tens of thousands of calls outside the target, one call of it."""
+    total = fib(n)
+    make_doc(100)
+    return total
+
+
+def _program_ratios(n: int, repeats: int) -> dict[str, float]:
+    """The program plain, under tracemalloc, and under tracemalloc with
+    ``--lines`` on make_doc, interleaved: medians, then ratios to plain."""
+    import tracemalloc
+
+    from memguard.lines import LineTarget
+
+    call_heavy_program(n)  # warm up
+    times: dict[str, list[float]] = {"plain": [], "traced": [], "lines": []}
+    calls = 0
+    for _ in range(repeats):
+        times["plain"].append(_timed(lambda: call_heavy_program(n)))
+        tracemalloc.start()
+        try:
+            times["traced"].append(_timed(lambda: call_heavy_program(n)))
+            target = LineTarget.parse(f"{__file__}:make_doc")
+            target.attach()
+            try:
+                times["lines"].append(_timed(lambda: call_heavy_program(n)))
+            finally:
+                target.detach()
+        finally:
+            tracemalloc.stop()
+        calls += sum(profile.calls for profile in target.results())
+    assert calls == repeats, calls
+    plain, traced, lines = (statistics.median(times[k]) for k in ("plain", "traced", "lines"))
+    return {"program: traced": round(traced / plain, 2),
+            "program: --lines": round(lines / plain, 2),
+            "program: --lines / traced": round(lines / traced, 2)}
 
 
 def _timed(call: Callable[[], Any]) -> float:
@@ -160,6 +213,7 @@ def main(quick: bool) -> dict[str, Any]:
         base = median[(name, "unprofiled")]
         for tool in ("memguard", "memory_profiler"):
             ratios[f"{name}: {tool}"] = round(median[(name, tool)] / base, 2)
+    ratios.update(_program_ratios(22 if quick else 25, 2 * repeats + 1))
     cheaper = [name for name in workloads
                if ratios[f"{name}: memguard"] < ratios[f"{name}: memory_profiler"]]
     notes.append(f"memguard cheaper than memory_profiler on {len(cheaper)} of "

@@ -17,6 +17,10 @@ from . import _startup  # noqa: F401
 # isort: split
 from typing import TYPE_CHECKING, Any
 
+# The report core (stdlib only) registers how values are shown, so that
+# print(value) and notebooks render the full report without the values
+# importing upwards (memguard.values._value).
+from . import report
 from ._counter import measurement
 from ._version import __version__
 from .exceptions import (
@@ -37,10 +41,10 @@ from .values.site import AllocationSite
 
 if TYPE_CHECKING:
     from . import report
-    from .guards.profile import profile, profile_lines
     from .guards.record import record
     from .guards.watch import expect_collected, watch
     from .leaks.api import check_leaks, track_leaks
+    from .lines.profile import profile, profile_lines
     from .values.diff import SnapshotDiff
     from .values.diff import compare as diff
     from .values.files import load
@@ -82,11 +86,11 @@ def _import_public(name: str) -> Any:  # noqa: PLR0911, PLR0912
 
         return track_leaks
     if name == "profile":
-        from .guards.profile import profile
+        from .lines.profile import profile
 
         return profile
     if name == "profile_lines":
-        from .guards.profile import profile_lines
+        from .lines.profile import profile_lines
 
         return profile_lines
     if name == "record":

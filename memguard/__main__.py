@@ -1,4 +1,4 @@
-"""L6 front end: ``python -m memguard`` runs the command line."""
+"""L9 front end: ``python -m memguard`` runs the command line."""
 
 from __future__ import annotations
 

@@ -37,7 +37,6 @@ __all__ = [
     "begin",
     "end",
     "excluded",
-    "is_owned",
     "open_windows",
     "rebase",
     "refresh",
@@ -237,8 +236,3 @@ def open_windows() -> int:
     with _lock:
         return len(_windows)
 
-
-def is_owned() -> bool:
-    """Whether the running trace was started by memguard."""
-    with _lock:
-        return _started_here and bool(_windows)

@@ -1,4 +1,4 @@
-"""L0 foundation: memguard's one watcher thread, which runs the periodic tasks guards ask for.
+"""L1 foundation: memguard's one watcher thread, which runs the periodic tasks guards ask for.
 
 The timeline sampler (:mod:`memguard.sampler`), the RSS sampling of
 :mod:`memguard.process` where the kernel has no high-water mark, the
@@ -6,18 +6,25 @@ peak-site catcher of ``limit()`` when it measures with tracemalloc and has no
 native counter to tell it when the peak moved, and ``memguard run``'s watcher
 are all tasks of this one thread (named ``memguard-watcher``). It starts with
 the first task and is joined when the last one is removed, so it never
-outlives the guards. A task must allocate as little as it can: whatever it
-allocates happens while the measured program runs, and counts towards the
-program's garbage collections.
+outlives the guards. A task must allocate as little as it can, and free
+what it allocates before it returns, so that the allocation count the
+collector keeps is back where it was when the task ends and the program's
+collections come as they would without memguard (issue 21).
+
+:class:`Balance` does the same for a guard's own work in the program's
+thread as a block begins and ends: it frees as many spare objects, made
+beforehand, as the guard allocated, so the program's next collection comes
+exactly when it would have without memguard.
 """
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from collections.abc import Callable
 
-__all__ = ["Task", "add", "unwatch", "watch", "watcher_running"]
+__all__ = ["Balance", "Task", "add", "unwatch", "watch", "watcher_running"]
 
 
 class Task:
@@ -32,6 +39,8 @@ class Task:
 
 
 _tasks: list[Task] = []
+_current: tuple[Task, ...] = ()
+"""The tasks as the thread reads them: a new tuple made by add() and unwatch()."""
 _tasks_lock = threading.Lock()
 _thread: threading.Thread | None = None
 _STEP = 0.005
@@ -39,15 +48,21 @@ _STEP = 0.005
 
 def _watcher_loop() -> None:
     # Short sleeps rather than Event.wait(): a wait allocates a lock on every
-    # call, which the measured heap (and its collector) would see.
+    # call, which the measured heap (and its collector) would see. The loop
+    # itself allocates no container (no iterator, no bound method), and a
+    # task frees what it allocates, so the collector's count is as it was.
+    # The collector is never switched off here: that would hold back the
+    # program's own collections while a task runs.
     while True:
-        with _tasks_lock:
-            if not _tasks:
-                return
-            tasks = tuple(_tasks)
+        _tasks_lock.acquire()
+        tasks = _current
+        _tasks_lock.release()
+        if not tasks:
+            return
         now = time.perf_counter()
         step = _STEP
-        for task in tasks:
+        for index in range(len(tasks)):
+            task = tasks[index]
             if now >= task.due:
                 task.fn()
                 task.due = now + task.interval
@@ -70,9 +85,10 @@ def watch(fn: Callable[[], object], interval: float) -> Task:
 
 def add(task: Task) -> None:
     """Start running *task* (its ``due`` time may be set first)."""
-    global _thread
+    global _thread, _current
     with _tasks_lock:
         _tasks.append(task)
+        _current = tuple(_tasks)
         if _thread is None or not _thread.is_alive():
             _thread = threading.Thread(target=_watcher_loop, name="memguard-watcher",
                                        daemon=True)
@@ -84,10 +100,11 @@ def unwatch(task: Task) -> None:
 
     When called from a task itself, it only removes the task.
     """
-    global _thread
+    global _thread, _current
     with _tasks_lock:
         if task in _tasks:
             _tasks.remove(task)
+        _current = tuple(_tasks)
         thread = _thread if not _tasks else None
         if thread is not None:
             _thread = None
@@ -99,3 +116,53 @@ def watcher_running() -> bool:
     """Whether the watcher thread is running."""
     with _tasks_lock:
         return _thread is not None and _thread.is_alive()
+
+
+class _Spare:
+    """A container with no free list: its deallocation lowers the collector's count."""
+
+    __slots__ = ("ref",)
+
+
+_SPARES = 1024
+_LOW = 256
+# Made as memguard is imported, before any measured block: making them later
+# would itself move the program's collections.
+_spares: list[_Spare] = [_Spare() for _ in range(_SPARES)]
+
+
+class Balance:
+    """Cancels, in the collector's count, the objects a guard allocates as a block begins or ends.
+
+    CPython starts a young collection when the allocations of container
+    objects minus their deallocations reach a threshold (700). A guard that
+    keeps a dozen objects alive through a block would start the program's
+    collections a dozen allocations early, so cycles die at other moments and
+    the peak moves. Make a :class:`Balance` before the guard's work and call
+    :meth:`settle` after it: as many spare objects as the count rose are
+    freed, which brings it back. The spares (1024) are made as memguard is
+    imported; when fewer than 256 are left, the next balance makes more,
+    which moves the count once (every fifty blocks or so).
+
+    Example:
+        >>> import gc
+        >>> balance = Balance()
+        >>> before = gc.get_count()[0]
+        >>> kept = [[] for _ in range(10)]
+        >>> balance.settle()
+        >>> gc.get_count()[0] == before
+        True
+    """
+
+    __slots__ = ("_start",)
+
+    def __init__(self) -> None:
+        if len(_spares) < _LOW:
+            _spares.extend(_Spare() for _ in range(_SPARES - len(_spares)))
+        self._start = gc.get_count()[0]
+
+    def settle(self) -> None:
+        """Free spares for every container allocated since the balance was made."""
+        grown = gc.get_count()[0] - self._start
+        if 0 < grown <= len(_spares):  # a collection meanwhile resets the count: leave it
+            del _spares[-grown:]

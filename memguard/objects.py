@@ -2,9 +2,10 @@
 
 :func:`count_types` counts every object the cyclic garbage collector tracks
 (``gc.get_objects()``) and, by default, the objects it does not track
-(``str``, ``bytes``, ``int``, ``float``, numpy arrays, dicts and tuples of
-atoms the collector untracked, ...) that are direct referents of tracked
-containers, each object once.
+(``str``, ``bytes``, ``int``, ``float``, ``bytearray``, numpy arrays, dicts
+and tuples of atoms the collector untracked, ...) held by tracked containers
+or by the untracked dicts and tuples among them, level by level, each
+object once.
 
 The census leaves out its own bookkeeping: a result is a plain ``dict`` of
 ``str`` to ``int``, which the collector does not track, so an earlier result
@@ -59,7 +60,14 @@ def type_name(cls: type) -> str:
 
 
 def _count_untracked(tracked: list[object], by_type: Counter[type]) -> None:
-    """Add the untracked direct referents of *tracked* to *by_type*, each object once.
+    """Add the untracked objects reachable from *tracked* to *by_type*, each object once.
+
+    First the untracked direct referents of tracked containers; then, level
+    by level, the items of the untracked containers among them: a dict whose
+    keys and values are all atoms (``{1: bytearray(512)}``) and a tuple of
+    atoms are not tracked by the collector, yet what they hold is alive.
+    Untracked containers hold only untracked objects, so there are no cycles
+    to guard against.
 
     Deduplicating by ``id()`` would allocate an ``int`` per object (slow, and
     slower still while tracemalloc traces). Instead, an object whose
@@ -68,17 +76,36 @@ def _count_untracked(tracked: list[object], by_type: Counter[type]) -> None:
     only the others are deduplicated by id.
     """
     shared: dict[int, object] = {}
-    for start in range(0, len(tracked), _CHUNK):
-        referents = gc.get_referents(*tracked[start:start + _CHUNK])
+    nested: dict[int, object] = {}
+    _count_referents(tracked, by_type, shared, nested)
+    level = list(nested.values())
+    while level:
+        nested = {}
+        _count_referents(level, by_type, shared, nested)
+        level.clear()
+        level = list(nested.values())
+    by_type.update(map(type, shared.values()))
+    shared.clear()
+
+
+#: Untracked objects of these types may hold others (their items).
+_CONTAINERS = (dict, tuple)
+
+
+def _count_referents(holders: list[object], by_type: Counter[type], shared: dict[int, object],
+                     nested: dict[int, object]) -> None:
+    """Count the untracked referents of *holders*; note the untracked containers among them."""
+    for start in range(0, len(holders), _CHUNK):
+        referents = gc.get_referents(*holders[start:start + _CHUNK])
         untracked = list(filterfalse(gc.is_tracked, referents))
         del referents
         single = list(map(_ONE_HOLDER.__eq__, map(sys.getrefcount, untracked)))
         by_type.update(map(type, compress(untracked, single)))
         several = list(compress(untracked, map(operator.not_, single)))
         shared.update(zip(map(id, several), several, strict=True))
-        del untracked, single, several
-    by_type.update(map(type, shared.values()))
-    shared.clear()
+        holding = list(compress(untracked, map(_CONTAINERS.__contains__, map(type, untracked))))
+        nested.update(zip(map(id, holding), holding, strict=True))
+        del untracked, single, several, holding
 
 
 def count_types(*, untracked: bool = True, collect: bool = True) -> dict[str, int]:
@@ -86,10 +113,9 @@ def count_types(*, untracked: bool = True, collect: bool = True) -> dict[str, in
 
     Args:
         untracked: Also count objects the collector does not track (``str``,
-            ``int``, ``bytes``, numpy arrays, ...) found as direct referents
-            of tracked containers. An untracked object that only another
-            untracked object refers to (the ``str`` items of a tuple of
-            atoms) is not seen.
+            ``int``, ``bytes``, ``bytearray``, numpy arrays, ...) held by
+            tracked containers, or by untracked dicts and tuples they hold
+            (the ``bytearray`` values of a ``dict`` of ints to buffers).
         collect: Run ``gc.collect()`` first, so that garbage in reference
             cycles is not counted as live.
 

@@ -1,4 +1,4 @@
-"""L6 front end: the pytest plugin, loaded through the ``pytest11`` entry point.
+"""L9 front end: the pytest plugin, loaded through the ``pytest11`` entry point.
 
 What it offers (see ``docs/guide/pytest.md``):
 

@@ -1,4 +1,4 @@
-"""L2 measurement: samples of traced and resident memory for timelines.
+"""L3 sampler: samples of traced and resident memory for timelines.
 
 Sampling is for timelines and charts only; exact peaks come from
 tracemalloc's counter and the kernel's high-water mark (see

@@ -1,4 +1,4 @@
-"""L6 front end: the opt-in memory line after every cell (``%memguard_cells on``).
+"""L9 front end: the opt-in memory line after every cell (``%memguard_cells on``).
 
 IPython fires ``pre_run_cell`` before a cell runs and ``post_run_cell`` after
 it, even when it fails. The monitor opens a peak window of the shared

@@ -1,4 +1,4 @@
-"""L6 front end: option parsing for memguard's magics.
+"""L9 front end: option parsing for memguard's magics.
 
 A magic's options are parsed by argparse over ``shlex.split(line)``, as a
 command line would be. A mistake is an IPython ``UsageError`` (IPython shows

@@ -1,4 +1,4 @@
-"""L6 front end: pytest-memray's ``limit_leaks``, measured with tracemalloc.
+"""L9 front end: pytest-memray's ``limit_leaks``, measured with tracemalloc.
 
 pytest-memray fails a ``limit_leaks(location_limit)`` test when one
 allocation stack keeps ``location_limit`` bytes or more once the test is

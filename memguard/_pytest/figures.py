@@ -1,4 +1,4 @@
-"""L6 front end: one test's memory figures, their tables, and the run's JSON.
+"""L9 front end: one test's memory figures, their tables, and the run's JSON.
 
 Figures travel as ``report.user_properties`` pairs (``memguard_peak_bytes``
 and friends): pytest copies them into JUnit XML as properties, and

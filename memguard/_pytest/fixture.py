@@ -1,4 +1,4 @@
-"""L6 front end: the ``memguard`` fixture's object.
+"""L9 front end: the ``memguard`` fixture's object.
 
 It hands a test memguard's guards by their public names, and defers
 ``expect_collected``: the objects are watched (by weak reference only) and

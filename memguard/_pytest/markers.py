@@ -1,4 +1,4 @@
-"""L6 front end: memguard's markers, pytest-memray's markers, and one test's plan.
+"""L9 front end: memguard's markers, pytest-memray's markers, and one test's plan.
 
 A test's *plan* says which guards wrap its call: a :class:`memguard.limit`
 (from ``memguard_limit``, pytest-memray's ``limit_memory`` or the default

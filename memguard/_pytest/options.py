@@ -1,4 +1,4 @@
-"""L6 front end: the plugin's command-line options, ini keys and their parsed settings.
+"""L9 front end: the plugin's command-line options, ini keys and their parsed settings.
 
 Every option is ``--memguard-*`` and every ini key ``memguard_*``; a command
 line value wins over the ini file. Nothing here measures anything.

@@ -1,4 +1,4 @@
-"""L6 front end: the plugin object that guards and measures test calls.
+"""L9 front end: the plugin object that guards and measures test calls.
 
 Registered only when something asks for memguard (an option at start-up, a
 marker or the fixture at collection), so an unused plugin runs no hook on any

@@ -1,4 +1,4 @@
-"""L6 front end: the ``memguard`` command line.
+"""L9 front end: the ``memguard`` command line.
 
 Subcommands, one module each, each with ``add_arguments(parser)`` and
 ``run(args) -> int``:

@@ -1,4 +1,4 @@
-"""L6 front end: ``memguard diff A B``, what grew between two snapshot or run files.
+"""L9 front end: ``memguard diff A B``, what grew between two snapshot or run files.
 
 A snapshot file is compared as it is; a run file by its sites at the peak
 (with its exact traced peak and its RSS peak as the totals), so two runs of

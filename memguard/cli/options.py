@@ -1,4 +1,4 @@
-"""L6 front end: options, exit codes and output handling of the ``memguard`` subcommands.
+"""L9 front end: options, exit codes and output handling of the ``memguard`` subcommands.
 
 The display options the pytest plugin shares (``--top``, ``--format``) live
 in :mod:`memguard.display` and are re-exported here; every file is written

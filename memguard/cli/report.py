@@ -1,4 +1,4 @@
-"""L6 front end: ``memguard report FILE``, show a run, snapshot or other memguard file."""
+"""L9 front end: ``memguard report FILE``, show a run, snapshot or other memguard file."""
 
 from __future__ import annotations
 

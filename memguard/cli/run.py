@@ -1,4 +1,4 @@
-"""L6 front end: ``memguard run``, run a program under memguard and write a run file.
+"""L9 front end: ``memguard run``, run a program under memguard and write a run file.
 
 The program runs in this process, as ``python`` would run it (its own
 ``sys.argv``, ``__main__`` and exit code); see :mod:`memguard.program`.
@@ -237,7 +237,7 @@ def _measure(program: Program, args: argparse.Namespace,
 
 def _check_program(program: Program, lines: str | None) -> None:
     """Refuse, before running, a program that is not there or a bad ``--lines``."""
-    from ..guards.profile import LineTarget
+    from ..lines.target import LineTarget
 
     try:
         program.check()
@@ -276,7 +276,7 @@ def _summarise(result: RunReport, output: str) -> None:
         line += f", with children {format_size(result.children_peak_bytes)}"
     print(line, file=sys.stderr)
     for profile in result.lines:
-        print(profile.table(), file=sys.stderr)
+        print(profile, file=sys.stderr)
     if result.lines_target is not None and not result.lines:
         print(f"memguard: --lines {result.lines_target}: the function was never called",
               file=sys.stderr)

@@ -1,3 +1,3 @@
-"""L4 guards: the checks a test, notebook or program wraps around code."""
+"""L5 guards: the checks a test, notebook or program wraps around code."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""L4 guards: the one peak-site catcher, for ``limit()`` and ``memguard run``.
+"""L5 guards: the one peak-site catcher, for ``limit()`` and ``memguard run``.
 
 tracemalloc keeps no history: to name the sites live at a peak, the live
 traces must be copied while the peak is there. :class:`TraceCatcher` does
@@ -30,6 +30,7 @@ that under one policy (the rule that then judges the copy is
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import threading
 import time
@@ -37,6 +38,7 @@ import tracemalloc
 from collections.abc import Callable
 
 from .. import _counter, _tracing, _watcher
+from ..exceptions import TracingError
 from ..values.limit import CAPTURE_GROWTH
 
 __all__ = ["POLL_INTERVAL", "TraceCatcher"]
@@ -58,15 +60,20 @@ class TraceCatcher:
         budget: If given, a copy is skipped while less than *budget* times
             the last copy's duration has passed since it (a fifth of the run
             for ``budget=4``), unless the level doubled.
+        trigger: Let the native counter say when to copy (in the main
+            thread). ``False`` polls from the watcher thread: for runs whose
+            main thread is traced line by line (``memguard run --lines``),
+            where a copy in that thread would be traced too.
     """
 
     def __init__(self, start_bytes: int, above_bytes: int,
                  reduce: Callable[[tracemalloc.Snapshot], object], *,
-                 budget: float | None = None) -> None:
+                 budget: float | None = None, trigger: bool = True) -> None:
         self.start_bytes = start_bytes
         self.above_bytes = above_bytes
         self.reduce = reduce
         self.budget = budget
+        self.trigger = trigger
         self.kept: object = None
         self.level_bytes = 0
         """The level above the start at the last copy (0: none)."""
@@ -82,7 +89,7 @@ class TraceCatcher:
     def arm(self) -> None:
         """Start watching: the counter's trigger where it is built, else polling."""
         self.started = time.perf_counter()
-        if _counter.available():
+        if self.trigger and _counter.available():
             self._count = _counter.begin()
             _counter.capture(self._count.start_bytes + self.above_bytes, CAPTURE_GROWTH,
                              self._triggered)
@@ -109,7 +116,11 @@ class TraceCatcher:
             count, self._count = self._count, None
             if count is not None:
                 _counter.capture(-1, CAPTURE_GROWTH)
-                _counter.end(count)
+                # The counter was only the trigger: if a tracemalloc stopped
+                # inside the block took its hooks along, tracemalloc's own
+                # window says so (TracingError) where it matters.
+                with contextlib.suppress(TracingError):
+                    _counter.end(count)
 
     def result(self) -> object:
         """What *reduce* made of the last copy (``None`` if none); once the block is over."""
@@ -135,8 +146,10 @@ class TraceCatcher:
     def capture(self, *, final: bool = False) -> bool:
         """Copy now if the level is a new high over the threshold; return whether it did."""
         level = _tracing.refresh()[0] - self.start_bytes
-        if level <= self.above_bytes or level < self.level_bytes * CAPTURE_GROWTH:
+        if level <= self.above_bytes or level <= self.level_bytes:
             return False
+        if not final and level < self.level_bytes * CAPTURE_GROWTH:
+            return False  # the end, if higher at all, is copied whatever the growth
         now = time.perf_counter() - self.started
         if (self.budget is not None and not final and now < self._next
                 and level < self.level_bytes * _DOUBLED):
@@ -148,10 +161,12 @@ class TraceCatcher:
             # peak, and the collector off until the snapshot's tuples are gone.
             enabled = gc.isenabled()
             gc.disable()
+            balance = _watcher.Balance()  # what is kept (the sites) moves no collection
             try:
                 with _tracing.excluded():
                     self.kept = self.reduce(tracemalloc.take_snapshot())
             finally:
+                balance.settle()
                 if enabled:
                     gc.enable()
         else:

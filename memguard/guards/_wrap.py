@@ -1,4 +1,4 @@
-"""L4 guards: shared plumbing for guards that are context managers and decorators."""
+"""L5 guards: shared plumbing for guards that are context managers and decorators."""
 
 from __future__ import annotations
 

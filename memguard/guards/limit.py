@@ -1,4 +1,4 @@
-"""L4 guards: :func:`limit`, a peak-memory limit for a block or a function.
+"""L5 guards: :func:`limit`, a peak-memory limit for a block or a function.
 
 How the peak is measured (``docs/how-it-measures.md`` says more):
 
@@ -36,12 +36,19 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Literal, TypeVar, overload
 
-from .. import _counter, _tracing, process
+from .. import _counter, _tracing, _watcher, process
 from ..exceptions import MemoryLimitExceeded, TracingError
-from ..units import Size, size_from_keywords
+from ..units import Size, format_size, size_from_keywords
 from ..values.limit import CAPTURE_GROWTH, KEPT_SITES, LimitReport, Source, sites_status
-from ..values.site import AllocationSite, is_internal, site_sort_key, sites_from_snapshot
+from ..values.site import (
+    AllocationSite,
+    is_internal,
+    site_sort_key,
+    sites_from_snapshot,
+    with_source,
+)
 from ._catcher import TraceCatcher
+from ._repr import guard_repr
 from ._wrap import add_note, caller_label, wrap_callable
 
 __all__ = ["limit"]
@@ -70,7 +77,7 @@ def sampled_sites(sampled: _counter.SampledSet) -> tuple[AllocationSite, ...]:
                             count=max(1, round(count)))
              for (f, line), (size, count) in sizes.items()]
     sites.sort(key=site_sort_key)
-    return tuple(sites[:KEPT_SITES])
+    return tuple(map(with_source, sites[:KEPT_SITES]))  # each with its line's text
 
 
 _captures: list[_Run] = []
@@ -151,6 +158,7 @@ class limit:
         interval: float = 0.001,
         sample_bytes: int = _counter.DEFAULT_SAMPLE_BYTES,
     ) -> None:
+        balance = _watcher.Balance()  # making a guard moves no collection (issue 21)
         self.limit_bytes = size_from_keywords(size, name="limit", kb=kb, mb=mb, gb=gb,
                                               kib=kib, mib=mib, gib=gib)
         if source not in ("python", "rss"):
@@ -176,6 +184,7 @@ class limit:
         self._state: _Run | None = None
         self._parent: limit | None = None
         self._wrapper: Any = None
+        balance.settle()
 
     @property
     def peak_bytes(self) -> int:
@@ -203,11 +212,20 @@ class limit:
         wrapper.report = None  # the last call's LimitReport, as on the decorator
         return wrapper
 
+    def __repr__(self) -> str:
+        label = f", label={self.label!r}" if self.label else ""
+        return guard_repr("limit", f"{format_size(self.limit_bytes)}, source={self.source!r}"
+                          f"{label}", running=self._state is not None, result=self.report)
+
     def __enter__(self) -> limit:
         if self._state is not None:
             raise RuntimeError("this limit() is already in use; a `with` block cannot be "
                                "re-entered (decorated functions get a fresh one per call)")
+        # The guard's own objects must not bring the program's next
+        # collection forward (issue 21): see memguard._watcher.Balance.
+        balance = _watcher.Balance()
         self._state = _Run(self, self.label or caller_label())
+        balance.settle()
         return self
 
     def __exit__(

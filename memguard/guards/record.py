@@ -1,12 +1,15 @@
-"""L4 guards: :func:`record`, a timeline of memory while a block runs.
+"""L5 guards: :func:`record`, a timeline of memory while a block runs.
 
 ``with memguard.record(interval=0.01) as timeline:`` samples the traced
-Python heap and the process's RSS in a background thread
-(:class:`memguard.sampler.Sampler`); ``timeline.mark("label")`` notes a
-moment. The exact peaks are kept beside the samples: tracemalloc's peak
-counter through :mod:`memguard._tracing`, and the kernel's RSS high-water
-mark where Linux offers it. The thread is stopped and joined however the
-block ends, and tracing is stopped only if ``record`` started it.
+Python heap and the process's RSS on memguard's one watcher thread
+(:class:`memguard.sampler.Sampler`, a task of :mod:`memguard._watcher`);
+``timeline.mark("label")`` notes a moment. A sample allocates a few objects
+that it frees at once, with the collector off, so the program's collections
+are unchanged (``tests/integration/test_undisturbed.py``). The exact peaks
+are kept beside the samples: tracemalloc's peak counter through
+:mod:`memguard._tracing`, and the kernel's RSS high-water mark where Linux
+offers it. The task is removed (and the thread joined if it was the last)
+however the block ends, and tracing is stopped only if ``record`` started it.
 """
 
 from __future__ import annotations
@@ -17,10 +20,11 @@ import time
 from types import TracebackType
 from typing import Any
 
-from .. import _tracing, process
+from .. import _tracing, _watcher, process
 from ..exceptions import MeasurementUnavailable, TracingError
 from ..sampler import Sampler
 from ..values.timeline import Mark, Sample, Timeline
+from ._repr import guard_repr
 from ._wrap import add_note
 
 __all__ = ["Recording", "record"]
@@ -168,8 +172,8 @@ class Recording:
         return str(self._timeline) if self._timeline is not None else "timeline (recording)"
 
     def __repr__(self) -> str:
-        state = repr(self._timeline) if self._timeline is not None else "running"
-        return f"<memguard Recording {state}>"
+        state = self._timeline.summary if self._timeline is not None else "running"
+        return f"<memguard.Recording {state}>"
 
     def _repr_html_(self) -> str:
         return self.timeline._repr_html_()
@@ -223,12 +227,19 @@ class record:
         self.rss = rss
         self._recording: Recording | None = None
 
+    def __repr__(self) -> str:
+        label = f", label={self.label!r}" if self.label else ""
+        return guard_repr("record", f"interval={self.interval:g} s, rss={self.rss}{label}",
+                          running=self._recording is not None)
+
     def __enter__(self) -> Recording:
         if self._recording is not None:
             raise RuntimeError("this record() is already running; use a new one per block")
+        balance = _watcher.Balance()  # the program's collections come when they would have
         recording = Recording(self.interval, self.label, self.rss)
         recording._start()
         self._recording = recording
+        balance.settle()
         return recording
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

@@ -399,7 +399,10 @@ class _Search:
                     self.next_hop[key] = held
                     if self.is_root(holder):
                         return key, following, False
-                    if len(following) < _MAX_FRONTIER:
+                    # Past the cap, namespaces still go on: a class's dict among
+                    # thousands of instances that share an attribute (every
+                    # logging.Logger holds the Manager) is the way to a root.
+                    if len(following) < _MAX_FRONTIER or type(holder) is dict:
                         following.append(holder)
             finally:
                 del holders, chunk

@@ -1,4 +1,4 @@
-"""L4 leaks: leak checks — is code keeping memory, objects or resources across calls?
+"""L6 leak checks: leak checks — is code keeping memory, objects or resources across calls?
 
 The package, from the user's end down:
 

@@ -1,4 +1,4 @@
-"""L4 leaks: naming a leak once it is found — growing sites, types and a holder.
+"""L6 leak checks: naming a leak once it is found — growing sites, types and a holder.
 
 After a repeated check finds a leak, a few more calls are made while
 :class:`Naming` watches: the live traces, the sizes of every container and
@@ -18,12 +18,12 @@ import tracemalloc
 import weakref
 from collections import Counter
 from collections.abc import Callable
-from types import FrameType
+from types import FrameType, MethodType
 
 from .. import _tracing
 from ..holders import containers as probe
 from ..objects import count_types, type_name
-from ..values.site import AllocationSite, Frame, is_internal
+from ..values.site import AllocationSite, Frame, is_internal, with_source
 
 __all__ = ["MIN_PER_CALL", "Naming", "TraceSummary", "describe_one", "site_growth",
            "summarize_traces", "type_growth", "user_first"]
@@ -113,7 +113,7 @@ def site_growth(before: TraceSummary, after: TraceSummary, calls: int,
     found.sort(key=lambda s: (-s.size_bytes, s.filename, s.lineno))
     # A site that grew by less than a block per hundred calls of the leak is noise.
     # One block over all the calls is a one-off (a frame, a cache entry), not a leak's site.
-    return tuple(s for s in found[:top] if s.size_bytes * 100 >= found[0].size_bytes
+    return tuple(with_source(s) for s in found[:top] if s.size_bytes * 100 >= found[0].size_bytes
                  and (s.count >= 2 or calls == 1))
 
 
@@ -142,6 +142,8 @@ class Naming:
         self.types: tuple[tuple[str, float], ...] = ()
         self.sample: str | None = None
         self.unreachable = ""
+        self.skipped = ""
+        self.scan_seconds = 0.0
         self.c_calls = CCalls()
         self.calls_into_c: tuple[str, ...] = ()
 
@@ -163,7 +165,9 @@ class Naming:
         """
         self.started = True
         gc.collect(0)  # the readings collected the rest
+        begun = time.perf_counter()
         self.sizes = probe.container_sizes()
+        self.scan_seconds = time.perf_counter() - begun
         start_tracing()
         with _tracing.excluded():
             self.traces = summarize_traces()
@@ -192,12 +196,20 @@ class Naming:
             with _tracing.excluded():
                 self.halfway = _new_types()
 
-    def end(self, calls: int, *, deadline: float | None = None) -> None:
-        """Name what grew over *calls* calls; the holder search stops by *deadline*."""
+    def end(self, calls: int, *, deadline: float | None = None,
+            stop_tracing: Callable[[], None] = lambda: None) -> None:
+        """Name what grew over *calls* calls; the holder search stops by *deadline*.
+
+        *stop_tracing* is called once the sites are read: the scans that
+        follow allocate an ``int`` per container, which a trace would slow
+        several times over (a trace the caller started goes on, shared).
+        """
         with _tracing.excluded():
             gc.collect()
             # The sites first: the scans below allocate, and may be traced.
             self.sites = site_growth(self.traces, summarize_traces(), calls, 20)
+        stop_tracing()
+        with _tracing.excluded():
             if self.frozen:
                 final = _new_types()
                 steady = {name for name, count in final.items()
@@ -208,9 +220,16 @@ class Naming:
                 final = {name: count - self.census.get(name, 0)
                          for name, count in count_types(collect=False).items()}
                 steady = set(final)
-            grown = probe.growing_containers(self.sizes, (self.census, self.halfway, final,
-                                                          self.sizes, *self.traces,
-                                                          self.c_calls.counts))
+            if deadline is not None and time.perf_counter() + self.scan_seconds > deadline:
+                # The budget is a promise: no second pass over the heap past it.
+                grown = []
+                self.skipped = (f"the growing containers were not looked for: a pass over "
+                                f"the heap takes {self.scan_seconds:.1f} s and the time "
+                                f"budget ran out (raise max_seconds)")
+            else:
+                grown = probe.growing_containers(self.sizes, (
+                    self.census, self.halfway, final, self.sizes, *self.traces,
+                    self.c_calls.counts))
             for name, count in probe.new_untracked_items(grown).items():
                 final[name] = final.get(name, 0) + count
                 steady.add(name)
@@ -222,7 +241,7 @@ class Naming:
             left = 3.0 if deadline is None else max(0.2, min(3.0, deadline - time.perf_counter()))
             self.sample = describe_one(entries, [name for name, _ in self.types],
                                        max_seconds=left)
-            if not self.types and self.sample is None:
+            if not self.types and self.sample is None and not self.skipped:
                 self.unreachable = ("no object that grew could be reached from the heap: the "
                                     "leaked memory has no referrer memguard can see (a "
                                     "reference or buffer leaked in C code?), so no type is "
@@ -311,6 +330,10 @@ def _new_types() -> dict[str, int]:
         for cls, count in Counter(map(type, objs)).items():
             name = type_name(cls)
             counts[name] = counts.get(name, 0) + count
+        # memguard's own bound methods and closures, made while it names the leak.
+        own = sum(1 for obj in objs if type(obj) is MethodType and _own(obj.__self__))
+        if own:
+            counts["method"] -= own
         return counts
     finally:
         del objs

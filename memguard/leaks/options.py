@@ -1,4 +1,4 @@
-"""L4 leaks: :class:`LeakOptions`, the settings of a leak check, declared once.
+"""L6 leak checks: :class:`LeakOptions`, the settings of a leak check, declared once.
 
 Every front end takes its defaults from here: :func:`memguard.track_leaks`
 and :func:`memguard.check_leaks`, the ``memguard_leaks`` pytest marker and
@@ -54,7 +54,7 @@ class LeakOptions:
     ``2 * cache_bound`` calls), so a leak on one call in 1,000 is seen."""
     cache_bound: int = 4096
     """Growth that stops within this many calls is a bounded structure filling up
-    (a cache, a pool), not a leak; growth still going after ``1.5 * cache_bound``
+    (a cache, a pool), not a leak; growth still going after ``2 * cache_bound``
     calls, or when the budget ends, is a leak."""
     max_calls: int = 1_000_000
     """The most measured calls a check makes, whatever the budget."""

@@ -1,4 +1,4 @@
-"""L4 leaks: how a leak check tells steady growth from warm-up, caches and noise.
+"""L6 leak checks: how a leak check tells steady growth from warm-up, caches and noise.
 
 Pure functions over a series of levels, one per reading (traced bytes,
 allocator blocks, live objects, malloc's bytes, RSS, descriptors, threads),

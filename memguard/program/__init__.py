@@ -1,4 +1,4 @@
-"""L4 program runner: run a script or module in this process, as ``python`` would; measure it.
+"""L7 program runner: run a script or module in this process, as ``python`` would; measure it.
 
 * :mod:`memguard.program.launch`: :class:`Program`, a script or module and
   its arguments, run with its own ``sys.argv``, ``__main__`` and exit code.

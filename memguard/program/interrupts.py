@@ -1,4 +1,4 @@
-"""L4 program runner: SIGINT and SIGTERM during a run, so that what was measured is kept.
+"""L7 program runner: SIGINT and SIGTERM during a run, so that what was measured is kept.
 
 While the program runs, Ctrl-C (SIGINT) raises :class:`KeyboardInterrupt`
 in it, as under ``python``, and SIGTERM (what ``timeout``, a CI cancel and

@@ -1,4 +1,4 @@
-"""L4 program runner: :class:`Program`, a script or module run here as ``python`` runs it.
+"""L7 program runner: :class:`Program`, a script or module run here as ``python`` runs it.
 
 Its own ``sys.argv``, ``__main__`` and ``sys.path[0]``; its exit code kept
 (``SystemExit`` as the interpreter reads it, 1 for an uncaught exception,

@@ -1,13 +1,15 @@
-"""L4 program runner: :func:`run_program`, run a whole program as ``python`` would, and measure it.
+"""L7 program runner: :func:`run_program`, run a whole program as ``python`` would, and measure it.
 
 The program (a :class:`~memguard.program.launch.Program`) runs inside
 :func:`~memguard.guards.record.record` (the timeline, with the exact traced
 peak and, on Linux, the kernel's exact RSS high-water mark) and beside a
-watching thread that notes when the traced peak moved (to one interval),
-copies the allocation sites each time the traced level grows 25% past its
-last capture, samples child processes through psutil when asked, and feeds a
-status line. When the program has ended, a snapshot records what it still
-holds.
+watcher (a task of memguard's one watcher thread) that notes when the traced
+peak moved (to one interval), samples child processes through psutil when
+asked, and feeds a status line. The allocation sites near the peak are
+copied by the peak-site catcher that ``limit()`` uses too
+(:class:`memguard.guards._catcher.TraceCatcher`, one policy), and judged by
+the same rule (:func:`memguard.values.limit.sites_status`). When the
+program has ended, a snapshot records what it still holds.
 """
 
 from __future__ import annotations
@@ -15,17 +17,17 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
-import threading
 import time
 import tracemalloc
 from collections.abc import Callable
 
-from .. import _tracing, process, traces
+from .. import _tracing, _watcher, process, traces
 from .._optional import require
 from ..exceptions import MeasurementUnavailable
-from ..guards.profile import LineTarget
+from ..guards._catcher import TraceCatcher
 from ..guards.record import record
-from ..values.limit import LimitReport, SitesStatus
+from ..lines.target import LineTarget
+from ..values.limit import KEPT_SITES, LimitReport, sites_status
 from ..values.lineprofile import LineProfile
 from ..values.run import RunReport
 from ..values.site import SMALLER, AllocationSite, LeftOut, site_of, with_source
@@ -36,17 +38,13 @@ from .launch import Program, hidden
 
 __all__ = ["Program", "run_program"]
 
-_CAPTURE_GROWTH = 1.25
 _CAPTURE_FLOOR = 256 * 1024
 _CAPTURE_BUDGET = 4.0
-_CAPTURE_FORCED = 2.0
-_KEPT_SITES = 100
 _PEAK_NOISE = 64 * 1024
 _FINAL_SITES = 50
 _LINE_FRAMES = 16
 
 OnSample = Callable[[float, int, int, int | None], None]
-_ATTRIBUTED = 0.80
 
 
 def _children_rss() -> int:
@@ -62,12 +60,13 @@ def _children_rss() -> int:
 
 
 class _Watcher:
-    """A thread that watches a run: when the peak moves, the sites near it,
-    the children's memory, and the status line's figures."""
+    """Watches a run from the watcher thread: when the peak moves, the
+    children's memory, and the status line's figures; and holds the catcher
+    of the sites near the peak."""
 
     def __init__(self, window: _tracing.PeakWindow, *, interval: float, children: bool,
                  rss: bool, sites: bool, baseline: traces.Grouped | None,
-                 on_sample: OnSample | None) -> None:
+                 on_sample: OnSample | None, traced_lines: bool = False) -> None:
         self.window = window
         self.interval = interval
         self.want_children = children
@@ -82,33 +81,35 @@ class _Watcher:
         self.left_out: tuple[LeftOut, ...] = ()
         self.sites_level = 0
         self.sites_seconds = 0.0
-        self.next_capture = 0.0
         # A capture briefly holds a copy of every trace (about 100 bytes per
         # live block, not traced but resident): with rss or children, the
         # process's memory is the figure, and it must stay the program's.
-        self.capture_sites = sites and not (rss or children)
-        self._stopped = False
-        self._thread = threading.Thread(target=self._loop, name="memguard-run-watcher",
-                                        daemon=True)
+        self.catcher: TraceCatcher | None = None
+        if sites and not (rss or children):
+            self.catcher = TraceCatcher(
+                window.start_bytes, _CAPTURE_FLOOR,
+                lambda snapshot: _top_sites(traces.group(snapshot, "lineno"), baseline),
+                budget=_CAPTURE_BUDGET, trigger=not traced_lines)
+        self._task: _watcher.Task | None = None
 
     def start(self) -> None:
-        self._thread.start()
+        self.started = time.perf_counter()
+        if self.catcher is not None:
+            self.catcher.arm()
+        self._task = _watcher.watch(self.sample, self.interval)
 
     def stop(self) -> None:
-        self._stopped = True
-        self._thread.join()
+        if self._task is not None:
+            _watcher.unwatch(self._task)
+            self._task = None
         self.sample()  # the end of the program is part of its run
-
-    def _loop(self) -> None:
-        # Short sleeps rather than Event.wait(): a wait allocates a lock on
-        # every call, which the traced heap would show.
-        due = 0.0
-        while not self._stopped:
-            now = time.perf_counter() - self.started
-            if now >= due:
-                self.sample()
-                due = now + self.interval
-            time.sleep(min(self.interval, 0.005))
+        if self.catcher is not None:
+            self.catcher.disarm(final=True)  # ... and may be its peak
+            kept = self.catcher.result()
+            if isinstance(kept, tuple) and self.catcher.level_bytes:
+                self.sites, self.left_out = kept
+                self.sites_level = self.catcher.level_bytes
+                self.sites_seconds = self.catcher.seconds
 
     def sample(self) -> None:
         if not tracemalloc.is_tracing():
@@ -121,10 +122,6 @@ class _Watcher:
             # memguard's own bookkeeping creeps the peak up by bytes; a move
             # of more than 1% is the program's.
             self.peak_total, self.peak_seconds = peak_total, now
-        if self.capture_sites and level >= max(_CAPTURE_FLOOR,
-                                               self.sites_level * _CAPTURE_GROWTH) and (
-                now >= self.next_capture or level >= self.sites_level * _CAPTURE_FORCED):
-            self._capture(now)
         rss = None
         if self.want_rss or self.want_children:
             try:
@@ -137,23 +134,9 @@ class _Watcher:
             self.on_sample(now, max(0, level), max(0, peak_total - self.window.start_bytes),
                            rss if self.want_rss else None)
 
-    def _capture(self, now: float) -> None:
-        began = time.perf_counter()
-        # No _tracing.excluded() here: the program keeps running while this
-        # thread works (the GIL switches), and resetting the peak afterwards
-        # would lose whatever peak the program reached meanwhile. Nothing
-        # needs excluding either: tracemalloc does not trace its own copy of
-        # the traces, and grouping allocates one small list per source line.
-        level = tracemalloc.get_traced_memory()[0] - self.window.start_bytes
-        snapshot = tracemalloc.take_snapshot()
-        groups = traces.group(snapshot, "lineno")
-        del snapshot
-        self.sites, self.left_out = _top_sites(groups, self.baseline)
-        self.sites_level, self.sites_seconds = level, now
-        # Captures cost time in proportion to the live blocks: keep them to
-        # about a fifth of the run, unless the level doubled (so the sites
-        # are always those of at least half the peak).
-        self.next_capture = now + _CAPTURE_BUDGET * (time.perf_counter() - began)
+
+_RUN_SITES = 5 * KEPT_SITES
+"""Sites a run keeps at the peak: more than a limit's, for ``report --top N``."""
 
 
 def _top_sites(groups: traces.Grouped, baseline: traces.Grouped | None
@@ -163,7 +146,7 @@ def _top_sites(groups: traces.Grouped, baseline: traces.Grouped | None
     grown = [g for g in change.grown if not hidden(g.filename)]
     runner = [g for g in change.grown if hidden(g.filename)]
     shrunk = [g for g in change.all if g.size_bytes <= 0]
-    rest = grown[_KEPT_SITES:]
+    rest = grown[_RUN_SITES:]
     left = [LeftOut(SMALLER, sum(g.size_bytes for g in rest), sum(g.count for g in rest),
                     len(rest)),
             *(LeftOut(r.name, r.size_bytes, r.count) for r in change.left_out),
@@ -173,7 +156,7 @@ def _top_sites(groups: traces.Grouped, baseline: traces.Grouped | None
                     len(shrunk))]
     # The sources are read when the run is over (with_source), not while
     # the program runs under the trace.
-    return (tuple(site_of(g, source=False) for g in grown[:_KEPT_SITES]),
+    return (tuple(site_of(g, source=False) for g in grown[:_RUN_SITES]),
             tuple(item for item in left if item.size_bytes or item.count))
 
 
@@ -186,9 +169,10 @@ def _limit_report(run: RunReport, limit_bytes: int) -> LimitReport:
             start_bytes=timeline.rss_start_bytes or 0, duration_seconds=run.duration_seconds,
             sites_status="unavailable", interval_seconds=timeline.interval_seconds,
         )
-    status: SitesStatus = "peak" if run.sites_fraction >= _ATTRIBUTED else "partial"
-    if not run.sites:
-        status = "unattributed"
+    # limit()'s rule; the sites are captured whether the limit held or not
+    status = sites_status(wanted=True, exceeded=True,
+                          captured_level_bytes=run.sites_level_bytes or None,
+                          peak_bytes=run.traced_peak_bytes, named=len(run.sites))
     return LimitReport(
         label=run.command, source="python", method="tracemalloc", limit_bytes=limit_bytes,
         peak_bytes=run.traced_peak_bytes, end_bytes=run.traced_end_bytes,
@@ -225,7 +209,8 @@ def _observe(program: Program, kept: list[object], target: LineTarget | None, *,
     with record(interval, label=program.command, rss=rss or children) as recording:
         window = _tracing.begin()
         watcher = _Watcher(window, interval=interval, children=children, rss=rss,
-                           sites=sites, baseline=baseline, on_sample=on_sample)
+                           sites=sites, baseline=baseline, on_sample=on_sample,
+                           traced_lines=target is not None)
         with _tracing.excluded():
             watcher.start()
         try:
@@ -277,7 +262,7 @@ def run_program(
         limit_bytes: Judge the peak against this limit (the RSS peak above the
             start with *rss*, else the traced peak); see :attr:`RunReport.limit`.
         lines: ``MODULE_OR_FILE:FUNCTION``: profile that function line by line
-            in every call (:class:`memguard.guards.profile.LineTarget`);
+            in every call (:class:`memguard.lines.LineTarget`);
             tracebacks then keep 16 frames.
         census: Count the live objects by type when the program ends (one
             pass over the whole heap: a second or more for a big one).
@@ -322,6 +307,8 @@ def run_program(
     if isinstance(interval, bool) or not isinstance(interval, int | float) or not interval > 0:
         raise ValueError(f"interval must be a positive number of seconds, got {interval!r}")
     program.check()
+    if children:  # imported now: imported by the watcher, psutil would be the program's
+        require("psutil")
     target = _line_target(lines)
     started_at = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     baseline = _baseline()

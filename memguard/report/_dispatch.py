@@ -1,4 +1,4 @@
-"""L5 presentation: turn what a user holds into the value to render."""
+"""L8 presentation: turn what a user holds into the value to render."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""L3 values: :class:`Baseline`, every test's peak memory over the runs saved under one name.
+"""L4 values: :class:`Baseline`, every test's peak memory over the runs saved under one name.
 
 A baseline is what ``pytest --memguard-save NAME`` writes and
 ``--memguard-compare NAME`` reads: versioned JSON, never pickle, so loading a

@@ -78,3 +78,33 @@ def test_tracked_count() -> None:
     rows = [Row("x") for _ in range(300)]
     assert tracked_count() - before >= 300
     del rows
+
+
+STORE: dict[int, bytearray] = {}
+NESTED: dict[str, tuple[bytearray, ...]] = {}
+
+
+def test_items_of_untracked_containers_are_counted() -> None:
+    """A dict of ints to bytearrays is untracked by gc; its items are alive and counted.
+
+    The "dict of buffers" of issue 18: the census walked tracked containers
+    only, so neither the 2,000 bytearrays nor their int keys were seen. A
+    tuple of atoms inside an untracked dict is followed too (two levels).
+    """
+    count_types()
+    before = count_types()
+    for i in range(2000):
+        STORE[100_000 + i] = bytearray(512)
+    NESTED["rows"] = tuple(bytearray(8) for _ in range(300))
+    try:
+        gc.collect()  # the collector untracks tuples and dicts of atoms as it passes
+        assert not gc.is_tracked(STORE)
+        assert not gc.is_tracked(NESTED)
+        after = count_types()
+        grown = _growth(before, after)
+        assert grown["bytearray"] == 2000 + 300
+        assert grown["int"] == 2000  # the keys; none is a cached small int
+        assert grown["tuple"] >= 1
+    finally:
+        STORE.clear()
+        NESTED.clear()

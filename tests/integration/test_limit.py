@@ -15,7 +15,7 @@ from contextlib import contextmanager
 import pytest
 
 import memguard
-from memguard import MemoryLimitExceeded, _counter, limit, process
+from memguard import MemoryLimitExceeded, _counter, _watcher, limit, process
 from tests import helpers
 
 # A peak includes the allocation under test plus a little bookkeeping
@@ -129,8 +129,8 @@ def test_sites_are_those_live_at_the_peak() -> None:
     assert all(site.lineno != line_of("# smaller-later") for site in report.sites[:1])
     assert "40.0 MiB" not in str(info.value)  # 40 MB is 38.1 MiB: SI in, IEC out
     assert "38.1 MiB" in str(info.value).splitlines()[2]
-    assert report.sites[0].source == "big = bytearray(40 * MB) # the-spike"
-    assert str(info.value).splitlines()[2].endswith("  big = bytearray(40 * MB) # the-spike")
+    assert report.sites[0].source == "big = bytearray(40 * MB)  # the-spike"
+    assert str(info.value).splitlines()[2].endswith("  big = bytearray(40 * MB)  # the-spike")
     del small
 
 
@@ -353,16 +353,22 @@ def test_hundreds_of_uses_leave_nothing_behind() -> None:
             data = bytearray(2000)
             del data
 
+    def objects() -> int:
+        # memguard._watcher's spare objects (a pool of at most 1024, made
+        # again when it runs low) are counted apart: their number moves by design.
+        return sum(1 for o in gc.get_objects() if type(o) is not _watcher._Spare)
+
     for _ in range(20):
         use()
     gc.collect()
     threads = helpers.threads_now()
-    objects = len(gc.get_objects())
+    before = objects()
     for _ in range(300):
         use()
     gc.collect()
     assert helpers.threads_left_behind(threads) == []
-    assert len(gc.get_objects()) - objects < 50
+    assert objects() - before < 50
+    assert len(_watcher._spares) <= 1024
 
 
 # --- source="rss": process memory, native allocations included -------------

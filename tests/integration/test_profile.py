@@ -14,7 +14,7 @@ import pytest
 
 import memguard
 from memguard import LineProfile
-from memguard.guards.profile import profile, profile_lines
+from memguard.lines import profile, profile_lines
 from memguard.values.lineprofile import UNATTRIBUTED_FLOOR
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from memguard.guards.profile import LineTarget, profile_lines
+from memguard.lines import LineTarget, profile_lines
 
 #: What a line run in a second thread may be charged for the main thread's own
 #: allocations and frees at the same time (see the test below).
@@ -205,3 +205,35 @@ def test_detach_while_another_thread_still_calls_the_function(tmp_path: Path) ->
     finally:
         sys.path.remove(str(tmp_path))
         sys.modules.pop("lt_busy_mod", None)
+
+
+def _first(n: int) -> bytearray:
+    return bytearray(n)
+
+
+def _second(n: int) -> bytearray:
+    return bytearray(n)
+
+
+def test_a_function_turned_down_by_one_target_is_found_by_the_next() -> None:
+    """Calls a target turned down are passed over cheaply; a new target asks again."""
+    one = LineTarget.parse(f"{__file__}:_first")
+    one.attach()
+    try:
+        _second(1_000)  # turned down by the first target
+        _first(2_000)
+    finally:
+        one.detach()
+    two = LineTarget.parse(f"{__file__}:_second")
+    two.attach()
+    try:
+        _second(30_000)
+        _first(1_000)
+    finally:
+        two.detach()
+    [first] = one.results()
+    [second] = two.results()
+    assert (first.function, first.calls) == ("_first", 1)
+    assert (second.function, second.calls) == ("_second", 1)
+    line = _second.__code__.co_firstlineno + 1
+    assert second.row(line).allocated_bytes == size_of(30_000)

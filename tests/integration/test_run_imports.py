@@ -103,3 +103,24 @@ def test_memguard_keeps_its_own_copies_after_the_run(tmp_path: Path,
     assert main(["run", "-o", str(tmp_path / "r.json"), str(script)]) == 0
     capsys.readouterr()
     assert sys.modules["decimal"] is decimal
+
+
+@pytest.mark.parametrize("options", [[], ["--rss"], ["--children"]])
+def test_memguard_imports_nothing_while_the_program_runs(tmp_path: Path,
+                                                         options: list[str]) -> None:
+    """An import made by memguard's threads during the run would be traced as the
+    program's (``--children`` imported psutil, socket and subprocess that way)."""
+    pytest.importorskip("psutil")
+    script = tmp_path / "idle.py"
+    script.write_text(textwrap.dedent("""\
+        import sys, time
+        before = set(sys.modules)
+        for _ in range(20):  # a few of memguard's samples, whatever the machine's speed
+            block = bytearray(10**6)
+            time.sleep(0.02)
+        print(sorted(set(sys.modules) - before))
+    """))
+    done = subprocess.run([sys.executable, "-m", "memguard", "run", *options, "--interval",
+                           "0.005", "-o", str(tmp_path / "run.json"), str(script)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300, check=True)
+    assert done.stdout.strip() == "[]", done.stdout

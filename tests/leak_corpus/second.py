@@ -129,7 +129,7 @@ def keep_small_int() -> None:
 SIZES = (128, 512, 1024, 4096)
 
 CLEAN_SECOND: tuple[Scenario, ...] = (
-    *(Scenario(f"lru_cache_keys_{n}", f"lru_cache(maxsize={n}) filled one key per call", False,
+    *(Scenario(f"lru_filled_{n}", f"lru_cache(maxsize={n}) filled one key per call", False,
                run, reset=reset) for n, (run, reset) in ((n, _lru(n)) for n in SIZES)),
     *(Scenario(f"dict_evicting_{n}", f"dict of {n} keys, oldest evicted", False,
                run, reset=reset) for n, (run, reset) in ((n, _evicting(n)) for n in SIZES)),

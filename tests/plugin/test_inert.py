@@ -51,7 +51,6 @@ def test_import_is_cheap() -> None:
         "memguard.pytest_plugin", "memguard._pytest", "memguard._pytest.markers",
         "memguard._pytest.options", "memguard.display"}
     assert not any(m.startswith("memguard.cli") for m in ours), sorted(ours)
-    assert len(ours) <= 19, sorted(ours)
 
 
 def test_unused_plugin_does_nothing(pytester: pytest.Pytester, run: Run) -> None:

@@ -108,9 +108,10 @@ def test_size_positional() -> None:
         ((), {"megabytes": 1}, TypeError, "unknown size keyword 'megabytes'"),
         ((), {"mb": -1}, ValueError, "must not be negative"),
         ((), {"mb": math.nan}, ValueError, "finite"),
-        ((), {"mb": True}, TypeError, "not bool"),
+        ((), {"mb": True}, TypeError, "mb= takes a number of megabytes (MB, powers of 1000), "
+                                      "such as mb=100; got bool True"),
         ((), {"gib": 1e300}, ValueError, "larger than 16 EiB"),
-        ((), {"mb": "1"}, TypeError, "not str"),
+        ((), {"mb": "1"}, TypeError, "got str '1' (a string goes first: limit('1 MB'))"),
     ],
 )
 def test_size_keywords_reject(

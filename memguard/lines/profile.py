@@ -1,10 +1,10 @@
-"""L4 guards: line-by-line memory profiles (``@profile``, ``profile_lines``, ``LineTarget``).
+"""L6 line profiler: line-by-line memory profiles (``@profile``, ``profile_lines``, ``LineTarget``).
 
 For each line of a function: how much it allocated, how much of that was
 still alive when the function returned, and its share of the function's
 peak. Exact for memory allocated through Python's allocators (tracemalloc's
 counters, read at every line), not RSS deltas; native allocations are not
-seen. How the figures are made is described in :mod:`memguard.guards._lines`;
+seen. How the figures are made is described in :mod:`memguard.lines._tracer`;
 what they mean:
 
 * **allocated**: the sum of the line's increments of the traced heap, each
@@ -61,12 +61,12 @@ from types import CodeType, FrameType
 from typing import IO, Any, TypeVar, cast, overload
 
 from .. import _tracing
+from ..guards._wrap import add_note
 from ..values.lineprofile import LineProfile
-from ._linebuild import build_profile, check_options, retained, snapshot
-from ._lines import ThreadTracer, tracer
-from ._linestats import Collector, Key
-from ._wrap import add_note
-from .linetarget import LineTarget
+from ._builder import build_profile, check_options, retained, snapshot
+from ._statistics import Collector, Key
+from ._tracer import ThreadTracer, tracer
+from .target import LineTarget
 
 __all__ = ["LineTarget", "profile", "profile_lines"]
 
@@ -177,11 +177,11 @@ class _Options:
     def deliver(self, holder: Any, result: LineProfile, error: BaseException | None) -> None:
         holder.last_profile = result
         if error is not None:
-            add_note(error, f"memguard line profile: {result}")
+            add_note(error, f"memguard line profile: {result.summary}")
             with contextlib.suppress(AttributeError):  # exceptions with __slots__
                 error.memguard_profile = result  # type: ignore[attr-defined]
         if self.show:
-            result.render_text(self.stream if self.stream is not None else sys.stderr)
+            (self.stream if self.stream is not None else sys.stderr).write(f"{result}\n")
         if self.on_profile is not None:
             self.on_profile(result)
 

@@ -1,4 +1,4 @@
-"""L4 guards: the line tracer behind :mod:`memguard.guards.profile`.
+"""L6 line profiler: the line tracer behind :mod:`memguard.lines.profile`.
 
 How figures are made: a trace function (:func:`sys.settrace`) is installed
 in the thread while something is being profiled. It gives a local tracer
@@ -51,7 +51,7 @@ from typing import Any, cast
 
 from .. import _tracing
 from ..values.site import is_internal
-from ._linestats import Collector, Key
+from ._statistics import Collector, Key
 
 __all__ = ["Matcher", "ThreadTracer", "TraceFunction", "tracer"]
 
@@ -154,6 +154,11 @@ class ThreadTracer:
         self.roots: dict[FrameType, Collector] = {}
         self.by_code: dict[CodeType, list[Collector]] = {}
         self.matchers: list[Matcher] = []
+        # Code objects every matcher turned down: their calls are passed over
+        # in on_call with one set lookup, so that a LineTarget costs the rest
+        # of the program one cheap call event per function call, not a
+        # locked claim. Emptied whenever the matchers change.
+        self.rejected: set[CodeType] = set()
         self.installed = False
         self.local: TraceFunction = self.on_local  # one bound method, not one per event
         self.table: list[tuple[Collector, Key]] = []
@@ -185,6 +190,17 @@ class ThreadTracer:
             self.installed = True
         self.users += 1
 
+    def add_matcher(self, matcher: Matcher) -> None:
+        """Also profile the frames *matcher* picks (a :class:`LineTarget`'s)."""
+        self.matchers.append(matcher)
+        self.rejected.clear()
+
+    def remove_matcher(self, matcher: Matcher) -> None:
+        """Stop asking *matcher* (if it was asked)."""
+        if matcher in self.matchers:
+            self.matchers.remove(matcher)
+        self.rejected.clear()
+
     def prepare(self) -> None:
         """Make the log's arrays now (before tracing starts, preferably)."""
         self.mutex.acquire()
@@ -206,6 +222,7 @@ class ThreadTracer:
             self.previous = None
             self.installed = False
             self.stack.clear()
+            self.rejected.clear()
 
     # -- the log ------------------------------------------------------------
     def _new_chunk(self) -> None:
@@ -396,6 +413,8 @@ class ThreadTracer:
             matched = matcher(frame)
             if matched is not None:
                 return matched, 0, True
+        if self.matchers:
+            self.rejected.add(code)
         if self.stack:
             top = self.stack[-1]
             if (top.depth < top.collector.expand and frame.f_back is top.frame
@@ -407,7 +426,9 @@ class ThreadTracer:
         """The global trace function: picks the frames to trace."""
         theirs = self.previous(frame, event, arg) if self.previous is not None else None
         stack = self.stack
-        if (not self.matchers and frame.f_code not in self.by_code and frame not in self.roots
+        code = frame.f_code
+        if ((not self.matchers or code in self.rejected) and code not in self.by_code
+                and frame not in self.roots
                 and (not stack or stack[-1].depth >= stack[-1].collector.expand)):
             return theirs  # the common case, decided without a call: not ours
         self.mutex.acquire()

@@ -1,6 +1,6 @@
-"""L4 guards: per-line figures of a line profile, and live traces by line.
+"""L6 line profiler: per-line figures of a line profile, and live traces by line.
 
-:class:`Collector` adds up what the tracer (:mod:`memguard.guards._lines`)
+:class:`Collector` adds up what the tracer (:mod:`memguard.lines._tracer`)
 charges to each line: allocated, net, hits, the peak and the lines' shares of
 it, call by call. :func:`attribute_traces` names the profiled line each live
 trace of a tracemalloc snapshot was allocated from (for *retained*).
@@ -114,10 +114,6 @@ class Collector:
             self.peak = self._call_peak
             self.peak_shares = self._call_shares
         self._call_shares = {}
-
-    def hit(self, key: Key) -> None:
-        """Count one run of the line *key*."""
-        (self.records.get(key) or self.record(key))[2] += 1
 
 
 def code_lines(code: CodeType) -> set[int]:

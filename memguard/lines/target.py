@@ -1,8 +1,8 @@
-"""L4 guards: :class:`LineTarget`, line profiles of one function while a program runs.
+"""L6 line profiler: :class:`LineTarget`, line profiles of one function while a program runs.
 
 What ``memguard run --lines MODULE_OR_FILE:FUNCTION`` uses: every call of the
 named function, in the calling thread and in threads started later, is
-profiled line by line (see :mod:`memguard.guards.profile` for what the
+profiled line by line (see :mod:`memguard.lines.profile` for what the
 figures mean), the calls summed.
 """
 
@@ -19,9 +19,9 @@ from typing import Any
 
 from .. import _tracing
 from ..values.lineprofile import LineProfile
-from ._linebuild import build_profile, check_options, qualname, retained, snapshot
-from ._lines import ThreadTracer, tracer
-from ._linestats import Collector, Key
+from ._builder import build_profile, check_options, qualname, retained, snapshot
+from ._statistics import Collector, Key
+from ._tracer import ThreadTracer, tracer
 
 __all__ = ["LineTarget"]
 
@@ -143,7 +143,7 @@ class LineTarget:
         with self._lock:
             self._tracers.append((threading.current_thread(), current))
         matcher = self._matcher()
-        current.matchers.append(matcher)
+        current.add_matcher(matcher)
         current.acquire()
         return matcher
 
@@ -174,8 +174,8 @@ class LineTarget:
         self._duration += time.perf_counter() - self._started
         threading.settrace(self._previous_hook)
         current = tracer()
-        if self._main_matcher in current.matchers:
-            current.matchers.remove(self._main_matcher)
+        if self._main_matcher is not None:
+            current.remove_matcher(self._main_matcher)
         self._main_matcher = None
         current.release()
         try:

@@ -1,7 +1,7 @@
-"""L4 guards: shared steps of line profiles: options, source, snapshots, the value.
+"""L6 line profiler: shared steps of line profiles: options, source, snapshots, the value.
 
-Used by :mod:`memguard.guards.profile` (``@profile``, ``profile_lines``) and
-:mod:`memguard.guards.linetarget` (``memguard run --lines``).
+Used by :mod:`memguard.lines.profile` (``@profile``, ``profile_lines``) and
+:mod:`memguard.lines.target` (``memguard run --lines``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from types import CodeType
 
 from .. import _tracing
 from ..values.lineprofile import NATIVE_NOTE, LineProfile, LineRow
-from ._linestats import Collector, Key, attribute_traces, code_lines
+from ._statistics import Collector, Key, attribute_traces, code_lines
 
 __all__ = ["THREADS_NOTE", "build_profile", "check_options", "qualname", "retained", "snapshot"]
 

@@ -1,0 +1,192 @@
+"""memguard does not change the garbage collection of what it measures (issue 21).
+
+A cycle-heavy program's collections are counted with ``gc.callbacks`` and
+its traced peak is read, in a fresh interpreter each time, plainly (under
+tracemalloc alone) and under ``memguard.limit()``, ``memguard.record()`` and
+``memguard run``'s sites come from the same catcher (issue 21's first
+finding), three times each. When the watcher thread copied the sites
+at the peak, the copies' allocations brought collections forward (three times
+as many, most started on memguard's thread) and cycles died sooner, so the
+traced peak was up to 20% low and changed from run to run.
+
+Tolerances, and why: memguard allocates a few dozen objects of its own in
+the main thread as a block begins and ends (the guard, its window, the
+report), and a task of the watcher thread allocates and frees a few objects
+per sample. Those can move a collection by one allocation's worth, so the
+count of young collections may differ by 2 in the hundreds, the older
+generations' counts by 1. (A sample of ``record()`` reads tracemalloc, which
+returns a tuple: when that one allocation is the one that reaches the
+collector's threshold, the collection the program was about to start runs on
+the watcher thread instead, at the same count: the number of collections is
+what is compared, not the thread.) The peak is compared with plain
+tracemalloc's within 0.5% (a collection that comes a few allocations
+earlier or later frees the same cycles one step apart).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+PROGRAM = '''
+import gc, threading, tracemalloc
+import memguard  # in every mode, so that its imports are not what differs
+memguard.record, memguard.limit  # noqa: B018 (the lazily imported guards too)
+
+collections = [0, 0, 0]
+foreign = [0]
+main = threading.main_thread()
+
+def on_gc(phase, info):
+    if phase == "start":
+        collections[info["generation"]] += 1
+        if threading.current_thread() is not main:
+            foreign[0] += 1
+
+class Node:
+    def __init__(self, i):
+        self.i = i
+        self.payload = [i] * 30
+        self.next = None
+
+def churn():
+    kept = []
+    for r in range(150):
+        nodes = [Node(i) for i in range(400)]
+        for a, b in zip(nodes, nodes[1:]):
+            a.next = b
+            b.prev = a          # cycles: only the collector frees them
+        nodes[-1].next = nodes[0]
+        if r % 10 == 0:
+            kept.append(nodes[0])  # some of it survives to the end
+        del nodes
+    return len(kept)
+
+gc.collect()
+gc.callbacks.append(on_gc)
+'''
+
+MODES = {
+    "plain": '''
+tracemalloc.start()
+churn()
+peak = tracemalloc.get_traced_memory()[1]
+gc.callbacks.remove(on_gc)
+tracemalloc.stop()
+''',
+    "limit": '''
+with memguard.limit(gb=10) as guard:
+    churn()
+gc.callbacks.remove(on_gc)
+peak = guard.peak_bytes
+''',
+    "limit-exact": '''
+with memguard.limit(gb=10, sites="exact") as guard:
+    churn()
+gc.callbacks.remove(on_gc)
+peak = guard.peak_bytes
+''',
+    "record": '''
+with memguard.record(interval=0.001) as timeline:
+    churn()
+gc.callbacks.remove(on_gc)
+peak = timeline.traced_peak_bytes - timeline.traced_start_bytes
+''',
+}
+
+REPORT = '''
+import json, sys
+print(json.dumps({"collections": collections, "foreign": foreign[0], "peak": peak}))
+'''
+
+
+def run_mode(mode: str, tmp_path: Path, env: dict[str, str]) -> dict[str, Any]:
+    script = tmp_path / f"{mode}.py"
+    script.write_text(textwrap.dedent(PROGRAM + MODES[mode] + REPORT))
+    result = subprocess.run([sys.executable, str(script)], check=True, env=env,
+                            capture_output=True, text=True, timeout=None)
+    return dict(json.loads(result.stdout.splitlines()[-1]))
+
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    tmp = tmp_path_factory.mktemp("plain")
+    return [run_mode("plain", tmp, dict(os.environ)) for _ in range(3)]
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["counter", "no-native"])
+@pytest.mark.parametrize("mode", ["limit", "limit-exact", "record"])
+def test_collections_and_peak_as_without_memguard(mode: str, native: bool, tmp_path: Path,
+                                                  plain: list[dict[str, Any]]) -> None:
+    env = dict(os.environ)
+    if not native:
+        env["MEMGUARD_NO_NATIVE"] = "1"
+    base = plain[0]
+    assert all(p["collections"] == base["collections"] for p in plain)  # the program is stable
+    for _ in range(3):
+        got = run_mode(mode, tmp_path, env)
+        young, middle, old = got["collections"]
+        b_young, b_middle, b_old = base["collections"]
+        assert abs(young - b_young) <= 2, (got, base)
+        assert abs(middle - b_middle) <= 1, (got, base)
+        assert abs(old - b_old) <= 1, (got, base)
+        assert abs(got["peak"] - base["peak"]) <= 0.005 * base["peak"], (got, base)
+
+
+RUN_PROGRAM = """
+import gc, json, sys, threading
+
+collections = [0, 0, 0]
+
+def on_gc(phase, info):
+    if phase == "start":
+        collections[info["generation"]] += 1
+""" + PROGRAM.split("import memguard", 1)[1].split("class Node", 1)[0].replace(
+    "memguard.record, memguard.limit  # noqa: B018 (the lazily imported guards too)\n", "") + \
+    "class Node" + PROGRAM.split("class Node", 1)[1] + """
+churn()
+gc.callbacks.remove(on_gc)
+with open(sys.argv[1], "w") as out:
+    json.dump(collections, out)
+"""
+
+PLAIN_RUN = """
+import runpy, sys, tracemalloc
+tracemalloc.start()
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+print(tracemalloc.get_traced_memory()[1])
+"""
+
+
+def test_memguard_run_collects_as_the_program_alone(tmp_path: Path) -> None:
+    """The collections of a program under ``memguard run`` (sites on) are its own.
+
+    Only the collections are compared here: the run's traced peak is above
+    the program's start, plain tracemalloc's includes runpy's compiling of the
+    program, so the two are not the same figure.
+    """
+    program = tmp_path / "churn.py"
+    program.write_text(RUN_PROGRAM)
+    plain = []
+    for n in range(3):
+        counts = tmp_path / f"plain{n}.json"
+        subprocess.run([sys.executable, "-c", PLAIN_RUN, str(program), str(counts)],
+                       check=True, capture_output=True, text=True, timeout=None)
+        plain.append((json.loads(counts.read_text()), 0))
+    assert all(p[0] == plain[0][0] for p in plain)
+    for n in range(3):
+        counts, report = tmp_path / f"counts{n}.json", tmp_path / f"report{n}.json"
+        subprocess.run([sys.executable, "-m", "memguard", "run", "--no-census", "-o", str(report),
+                        str(program), str(counts)], check=True, capture_output=True, timeout=None)
+        got = json.loads(counts.read_text())
+        assert abs(got[0] - plain[0][0][0]) <= 2, (got, plain[0])
+        assert abs(got[1] - plain[0][0][1]) <= 1, (got, plain[0])
+        assert abs(got[2] - plain[0][0][2]) <= 1, (got, plain[0])
