@@ -17,6 +17,10 @@ from . import _startup  # noqa: F401
 # isort: split
 from typing import TYPE_CHECKING, Any
 
+# The report core (stdlib only) registers how values are shown, so that
+# print(value) and notebooks render the full report without the values
+# importing upwards (memguard.values._value).
+from . import report
 from ._counter import measurement
 from ._version import __version__
 from .exceptions import (

@@ -36,7 +36,6 @@ then measure with tracemalloc. :func:`measurement` names the path in use.
 
 from __future__ import annotations
 
-import importlib
 import os
 import threading
 from collections.abc import Iterator
@@ -44,6 +43,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ._optional import extension
 from .exceptions import TracingError
 
 __all__ = [
@@ -89,7 +89,7 @@ def _native() -> Any:
     global _module, _import_error, _loaded
     if not _loaded:
         try:
-            module = importlib.import_module("memguard._native")
+            module = extension("memguard._native")
         except ImportError as error:
             _import_error = f"memguard._native is not built ({error})"
             module = None

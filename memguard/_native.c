@@ -360,7 +360,13 @@ typedef struct {
 static atomic_flag sample_lock = ATOMIC_FLAG_INIT;
 static int sampling = 0;                   /* sampling on for this count */
 static double sample_mean = 0.0;           /* bytes */
-static atomic_llong sample_budget = 0;     /* bytes left until the next sample */
+/* Bytes left until this thread's next sample: per thread, so that the hot
+ * path is a plain subtraction (each thread's allocations are then a Poisson
+ * process of their own, which is what the estimate needs). Redrawn when
+ * start_sampling() bumps the generation. */
+static MG_TLS long long tls_budget = 0;
+static MG_TLS unsigned tls_generation = 0;
+static atomic_uint sample_generation = 0;
 static uint64_t rng_state = 0x853c49e6748fea9bULL;
 static sample_t samples[SAMPLE_CAP];
 static int n_samples = 0;                  /* slots used (some may be freed: key 0) */
@@ -384,6 +390,7 @@ static int
 run_capture_callback(void *arg)
 {
     (void)arg;
+    long long peak_before = atomic_load(&peak_bytes);
     PyObject *callback = capture_callback;
     if (callback != NULL) {
         Py_INCREF(callback);
@@ -395,15 +402,12 @@ run_capture_callback(void *arg)
         }
         Py_XDECREF(result);
     }
-    /* The callback's own allocations (a snapshot of the traces) are counted
-     * too: they must not set off the next trigger, or each capture would
-     * schedule another. The next one needs growth past what is counted now. */
-    long long peak = atomic_load(&peak_bytes);
-    sample_locked();
-    if (captured_level >= 0 && peak > captured_level) {
-        captured_level = peak;
-    }
-    sample_unlocked();
+    /* The callback's own allocations (a snapshot of the traces, freed by
+     * now) are memguard's, not the program's: they leave no peak behind, or
+     * the next new peak would have to pass them. While the callback ran,
+     * capture_pending kept maybe_capture() from moving the capture level. */
+    long long now = atomic_load(&cur_bytes);
+    atomic_store(&peak_bytes, now > peak_before ? now : peak_before);
     atomic_store(&capture_pending, 0);
     return 0;
 }
@@ -501,18 +505,25 @@ read_stack(sample_t *s)
 static inline void
 sample_alloc(uintptr_t key, size_t size)
 {
-    long long left = atomic_fetch_sub_explicit(&sample_budget, (long long)size,
-                                               memory_order_relaxed) - (long long)size;
-    if (left > 0) {
+    unsigned generation = atomic_load_explicit(&sample_generation, memory_order_relaxed);
+    if (tls_generation != generation) {
+        sample_locked();
+        tls_budget = next_budget();
+        sample_unlocked();
+        tls_generation = generation;
+    }
+    tls_budget -= (long long)size;
+    if (tls_budget > 0) {
         return;
     }
     sample_locked();
+    /* one sample per crossing; a fresh exponential budget keeps the process
+     * memoryless, so a block of s bytes is sampled with 1 - exp(-s/mean) */
+    tls_budget = next_budget();
     if (!sampling) {
         sample_unlocked();
         return;
     }
-    /* one sample per crossing; the block stands for `mean` bytes (see docs) */
-    atomic_store_explicit(&sample_budget, next_budget(), memory_order_relaxed);
     int slot = -1;
     for (int i = 0; i < n_samples; i++) {
         if (samples[i].key == 0) {
@@ -559,6 +570,9 @@ static void
 maybe_capture(long long level)
 {
     int fire = 0;
+    if (atomic_load(&capture_pending)) {
+        return;  /* a capture is scheduled or running: it will see this level */
+    }
     sample_locked();
     if (capture_above >= 0 && level > capture_above
         && (captured_level < 0 || (double)level >= (double)captured_level * capture_growth)) {
@@ -784,6 +798,9 @@ reset_sampling(void)
 {
     PyObject *old = capture_callback;
     capture_callback = NULL;
+    /* a pending call still queued from the last count finds no callback;
+     * it must not hold up the triggers of the next */
+    atomic_store(&capture_pending, 0);
     Py_XDECREF(old);
     sample_locked();
     sampling = 0;
@@ -907,7 +924,7 @@ mg_start_sampling(PyObject *self, PyObject *args)
     sample_mean = mean;
     rng_state = seed ? seed : 0x853c49e6748fea9bULL;
     sampling = 1;
-    atomic_store(&sample_budget, next_budget());
+    atomic_fetch_add(&sample_generation, 1);
     sample_unlocked();
     Py_RETURN_NONE;
 }

@@ -40,3 +40,17 @@ def require(name: str, extra: str | None = None) -> ModuleType:
         hint = f"pip install 'memguard[{extra}]'" if extra else f"pip install {top}"
         raise ImportError(f"this memguard feature needs {top}, which is not installed; "
                           f"run: {hint}") from error
+
+
+def extension(name: str) -> ModuleType:
+    """Import memguard's own optional compiled module *name* (``"memguard._native"``).
+
+    Raises:
+        ImportError: The extension was not built here (the caller says what
+            it falls back to).
+
+    Example:
+        >>> extension("memguard._version").__name__   # any module imports the same way
+        'memguard._version'
+    """
+    return importlib.import_module(name)

@@ -22,7 +22,7 @@ from ._optional import require
 
 __all__ = ["load_ipython_extension", "unload_ipython_extension"]
 
-_LOADED: dict[int, tuple[Any, Any]] = {}
+_LOADED: dict[int, tuple[Any, Any, Any]] = {}
 
 
 def load_ipython_extension(ipython: Any) -> None:
@@ -34,12 +34,13 @@ def load_ipython_extension(ipython: Any) -> None:
     require("IPython", extra="notebook")
     from ._ipython.magics import MemguardMagics
     from ._ipython.show import register_formatters
+    from ._ipython.sites import name_cells
 
     if id(ipython) in _LOADED:
         unload_ipython_extension(ipython)
     magics = MemguardMagics(ipython)
     ipython.register_magics(magics)
-    _LOADED[id(ipython)] = (magics, register_formatters(ipython))
+    _LOADED[id(ipython)] = (magics, register_formatters(ipython), name_cells(ipython))
 
 
 def unload_ipython_extension(ipython: Any) -> None:
@@ -53,9 +54,10 @@ def unload_ipython_extension(ipython: Any) -> None:
     """
     loaded = _LOADED.pop(id(ipython), None)
     if loaded is not None:
-        magics, restore = loaded
+        magics, restore, unname = loaded
         magics.close()
         restore()
+        unname()
         registered = ipython.magics_manager.magics
         for kind, names in magics.magics.items():
             for name in names:

@@ -150,10 +150,12 @@ def source_line(filename: str, lineno: int,
         >>> source_line("<no such file>", 3)
         ''
     """
-    lines = _lines(filename, {} if cache is None else cache)
+    lines = None if cache is None else cache.get(filename)
+    if lines is None:
+        lines = _lines(filename, {} if cache is None else cache)
     if not 0 < lineno <= len(lines):
         return ""
-    text = " ".join(lines[lineno - 1].split())
+    text = lines[lineno - 1].strip()
     return text if len(text) <= SOURCE_WIDTH else text[:SOURCE_WIDTH - 3].rstrip() + "..."
 
 
@@ -284,6 +286,11 @@ def _remainder(sums: dict[str, list[float]]) -> tuple[Remainder, ...]:
 
 def _owner_of(frames: Frames, owners: dict[str, str | None]) -> str | None:
     """Whose allocation a traceback is (see the module's docstring)."""
+    if len(frames) == 1:  # the common case (one frame per trace): the file's owner
+        who = owners.get(frames[0][0], "?")
+        if who == "?":
+            who = owners[frames[0][0]] = owner(frames[0][0])
+        return who
     inner: str | None = "start"
     for filename, _ in frames:
         who = owners.get(filename, "?")
@@ -330,10 +337,14 @@ def group(snapshot: tracemalloc.Snapshot, by: By = "lineno", *,
     # Pass 2: each distinct traceback to its owner and site.
     owners: dict[str, str | None] = {}
     out = Grouped(by, {}, {}, {}, {})
+    by_traceback = by == "traceback"
     for frames, sums in tracebacks.items():
-        who = _owner_of(frames, owners) if frames else None
+        who = _owner_of(frames, owners)
+        if who is None and by_traceback:
+            out.sums[frames] = sums  # each traceback is its own site
+            continue
         key: Any = frames[0] if frames else ("<unknown>", 0)
-        if by == "traceback":
+        if by_traceback:
             key = frames
         elif by == "user_line" and who != MEMGUARD:
             user = _user_line(frames, skip)

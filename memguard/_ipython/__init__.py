@@ -7,6 +7,8 @@ is never imported by ``import memguard``. The modules:
 * :mod:`.code`: a cell compiled once and run in the user namespace;
 * :mod:`.show`: how memguard's values are displayed (text and rich);
 * :mod:`.cells`: the opt-in per-cell memory line (``%memguard_cells on``);
+* :mod:`.sites`: cells named ``In [7], line 3: source`` in memguard's reports;
+* :mod:`.holders`: ``%memguard_holders``, its search and its chain drawing;
 * :mod:`.magics`: the magics themselves.
 """
 

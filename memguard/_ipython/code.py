@@ -53,6 +53,8 @@ class CellCode:
     Args:
         shell: The running IPython shell.
         cell: The cell's source, as IPython passes it to a cell magic.
+        magic: The magic's line (``%%memguard_limit 1 MB``), so that the
+            body's lines are numbered as the notebook numbers them.
 
     Raises:
         SyntaxError: The cell does not parse.
@@ -63,11 +65,17 @@ class CellCode:
         ``x + 22``).
     """
 
-    def __init__(self, shell: InteractiveShell, cell: str) -> None:
+    def __init__(self, shell: InteractiveShell, cell: str, magic: str | None = None) -> None:
         __tracebackhide__ = True  # a syntax error is the cell's, not memguard's
         self.shell = shell
         transformed: str = shell.transform_cell(cell)  # type: ignore[no-untyped-call]
-        filename = shell.compile.cache(transformed, shell.execution_count, raw_code=cell)
+        if magic is not None:
+            # The magic's own line is line 1 of the cell the user sees; kept as a
+            # comment, it makes the body's line numbers (in tracebacks and in
+            # memguard's sites) the ones the notebook shows.
+            transformed = f"# {magic.strip()}\n{transformed}"
+            cell = f"{magic.strip()}\n{cell}"
+        filename = shell.compile.cache(transformed, cell_number(shell), raw_code=cell)
         tree = shell.compile.ast_parse(transformed, filename=filename)
         assert isinstance(tree, ast.Module)
         last: ast.expr | None = None

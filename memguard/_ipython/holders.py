@@ -7,27 +7,25 @@ user's own references, and as the shortest chains they would hide the one
 the user is after. They are set aside while the search runs, put back
 afterwards (same names, same values), and listed separately.
 
-With Graphviz's ``dot`` on ``PATH``, objgraph draws the back-references as a
-PNG shown in place; without it, the magic says so.
+With Graphviz's ``dot`` on ``PATH``, the chain that answers is drawn as a
+small PNG shown in place (only that chain: never IPython's internals or
+memguard's own objects); without it, the magic says so.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
+import itertools
 import shutil
 import subprocess
-import types
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .._optional import require
 from ..holders import HolderSearch, describe, search_holders
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
-__all__ = ["HolderAnswer", "draw_backrefs", "find_holders"]
+__all__ = ["HolderAnswer", "draw_chain", "find_holders"]
 
 _DOT_TIMEOUT_SECONDS = 30.0
 
@@ -121,30 +119,28 @@ def find_holders(shell: InteractiveShell, expression: str, obj: object, *,
     return HolderAnswer(expression, describe(obj), search, own)
 
 
-def draw_backrefs(shell: InteractiveShell, obj: object, *, max_depth: int) -> bytes | str:
-    """Draw *obj*'s back-references as a PNG with objgraph and Graphviz.
+def draw_chain(answer: HolderAnswer) -> bytes | str:
+    """Draw the chain that answers (root first, the object last) as a PNG with Graphviz.
+
+    Only the answer is drawn: one box per step of :attr:`HolderAnswer.search`'s
+    chain, so neither IPython's internals nor memguard's own objects appear,
+    and the image stays small enough to read at its natural size.
 
     Returns:
         The PNG's bytes, or a sentence saying why there is no image.
 
     Example:
-        ``draw_backrefs(shell, session, max_depth=4)``
+        ``draw_chain(find_holders(shell, "session", session, max_depth=15, max_seconds=2))``
     """
+    steps = answer.search.steps
+    if not steps:
+        return "no graph image: there is no chain to draw"
     dot = shutil.which("dot")
     if dot is None:
         return ("no graph image: Graphviz's `dot` is not installed (install the graphviz "
                 "package of your system to get one)")
-    objgraph = require("objgraph")
-    source = io.StringIO()
-    aside = _SetAside(shell, obj)
-    with aside, contextlib.redirect_stdout(io.StringIO()):
-        objgraph.show_backrefs(
-            [obj], max_depth=max_depth, too_many=8, output=source,
-            extra_ignore=[id(aside.saved), id(aside.hooked), *map(id, aside.saved)],
-            filter=lambda o: not isinstance(o, types.FrameType),
-        )
     try:
-        done = subprocess.run([dot, "-Tpng"], input=source.getvalue().encode(),
+        done = subprocess.run([dot, "-Tpng", "-Gdpi=96"], input=_chain_dot(answer).encode(),
                               capture_output=True, timeout=_DOT_TIMEOUT_SECONDS, check=False)
     except (OSError, subprocess.TimeoutExpired) as error:
         return f"no graph image: running {dot} failed: {error}"
@@ -152,3 +148,29 @@ def draw_backrefs(shell: InteractiveShell, obj: object, *, max_depth: int) -> by
         return (f"no graph image: {dot} exited with {done.returncode}: "
                 f"{done.stderr.decode(errors='replace').strip()}")
     return done.stdout
+
+
+def _quote(text: str, width: int = 60) -> str:
+    """A DOT string: cut to *width* per line, quotes and backslashes escaped."""
+    lines = [line if len(line) <= width else line[:width - 3] + "..."
+             for line in text.split("\n")]
+    escaped = [line.replace("\\", "\\\\").replace('"', '\\"') for line in lines]
+    return '"' + "\\n".join(escaped) + '"'
+
+
+def _chain_dot(answer: HolderAnswer) -> str:
+    """The DOT source of the chain: a root box, one box per reference, the object last."""
+    steps = answer.search.steps or ()
+    lines = ["digraph holders {", "  rankdir=TB; nodesep=0.25; ranksep=0.3;",
+             '  node [shape=box, style="rounded", fontname="Helvetica", fontsize=12];',
+             '  edge [fontname="Helvetica", fontsize=10, color="#718096"];']
+    prefixes = list(itertools.accumulate(steps[:-1])) or [answer.expression]
+    last = len(prefixes) - 1
+    for index, path in enumerate(prefixes[:-1]):
+        lines.append(f"  n{index} [label={_quote(path)}];")
+    label = f"{prefixes[-1]}\n= {answer.expression} ({answer.kind})"
+    lines.append(f'  n{last} [label={_quote(label, 120)}, style="rounded,bold", '
+                 'color="#c53030"];')
+    lines.extend(f"  n{index} -> n{index + 1};" for index in range(last))
+    lines.append("}")
+    return "\n".join(lines) + "\n"

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import dataclasses
 import inspect
+import tracemalloc
 from collections import ChainMap
 from pathlib import Path
 from types import CodeType
@@ -22,11 +24,12 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 
 from .. import _tracing
+from ..exceptions import CheckFailed
 from ..output import write_file
 from ..units import format_size
 from . import parsers
 from .cells import CellMonitor
-from .code import CellCode, cell_label
+from .code import CellCode, cell_label, cell_number
 from .options import documented, parse_line, size_argument
 
 __all__ = ["MemguardMagics"]
@@ -69,12 +72,16 @@ class MemguardMagics(Magics):
         except SyntaxError as error:
             raise UsageError(f"{prog}: {source!r} is not a Python expression: "
                              f"{error.msg}") from None
-        return eval(code, self.ip.user_global_ns, self.ip.user_ns)
+        try:
+            return eval(code, self.ip.user_global_ns, self.ip.user_ns)
+        except Exception as error:
+            raise UsageError(f"{prog}: cannot evaluate {source!r}: "
+                             f"{type(error).__name__}: {error}") from None
 
     # -- snapshots --------------------------------------------------------
 
     @line_magic
-    @documented(parsers.SNAPSHOT, "%memguard_snapshot before --trace\nrun_requests(100)\n"
+    @documented(parsers.SNAPSHOT, "%memguard_snapshot before\nrun_requests(100)\n"
                                   "%memguard_snapshot after --stop\n"
                                   "%memguard_diff before after")
     def memguard_snapshot(self, line: str) -> Any:
@@ -85,17 +92,34 @@ class MemguardMagics(Magics):
         if not args.name.isidentifier():
             raise UsageError(f"%memguard_snapshot: NAME must be a Python identifier, "
                              f"got {args.name!r}")
+        if args.trace and args.no_trace:
+            raise UsageError("%memguard_snapshot: --trace and --no-trace contradict each other")
         from ..values.snapshot import take_snapshot
 
-        if args.trace and self.tracing is None:
-            self.tracing = _tracing.begin(nframes=1)
+        started = self._start_tracing(args)
         value = take_snapshot(args.name, census=args.census)
+        if value.reason("sites") is not None:
+            value = _untraced(value)
         if args.stop:
             self.stop_tracing()
+        if started and not args.trace:
+            print("memguard: tracing Python allocations from now on, so that %memguard_diff "
+                  "names the lines that allocate (allocation is slower meanwhile); stop with "
+                  "`%memguard_snapshot NAME --stop`, or snapshot with --no-trace to never "
+                  "start it")
         self.snapshots[args.name] = value
         self.ip.user_ns[args.name] = value
         self.results["snapshot"] = value
         return value
+
+    def _start_tracing(self, args: Any) -> bool:
+        """Start the trace a diff needs, unless told not to; whether it started now."""
+        if self.tracing is not None or args.no_trace or (args.stop and not args.trace):
+            return False
+        if not args.trace and tracemalloc.is_tracing():
+            return False  # someone else traces (python -X tracemalloc, a record() block)
+        self.tracing = _tracing.begin(nframes=1)
+        return True
 
     @line_magic
     @documented(parsers.DIFF, "%memguard_diff before after\n"
@@ -140,16 +164,19 @@ class MemguardMagics(Magics):
             raise UsageError(f"%%memguard_limit: --top must not be negative, got {args.top}")
         from ..guards.limit import limit
 
-        code = CellCode(self.ip, cell)
+        code = CellCode(self.ip, cell, f"%%memguard_limit {line}")
         guard = limit(size, source=args.source, label=args.label or cell_label(self.ip),
                       top=args.top)
         try:
             with guard:
                 value = code.run()
+        except CheckFailed as error:
+            _show_as_verdict(error, self.ip, f"%%memguard_limit {line}", cell)
+            raise
         finally:
             self.results["limit"] = guard.report
-        if not args.quiet:
-            print(f"memguard: {guard.report}")
+        if not args.quiet and guard.report is not None:
+            print(f"memguard: {guard.report.summary}")
         return value
 
     @cell_magic
@@ -166,7 +193,7 @@ class MemguardMagics(Magics):
                              f"got {args.interval}")
         from ..guards.record import record
 
-        code = CellCode(self.ip, cell)
+        code = CellCode(self.ip, cell, f"%%memguard_record {line}")
         with record(args.interval, label=args.label or cell_label(self.ip),
                     rss=args.rss) as recording:
             code.run_quietly()
@@ -195,11 +222,12 @@ class MemguardMagics(Magics):
                                   label=args.label or cell_label(self.ip))
         except (TypeError, ValueError) as error:
             raise UsageError(f"%%memguard_leaks: {error}") from None
-        code = CellCode(self.ip, cell)
+        code = CellCode(self.ip, cell, f"%%memguard_leaks {line}")
         try:
             report = tracker.check(code.run_quietly)
         except LeakDetected as error:
             self.results["leaks"] = error.report
+            _show_as_verdict(error, self.ip, f"%%memguard_leaks {line}", cell)
             raise
         self.results["leaks"] = report
         return report
@@ -213,10 +241,9 @@ class MemguardMagics(Magics):
         args = parse_line(parsers.HOLDERS, line, code_argument=True)
         if args is None:
             return
-        if args.depth < 1 or args.graph_depth < 1 or not args.seconds > 0:
-            raise UsageError("%memguard_holders: --depth, --graph-depth and --seconds "
-                             "must be positive")
-        from .holders import draw_backrefs, find_holders
+        if args.depth < 1 or not args.seconds > 0:
+            raise UsageError("%memguard_holders: --depth and --seconds must be positive")
+        from .holders import draw_chain, find_holders
 
         obj = self._evaluate(parsers.HOLDERS.prog, args.expression)
         try:
@@ -224,8 +251,8 @@ class MemguardMagics(Magics):
                                   max_seconds=args.seconds)
             self.results["holders"] = answer
             print(answer)
-            if args.graph:
-                image = draw_backrefs(self.ip, obj, max_depth=args.graph_depth)
+            if args.graph and answer.search.steps:
+                image = draw_chain(answer)
                 if isinstance(image, str):
                     print(f"  {image}")
                 else:
@@ -327,6 +354,38 @@ class MemguardMagics(Magics):
         if self.monitor is not None:
             self.monitor.disable()
         self.stop_tracing()
+
+
+def _show_as_verdict(error: CheckFailed, shell: InteractiveShell, magic: str, cell: str) -> None:
+    """Have IPython show a failed check as the user's cell and the verdict, nothing else.
+
+    IPython asks an exception for ``_render_traceback_()`` before formatting
+    its frames; the frames of a failed check are memguard's and IPython's
+    (``run_cell_magic``, a guard's ``__exit__``), which say nothing to the
+    reader. The cell's own lines come first, numbered as the notebook shows
+    them, then the verdict.
+    """
+    header = f"Cell In[{cell_number(shell)}]:"
+    source = [magic.rstrip(), *cell.rstrip("\n").splitlines()]
+    width = len(str(len(source)))
+    listing = "\n".join(f"  {number:>{width}} {text}"
+                        for number, text in enumerate(source, start=1))
+    plain = str(getattr(shell, "colors", "")).lower() == "nocolor"
+    red, reset = ("", "") if plain else ("\x1b[0;31m", "\x1b[0m")
+    rendered = [f"{red}{type(error).__name__}{reset}", f"{header}\n{listing}",
+                f"{red}{type(error).__name__}{reset}: {error}"]
+    error._render_traceback_ = lambda: list(rendered)  # type: ignore[attr-defined]
+
+
+_UNTRACED = ("tracemalloc was not tracing; take the snapshots with `%memguard_snapshot NAME "
+             "--trace` (the default unless --no-trace is given or tracing was stopped)")
+
+
+def _untraced(value: Any) -> Any:
+    """The snapshot with the notebook's way to trace in its 'not traced' reason."""
+    absent = tuple((name, _UNTRACED if why.startswith("tracemalloc was not tracing") else why)
+                   for name, why in value.absent)
+    return dataclasses.replace(value, absent=absent)
 
 
 def _arguments(*args: Any, **kwargs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:

@@ -19,7 +19,11 @@ SNAPSHOT.add_argument("--no-census", dest="census", action="store_false",
                       help="skip the count of live objects by type (faster on big heaps)")
 SNAPSHOT.add_argument("--trace", action="store_true",
                       help="first start tracing Python allocations, and keep tracing until "
-                           "--stop, so that this and later snapshots name allocation sites")
+                           "--stop, so that this and later snapshots name allocation sites "
+                           "(the default when nothing traces yet)")
+SNAPSHOT.add_argument("--no-trace", dest="no_trace", action="store_true",
+                      help="do not start tracing: the snapshot has no allocation sites unless "
+                           "something else traces, and allocation runs at full speed")
 SNAPSHOT.add_argument("--stop", action="store_true",
                       help="after this snapshot, stop the tracing that --trace started")
 
@@ -72,7 +76,7 @@ LEAKS.add_argument("--assert", dest="check", action="store_true",
 HOLDERS = MagicParser(prog="%memguard_holders", description=(
     "Who holds this object? Prints the chain of references from a root (a module\n"
     "global, a class attribute, a thread's local variable) to the object, and draws\n"
-    "its back-references when Graphviz's `dot` is installed. The notebook's own\n"
+    "that chain when Graphviz's `dot` is installed. The notebook's own\n"
     "names for the object and IPython's output cache are set aside and listed."))
 HOLDERS.add_argument("expression", metavar="EXPR",
                      help="a Python expression for the object, evaluated in the notebook")
@@ -80,8 +84,6 @@ HOLDERS.add_argument("--depth", type=int, default=15,
                      help="longest chain searched, in references (default: 15)")
 HOLDERS.add_argument("--seconds", type=float, default=2.0,
                      help="time budget of the search (default: 2.0)")
-HOLDERS.add_argument("--graph-depth", type=int, default=4, metavar="N",
-                     help="levels of back-references drawn (default: 4)")
 HOLDERS.add_argument("--no-graph", dest="graph", action="store_false",
                      help="print the chain only")
 HOLDERS.add_argument("--save", default=None, metavar="FILE",

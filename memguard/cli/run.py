@@ -276,7 +276,7 @@ def _summarise(result: RunReport, output: str) -> None:
         line += f", with children {format_size(result.children_peak_bytes)}"
     print(line, file=sys.stderr)
     for profile in result.lines:
-        print(profile.table(), file=sys.stderr)
+        print(profile, file=sys.stderr)
     if result.lines_target is not None and not result.lines:
         print(f"memguard: --lines {result.lines_target}: the function was never called",
               file=sys.stderr)

@@ -146,8 +146,10 @@ class TraceCatcher:
     def capture(self, *, final: bool = False) -> bool:
         """Copy now if the level is a new high over the threshold; return whether it did."""
         level = _tracing.refresh()[0] - self.start_bytes
-        if level <= self.above_bytes or level < self.level_bytes * CAPTURE_GROWTH:
+        if level <= self.above_bytes or level <= self.level_bytes:
             return False
+        if not final and level < self.level_bytes * CAPTURE_GROWTH:
+            return False  # the end, if higher at all, is copied whatever the growth
         now = time.perf_counter() - self.started
         if (self.budget is not None and not final and now < self._next
                 and level < self.level_bytes * _DOUBLED):
@@ -159,10 +161,12 @@ class TraceCatcher:
             # peak, and the collector off until the snapshot's tuples are gone.
             enabled = gc.isenabled()
             gc.disable()
+            balance = _watcher.Balance()  # what is kept (the sites) moves no collection
             try:
                 with _tracing.excluded():
                     self.kept = self.reduce(tracemalloc.take_snapshot())
             finally:
+                balance.settle()
                 if enabled:
                     gc.enable()
         else:

@@ -38,7 +38,7 @@ from typing import Any, Literal, TypeVar, overload
 
 from .. import _counter, _tracing, _watcher, process
 from ..exceptions import MemoryLimitExceeded, TracingError
-from ..units import Size, size_from_keywords
+from ..units import Size, format_size, size_from_keywords
 from ..values.limit import CAPTURE_GROWTH, KEPT_SITES, LimitReport, Source, sites_status
 from ..values.site import (
     AllocationSite,
@@ -48,6 +48,7 @@ from ..values.site import (
     with_source,
 )
 from ._catcher import TraceCatcher
+from ._repr import guard_repr
 from ._wrap import add_note, caller_label, wrap_callable
 
 __all__ = ["limit"]
@@ -210,6 +211,11 @@ class limit:
         wrapper = wrap_callable(fn, lambda: self._copy(label, wrapper))
         wrapper.report = None  # the last call's LimitReport, as on the decorator
         return wrapper
+
+    def __repr__(self) -> str:
+        label = f", label={self.label!r}" if self.label else ""
+        return guard_repr("limit", f"{format_size(self.limit_bytes)}, source={self.source!r}"
+                          f"{label}", running=self._state is not None, result=self.report)
 
     def __enter__(self) -> limit:
         if self._state is not None:

@@ -24,6 +24,7 @@ from .. import _tracing, _watcher, process
 from ..exceptions import MeasurementUnavailable, TracingError
 from ..sampler import Sampler
 from ..values.timeline import Mark, Sample, Timeline
+from ._repr import guard_repr
 from ._wrap import add_note
 
 __all__ = ["Recording", "record"]
@@ -171,8 +172,8 @@ class Recording:
         return str(self._timeline) if self._timeline is not None else "timeline (recording)"
 
     def __repr__(self) -> str:
-        state = repr(self._timeline) if self._timeline is not None else "running"
-        return f"<memguard Recording {state}>"
+        state = self._timeline.summary if self._timeline is not None else "running"
+        return f"<memguard.Recording {state}>"
 
     def _repr_html_(self) -> str:
         return self.timeline._repr_html_()
@@ -225,6 +226,11 @@ class record:
         self.label = label
         self.rss = rss
         self._recording: Recording | None = None
+
+    def __repr__(self) -> str:
+        label = f", label={self.label!r}" if self.label else ""
+        return guard_repr("record", f"interval={self.interval:g} s, rss={self.rss}{label}",
+                          running=self._recording is not None)
 
     def __enter__(self) -> Recording:
         if self._recording is not None:

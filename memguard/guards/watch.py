@@ -33,6 +33,7 @@ from typing import TypeVar
 from ..exceptions import LeakDetected
 from ..holders import describe, safe_repr, search_holders
 from ..values.watch import Survivor, WatchReport
+from ._repr import guard_repr
 
 __all__ = ["expect_collected", "watch"]
 
@@ -174,6 +175,12 @@ class watch:
             del frame
         self.report = report
         return report
+
+    def __repr__(self) -> str:
+        label = f", label={self.label!r}" if self.label else ""
+        count = len(self._refs)
+        return guard_repr("watch", f"{count} object{'' if count == 1 else 's'}{label}",
+                          running=self._entered, result=self.report)
 
     def __enter__(self) -> watch:
         if self._entered:

@@ -39,6 +39,7 @@ from types import TracebackType
 from typing import Any, TypeVar, cast, overload
 
 from ..exceptions import LeakDetected
+from ..guards._repr import guard_repr
 from ..guards._wrap import add_note, caller_label
 from ..units import Size
 from ..values.leak import LeakReport
@@ -181,6 +182,12 @@ class LeakTracker:
         clone._parent = self  # type: ignore[attr-defined]
         return clone
 
+    def __repr__(self) -> str:
+        label = f", label={self.label!r}" if self.label else ""
+        signals = ", ".join(getattr(self.options, "signals", ()))
+        return guard_repr("track_leaks", f"signals={signals}{label}",
+                          running=self._single is not None, result=self.report)
+
     def __enter__(self) -> LeakTracker:
         if self._single is not None:
             raise RuntimeError("this track_leaks() block is already running; a `with` block "
@@ -303,7 +310,7 @@ def track_leaks(
         >>> try:
         ...     handler()
         ... except memguard.LeakDetected as error:
-        ...     print(str(error.report).split(" (")[0])  # 1000 bytes + the list's growth
+        ...     print(error.report.summary.split(" (")[0])  # 1000 bytes + the list's growth
         handler: leaks +1... KiB per call
         >>> CACHE.clear()
 

@@ -177,11 +177,11 @@ class _Options:
     def deliver(self, holder: Any, result: LineProfile, error: BaseException | None) -> None:
         holder.last_profile = result
         if error is not None:
-            add_note(error, f"memguard line profile: {result}")
+            add_note(error, f"memguard line profile: {result.summary}")
             with contextlib.suppress(AttributeError):  # exceptions with __slots__
                 error.memguard_profile = result  # type: ignore[attr-defined]
         if self.show:
-            result.render_text(self.stream if self.stream is not None else sys.stderr)
+            (self.stream if self.stream is not None else sys.stderr).write(f"{result}\n")
         if self.on_profile is not None:
             self.on_profile(result)
 

@@ -135,6 +135,10 @@ class _Watcher:
                            rss if self.want_rss else None)
 
 
+_RUN_SITES = 5 * KEPT_SITES
+"""Sites a run keeps at the peak: more than a limit's, for ``report --top N``."""
+
+
 def _top_sites(groups: traces.Grouped, baseline: traces.Grouped | None
                ) -> tuple[tuple[AllocationSite, ...], tuple[LeftOut, ...]]:
     """The biggest growing sites, and what they leave out, by name."""
@@ -142,7 +146,7 @@ def _top_sites(groups: traces.Grouped, baseline: traces.Grouped | None
     grown = [g for g in change.grown if not hidden(g.filename)]
     runner = [g for g in change.grown if hidden(g.filename)]
     shrunk = [g for g in change.all if g.size_bytes <= 0]
-    rest = grown[KEPT_SITES:]
+    rest = grown[_RUN_SITES:]
     left = [LeftOut(SMALLER, sum(g.size_bytes for g in rest), sum(g.count for g in rest),
                     len(rest)),
             *(LeftOut(r.name, r.size_bytes, r.count) for r in change.left_out),
@@ -152,7 +156,7 @@ def _top_sites(groups: traces.Grouped, baseline: traces.Grouped | None
                     len(shrunk))]
     # The sources are read when the run is over (with_source), not while
     # the program runs under the trace.
-    return (tuple(site_of(g, source=False) for g in grown[:KEPT_SITES]),
+    return (tuple(site_of(g, source=False) for g in grown[:_RUN_SITES]),
             tuple(item for item in left if item.size_bytes or item.count))
 
 

@@ -9,11 +9,18 @@ notebooks)::
     render(value, "html")            # one self-contained page, charts embedded
     write(value, "report.html")      # format from the suffix: .txt .md .json .html .png .svg
 
-Values: :class:`~memguard.values.snapshot.Snapshot`,
+Values: every kind memguard declares (:data:`memguard.values._value.KINDS`):
+:class:`~memguard.values.snapshot.Snapshot`,
 :class:`~memguard.values.diff.SnapshotDiff`,
 :class:`~memguard.values.timeline.Timeline` (or the recording
-:func:`memguard.record` yields), :class:`~memguard.values.limit.LimitReport`
-and :class:`~memguard.values.leak.LeakReport`.
+:func:`memguard.record` yields), :class:`~memguard.values.limit.LimitReport`,
+:class:`~memguard.values.leak.LeakReport`,
+:class:`~memguard.values.watch.WatchReport`,
+:class:`~memguard.values.lineprofile.LineProfile` and
+:class:`~memguard.values.run.RunReport`. This is the one place a value
+becomes text or a page: ``print(value)``, notebooks and the ``memguard``
+command all come here (importing this package registers it with the values,
+see :func:`memguard.values._value.register_renderer`).
 
 This module never imports matplotlib; charts live in :mod:`memguard.report.plot`,
 imported only when a chart is drawn.
@@ -25,12 +32,11 @@ import os
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
-from ..output import write_file
-from ..values.files import dumps
+from ..values._value import register_renderer
 from ._dispatch import unwrap
 from ._model import Document, Section, Table, register_document
 from .html import render_html
-from .lines import document as _line_profile_document  # noqa: F401  (registers its layout)
+from .lines import to_text as _line_profile_text
 from .markdown import render_markdown
 from .run import run_document as _run_document  # noqa: F401  (registers its layout)
 from .text import render_text
@@ -72,8 +78,8 @@ def render(value: Any, fmt: Format = "text", *, width: int | None = None,
         >>> print(render(Timeline(interval_seconds=0.01, duration_seconds=0.0), "text"), end="")
         memguard timeline
         samples             0 every 10 ms over 0.000 s
-        traced Python heap  absent
-        process RSS         absent
+        traced Python heap  absent: not traced
+        process RSS         absent: not measured
         <BLANKLINE>
         Samples
           no samples
@@ -87,8 +93,12 @@ def render(value: Any, fmt: Format = "text", *, width: int | None = None,
         raise ValueError(f"top must be a positive int, got {top!r}")
     value = unwrap(value)
     if fmt == "json":
+        from ..values.files import dumps  # json, only when JSON is asked for
+
         return dumps(value, indent=2) + "\n"
     if fmt == "text":
+        if _kind(value) == "lineprofile":  # a profile reads best as its source listing
+            return _line_profile_text(value) + "\n"
         return render_text(value, width=width, top=top)
     if fmt == "markdown":
         return render_markdown(value, top=top)
@@ -141,6 +151,8 @@ def write(value: Any, path: str | os.PathLike[str], fmt: str | None = None, *,
         >>> write(Timeline(interval_seconds=0.01, duration_seconds=0.0), target).suffix
         '.md'
     """
+    from ..output import write_file  # not at `import memguard`: only a write needs it
+
     target = Path(path)
     chosen = fmt or _SUFFIXES.get(target.suffix.lower())
     if chosen is None:
@@ -162,3 +174,30 @@ def write(value: Any, path: str | os.PathLike[str], fmt: str | None = None, *,
     text = render(value, chosen, top=top, width=width)  # type: ignore[arg-type]
     write_file(path, text)
     return target
+
+
+def _kind(value: Any) -> str | None:
+    # By the kind each value declares: this module imports no value module,
+    # so that `import memguard` (which imports it) stays cheap.
+    kind = getattr(type(value), "KIND", None)
+    return kind if isinstance(kind, str) else None
+
+
+def _text(value: Any, *, top: int = 10, width: int | None = None,
+          source_width: int | None = 60) -> str:
+    if _kind(value) == "lineprofile":
+        return _line_profile_text(value, source_width=source_width)
+    return render(value, "text", top=top, width=width).rstrip("\n")
+
+
+def _notebook_html(value: Any, **options: Any) -> str:
+    # Snapshots and diffs are looked at often and quickly: their bar charts
+    # (matplotlib's import included) are left to memguard.report.plot.
+    charts = _kind(value) not in ("snapshot", "diff")
+    return render(value, "html", charts=charts, **options)
+
+
+register_renderer("text", _text)
+register_renderer("markdown", lambda value, **options: render(value, "markdown", **options))
+register_renderer("html", lambda value, **options: render(value, "html", **options))
+register_renderer("notebook-html", _notebook_html)

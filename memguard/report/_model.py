@@ -11,16 +11,20 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..units import format_size
-from ..values.diff import SiteDelta, SnapshotDiff
-from ..values.leak import LeakReport, format_amount
-from ..values.limit import LimitReport
-from ..values.site import SMALLER, AllocationSite, LeftOut, left_out_of
-from ..values.snapshot import Snapshot
-from ..values.timeline import Timeline
-from ..values.watch import WatchReport
+from ..values.site import SMALLER, AllocationSite, LeftOut, left_out_of, locate
+
+if TYPE_CHECKING:
+    # Layouts are found by kind (each value declares its own), so that this
+    # core, which `import memguard` loads, loads no value module itself.
+    from ..values.diff import SiteDelta, SnapshotDiff
+    from ..values.leak import LeakReport
+    from ..values.limit import LimitReport
+    from ..values.snapshot import Snapshot
+    from ..values.timeline import Timeline
+    from ..values.watch import WatchReport
 
 __all__ = ["Document", "Section", "Table", "build", "call_path", "register_document",
            "site_table", "type_table"]
@@ -29,7 +33,9 @@ __all__ = ["Document", "Section", "Table", "build", "call_path", "register_docum
 @dataclass
 class Table:
     """Rows of cells; *align* is ``"l"`` or ``"r"`` per column, *flex* the
-    column that is clipped (from the left) when a line is too wide."""
+    column that gives way when a line is too wide: clipped from the left (a
+    path keeps its file name and line) or, with *wrap*, continued on the
+    next lines (a sentence keeps its beginning, and its end)."""
 
     headers: list[str]
     rows: list[list[str]]
@@ -38,6 +44,9 @@ class Table:
     trim: int | None = None
     """The last column when it holds text that may move under its row (a
     site's source line) when the table is too wide for the text form."""
+    wrap: bool = False
+    """Whether the flex column (the last) wraps onto the next lines instead of
+    being clipped from the left (a sentence, such as a leak's detail)."""
 
 
 TRIM_FLOOR = 24
@@ -75,7 +84,8 @@ def _quoted(kind: str, label: str | None) -> str:
 
 
 def _absent(why: str | None) -> str:
-    return f"absent: {why}" if why else "absent"
+    # Every absent figure says why; a value from an old file may not know.
+    return f"absent: {why or 'not measured (no reason was recorded)'}"
 
 
 def _size_or_absent(value: int | None, why: str | None, *, signed: bool = False) -> str:
@@ -83,12 +93,41 @@ def _size_or_absent(value: int | None, why: str | None, *, signed: bool = False)
 
 
 def _when(timestamp: float) -> str:
+    """The one format of a moment on every page: ``2023-11-14 22:13:20 UTC``."""
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(timestamp))
+
+
+def when_iso(text: str) -> str:
+    """An ISO 8601 time (a run file's ``started_at``) in the pages' one format.
+
+    Example:
+        >>> when_iso("2023-11-14T22:13:20+00:00"), when_iso(""), when_iso("soon")
+        ('2023-11-14 22:13:20 UTC', 'unknown', 'soon')
+    """
+    if not text:
+        return "unknown"
+    import datetime  # 10 ms at `import memguard` for a run page's one date
+
+    try:
+        moment = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        return text
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.timezone.utc)
+    return _when(moment.timestamp())
+
+
+def _elapsed(seconds: float) -> str:
+    """Time between two snapshots; a negative one says which came first."""
+    if seconds >= 0:
+        return f"{seconds:.3f} s from the earlier snapshot to the later"
+    return (f"{-seconds:.3f} s the other way: the snapshot compared as later was taken "
+            "first")
 
 
 def site_table(sites: Sequence[AllocationSite]) -> Table:
     """Sites as rows of size, blocks, place and (when known) the line's source."""
-    rows = [[format_size(s.size_bytes), f"{s.count:,}", f"{s.filename}:{s.lineno}", s.source]
+    rows = [[format_size(s.size_bytes), f"{s.count:,}", s.where, s.source]
             for s in sites]
     return _source_column(Table(["size", "blocks", "where", "line"], rows, "rrll", 2, trim=3))
 
@@ -196,7 +235,7 @@ def _snapshot(value: Snapshot, top: int) -> Document:
         peak = "" if value.traced_peak_bytes is None else (
             f", peak {format_size(value.traced_peak_bytes)}")
         facts.append(("traced Python heap", f"{format_size(value.traced_bytes)} in "
-                      f"{len(value.sites):,} sites{peak} (traceback limit "
+                      f"{len(value.sites):,} sites{peak} (absolute; traceback limit "
                       f"{value.traceback_limit})"))
     facts.append(("process RSS", _size_or_absent(value.rss_bytes, value.reason("rss_bytes"))))
     facts.append(("process USS", _size_or_absent(value.uss_bytes, value.reason("uss_bytes"))))
@@ -246,24 +285,32 @@ def _names(items: Sequence[str]) -> str:
     return ", ".join(items) if items else "none"
 
 
+def _caller(filename: str, lineno: int) -> str:
+    named = locate(filename, lineno)
+    if named != f"{filename}:{lineno}":
+        return named  # a notebook cell: "In [7], line 3"
+    return f"{os.path.basename(filename)}:{lineno}"
+
+
 def call_path(delta: SiteDelta) -> str:
     """Where a change was allocated: ``file:line``, then for a traceback its
     callers, nearest first, by file name (``util.py:2 <- main.py:5``); text cut
     from the left keeps the callers and the innermost file name.
 
     Example:
+        >>> from memguard.values.diff import SiteDelta
         >>> from memguard.values.site import Frame
         >>> call_path(SiteDelta(filename="/app/util.py", lineno=2, size_bytes=1,
         ...                     size_diff_bytes=1, count=1, count_diff=1,
         ...                     traceback=(Frame("/app/main.py", 5), Frame("/app/util.py", 2))))
         '/app/util.py:2 <- main.py:5'
     """
-    callers = [f"{os.path.basename(f.filename)}:{f.lineno}" for f in delta.traceback[-2::-1]]
+    callers = [_caller(f.filename, f.lineno) for f in delta.traceback[-2::-1]]
     return " <- ".join([delta.where, *callers])
 
 
 def _diff(value: SnapshotDiff, top: int) -> Document:
-    facts = [("elapsed", f"{value.elapsed_seconds:.3f} s"), ("sites grouped by", value.by),
+    facts = [("elapsed", _elapsed(value.elapsed_seconds)), ("sites grouped by", value.by),
              ("traced Python heap", _size_or_absent(value.traced_diff_bytes,
                                                     value.reason("traced_bytes"), signed=True)),
              ("process RSS", _size_or_absent(value.rss_diff_bytes, value.reason("rss_bytes"),
@@ -316,31 +363,62 @@ def _diff(value: SnapshotDiff, top: int) -> Document:
                     ["top"] if value.sites or value.types else [], caption)
 
 
+def traced_peak_text(timeline: Timeline) -> str:
+    """The exact traced peak, as an absolute level and above the start, or why it is absent.
+
+    The same words are in the text, the HTML, the chart's legend and its caption.
+
+    Example:
+        >>> from memguard.values.timeline import Timeline
+        >>> traced_peak_text(Timeline(interval_seconds=0.01, duration_seconds=1.0,
+        ...                           traced_start_bytes=1024, traced_peak_bytes=3072))
+        'traced peak 3.0 KiB absolute, +2.0 KiB above the start (exact)'
+    """
+    above = timeline.traced_peak_above_start_bytes
+    if timeline.traced_peak_bytes is None or above is None:
+        return f"traced peak {_absent(timeline.reason('traced_bytes') or 'not traced')}"
+    return (f"traced peak {format_size(timeline.traced_peak_bytes)} absolute, "
+            f"{format_size(above, signed=True)} above the start (exact)")
+
+
+def rss_peak_text(timeline: Timeline) -> str:
+    """The RSS peak, absolute and above the start, and how it was measured.
+
+    Example:
+        >>> from memguard.values.timeline import Timeline
+        >>> rss_peak_text(Timeline(interval_seconds=0.01, duration_seconds=1.0,
+        ...                        absent=(("rss_bytes", "psutil is missing"),)))
+        'RSS peak absent: psutil is missing'
+    """
+    if timeline.rss_peak_bytes is None:
+        return f"RSS peak {_absent(timeline.reason('rss_bytes') or 'not measured')}"
+    how = ("kernel high-water mark, exact" if timeline.rss_peak_method == "kernel-hwm"
+           else "highest sample")
+    above = timeline.rss_peak_above_start_bytes
+    rise = "" if above is None else f", {format_size(above, signed=True)} above the start"
+    return f"RSS peak {format_size(timeline.rss_peak_bytes)} absolute{rise} ({how})"
+
+
 def _timeline(value: Timeline, top: int) -> Document:
     interval = f"{value.interval_seconds * 1000:g} ms"
     facts = [("samples", f"{len(value.samples):,} every {interval} over "
                          f"{value.duration_seconds:.3f} s")]
     if value.started_at:
         facts.insert(0, ("started", _when(value.started_at)))
-    peak = value.traced_peak_above_start_bytes
-    if peak is None or value.traced_peak_bytes is None:
-        traced = _absent(value.reason("traced_bytes"))
+    if value.traced_peak_bytes is None or value.traced_start_bytes is None:
+        traced = _absent(value.reason("traced_bytes") or "not traced")
     else:
         end = "" if value.traced_end_bytes is None else (
             f", end {format_size(value.traced_end_bytes)}")
-        traced = (f"start {format_size(value.traced_start_bytes or 0)}{end}, "
-                  f"peak {format_size(value.traced_peak_bytes)} "
-                  f"({format_size(peak, signed=True)} above start, exact)")
+        traced = (f"start {format_size(value.traced_start_bytes)}{end} (absolute); "
+                  + traced_peak_text(value).removeprefix("traced "))
     facts.append(("traced Python heap", traced))
     if value.rss_peak_bytes is None:
-        rss = _absent(value.reason("rss_bytes"))
+        rss = _absent(value.reason("rss_bytes") or "not measured")
     else:
-        how = ("kernel high-water mark, exact" if value.rss_peak_method == "kernel-hwm"
-               else "highest sample")
-        rss = (f"start {format_size(value.rss_start_bytes or 0)}, peak "
-               f"{format_size(value.rss_peak_bytes)} "
-               f"({format_size(value.rss_peak_above_start_bytes or 0, signed=True)} above "
-               f"start, {how})")
+        start = "" if value.rss_start_bytes is None else (
+            f"start {format_size(value.rss_start_bytes)} (absolute); ")
+        rss = start + rss_peak_text(value).removeprefix("RSS ")
     facts.append(("process RSS", rss))
     sections = []
     if value.marks:
@@ -357,9 +435,8 @@ def _timeline(value: Timeline, top: int) -> Document:
             f"sampled: {format_size(low)} to {format_size(high)}", series=traced_series))
     elif not value.samples:
         sections.append(Section("Samples", "no samples"))
-    caption = {"timeline": f"{len(value.samples):,} samples; traced peak "
-                           f"{_size_or_absent(value.traced_peak_bytes, 'not traced')} (exact); "
-                           f"RSS peak {_size_or_absent(value.rss_peak_bytes, 'unavailable')}"}
+    caption = {"timeline": f"{len(value.samples):,} samples; "
+                           f"{traced_peak_text(value)}; {rss_peak_text(value)}"}
     return Document("timeline", _quoted("timeline", value.label), facts, sections,
                     ["timeline"] if value.samples else [], caption)
 
@@ -380,9 +457,9 @@ def _limit(value: LimitReport, top: int) -> Document:
     facts = [("verdict", verdict), ("measured", value.measured),
              ("peak", f"{format_size(value.peak_bytes)} above the start"),
              ("limit", format_size(value.limit_bytes)),
-             ("start / end", f"{format_size(value.start_bytes)} / "
-                             f"{format_size(value.end_bytes)} "
-                             f"({format_size(value.retained_bytes, signed=True)} kept)"),
+             ("levels", f"{format_size(value.start_bytes)} at the start, "
+                        f"{format_size(value.end_bytes)} at the end, absolute "
+                        f"({format_size(value.retained_bytes, signed=True)} kept)"),
              ("duration", f"{value.duration_seconds:.3f} s")]
     note = _LIMIT_SITES.get(value.sites_status, value.sites_status)
     if value.sites:
@@ -390,14 +467,14 @@ def _limit(value: LimitReport, top: int) -> Document:
         section = Section("Allocation sites at the peak", note, site_table(value.sites[:top]))
     else:
         section = Section("Allocation sites at the peak", note)
-    caption = {"top": f"peak {format_size(value.peak_bytes)}, limit "
+    caption = {"top": f"peak {format_size(value.peak_bytes)} above the start, limit "
                       f"{format_size(value.limit_bytes)}; " + _top_caption(value.sites[:top], ())}
     return Document("limit", _quoted("limit", value.label), facts, [section],
                     ["top"] if value.sites else [], caption)
 
 
 def _watch(value: WatchReport, top: int) -> Document:
-    facts = [("verdict", str(value)), ("watched", str(value.watched)),
+    facts = [("verdict", value.summary), ("watched", str(value.watched)),
              ("freed", str(value.collected)),
              ("holder search", f"{value.search_seconds:.3f} s")]
     sections = []
@@ -410,15 +487,17 @@ def _watch(value: WatchReport, top: int) -> Document:
 
 
 def _leak(value: LeakReport, top: int) -> Document:
+    from ..values.leak import format_amount
+
     calls = f"{value.iterations} measured" + (f" after {value.warmup} warm-up"
                                               if value.warmup else "")
-    facts = [("verdict", str(value)), ("calls", f"{calls} ({value.mode})"),
+    facts = [("verdict", value.summary), ("calls", f"{calls} ({value.mode})"),
              ("duration", f"{value.duration_seconds:.3f} s")]
     rows = [[s.name, "LEAK" if s.leaked else "ok", format_amount(s.per_call, s.unit),
              format_amount(s.total, s.unit), s.detail] for s in value.signals]
     sections = [Section("Signals", "growth per call is the fitted slope over the measured calls",
                         Table(["signal", "verdict", "per call", "total", "detail"], rows,
-                              "llrrl", 4))]
+                              "llrrl", 4, wrap=True))]
     if value.sites:
         over = ("per call" if value.site_calls <= 1
                 else f"growth over {value.site_calls:,} traced calls")
@@ -450,11 +529,14 @@ def _unit(report: LeakReport, name: str) -> str:
     return "bytes" if name in ("python", "malloc", "rss") else name
 
 
-_builders: dict[type, Callable[[Any, int], Document]] = {}
+_builders: dict[type | str, Callable[[Any, int], Document]] = {}
 
 
-def register_document(cls: type, builder: Callable[[Any, int], Document]) -> None:
+def register_document(cls: type | str, builder: Callable[[Any, int], Document]) -> None:
     """Teach every format to show values of *cls*: *builder(value, top)* returns its document.
+
+    *cls* is a class, or the kind a memguard value declares (``"limit"``), so
+    that a layout is registered without importing the value's module.
 
     The document's ``charts`` are drawn by :func:`memguard.report.plot.chart`;
     a ``"timeline"`` chart of a value with a ``timeline`` attribute draws that.
@@ -469,8 +551,8 @@ def register_document(cls: type, builder: Callable[[Any, int], Document]) -> Non
         memguard note
         text  hello
     """
-    if not isinstance(cls, type):
-        raise TypeError(f"cls must be a class, not {type(cls).__name__}")
+    if not isinstance(cls, type | str):
+        raise TypeError(f"cls must be a class or a kind, not {type(cls).__name__}")
     if not callable(builder):
         raise TypeError(f"builder must be callable, not {type(builder).__name__}")
     _builders[cls] = builder
@@ -483,18 +565,20 @@ def build(value: Any, top: int = 10) -> Document:
         TypeError: memguard does not know how to show *value*.
     """
     for cls in type(value).__mro__:
-        builder = _builders.get(cls) or _BUILT_IN.get(cls)
+        builder = _builders.get(cls)
         if builder is not None:
             return builder(value, top)
-    raise TypeError(f"memguard.report cannot render {type(value).__name__}; expected a "
-                    "Snapshot, SnapshotDiff, Timeline, LimitReport, LeakReport or WatchReport")
+    kind = getattr(type(value), "KIND", None)
+    builder = _builders.get(kind) if isinstance(kind, str) else None
+    if builder is not None:
+        return builder(value, top)
+    from ..values.files import kinds
+
+    known = ", ".join(cls.__name__ for cls in kinds().values())
+    raise TypeError(f"memguard.report cannot render {type(value).__name__}; expected one "
+                    f"of {known}")
 
 
-_BUILT_IN: dict[type, Callable[[Any, int], Document]] = {
-    Snapshot: _snapshot,
-    SnapshotDiff: _diff,
-    Timeline: _timeline,
-    LimitReport: _limit,
-    LeakReport: _leak,
-    WatchReport: _watch,
-}
+for _kind, _builder in (("snapshot", _snapshot), ("diff", _diff), ("timeline", _timeline),
+                        ("limit", _limit), ("leak", _leak), ("watch", _watch)):
+    register_document(_kind, _builder)

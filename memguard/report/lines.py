@@ -1,7 +1,8 @@
 """L8 presentation: line profiles as text, Markdown, HTML and a bar chart.
 
 Renders :class:`~memguard.values.lineprofile.LineProfile` values. The text
-form is the value's own table; Markdown and HTML show the same columns; the
+form is a fixed-width table (what ``print(profile)`` shows); Markdown and
+HTML show the same columns; the
 chart draws one horizontal bar per source line that did something, with the
 object-oriented matplotlib API (matplotlib is imported only by
 :func:`plot_lines`, through :func:`memguard._optional.require`).
@@ -9,19 +10,20 @@ object-oriented matplotlib API (matplotlib is imported only by
 
 from __future__ import annotations
 
-import base64
 import io
-from html import escape
 from typing import TYPE_CHECKING, Any, Literal
 
 from .._optional import require
 from ..units import format_size
-from ..values.lineprofile import LineProfile, LineRow
+from ..values.site import locate
 from ._model import Document, Section, Table, register_document
+from .html import escape
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+
+    from ..values.lineprofile import LineProfile, LineRow
 
 __all__ = ["Metric", "document", "plot_lines", "to_html", "to_markdown", "to_text"]
 
@@ -32,6 +34,8 @@ _METRICS: dict[str, str] = {
     "peak": "peak_share_bytes",
 }
 _HEADER = ("Line", "Hits", "Allocated", "Retained", "At peak", "Source")
+_TEXT_HEADER = (f"{'Line':>4}  {'Hits':>4}  {'Allocated':>10}  {'Retained':>10}  "
+                f"{'At peak':>10}  Source")
 
 
 def _cells(row: LineRow) -> tuple[str, ...]:
@@ -46,7 +50,16 @@ def _profiles(profile: LineProfile) -> list[LineProfile]:
 
 
 def to_text(profile: LineProfile, *, source_width: int | None = 60) -> str:
-    """The fixed-width table (:meth:`LineProfile.table`).
+    """The fixed-width table ``print(profile)`` shows.
+
+    Args:
+        profile: The profile.
+        source_width: Cut source lines longer than this (``None``: never).
+
+    Returns:
+        A summary line, a header, one line per source line, and notes on
+        unattributed memory and blind spots; callees follow, each as its
+        own table.
 
     Example:
         >>> from memguard.values.lineprofile import LineProfile
@@ -55,7 +68,19 @@ def to_text(profile: LineProfile, *, source_width: int | None = 60) -> str:
         f (x.py:1): 0 calls, allocated 0 B, peak 0 B, retained 0 B
         Line  Hits   Allocated    Retained     At peak  Source
     """
-    return profile.table(source_width=source_width)
+    lines = [profile.summary, _TEXT_HEADER]
+    for row in profile.rows:
+        text = row.source
+        if source_width is not None and len(text) > source_width:
+            text = text[: max(source_width - 3, 0)] + "..."
+        cells = _cells(row)
+        lines.append(f"{cells[0]:>4}  {cells[1]:>4}  {cells[2]:>10}  {cells[3]:>10}  "
+                     f"{cells[4]:>10}  {text}".rstrip())
+    lines.extend(f"note: {note}" for note in profile.notes())
+    for callee in profile.callees:
+        lines.append("")
+        lines.append(to_text(callee, source_width=source_width))
+    return "\n".join(lines)
 
 
 def to_markdown(profile: LineProfile) -> str:
@@ -75,8 +100,8 @@ def to_markdown(profile: LineProfile) -> str:
     """
     parts: list[str] = []
     for item in _profiles(profile):
-        summary = str(item).replace(item.label, f"**{item.function}** "
-                                    f"(`{item.filename}:{item.first_lineno}`)", 1)
+        summary = item.summary.replace(item.label, f"**{item.function}** "
+                                       f"(`{locate(item.filename, item.first_lineno)}`)", 1)
         lines = [summary, "", "| " + " | ".join(_HEADER) + " |",
                  "| ---: | ---: | ---: | ---: | ---: | --- |"]
         for row in item.rows:
@@ -102,7 +127,7 @@ def _html_table(item: LineProfile) -> str:
                     "</tr>")
     notes = "".join(f"<li>{escape(note)}</li>" for note in item.notes())
     return (f"<p><b>{escape(item.function)}</b> <code>{escape(item.filename)}:"
-            f"{item.first_lineno}</code>: {escape(str(item).split(': ', 1)[-1])}</p>"
+            f"{item.first_lineno}</code>: {escape(item.summary.split(': ', 1)[-1])}</p>"
             f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
             + (f"<ul>{notes}</ul>" if notes else ""))
 
@@ -126,6 +151,8 @@ def to_html(profile: LineProfile, *, chart: bool = False) -> str:
         figure = plot_lines(profile)
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png", bbox_inches="tight")
+        import base64
+
         encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
         parts.append(f'<img alt="memory by line" src="data:image/png;base64,{encoded}">')
     return '<div class="memguard-lines">' + "".join(parts) + "</div>"
@@ -216,11 +243,11 @@ def document(profile: LineProfile, top: int = 10) -> Document:
         ("calls", str(profile.calls)),
         ("allocated", format_size(profile.allocated_bytes)),
         ("peak", format_size(profile.peak_bytes)),
-        ("retained", format_size(profile.retained_total_bytes)),
+        ("retained", profile.summary.rpartition("retained ")[2]),
         ("frames per trace", str(profile.nframes)),
     ]
     return Document("lineprofile", f"memguard line profile: {profile.function}", facts,
                     sections, [])
 
 
-register_document(LineProfile, document)
+register_document("lineprofile", document)

@@ -54,8 +54,8 @@ def render_markdown(value: Any, *, top: int = 10) -> str:
         | figure | value |
         | --- | --- |
         | samples | 0 every 10 ms over 0.000 s |
-        | traced Python heap | absent |
-        | process RSS | absent |
+        | traced Python heap | absent: not traced |
+        | process RSS | absent: not measured |
         <BLANKLINE>
         #### Samples
         <BLANKLINE>

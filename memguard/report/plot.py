@@ -24,7 +24,7 @@ from ..values.limit import LimitReport
 from ..values.snapshot import Snapshot
 from ..values.timeline import Timeline
 from ._dispatch import unwrap
-from ._model import call_path
+from ._model import call_path, rss_peak_text, traced_peak_text
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -60,16 +60,37 @@ def _size_axis(axis: Any, values: Sequence[float], *, signed: bool = False) -> N
 
     class _Binary(ticker.MaxNLocator):  # type: ignore[misc, name-defined]
         def tick_values(self, vmin: float, vmax: float) -> Any:
+            if unit == 1:
+                # Bytes come whole: a flat series (no leak) gets ticks at whole
+                # bytes around it, never "+0 B, +0 B, 0 B, -0 B".
+                vmin, vmax = min(vmin, -1.0), max(vmax, 1.0)
             return super().tick_values(vmin / unit, vmax / unit) * unit
 
-    axis.set_major_locator(_Binary(nbins=6, steps=[1, 2.5, 5, 10]))
-    axis.set_major_formatter(ticker.FuncFormatter(
-        lambda v, _pos: format_size(v, signed=signed and v != 0)))
+    axis.set_major_locator(_Binary(nbins=6, steps=[1, 2.5, 5, 10], integer=unit == 1))
+    axis.set_major_formatter(ticker.FuncFormatter(_tick_label(signed)))
+
+
+def _tick_label(signed: bool) -> Any:
+    def label(value: float, _position: int) -> str:
+        whole = round(value)
+        if abs(value - whole) < 1e-6 * max(1.0, abs(value)):
+            value = whole  # -0.0 and float noise read as the round figure they are
+        return format_size(value, signed=signed and value != 0)
+
+    return label
 
 
 def _legend_below(ax: Axes, handles: list[Any], labels: list[str]) -> None:
-    ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=2,
+    ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=1,
               fontsize="small", frameon=False)
+
+
+def _peak_at(ax: Axes, heights: Sequence[float], fraction: float) -> None:
+    """Scale *ax* so the highest of *heights* is *fraction* of the way up."""
+    low, high = min(heights), max(heights)
+    span = (high - low) or max(abs(high), 1.0)
+    bottom = low - 0.05 * span
+    ax.set_ylim(bottom, bottom + (high - bottom) / fraction)
 
 
 def plot_timeline(timeline: Any, ax: Axes | None = None) -> Figure:
@@ -106,9 +127,13 @@ def plot_timeline(timeline: Any, ax: Axes | None = None) -> Figure:
             peak = timeline.traced_peak_bytes
             heights.append(float(peak))
             ax.axhline(peak, color=_PEAK, linestyle="--", linewidth=1.1,
-                       label=f"exact traced peak {format_size(peak)}")
+                       label=traced_peak_text(timeline))
         _size_axis(ax.yaxis, heights)
-        ax.set_ylabel("traced Python heap")
+        # The traced peak at 90% of its axis, the RSS peak below at 70% of
+        # its own: on twin axes each peak would otherwise sit at the top,
+        # one dashed line hiding the other.
+        _peak_at(ax, heights, 0.9)
+        ax.set_ylabel("traced Python heap (absolute)")
     rss = [(s.time_seconds, s.rss_bytes) for s in timeline.samples if s.rss_bytes is not None]
     if rss:
         rss_ax = ax.twinx() if traced else ax
@@ -116,11 +141,13 @@ def plot_timeline(timeline: Any, ax: Axes | None = None) -> Figure:
                     linestyle="-" if not traced else ":", label="process RSS (sampled)")
         rss_heights = [float(b) for _, b in rss]
         if timeline.rss_peak_bytes is not None and timeline.rss_peak_method == "kernel-hwm":
-            rss_ax.axhline(timeline.rss_peak_bytes, color=_RSS, linestyle="--", linewidth=0.9,
-                           label=f"exact RSS peak {format_size(timeline.rss_peak_bytes)}")
+            rss_ax.axhline(timeline.rss_peak_bytes, color=_RSS, linestyle=(0, (6, 3)),
+                           linewidth=1.1, label=rss_peak_text(timeline))
             rss_heights.append(float(timeline.rss_peak_bytes))
         _size_axis(rss_ax.yaxis, rss_heights)
-        rss_ax.set_ylabel("process RSS")
+        if rss_ax is not ax:
+            _peak_at(rss_ax, rss_heights, 0.7)
+        rss_ax.set_ylabel("process RSS (absolute)")
         measured.append("process RSS")
         if rss_ax is not ax:
             lines, labels = ax.get_legend_handles_labels()
@@ -136,9 +163,9 @@ def plot_timeline(timeline: Any, ax: Axes | None = None) -> Figure:
     ax.set_xlabel("seconds since the start")
     if times:
         ax.set_xlim(min(times), max(*times, min(times) + 1e-6))
-    name = f" of {timeline.label}" if timeline.label else ""
+    name = f" of {_clipped(timeline.label)}" if timeline.label else ""
     what = " and ".join(measured) or "nothing measured"
-    ax.set_title(f"Memory over time{name} ({what})")
+    _fit_title(ax, f"Memory over time{name} ({what})")
     return figure
 
 
@@ -149,11 +176,57 @@ def _unit_of(report: LeakReport, name: str) -> str:
     return "bytes" if name in ("python", "malloc", "rss") else name
 
 
+#: Each series of a leak check, named after what it measured.
+SERIES_NAMES = {"python": "traced Python memory (tracemalloc)",
+                "blocks": "small-object allocator blocks",
+                "objects": "live objects (gc)",
+                "malloc": "bytes in use by malloc (mallinfo2)",
+                "rss": "resident memory (RSS)",
+                "fds": "open descriptors", "threads": "threads"}
+
+
+def _fit_title(ax: Axes, title: str) -> None:
+    """*title*, wrapped so it fits the width of its axes (about 70 characters a line)."""
+    import textwrap
+
+    ax.set_title("\n".join(textwrap.wrap(title, 70)) or title)
+
+
+def _clipped(label: str, width: int = 60) -> str:
+    """A label (a path, a test id) cut from the left to *width* characters."""
+    return label if len(label) <= width else "..." + label[-(width - 3):]
+
+
+def _flat(values: Sequence[float], fit: tuple[float, float] | None) -> bool:
+    return all(v == 0 for v in values) and (fit is None or fit[0] == 0)
+
+
+def _growth_axes(ax: Axes, count_ax: Axes | None, *, separate: bool, any_shown: bool) -> None:
+    ticker = require("matplotlib.ticker", "plot")
+    ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+    ax.set_xlabel("measured call (0 = first)")
+    if count_ax is None:
+        if any_shown:
+            ax.legend(loc="upper left", fontsize="small")
+    elif separate:
+        count_ax.set_ylabel("growth since the start (count)")
+        ax.set_xlabel("")
+        ax.legend(loc="upper left", fontsize="small")
+        count_ax.legend(loc="upper left", fontsize="small")
+        count_ax.set_xlabel("measured call (0 = first)")
+    else:
+        count_ax.set_ylabel("count")
+        lines, labels = ax.get_legend_handles_labels()
+        more, more_labels = count_ax.get_legend_handles_labels()
+        _legend_below(ax, lines + more, labels + more_labels)
+
+
 def plot_growth(report: LeakReport, ax: Axes | None = None) -> Figure:
     """Growth per call for a leak report: each series and its fitted line.
 
-    Byte series (traced Python heap, RSS) share the left axis; object,
-    descriptor and thread counts go on a right-hand axis. The fitted line is
+    Byte series (traced Python heap, malloc, RSS) share the left axis; object,
+    descriptor and thread counts go on a panel of their own. A series that
+    stayed at zero is left out (the text report lists it). The fitted line is
     ``intercept + slope * i`` over the call index ``i`` (0 for the first
     measured call), with the slope per call in the legend.
 
@@ -163,12 +236,14 @@ def plot_growth(report: LeakReport, ax: Axes | None = None) -> Figure:
         ...                  series={"python": (64.0, 128.0, 192.0)},
         ...                  fits={"python": (64.0, 64.0)})
         >>> plot_growth(rep).axes[0].get_title()
-        'Growth per call of f (traced Python memory)'
+        'Growth per call of f (traced Python memory (tracemalloc))'
     """
     if not isinstance(report, LeakReport):
         raise TypeError(f"plot_growth needs a LeakReport, not {type(report).__name__}")
-    mixed = (any(_unit_of(report, n) == "bytes" for n in report.series)
-             and any(_unit_of(report, n) != "bytes" for n in report.series))
+    series = {name: values for name, values in report.series.items()
+              if not _flat(values, report.fits.get(name))}
+    mixed = (any(_unit_of(report, n) == "bytes" for n in series)
+             and any(_unit_of(report, n) != "bytes" for n in series))
     separate = ax is None and mixed
     figure: Figure
     if separate:
@@ -178,12 +253,10 @@ def plot_growth(report: LeakReport, ax: Axes | None = None) -> Figure:
     else:
         figure, ax = _figure(ax)
         count_ax = ax.twinx() if mixed else None
-    names = {"python": "traced Python memory", "rss": "process RSS", "objects": "live objects",
-             "malloc": "malloc in use", "blocks": "allocator blocks",
-             "fds": "open descriptors", "threads": "threads"}
+    names = SERIES_NAMES
     byte_values: list[float] = []
     shown = []
-    for i, (name, values) in enumerate(report.series.items()):
+    for i, (name, values) in enumerate(series.items()):
         unit = _unit_of(report, name)
         target = count_ax if unit != "bytes" and count_ax is not None else ax
         color = f"C{i}"
@@ -203,29 +276,18 @@ def plot_growth(report: LeakReport, ax: Axes | None = None) -> Figure:
     if byte_values:
         _size_axis(ax.yaxis, byte_values, signed=True)
         ax.set_ylabel("growth since the start")
-    ticker = require("matplotlib.ticker", "plot")
-    ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
-    ax.set_xlabel("measured call (0 = first)")
-    if count_ax is None:
-        if shown:
-            ax.legend(loc="upper left", fontsize="small")
-    elif separate:
-        count_ax.set_ylabel("growth since the start (count)")
-        ax.set_xlabel("")
-        ax.legend(loc="upper left", fontsize="small")
-        count_ax.legend(loc="upper left", fontsize="small")
-        count_ax.set_xlabel("measured call (0 = first)")
-    else:
-        count_ax.set_ylabel("count")
-        lines, labels = ax.get_legend_handles_labels()
-        more, more_labels = count_ax.get_legend_handles_labels()
-        _legend_below(ax, lines + more, labels + more_labels)
-    ax.set_title(f"Growth per call of {report.label} ({', '.join(shown) or 'no series'})")
+    _growth_axes(ax, count_ax, separate=separate, any_shown=bool(shown))
+    _fit_title(ax, f"Growth per call of {_clipped(report.label)} "
+                   f"({', '.join(shown) or 'no growing series'})")
     return figure
 
 
 def _short(where: str, width: int = 38) -> str:
-    return where if len(where) <= width else "..." + where[-(width - 3):]
+    if len(where) <= width:
+        return where
+    if where.startswith("In ["):  # a notebook cell: its number and line come first
+        return where[:width - 3] + "..."
+    return "..." + where[-(width - 3):]
 
 
 def _bars(ax: Axes, labels: list[str], values: list[float], *, sizes: bool, title: str,
@@ -242,7 +304,7 @@ def _bars(ax: Axes, labels: list[str], values: list[float], *, sizes: bool, titl
         ax.annotate(text, xy=(val, pos), xytext=(3 if val >= 0 else -3, 0),
                     textcoords="offset points", va="center",
                     ha="left" if val >= 0 else "right", fontsize="x-small")
-    ax.set_title(title)
+    ax.set_title(title, wrap=True)
     ax.margins(x=0.18)
 
 
@@ -252,7 +314,7 @@ def _top_data(value: Any, top: int) -> tuple[list[tuple[Any, ...]], str]:
     if isinstance(value, Snapshot):
         sites = value.top_sites(top)
         if sites:
-            panels.append(([f"{s.filename}:{s.lineno}" for s in sites],
+            panels.append(([s.where for s in sites],
                            [float(s.size_bytes) for s in sites], True,
                            "Top allocation sites (live traced memory)", False))
         if value.types:
@@ -273,13 +335,13 @@ def _top_data(value: Any, top: int) -> tuple[list[tuple[Any, ...]], str]:
         return panels, "diff"
     if isinstance(value, LimitReport):
         if value.sites:
-            panels.append(([f"{s.filename}:{s.lineno}" for s in value.sites[:top]],
+            panels.append(([s.where for s in value.sites[:top]],
                            [float(s.size_bytes) for s in value.sites[:top]], True,
                            f"Allocation sites at the peak of {value.label}", False))
         return panels, "limit"
     if isinstance(value, LeakReport):
         if value.sites:
-            panels.append(([f"{s.filename}:{s.lineno}" for s in value.sites[:top]],
+            panels.append(([s.where for s in value.sites[:top]],
                            [float(s.size_bytes) for s in value.sites[:top]], True,
                            "Growing allocation sites (bytes per call)", True))
         if value.types:

@@ -10,17 +10,20 @@ from __future__ import annotations
 from typing import Any
 
 from ..units import format_size
-from ..values.run import RunReport
 from ..values.site import SMALLER, LeftOut
 from ._model import (
     Document,
     Section,
     add_up,
     register_document,
+    rss_peak_text,
     site_table,
     snapshot_left_out,
+    traced_peak_text,
     type_table,
+    when_iso,
 )
+from .lines import to_text
 
 __all__ = ["run_document"]
 
@@ -37,8 +40,8 @@ def run_document(run: Any, top: int) -> Any:
         'memguard run "a.py"'
     """
     sections = [_peak_sites(run, top), *_timeline_and_end(run, top), *_line_sections(run)]
-    caption = {"timeline": f"traced peak {format_size(run.traced_peak_bytes)} above the start "
-                           f"at {run.peak_seconds:.3f} s (exact)"}
+    caption = {"timeline": f"{traced_peak_text(run.timeline)} at {run.peak_seconds:.3f} s"
+                           + (f"; {rss_peak_text(run.timeline)}" if run.rss else "")}
     return Document("run", f'memguard run "{run.command}"', _run_facts(run), sections,
                     ["timeline"] if run.timeline.samples else [], caption)
 
@@ -50,26 +53,27 @@ def _interval(run: Any) -> str:
 def _run_facts(run: Any) -> list[tuple[str, str]]:
     timeline = run.timeline
     exit_text = str(run.exit_code) + (f" ({run.error})" if run.error else "")
-    facts = [("command", run.command), ("started", run.started_at or "unknown"),
+    facts = [("command", run.command), ("started", when_iso(run.started_at)),
              ("exit code", exit_text), ("duration", f"{run.duration_seconds:.3f} s"),
-             ("traced peak", f"{format_size(run.traced_peak_bytes)} above the start, at "
-                             f"{run.peak_seconds:.3f} s (exact peak; its time to one "
-                             f"{_interval(run)} interval)"),
-             ("traced at the end", format_size(run.traced_end_bytes))]
+             ("traced peak", f"{traced_peak_text(timeline).removeprefix('traced peak ')}, at "
+                             f"{run.peak_seconds:.3f} s (its time to one {_interval(run)} "
+                             "interval)"),
+             ("traced at the end", f"{format_size(run.traced_end_bytes)} above the start")]
     if timeline.rss_peak_bytes is not None:
-        how = ("kernel high-water mark, exact" if timeline.rss_peak_method == "kernel-hwm"
-               else "highest sample")
-        facts.append(("process RSS", f"peak {format_size(timeline.rss_peak_bytes)} "
-                      f"({format_size(timeline.rss_peak_above_start_bytes or 0, signed=True)} "
-                      f"above the start, {how})"))
+        facts.append(("process RSS", rss_peak_text(timeline).removeprefix("RSS ")))
     elif run.rss:
         reason = dict(timeline.absent).get("rss_bytes", "RSS could not be read")
         facts.append(("process RSS", f"not measured: {reason}"))
     if run.children_peak_bytes is not None:
-        facts.append(("with children", f"peak {format_size(run.children_peak_bytes)} "
+        facts.append(("with children", f"peak {format_size(run.children_peak_bytes)} absolute "
                                         f"(sampled every {_interval(run)})"))
     if run.limit is not None:
-        facts.append(("limit", str(run.limit).partition(": ")[2]))
+        limit = run.limit
+        verdict = (f"EXCEEDED by {format_size(limit.overshoot_bytes)}" if limit.exceeded
+                   else f"held, headroom {format_size(-limit.overshoot_bytes)}")
+        facts.append(("limit", f"{format_size(limit.limit_bytes)} on the {limit.measured}: "
+                               f"peak {format_size(limit.peak_bytes)} above the start, "
+                               f"{verdict}"))
     if run.final is not None and run.final.types is not None:
         facts.append(("live at the end", f"{sum(n for _, n in run.final.types):,} objects "
                                           f"in {len(run.final.types):,} types"))
@@ -125,8 +129,8 @@ def _timeline_and_end(run: Any, top: int) -> list[Any]:
 
 
 def _line_sections(run: Any) -> list[Any]:
-    sections = [Section(f"Line profile of {profile.label}", str(profile),
-                        lines=[line for line in profile.table(source_width=30).splitlines()[1:]
+    sections = [Section(f"Line profile of {profile.label}", profile.summary,
+                        lines=[line for line in to_text(profile, source_width=30).splitlines()[1:]
                                if not line.startswith("note:")])
                 for profile in run.lines]
     if run.lines_target is not None and not run.lines:
@@ -135,4 +139,4 @@ def _line_sections(run: Any) -> list[Any]:
     return sections
 
 
-register_document(RunReport, run_document)
+register_document("run", run_document)

@@ -7,7 +7,6 @@ the file name and line number stay visible.
 
 from __future__ import annotations
 
-import shutil
 from typing import Any
 
 from ._model import TRIM_FLOOR, Document, Table, build
@@ -25,20 +24,29 @@ def terminal_width() -> int:
         >>> terminal_width() >= 80
         True
     """
+    import shutil  # with bz2 and lzma behind it: not at `import memguard`
+
     return max(_MIN_WIDTH, shutil.get_terminal_size((_MIN_WIDTH, 24)).columns)
 
 
 def clip_left(text: str, width: int) -> str:
-    """*text* cut to *width* characters, keeping its end.
+    """*text* cut to *width* characters, keeping its end (a path's file and line).
+
+    A notebook cell's place (``In [7], line 3: source``) keeps its start
+    instead: the cell and line are what the reader looks for.
 
     Example:
         >>> clip_left("/very/long/path/to/module.py:12", 20)
         '...h/to/module.py:12'
+        >>> clip_left("In [7], line 3: store[i] = bytearray(512)", 24)
+        'In [7], line 3: store...'
     """
     if len(text) <= width:
         return text
     if width <= 3:
         return text[-width:] if width > 0 else ""
+    if text.startswith("In ["):
+        return text[:width - 3] + "..."
     return "..." + text[-(width - 3):]
 
 
@@ -98,7 +106,11 @@ def _table(table: Table, width: int, indent: str = "  ") -> list[str]:
         widths[table.flex] = max(len(table.headers[table.flex]),
                                  widths[table.flex] - (total - width))
     lines = []
-    for row in [table.headers, *table.rows]:
+    for given in [table.headers, *table.rows]:
+        row, more = given, []
+        if table.wrap and table.flex == columns - 1:
+            first, *more = _words(given[-1], widths[-1])
+            row = [*given[:-1], first]
         cells = []
         for i, raw in enumerate(row):
             cell = clip_left(raw, widths[i])
@@ -108,6 +120,29 @@ def _table(table: Table, width: int, indent: str = "  ") -> list[str]:
             else:
                 cells.append(cell if last else cell.ljust(widths[i]))
         lines.append((indent + "  ".join(cells)).rstrip())
+        lead = len(indent) + sum(widths[:-1]) + 2 * (columns - 1)
+        lines.extend(" " * lead + rest for rest in more)
+    return lines
+
+
+def _words(text: str, width: int) -> list[str]:
+    """*text* in lines of at most *width* characters, broken between words
+    (a word longer than a line is cut)."""
+    lines, line = [], ""
+    for whole in text.split(" "):
+        word = whole
+        while len(word) > width:
+            if line:
+                lines.append(line)
+                line = ""
+            lines.append(word[:width])
+            word = word[width:]
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    lines.append(line)
     return lines
 
 
@@ -160,12 +195,12 @@ def render_text(value: Any, *, width: int | None = None, top: int = 10) -> str:
         >>> print(render_text(LimitReport(label="t", source="python", method="tracemalloc",
         ...                               limit_bytes=2048, peak_bytes=1024)), end="")
         memguard limit "t"
-        verdict      held, headroom 1.0 KiB
-        measured     traced Python heap
-        peak         1.0 KiB above the start
-        limit        2.0 KiB
-        start / end  0 B / 0 B (+0 B kept)
-        duration     0.000 s
+        verdict   held, headroom 1.0 KiB
+        measured  traced Python heap
+        peak      1.0 KiB above the start
+        limit     2.0 KiB
+        levels    0 B at the start, 0 B at the end, absolute (+0 B kept)
+        duration  0.000 s
         <BLANKLINE>
         Allocation sites at the peak
           the limit held, so no sites were captured

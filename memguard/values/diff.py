@@ -10,7 +10,6 @@ import machinery's are left out unless ``internal=True``.
 from __future__ import annotations
 
 import fnmatch
-import importlib
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -18,12 +17,12 @@ from typing import Any, Literal
 
 from .. import traces
 from ..units import format_size
-from .site import FILTERED, AllocationSite, Frame, LeftOut
+from ._value import Value
+from .site import FILTERED, AllocationSite, Frame, LeftOut, locate
 from .snapshot import Snapshot
 
 __all__ = ["GroupBy", "SiteDelta", "SnapshotDiff", "TypeDelta", "compare"]
 
-KIND = "diff"
 GroupBy = Literal["lineno", "filename", "traceback"]
 _GROUPINGS = ("lineno", "filename", "traceback")
 
@@ -59,12 +58,12 @@ class SiteDelta:
     @property
     def where(self) -> str:
         """``file:line``, or the file alone when grouped by file."""
-        return f"{self.filename}:{self.lineno}" if self.lineno else self.filename
+        return locate(self.filename, self.lineno) if self.lineno else self.filename
 
     def __str__(self) -> str:
         return (f"{self.where}: {format_size(self.size_bytes)} "
                 f"({format_size(self.size_diff_bytes, signed=True)}), "
-                f"{self.count} blocks ({self.count_diff:+d})"
+                f"{self.count:,} blocks ({self.count_diff:+,d})"
                 + (f"  {self.source}" if self.source else ""))
 
     def to_dict(self) -> dict[str, Any]:
@@ -114,8 +113,8 @@ def _type_sort_key(delta: TypeDelta) -> tuple[int, int, str]:
     return (-abs(delta.count_diff), -delta.count, delta.name)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SnapshotDiff:
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class SnapshotDiff(Value, kind="diff"):
     """What changed from one :class:`Snapshot` to a later one.
 
     A figure either snapshot lacks is absent (``None``) here too, with the
@@ -124,7 +123,7 @@ class SnapshotDiff:
 
     Example:
         >>> diff = SnapshotDiff(before="a", after="b", by="lineno", traced_diff_bytes=4096)
-        >>> str(diff)
+        >>> diff.summary
         'diff a -> b: traced +4.0 KiB'
 
     .. versionadded:: 0.1.0
@@ -174,7 +173,9 @@ class SnapshotDiff:
         """The sum of the site changes shown (after filtering)."""
         return None if self.sites is None else sum(s.size_diff_bytes for s in self.sites)
 
-    def __str__(self) -> str:
+    @property
+    def summary(self) -> str:
+        """One line: the labels and the changes in totals."""
         head = f"diff {self.before or 'before'} -> {self.after or 'after'}"
         parts = []
         if self.traced_diff_bytes is not None:
@@ -192,7 +193,7 @@ class SnapshotDiff:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; :meth:`from_dict` reverses it."""
         return {
-            "kind": KIND, "before": self.before, "after": self.after, "by": self.by,
+            "kind": self.KIND, "before": self.before, "after": self.after, "by": self.by,
             "elapsed_seconds": self.elapsed_seconds,
             "sites": None if self.sites is None else [s.to_dict() for s in self.sites],
             "types": None if self.types is None else [[t.name, t.count, t.count_diff]
@@ -235,12 +236,6 @@ class SnapshotDiff:
             left_out=tuple(LeftOut.from_dict(item) for item in data.get("left_out", ())),
             absent=tuple((str(k), str(v)) for k, v in dict(data.get("absent", {})).items()),
         )
-
-    def _repr_html_(self) -> str:
-        return str(importlib.import_module("memguard.report").render(self, "html", charts=False))
-
-    def _repr_markdown_(self) -> str:
-        return str(importlib.import_module("memguard.report").render(self, "markdown"))
 
 
 def _patterns(value: str | Iterable[str] | None, name: str) -> tuple[str, ...]:
@@ -321,12 +316,14 @@ def _site_deltas(before: Snapshot, after: Snapshot, by: str, *, include: tuple[s
     for key, (size, count, site) in new.items():
         was = old.pop(key, None)
         size_diff, count_diff = (size, count) if was is None else (size - was[0], count - was[1])
+        # A snapshot keeps the text of its biggest sites; the earlier one may have it.
+        text = site.source or ("" if was is None else was[2].source)
         if size_diff or count_diff:
             deltas.append(SiteDelta(
                 filename=site.filename, lineno=0 if by_file else site.lineno,
                 size_bytes=size, size_diff_bytes=size_diff, count=count, count_diff=count_diff,
                 traceback=site.traceback if by_traceback else (),
-                source="" if by_file else site.source))
+                source="" if by_file else text))
     for size, count, site in old.values():
         deltas.append(SiteDelta(
             filename=site.filename, lineno=0 if by_file else site.lineno,
@@ -399,6 +396,12 @@ def compare(
     absent: dict[str, str] = {}
     for name in ("sites", "types", "traced_bytes", "rss_bytes", "uss_bytes", "fds"):
         why = before.reason(name) or after.reason(name)
+        if why is None:  # absent without a recorded reason: say which side lacks it
+            lacking = [f"{side} snapshot {snap.label or side!r}" if snap.label else
+                       f"{side} snapshot" for side, snap in (("the earlier", before),
+                                                            ("the later", after))
+                       if getattr(snap, name) is None]
+            why = f"not measured in {' and '.join(lacking)}" if lacking else None
         if why is not None:
             absent[name] = why
     opened: tuple[str, ...] = ()

@@ -5,9 +5,9 @@ A file is one JSON object, gzip-compressed when its name ends in ``.gz``::
     {"format": "memguard", "version": 1, "kind": "snapshot",
      "memguard": "0.1.0", "data": {...}}
 
-``kind`` picks the class that reads ``data``. Kinds are registered by name
-with :func:`register_kind`, either as a ``from_dict`` callable or as a lazy
-``"module:Class"`` string, so that loading a file imports only what it needs.
+``kind`` picks the class that reads ``data``: every value declares its kind
+in its class statement (:mod:`memguard.values._value`), and
+:func:`register_kind` adds a reader for a kind of one's own.
 Loading never runs code from the file. Every damaged, truncated, foreign or
 newer-version file raises :class:`~memguard.exceptions.SnapshotFormatError`
 naming the file and the problem, and so does a damaged field inside a valid
@@ -17,10 +17,7 @@ timeline's moments), named by its path.
 
 from __future__ import annotations
 
-import gzip
-import importlib
 import io
-import json
 import os
 import zlib
 from collections.abc import Callable, Mapping
@@ -30,10 +27,11 @@ from typing import Any
 from .._version import __version__
 from ..exceptions import SnapshotFormatError
 from ..output import write_file
+from ._value import KINDS
 from .fields import check_fields
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "MAX_DECOMPRESSED_BYTES", "dumps", "load", "loads",
-           "register_kind", "save"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "MAX_DECOMPRESSED_BYTES", "dumps", "kinds", "load",
+           "loads", "register_kind", "save"]
 
 FORMAT = "memguard"
 """The value of the ``format`` field that marks a memguard file."""
@@ -50,43 +48,67 @@ files."""
 _GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK_BYTES = 1024 * 1024
 FromDict = Callable[[Mapping[str, Any]], Any]
-_kinds: dict[str, FromDict | str] = {
-    "snapshot": "memguard.values.snapshot:Snapshot",
-    "diff": "memguard.values.diff:SnapshotDiff",
-    "timeline": "memguard.values.timeline:Timeline",
-    "limit": "memguard.values.limit:LimitReport",
-    "leak": "memguard.values.leak:LeakReport",
-    "run": "memguard.values.run:RunReport",
-    "watch": "memguard.values.watch:WatchReport",
-}
+_readers: dict[str, FromDict] = {}
 
 
-def register_kind(kind: str, reader: FromDict | str) -> None:
-    """Teach :func:`load` to read files of *kind*.
+def register_kind(kind: str, reader: FromDict) -> None:
+    """Teach :func:`load` to read files of a *kind* that is not memguard's own.
+
+    memguard's values need no registration: each declares its kind once, in
+    its class statement.
 
     Args:
         kind: The ``kind`` string the value's ``to_dict()`` writes.
-        reader: A ``from_dict(data) -> value`` callable, or ``"module:Class"``
-            naming a class with a ``from_dict`` classmethod, imported only when
-            such a file is loaded.
+        reader: A ``from_dict(data) -> value`` callable.
+
+    Raises:
+        ValueError: *kind* is empty or is one of memguard's own kinds.
+        TypeError: *reader* is not callable.
+
+    .. versionchanged:: 0.2.0
+       A ``"module:Class"`` string is no longer accepted: loading a file
+       imports nothing by name. Import the class and pass its ``from_dict``.
 
     Example:
-        >>> register_kind("limit", "memguard.values.limit:LimitReport")
+        >>> class Note:
+        ...     @classmethod
+        ...     def from_dict(cls, data): return cls()
+        >>> register_kind("note", Note.from_dict)
     """
     if not isinstance(kind, str) or not kind:
         raise ValueError(f"kind must be a non-empty string, got {kind!r}")
-    if not (callable(reader) or (isinstance(reader, str) and ":" in reader)):
-        raise TypeError(f"reader must be a from_dict callable or 'module:Class', got {reader!r}")
-    _kinds[kind] = reader
+    _load_kinds()
+    if kind in KINDS:
+        raise ValueError(f"kind {kind!r} is memguard's own {KINDS[kind].__name__}")
+    if not callable(reader):
+        raise TypeError(f"reader must be a from_dict callable, got {reader!r}")
+    _readers[kind] = reader
 
 
-def _reader(kind: str) -> FromDict:
-    reader = _kinds[kind]
-    if isinstance(reader, str):
-        module, _, name = reader.partition(":")
-        reader = getattr(importlib.import_module(module), name).from_dict
-        _kinds[kind] = reader
-    return reader
+def _load_kinds() -> None:
+    # Every value module declares its kind when imported; a file may be the
+    # first thing a program reads.
+    from . import diff, leak, limit, lineprofile, run, snapshot, timeline, watch  # noqa: F401
+
+
+def kinds() -> dict[str, type]:
+    """Every memguard value class by the kind it declares (its modules loaded).
+
+    Example:
+        >>> sorted(kinds())
+        ['diff', 'leak', 'limit', 'lineprofile', 'run', 'snapshot', 'timeline', 'watch']
+    """
+    _load_kinds()
+    return dict(KINDS)
+
+
+def _reader(kind: str) -> FromDict | None:
+    if kind not in KINDS:
+        _load_kinds()
+    value_class = KINDS.get(kind)
+    if value_class is not None:
+        return value_class.from_dict  # type: ignore[attr-defined, no-any-return]
+    return _readers.get(kind)
 
 
 def _kind_of(value: Any) -> tuple[str, dict[str, Any]]:
@@ -111,6 +133,8 @@ def dumps(value: Any, *, indent: int | None = None) -> str:
     kind, data = _kind_of(value)
     envelope = {"format": FORMAT, "version": FORMAT_VERSION, "kind": kind,
                 "memguard": __version__, "data": data}
+    import json  # json and gzip when a file is read or written, not at `import memguard`
+
     return json.dumps(envelope, indent=indent, allow_nan=False)
 
 
@@ -138,6 +162,8 @@ def save(value: Any, path: str | os.PathLike[str]) -> Path:
     """
     payload = dumps(value).encode("utf-8")
     if os.fspath(path).endswith(".gz"):
+        import gzip
+
         payload = gzip.compress(payload, compresslevel=6, mtime=0)
     return write_file(path, payload)
 
@@ -158,6 +184,8 @@ def loads(raw: bytes | str, *, name: str = "<memory>") -> Any:
         ...                   '"data": {"by": "lineno"}}'))).by
         'lineno'
     """
+    import json
+
     if isinstance(raw, str):
         raw = raw.encode("utf-8")
     if raw.startswith(_GZIP_MAGIC):
@@ -191,6 +219,8 @@ def _gunzip(raw: bytes, name: str) -> bytes:
     bound = MAX_DECOMPRESSED_BYTES
     chunks: list[bytes] = []
     total = 0
+    import gzip
+
     with gzip.GzipFile(fileobj=io.BytesIO(raw), mode="rb") as stream:
         # In chunks: read(bound + 1) would allocate the whole bound up front.
         while chunk := stream.read(min(_CHUNK_BYTES, bound + 1 - total)):
@@ -215,16 +245,13 @@ def _from_envelope(envelope: Any, name: str) -> Any:
                   f"version {version}); this memguard {__version__} reads up to version "
                   f"{FORMAT_VERSION}: upgrade memguard")
     kind = envelope.get("kind")
-    if not isinstance(kind, str) or kind not in _kinds:
-        known = ", ".join(sorted(_kinds))
+    reader = _reader(kind) if isinstance(kind, str) else None
+    if reader is None:
+        known = ", ".join(sorted([*KINDS, *_readers]))
         raise SnapshotFormatError(name, f"unknown kind {kind!r} (known: {known})")
     data = envelope.get("data")
     if not isinstance(data, dict):
         raise SnapshotFormatError(name, f"the {kind} has no data object")
-    try:
-        reader = _reader(kind)
-    except (ImportError, AttributeError) as error:
-        raise SnapshotFormatError(name, f"cannot read kind {kind!r} here: {error}") from None
     try:
         value = reader(data)
         check_fields(value)

@@ -13,7 +13,6 @@ Holds plain data only (names, numbers, text), never the objects measured.
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from ..units import format_size
+from ._value import Value
 from .site import AllocationSite
 
 __all__ = ["SIGNALS", "LeakReport", "SignalName", "SignalVerdict", "format_amount"]
@@ -124,8 +124,8 @@ def _frozen_mapping(data: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(dict(data))
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LeakReport:
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class LeakReport(Value, kind="leak"):
     """What a leak check measured, and its verdict.
 
     Example:
@@ -134,7 +134,7 @@ class LeakReport:
         ...     signals=(SignalVerdict(name="python", leaked=True, per_call=64.0,
         ...                            total=1920.0, unit="bytes"),),
         ...     types=(("str", 1.0),))
-        >>> str(report)
+        >>> report.summary
         'handle_request: leaks +64 B per call (+1.9 KiB over 30 calls), signal python'
         >>> print(report.message())
         Leak detected in handle_request: +64 B per call (+1.9 KiB over 30 calls), signal python
@@ -221,7 +221,9 @@ class LeakReport:
         plural = "signals" if len(self.fired) > 1 else "signal"
         return f"{growth}, {plural} {names}"
 
-    def __str__(self) -> str:
+    @property
+    def summary(self) -> str:
+        """One line: the verdict, the growth per call and the signals that fired."""
         if self.leaked and self.fired:
             return f"{self.label}: leaks {self._growth_text(with_warmup=False)}"
         calls = "call" if self.iterations == 1 else "calls"
@@ -232,16 +234,16 @@ class LeakReport:
         lines: list[str] = []
         for site in self.sites[:top]:
             calls = max(1, self.site_calls)
-            blocks = f"{site.count} block{'' if site.count == 1 else 's'}"
+            blocks = f"{site.count:,} block{'' if site.count == 1 else 's'}"
             if site.size_bytes % calls == 0 and site.count % calls == 0:
                 count = site.count // calls
                 growth = (f"{format_size(site.size_bytes // calls, signed=True)} {per} in "
-                          f"{count} block{'' if count == 1 else 's'}")
+                          f"{count:,} block{'' if count == 1 else 's'}")
             else:
                 growth = (f"{format_amount(site.size_bytes / calls, 'bytes')} {per} "
                           f"({format_size(site.size_bytes, signed=True)} in {blocks} "
                           f"over {calls} calls)")
-            lines.append(f"    {site.filename}:{site.lineno}: {growth}")
+            lines.append(f"    {site.where}: {growth}")
             source = _source_text(site)
             if source:
                 lines.append(f"      {source}")
@@ -250,7 +252,7 @@ class LeakReport:
                          if entry.startswith(prefix))
         return lines
 
-    def message(self, top: int = 5) -> str:
+    def message(self, *, top: int = 5) -> str:
         """The full failure text: verdict, signals, sites, types, sample, resources.
 
         Args:
@@ -259,7 +261,7 @@ class LeakReport:
         if self.leaked and self.fired:
             lines = [f"Leak detected in {self.label}: {self._growth_text(with_warmup=True)}"]
         else:
-            lines = [str(self)]
+            lines = [self.summary]
         lines.extend(f"  {signal}" for signal in self.signals)
         per = "kept" if self.mode == "single" else "per call"
         if self.sites[:top]:
@@ -300,7 +302,7 @@ class LeakReport:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; :meth:`from_dict` reverses it."""
         return {
-            "kind": "leak",
+            "kind": self.KIND,
             "label": self.label,
             "leaked": self.leaked,
             "iterations": self.iterations,
@@ -362,12 +364,6 @@ class LeakReport:
             notes=tuple(str(n) for n in data.get("notes", ())),
         )
 
-    def _repr_html_(self) -> str:
-        # With the growth chart: the series and fits are what a notebook shows best.
-        return str(importlib.import_module("memguard.report").render(self, "html"))
-
-    def _repr_markdown_(self) -> str:
-        return str(importlib.import_module("memguard.report").render(self, "markdown"))
 
 
 def _source_text(site: AllocationSite) -> str:

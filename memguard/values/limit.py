@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..units import format_size
+from ._value import Value
 from .site import AllocationSite
 
 __all__ = [
@@ -86,14 +86,14 @@ _SITE_NOTES: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LimitReport:
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class LimitReport(Value, kind="limit"):
     """What one ``limit()`` block measured.
 
     Example:
         >>> report = LimitReport(label="test_load", source="python", method="tracemalloc",
         ...                      limit_bytes=1_000_000, peak_bytes=1_500_000)
-        >>> str(report)
+        >>> report.summary
         'test_load: peak 1.4 MiB > limit 976.6 KiB (+488.3 KiB), traced Python heap'
     """
 
@@ -149,7 +149,9 @@ class LimitReport:
             return f"process RSS, sampled every {self.interval_seconds * 1000:g} ms"
         return "process RSS (kernel high-water mark)"
 
-    def __str__(self) -> str:
+    @property
+    def summary(self) -> str:
+        """One line: the peak, the limit and the overshoot or headroom."""
         relation = ">" if self.exceeded else "<="
         sign = "+" if self.exceeded else "headroom "
         amount = abs(self.overshoot_bytes)
@@ -162,7 +164,7 @@ class LimitReport:
         """The verdict line, then the top sites (or why there are none)."""
         lines = [f"Memory limit exceeded in {self.label}: peak {format_size(self.peak_bytes)} "
                  f"> limit {format_size(self.limit_bytes)} (+{format_size(self.overshoot_bytes)}), "
-                 f"{self.measured}" if self.exceeded else str(self)]
+                 f"{self.measured}" if self.exceeded else self.summary]
         if self.sites:
             level = format_size(self.sites_level_bytes)
             how = ""
@@ -183,17 +185,10 @@ class LimitReport:
             lines.append(f"  {_SITE_NOTES[self.sites_status]}")
         return "\n".join(lines)
 
-    def _repr_html_(self) -> str:
-        # memguard.report sits above the values; imported by name, only when shown.
-        return str(importlib.import_module("memguard.report").render(self, "html"))
-
-    def _repr_markdown_(self) -> str:
-        return str(importlib.import_module("memguard.report").render(self, "markdown"))
-
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; :meth:`from_dict` reverses it."""
         return {
-            "kind": "limit",
+            "kind": self.KIND,
             "label": self.label,
             "source": self.source,
             "method": self.method,

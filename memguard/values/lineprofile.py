@@ -2,19 +2,19 @@
 
 A profile holds plain data only (names, file names, line numbers, source
 text and byte counts), never the profiled function or its objects. It
-renders itself as a fixed-width table (:meth:`LineProfile.table`); HTML,
-Markdown and charts live in :mod:`memguard.report.lines`.
+is shown (``print(profile)``, notebooks) by :mod:`memguard.report.lines`:
+the fixed-width table, Markdown, HTML and the chart.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import Any
 
 from ..units import format_size
-from .files import register_kind
+from ._value import Value, shown
+from .site import locate
 
 __all__ = ["NATIVE_NOTE", "UNATTRIBUTED_FLOOR", "LineProfile", "LineRow", "row_sort_key"]
 
@@ -26,7 +26,6 @@ NATIVE_NOTE = (
 """The blind spot every line profile states."""
 
 _FORMAT_VERSION = 1
-_HEADER = f"{'Line':>4}  {'Hits':>4}  {'Allocated':>10}  {'Retained':>10}  {'At peak':>10}  Source"
 
 UNATTRIBUTED_FLOOR = 256
 """Below this, a difference between the counters' retained total and the rows'
@@ -102,8 +101,8 @@ def row_sort_key(row: LineRow) -> tuple[int, int]:
     return (-row.allocated_bytes, row.lineno)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LineProfile:
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class LineProfile(Value, kind="lineprofile"):
     """The line-by-line memory profile of one function.
 
     Rows come in source order and cover every line of the function, run or
@@ -118,9 +117,9 @@ class LineProfile:
         ...                   allocated_bytes=4153, retained_bytes=4153,
         ...                   peak_share_bytes=4153, hits=1)),
         ...     peak_bytes=4153, retained_total_bytes=4153)
-        >>> str(profile)
+        >>> profile.summary
         'build (app.py:1): 1 call, allocated 4.1 KiB, peak 4.1 KiB, retained 4.1 KiB'
-        >>> print(profile.table())  # doctest: +NORMALIZE_WHITESPACE
+        >>> print(profile)  # doctest: +NORMALIZE_WHITESPACE
         build (app.py:1): 1 call, allocated 4.1 KiB, peak 4.1 KiB, retained 4.1 KiB
         Line  Hits   Allocated    Retained     At peak  Source
            1                                            def build():
@@ -177,7 +176,7 @@ class LineProfile:
     @property
     def label(self) -> str:
         """``function (file:line)``."""
-        return f"{self.function} ({self.filename}:{self.first_lineno})"
+        return f"{self.function} ({locate(self.filename, self.first_lineno)})"
 
     def row(self, lineno: int) -> LineRow:
         """The row of line *lineno*.
@@ -195,44 +194,31 @@ class LineProfile:
         ranked = sorted((r for r in self.rows if r.allocated_bytes > 0), key=row_sort_key)
         return tuple(ranked[:n])
 
-    def __str__(self) -> str:
+    @property
+    def summary(self) -> str:
+        """One line: calls, allocated, peak and retained in all."""
         plural = "" if self.calls == 1 else "s"
+        # "retained" is what the rows below add up to; the counters' total
+        # differs when some of it could not be traced back to a line.
+        retained = format_size(self.retained_bytes)
+        if self.unattributed_bytes:
+            retained += (f" in its lines ({format_size(self.retained_total_bytes)} in all, "
+                         f"{format_size(self.unattributed_bytes, signed=True)} not traced to "
+                         "a line)")
         return (
             f"{self.label}: {self.calls} call{plural}, allocated "
             f"{format_size(self.allocated_bytes)}, peak {format_size(self.peak_bytes)}, "
-            f"retained {format_size(self.retained_total_bytes)}"
+            f"retained {retained}"
         )
 
     def table(self, *, source_width: int | None = 60) -> str:
-        """The profile as a fixed-width text table with human units.
+        """The text report, as ``print(profile)`` shows it (kept from 0.1.0, where
+        the guide printed ``profile.table()``).
 
         Args:
             source_width: Cut source lines longer than this (``None``: never).
-
-        Returns:
-            A summary line, a header, one line per source line, and notes on
-            unattributed memory and blind spots; callees follow, each as its
-            own table.
         """
-        lines = [str(self), _HEADER]
-        for row in self.rows:
-            text = row.source
-            if source_width is not None and len(text) > source_width:
-                text = text[: max(source_width - 3, 0)] + "..."
-            if row.hits or row.allocated_bytes or row.retained_bytes or row.peak_share_bytes:
-                lines.append(
-                    f"{row.lineno:>4}  {row.hits:>4}  {format_size(row.allocated_bytes):>10}  "
-                    f"{format_size(row.retained_bytes):>10}  "
-                    f"{format_size(row.peak_share_bytes):>10}  {text}".rstrip()
-                )
-            else:
-                lines.append(f"{row.lineno:>4}  {'':>4}  {'':>10}  {'':>10}  {'':>10}  {text}"
-                             .rstrip())
-        lines.extend(f"note: {note}" for note in self.notes())
-        for callee in self.callees:
-            lines.append("")
-            lines.append(callee.table(source_width=source_width))
-        return "\n".join(lines)
+        return shown(self, "text", source_width=source_width)
 
     def notes(self) -> tuple[str, ...]:
         """The caveats printed under the table."""
@@ -249,33 +235,10 @@ class LineProfile:
         notes.extend(self.blind_spots)
         return tuple(notes)
 
-    def render_text(self, stream: IO[str], *, source_width: int | None = 60) -> None:
-        """Write :meth:`table` and a newline to *stream*.
-
-        Example:
-            >>> import io
-            >>> out = io.StringIO()
-            >>> LineProfile(function="f", filename="x.py", first_lineno=1,
-            ...             rows=()).render_text(out)
-            >>> out.getvalue().splitlines()[0]
-            'f (x.py:1): 0 calls, allocated 0 B, peak 0 B, retained 0 B'
-        """
-        stream.write(self.table(source_width=source_width) + "\n")
-
-    def _repr_html_(self) -> str:
-        module = importlib.import_module("memguard.report.lines")
-        html: str = module.to_html(self)
-        return html
-
-    def _repr_markdown_(self) -> str:
-        module = importlib.import_module("memguard.report.lines")
-        markdown: str = module.to_markdown(self)
-        return markdown
-
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; :meth:`from_dict` reverses it."""
         return {
-            "kind": "lineprofile",
+            "kind": self.KIND,
             "version": _FORMAT_VERSION,
             "function": self.function,
             "filename": self.filename,
@@ -297,8 +260,8 @@ class LineProfile:
         Raises:
             ValueError: *data* is not a line profile, or from a newer version.
         """
-        kind = data.get("kind", "lineprofile")
-        if kind != "lineprofile":
+        kind = data.get("kind", cls.KIND)
+        if kind != cls.KIND:
             raise ValueError(f"data is a {kind!r}, not a line profile")
         version = int(data.get("version", _FORMAT_VERSION))
         if version > _FORMAT_VERSION:
@@ -318,5 +281,3 @@ class LineProfile:
             blind_spots=tuple(str(s) for s in data.get("blind_spots", (NATIVE_NOTE,))),
         )
 
-
-register_kind("lineprofile", "memguard.values.lineprofile:LineProfile")

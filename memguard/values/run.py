@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..units import format_size
-from .files import register_kind
+from ._value import Value
 from .limit import LimitReport
 from .lineprofile import LineProfile
 from .site import AllocationSite, LeftOut
@@ -24,12 +24,8 @@ from .timeline import Timeline
 
 __all__ = ["RunReport"]
 
-KIND = "run"
-"""The ``kind`` of a run file."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RunReport:
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class RunReport(Value, kind="run"):
     """What ``memguard run`` measured while a program ran.
 
     Example:
@@ -39,7 +35,7 @@ class RunReport:
         ...                 timeline=Timeline(interval_seconds=0.01, duration_seconds=2.0,
         ...                                   traced_start_bytes=0,
         ...                                   traced_peak_bytes=3 * 1024**2))
-        >>> str(run)
+        >>> run.summary
         'app.py --fast: traced peak 3.0 MiB at 1.25 s of 2.00 s, exit code 0'
 
     .. versionadded:: 0.1.0
@@ -140,10 +136,18 @@ class RunReport:
                         + self.sites_seconds, sites=self.sites,
                         traced_bytes=self.traced_peak_bytes,
                         rss_bytes=self.rss_peak_bytes,
-                        absent=() if self.rss_peak_bytes is not None else
-                        (("rss_bytes", "the run did not measure RSS (memguard run --rss)"),))
+                        absent=tuple(sorted({
+                            "types": "a run counts objects only at its end, not at its peak",
+                            "uss_bytes": "a run does not measure USS",
+                            "fds": "a run does not list descriptors at its peak",
+                            **({} if self.rss_peak_bytes is not None else
+                               {"rss_bytes": "the run did not measure RSS (memguard run "
+                                             "--rss)"}),
+                        }.items())))
 
-    def __str__(self) -> str:
+    @property
+    def summary(self) -> str:
+        """One line: the command, the traced peak and when, the exit code."""
         text = (f"{self.command}: traced peak {format_size(self.traced_peak_bytes)} at "
                 f"{self.peak_seconds:.2f} s of {self.duration_seconds:.2f} s, "
                 f"exit code {self.exit_code}")
@@ -154,7 +158,7 @@ class RunReport:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; :meth:`from_dict` reverses it."""
         return {
-            "kind": KIND,
+            "kind": self.KIND,
             "command": self.command,
             "argv": list(self.argv),
             "exit_code": self.exit_code,
@@ -182,7 +186,7 @@ class RunReport:
         Raises:
             KeyError, TypeError, ValueError: *data* is not a run's dict.
         """
-        if data.get("kind", KIND) != KIND:
+        if data.get("kind", cls.KIND) != cls.KIND:
             raise ValueError(f"not a run: kind {data.get('kind')!r}")
         limit, final, error = data.get("limit"), data.get("final"), data.get("error")
         return cls(
@@ -207,5 +211,3 @@ class RunReport:
             lines_target=None if data.get("lines_target") is None else str(data["lines_target"]),
         )
 
-
-register_kind(KIND, "memguard.values.run:RunReport")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
-import importlib
 import os
 import platform
 import sys
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from .. import _tracing, objects, process, traces
 from ..exceptions import MeasurementUnavailable
 from ..units import format_size
+from ._value import Value
 from .site import (
     SMALLER,
     AllocationSite,
@@ -34,7 +34,6 @@ from .site import (
     LeftOut,
     is_users,
     left_out_of,
-    site_of,
     site_sort_key,
 )
 
@@ -43,11 +42,12 @@ if TYPE_CHECKING:
 
 __all__ = ["Snapshot", "take_snapshot"]
 
-KIND = "snapshot"
+SOURCED_SITES = 1000
+"""How many of a snapshot's biggest user sites keep their line's source text."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Snapshot:
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class Snapshot(Value, kind="snapshot"):
     """The process's memory at one moment, as plain data.
 
     Every measured figure is optional: ``None`` means *absent*, and
@@ -58,7 +58,7 @@ class Snapshot:
         >>> snap = Snapshot(label="start", timestamp=0.0, traced_bytes=2048,
         ...                 sites=(AllocationSite(filename="app.py", lineno=3,
         ...                                       size_bytes=2048, count=2),))
-        >>> str(snap)
+        >>> snap.summary
         'snapshot start: traced 2.0 KiB in 1 sites'
 
     .. versionadded:: 0.1.0
@@ -101,7 +101,9 @@ class Snapshot:
     absent: tuple[tuple[str, str], ...] = ()
     """Figures that could not be measured: ``(field name, reason)``."""
 
-    def __str__(self) -> str:
+    @property
+    def summary(self) -> str:
+        """One line: the traced heap, the object count and the RSS."""
         name = f"snapshot {self.label}" if self.label else "snapshot"
         parts = []
         if self.traced_bytes is not None and self.sites is not None:
@@ -180,7 +182,7 @@ class Snapshot:
                       [[f.filename, f.lineno] for f in s.traceback], s.source,
                       *(() if s.left_out is None else (s.left_out,))] for s in self.sites]
         return {
-            "kind": KIND,
+            "kind": self.KIND,
             "label": self.label,
             "timestamp": self.timestamp,
             "sites": sites,
@@ -254,14 +256,9 @@ class Snapshot:
             >>> Snapshot(timestamp=0.0).save(target).name
             's.json.gz'
         """
-        files = importlib.import_module("memguard.values.files")
-        return files.save(self, path)  # type: ignore[no-any-return]
+        from .files import save
 
-    def _repr_html_(self) -> str:
-        return str(importlib.import_module("memguard.report").render(self, "html", charts=False))
-
-    def _repr_markdown_(self) -> str:
-        return str(importlib.import_module("memguard.report").render(self, "markdown"))
+        return save(self, path)
 
 
 def _opt_int(value: Any) -> int | None:
@@ -296,10 +293,40 @@ def group_traces(snapshot: tracemalloc.Snapshot) -> tuple[AllocationSite, ...]:
     grouped = traces.group(snapshot, "traceback")
     cache: dict[tuple[str, int], Frame] = {}
     sources: dict[str, list[str]] = {}
-    sites = [site_of(g, cache=cache, sources=sources) for g in grouped.sites()]
-    sites.extend(site_of(g, name, cache=cache) for name, g in grouped.left_out_sites())
+    sites = [_site(tb, size, count, None, cache=cache)
+             for tb, (size, count) in grouped.sums.items()]
+    sites.extend(_site(tb, size, count, name, cache=cache)
+                 for tb, (name, (size, count)) in grouped.hidden.items())
     sites.sort(key=site_sort_key)
+    # The source text of the biggest sites, those any report shows (reading
+    # 100,000 lines would cost a fifth of the snapshot); a diff takes a
+    # site's text from whichever snapshot has it.
+    shown = 0
+    for index, site in enumerate(sites):
+        if shown == SOURCED_SITES:
+            break
+        if site.left_out is None:
+            shown += 1
+            text = traces.source_line(site.filename, site.lineno, sources)
+            if text:  # made here, not by dataclasses.replace: see _site
+                sites[index] = AllocationSite(
+                    filename=site.filename, lineno=site.lineno, size_bytes=site.size_bytes,
+                    count=site.count, traceback=site.traceback, source=text)
     return tuple(sites)
+
+
+def _site(tb: tuple[tuple[str, int], ...], size: float, count: float, left_out: str | None, *,
+          cache: dict[tuple[str, int], Frame]) -> AllocationSite:
+    """A site of a traceback (frames innermost first), without an interim record.
+
+    Sites are made in this module's frames, so that a later snapshot counts
+    them as memguard's (an object made through ``dataclasses.replace`` would
+    be charged to dataclasses.py, the user's figures).
+    """
+    filename, lineno = tb[0] if tb else ("<unknown>", 0)
+    return AllocationSite(
+        filename=filename, lineno=lineno, size_bytes=int(size), count=int(count),
+        traceback=_frames(reversed(tb), cache) if len(tb) > 1 else (), left_out=left_out)
 
 
 def take_snapshot(label: str | None = None, *, census: bool = True) -> Snapshot:

@@ -8,16 +8,15 @@ the sampling interval is never missed.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ..units import format_size
+from ._value import Value
 
 __all__ = ["Mark", "Sample", "Timeline"]
 
-KIND = "timeline"
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,15 +65,15 @@ class Mark:
         return f"{self.label} at {self.time_seconds:.3f} s{extra}"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Timeline:
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class Timeline(Value, kind="timeline"):
     """Memory over the run of a block, with marks and the exact peaks.
 
     Example:
         >>> tl = Timeline(label="load", interval_seconds=0.01, duration_seconds=0.5,
         ...               traced_start_bytes=1000, traced_peak_bytes=3048,
         ...               samples=(Sample(0.0, 1000, None), Sample(0.5, 2024, None)))
-        >>> str(tl)
+        >>> tl.summary
         'timeline load: 2 samples over 0.500 s, traced peak 2.0 KiB above start'
 
     .. versionadded:: 0.1.0
@@ -126,7 +125,9 @@ class Timeline:
         """Why figure *name* is absent, or ``None`` when it was measured."""
         return dict(self.absent).get(name)
 
-    def __str__(self) -> str:
+    @property
+    def summary(self) -> str:
+        """One line: the samples, the duration and the traced peak above the start."""
         name = f"timeline {self.label}" if self.label else "timeline"
         text = f"{name}: {len(self.samples)} samples over {self.duration_seconds:.3f} s"
         above = self.traced_peak_above_start_bytes
@@ -142,7 +143,7 @@ class Timeline:
             'timeline'
         """
         return {
-            "kind": KIND, "label": self.label, "started_at": self.started_at,
+            "kind": self.KIND, "label": self.label, "started_at": self.started_at,
             "interval_seconds": self.interval_seconds,
             "duration_seconds": self.duration_seconds,
             "samples": [[s.time_seconds, s.traced_bytes, s.rss_bytes] for s in self.samples],
@@ -176,9 +177,3 @@ class Timeline:
             rss_peak_method=str(data.get("rss_peak_method", "unavailable")),
             absent=tuple((str(k), str(v)) for k, v in dict(data.get("absent", {})).items()),
         )
-
-    def _repr_html_(self) -> str:
-        return str(importlib.import_module("memguard.report").render(self, "html"))
-
-    def _repr_markdown_(self) -> str:
-        return str(importlib.import_module("memguard.report").render(self, "markdown"))

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..holders import format_chain
+from ._value import Value
 
 __all__ = ["Survivor", "WatchReport"]
 
@@ -48,6 +48,8 @@ class Survivor:
         """The chain as one line, or the note saying why there is none."""
         if not self.chain:
             return self.note or "no holder found"
+        from ..holders import format_chain  # holders is heavy; a watch report is rare
+
         return format_chain(self.chain)
 
     def __str__(self) -> str:
@@ -75,15 +77,15 @@ class Survivor:
         )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class WatchReport:
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
+class WatchReport(Value, kind="watch"):
     """The result of one ``watch()`` block or ``expect_collected()`` call.
 
     Example:
         >>> report = WatchReport(label="test_close", watched=3, survivors=(
         ...     Survivor(name="#2", type_name="app.Session", object_repr="<Session 7>",
         ...              chain=("app.SESSIONS", "[0]", "Session")),))
-        >>> str(report)
+        >>> report.summary
         'test_close: 1 of 3 watched objects survived gc.collect()'
         >>> print(report.message())
         1 of 3 watched objects survived gc.collect() in test_close:
@@ -110,7 +112,9 @@ class WatchReport:
         """How many watched objects were freed."""
         return self.watched - len(self.survivors)
 
-    def __str__(self) -> str:
+    @property
+    def summary(self) -> str:
+        """One line: how many watched objects survived."""
         if self.survivors:
             return (f"{self.label}: {len(self.survivors)} of {self.watched} watched "
                     f"{_objects(self.watched)} survived gc.collect()")
@@ -121,7 +125,7 @@ class WatchReport:
     def message(self, *, top: int = 5) -> str:
         """The verdict line, then each survivor (up to *top*) with its holder chain."""
         if not self.survivors:
-            return str(self)
+            return self.summary
         lines = [f"{len(self.survivors)} of {self.watched} watched {_objects(self.watched)} "
                  f"survived gc.collect() in {self.label}:"]
         for survivor in self.survivors[:top]:
@@ -132,22 +136,10 @@ class WatchReport:
             lines.append(f"  ... {rest} more")
         return "\n".join(lines)
 
-    def _repr_markdown_(self) -> str:
-        """The verdict, then a table of survivors (notebooks show this)."""
-        lines = [f"**{_escape(str(self))}**"]
-        if self.survivors:
-            lines += ["", "| object | type | repr | held by |", "| --- | --- | --- | --- |"]
-            lines += [
-                f"| {_escape(s.name)} | `{_escape(s.type_name)}` | `{_escape(s.object_repr)}` "
-                f"| `{_escape(s.holder)}` |"
-                for s in self.survivors
-            ]
-        return "\n".join(lines)
-
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; :meth:`from_dict` reverses it."""
         return {
-            "kind": "watch",
+            "kind": self.KIND,
             "label": self.label,
             "watched": self.watched,
             "survivors": [survivor.to_dict() for survivor in self.survivors],
@@ -164,10 +156,6 @@ class WatchReport:
             survivors=tuple(Survivor.from_dict(s) for s in data.get("survivors", ())),
             search_seconds=float(data.get("search_seconds", 0.0)),
         )
-
-
-def _escape(text: str) -> str:
-    return text.replace("|", "\\|").replace("`", "'")
 
 
 def _objects(count: int) -> str:

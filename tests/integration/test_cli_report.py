@@ -69,8 +69,10 @@ def test_report_text_has_peak_sites_and_timeline(
     run = load(runs[1])
     assert isinstance(run, memguard.RunReport)
     assert 12 * MB <= run.traced_peak_bytes <= 12 * MB + 500_000
-    assert f"traced peak        {memguard.format_size(run.traced_peak_bytes)} above the start, " \
-        "at " in out
+    # Labelled as an absolute level and as a rise above the start.
+    assert (f"traced peak {memguard.format_size(run.timeline.traced_peak_bytes)} absolute, "
+            f"{memguard.format_size(run.traced_peak_bytes, signed=True)} above the start"
+            ) in " ".join(out.split())
     assert "Allocation sites at the peak" in out
     assert "grow.py:2" in out
     assert "Traced Python heap over time" in out
@@ -257,7 +259,7 @@ def test_top_shows_n_rows_and_the_tables_add_up(
         blocks = sum(s.count for s in run.sites) + sum(i.count for i in run.sites_left_out)
         assert rows[-1][1] == f"{blocks:,}"
         # Each row's source line names the call.
-        assert sites[1][3] == "kept.append(bytearray(800000)) # line 0"
+        assert sites[1][3] == "kept.append(bytearray(800000))  # line 0"
         names = {row[2] for row in rows[top + 1:-1]}
         assert "memguard's own work (left out)" in names
 

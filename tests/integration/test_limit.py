@@ -129,8 +129,8 @@ def test_sites_are_those_live_at_the_peak() -> None:
     assert all(site.lineno != line_of("# smaller-later") for site in report.sites[:1])
     assert "40.0 MiB" not in str(info.value)  # 40 MB is 38.1 MiB: SI in, IEC out
     assert "38.1 MiB" in str(info.value).splitlines()[2]
-    assert report.sites[0].source == "big = bytearray(40 * MB) # the-spike"
-    assert str(info.value).splitlines()[2].endswith("  big = bytearray(40 * MB) # the-spike")
+    assert report.sites[0].source == "big = bytearray(40 * MB)  # the-spike"
+    assert str(info.value).splitlines()[2].endswith("  big = bytearray(40 * MB)  # the-spike")
     del small
 
 

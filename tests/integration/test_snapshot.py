@@ -166,7 +166,7 @@ def test_diff_sites_show_their_source_line(traced: _tracing.PeakWindow) -> None:
     after = memguard.snapshot("after", census=False)
     diff = memguard.diff(before, after)
     assert diff.sites is not None
-    source = "return [bytearray(SIZE) for _ in range(COUNT)] # ALLOCATE"
+    source = "return [bytearray(SIZE) for _ in range(COUNT)]  # ALLOCATE"
     assert diff.sites[0].source == source
     assert str(diff.sites[0]).endswith(f"  {source}")
     for form in ("text", "markdown", "html"):
@@ -216,7 +216,7 @@ def test_a_first_diff_shows_only_the_user_s_site(tmp_path: Path, nframes: int) -
     others = [site for site in found["sites"] if site[0] != str(script)]
     [(_, lineno, size, source)] = user
     assert lineno == 9
-    assert source == "cache.extend(bytearray(10_000) for _ in range(100)) # USER"
+    assert source == "cache.extend(bytearray(10_000) for _ in range(100))  # USER"
     # 100 bytearrays of 10,000 bytes (object and buffer) and the list's growth.
     assert 100 * 10_000 <= size <= 100 * 10_100 + 2048
     # What else changed is memguard's own objects in flight during each walk

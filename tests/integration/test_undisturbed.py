@@ -138,3 +138,55 @@ def test_collections_and_peak_as_without_memguard(mode: str, native: bool, tmp_p
         assert abs(middle - b_middle) <= 1, (got, base)
         assert abs(old - b_old) <= 1, (got, base)
         assert abs(got["peak"] - base["peak"]) <= 0.005 * base["peak"], (got, base)
+
+
+RUN_PROGRAM = """
+import gc, json, sys, threading
+
+collections = [0, 0, 0]
+
+def on_gc(phase, info):
+    if phase == "start":
+        collections[info["generation"]] += 1
+""" + PROGRAM.split("import memguard", 1)[1].split("class Node", 1)[0].replace(
+    "memguard.record, memguard.limit  # noqa: B018 (the lazily imported guards too)\n", "") + \
+    "class Node" + PROGRAM.split("class Node", 1)[1] + """
+churn()
+gc.callbacks.remove(on_gc)
+with open(sys.argv[1], "w") as out:
+    json.dump(collections, out)
+"""
+
+PLAIN_RUN = """
+import runpy, sys, tracemalloc
+tracemalloc.start()
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+print(tracemalloc.get_traced_memory()[1])
+"""
+
+
+def test_memguard_run_collects_as_the_program_alone(tmp_path: Path) -> None:
+    """The collections of a program under ``memguard run`` (sites on) are its own.
+
+    Only the collections are compared here: the run's traced peak is above
+    the program's start, plain tracemalloc's includes runpy's compiling of the
+    program, so the two are not the same figure.
+    """
+    program = tmp_path / "churn.py"
+    program.write_text(RUN_PROGRAM)
+    plain = []
+    for n in range(3):
+        counts = tmp_path / f"plain{n}.json"
+        subprocess.run([sys.executable, "-c", PLAIN_RUN, str(program), str(counts)],
+                       check=True, capture_output=True, text=True, timeout=None)
+        plain.append((json.loads(counts.read_text()), 0))
+    assert all(p[0] == plain[0][0] for p in plain)
+    for n in range(3):
+        counts, report = tmp_path / f"counts{n}.json", tmp_path / f"report{n}.json"
+        subprocess.run([sys.executable, "-m", "memguard", "run", "--no-census", "-o", str(report),
+                        str(program), str(counts)], check=True, capture_output=True, timeout=None)
+        got = json.loads(counts.read_text())
+        assert abs(got[0] - plain[0][0][0]) <= 2, (got, plain[0])
+        assert abs(got[1] - plain[0][0][1]) <= 1, (got, plain[0])
+        assert abs(got[2] - plain[0][0][2]) <= 1, (got, plain[0])

@@ -49,7 +49,7 @@ def test_object_freed_normally_passes() -> None:
     assert w.report is not None
     assert w.report == WatchReport(label=w.report.label, watched=1, survivors=(),
                                    search_seconds=0.0)
-    assert str(w.report).endswith(": the watched object was freed")
+    assert w.report.summary.endswith(": the watched object was freed")
 
 
 def test_the_blocks_own_variable_is_not_a_leak() -> None:
@@ -119,7 +119,7 @@ def test_module_global_list_and_class_attribute() -> None:
         ("#1", "shopapp.registry.ITEMS[0] -> Session"),
         ("#3", "shopapp.registry.Session.instances[0] -> Session"),
     ]
-    assert str(report) == "two holders: 2 of 3 watched objects survived gc.collect()"
+    assert report.summary == "two holders: 2 of 3 watched objects survived gc.collect()"
 
 
 def test_closure_cell() -> None:
@@ -219,7 +219,7 @@ def test_bound_method_is_watched_through_its_object() -> None:
 def test_expect_collected_object_passes_when_only_the_caller_holds_it() -> None:
     session = Session()
     report = expect_collected(session, label="only mine")
-    assert str(report) == "only mine: the watched object was freed"
+    assert report.summary == "only mine: the watched object was freed"
 
 
 def test_expect_collected_object_held_by_a_class_attribute() -> None:

@@ -18,6 +18,7 @@ from memguard.cli.options import (
 )
 from memguard.cli.run import split_program
 from memguard.exceptions import CommandError
+from memguard.report import render
 from memguard.values.files import dumps, loads
 from memguard.values.limit import LimitReport
 from memguard.values.lineprofile import LineProfile, LineRow
@@ -173,7 +174,7 @@ def test_run_value_round_trips_through_its_file_format() -> None:
     assert run.traced_end_bytes == 4096
     assert run.children_peak_bytes == 40 * 1024**2
     assert run.sites_fraction == pytest.approx(3 * 1024**2 / (3 * 1024**2 + 4096))
-    assert str(run) == ("app.py 3: traced peak 3.0 MiB at 0.25 s of 0.50 s, exit code 1, "
+    assert run.summary == ("app.py 3: traced peak 3.0 MiB at 0.25 s of 0.50 s, exit code 1, "
                         "peak RSS 24.0 MiB")
     peak = run.peak_snapshot()
     assert (peak.sites, peak.traced_bytes, peak.rss_bytes) == (run.sites, 3 * 1024**2 + 4096,
@@ -195,33 +196,37 @@ def test_run_html_report_is_one_page_with_the_run_in_front() -> None:
     assert page.startswith("<!DOCTYPE html>")
     assert page.count("<html") == 1
     assert "<title>memguard run &quot;app.py 3&quot;</title>" in page
-    assert page.index("Allocation sites at the peak") < page.index("<h2>Timeline</h2>")
+    # One rendering path: the command's page is the report layer's page.
+    assert page == render(_run_value(), "html", top=5)
+    assert page.index("Allocation sites at the peak") < page.index("Traced Python heap over time")
     assert '<td class="l">app.py:7</td>' in page
     assert "return [bytes(1)" in page
 
 
 def test_run_text_report_in_full() -> None:
-    from memguard.cli.show import run_document
     from memguard.report import text
+    from memguard.report.lines import to_text
+    from memguard.report.run import run_document
 
-    # The line table's own layout belongs to LineProfile.table().
+    # The line table's own layout belongs to memguard.report.lines.
     (profile,) = _run_value().lines
     table = [text.clip_left("  " + line, 80).rstrip()
-             for line in profile.table(source_width=30).splitlines()[1:]
+             for line in to_text(profile, source_width=30).splitlines()[1:]
              if not line.startswith("note:")]
     assert text.layout(run_document(_run_value(), 5), 80) == """\
 memguard run "app.py 3"
 command            app.py 3
-started            2023-11-14T22:13:20+00:00
+started            2023-11-14 22:13:20 UTC
 exit code          1 (ValueError: boom)
 duration           0.500 s
-traced peak        3.0 MiB above the start, at 0.250 s (exact peak; its time to
-                   one 10 ms interval)
-traced at the end  4.0 KiB
-process RSS        peak 24.0 MiB (+4.0 MiB above the start, kernel high-water
-                   mark, exact)
-with children      peak 40.0 MiB (sampled every 10 ms)
-limit              peak 3.0 MiB > limit 1.0 MiB (+2.0 MiB), traced Python heap
+traced peak        3.0 MiB absolute, +3.0 MiB above the start (exact), at 0.250
+                   s (its time to one 10 ms interval)
+traced at the end  4.0 KiB above the start
+process RSS        peak 24.0 MiB absolute, +4.0 MiB above the start (kernel
+                   high-water mark, exact)
+with children      peak 40.0 MiB absolute (sampled every 10 ms)
+limit              1.0 MiB on the traced Python heap: peak 3.0 MiB above the
+                   start, EXCEEDED by 2.0 MiB
 live at the end    940 objects in 2 types
 
 Allocation sites at the peak

@@ -34,7 +34,7 @@ def _leaky() -> LeakReport:
 
 
 def test_verdict_line() -> None:
-    assert str(_leaky()) == ("handler: leaks +64 B per call (+5.0 KiB over 80 calls), "
+    assert _leaky().summary == ("handler: leaks +64 B per call (+5.0 KiB over 80 calls), "
                              "signals python, fds")
 
 
@@ -69,9 +69,9 @@ def test_clean_report_line() -> None:
     report = LeakReport(label="f", leaked=False, iterations=40, warmup=5, signals=(
         SignalVerdict(name="python", leaked=False, per_call=0.0, total=0.0, unit="bytes"),
         SignalVerdict(name="rss", leaked=False, per_call=-3.0, total=-120.0, unit="bytes")))
-    assert str(report) == "f: no leak over 40 calls (python, rss)"
+    assert report.summary == "f: no leak over 40 calls (python, rss)"
     assert report.fired == ()
-    assert report.message().splitlines()[0] == str(report)
+    assert report.message().splitlines()[0] == report.summary
 
 
 def test_single_run_wording() -> None:
@@ -79,7 +79,7 @@ def test_single_run_wording() -> None:
                         signals=(SignalVerdict(name="objects", leaked=True, per_call=12.0,
                                                total=12.0, unit="objects"),),
                         types=(("app.Row", 12.0),))
-    assert str(report) == "block: leaks +12 objects kept after one run, signal objects"
+    assert report.summary == "block: leaks +12 objects kept after one run, signal objects"
     assert "    app.Row: +12 kept" in report.message()
 
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 import memguard
 from memguard.report import lines as report_lines
+from memguard.report import render
 from memguard.values import files
 from memguard.values.lineprofile import NATIVE_NOTE, LineProfile, LineRow, row_sort_key
 
@@ -54,14 +55,16 @@ def test_totals_and_lookups() -> None:
     with pytest.raises(KeyError, match="line 99 is not in load"):
         profile.row(99)
     assert [r.lineno for r in profile.top(5)] == [11, 12]
-    assert str(profile) == ("load (app.py:10): 1 call, allocated 1.0 MiB, peak 1.0 MiB, "
+    assert profile.summary == ("load (app.py:10): 1 call, allocated 1.0 MiB, peak 1.0 MiB, "
                             "retained 7.9 KiB")
 
 
 def test_table_in_full() -> None:
     profile = make_profile(retained_total_bytes=9_080, blind_spots=(NATIVE_NOTE,))
     assert profile.table() == "\n".join([
-        "load (app.py:10): 1 call, allocated 1.0 MiB, peak 1.0 MiB, retained 8.9 KiB",
+        # "retained" is what the rows add up to; the rest is named, not hidden.
+        "load (app.py:10): 1 call, allocated 1.0 MiB, peak 1.0 MiB, retained 7.9 KiB in its "
+        "lines (8.9 KiB in all, +1.0 KiB not traced to a line)",
         "Line  Hits   Allocated    Retained     At peak  Source",
         "  10                                            def load(n):",
         "  11     1     1.0 MiB         0 B     1.0 MiB      data = bytearray(n)",
@@ -96,10 +99,12 @@ def test_native_allocations_are_stated_by_default() -> None:
     assert "native allocations are not seen" in profile.table()
 
 
-def test_render_text_writes_the_table() -> None:
-    out = io.StringIO()
-    make_profile().render_text(out)
-    assert out.getvalue() == make_profile().table() + "\n"
+def test_print_shows_the_table_and_repr_is_one_line() -> None:
+    profile = make_profile()
+    assert str(profile) == profile.table() == report_lines.to_text(profile)
+    assert str(profile).splitlines()[1].split() == ["Line", "Hits", "Allocated", "Retained",
+                                                     "At", "peak", "Source"]
+    assert repr(profile) == f"<LineProfile {profile.summary}>"
 
 
 def test_dict_round_trip_through_json() -> None:
@@ -140,16 +145,21 @@ def test_markdown_in_full() -> None:
         "| 13 | 1 | 0 B | 0 B | 0 B | `del data` |",
         "| 14 | 1 | 0 B | 0 B | 0 B | `return keep` |",
     ])
-    assert profile._repr_markdown_() == report_lines.to_markdown(profile)
+    assert profile._repr_markdown_() == render(profile, "markdown")
 
 
 def test_html_escapes_and_lists_notes() -> None:
     profile = make_profile(function="<lambda>")
-    html = profile._repr_html_()
-    assert html == report_lines.to_html(profile)
+    html = report_lines.to_html(profile)
     assert "<b>&lt;lambda&gt;</b>" in html
     assert "<pre style=\"margin:0\">    data = bytearray(n)</pre>" in html
     assert "<li>native allocations are not seen" in html
+    # In a notebook: the Source column left-aligned, its indentation kept.
+    shown = profile._repr_html_()
+    assert "memguard line profile: &lt;lambda&gt;" in shown
+    assert re.search(r'<td style="[^"]*text-align:left;white-space:pre-wrap;[^"]*">'
+                     r"    data = bytearray\(n\)</td>", shown), shown
+    assert "native allocations are not seen" in shown
 
 
 def test_plot_lines_draws_one_bar_per_line() -> None:
@@ -179,7 +189,7 @@ def test_rendered_through_memguard_report() -> None:
 
     profile = make_profile(blind_spots=())
     text = render(profile, "text", width=100)
-    assert text.splitlines()[0] == "memguard line profile: load"
+    assert text.splitlines()[0] == profile.summary
     assert any(line.split() == ["11", "1", "1.0", "MiB", "0", "B", "1.0", "MiB", "data", "=",
                                 "bytearray(n)"] for line in text.splitlines())
     markdown = render(profile, "markdown")

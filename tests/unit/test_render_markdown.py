@@ -17,7 +17,7 @@ EXPECTED: dict[str, str] = {
 | --- | --- |
 | taken | 2027-01-15 08:00:02 UTC |
 | python | CPython 3.11.7 on Linux-6.1-x86\\_64 (linux), pid 4242 |
-| traced Python heap | 1.1 MiB in 5 sites, peak 1.1 MiB (traceback limit 1) |
+| traced Python heap | 1.1 MiB in 5 sites, peak 1.1 MiB (absolute; traceback limit 1) |
 | process RSS | 52.0 MiB |
 | process USS | absent: process USS is not available: access denied |
 | live objects | 2,621 in 4 types |
@@ -56,9 +56,9 @@ gc-tracked objects and the untracked ones they hold
 | python | unknown on unknown, pid 0 |
 | traced Python heap | absent: tracemalloc was not tracing |
 | process RSS | 10.0 MiB |
-| process USS | absent |
+| process USS | absent: not measured (no reason was recorded) |
 | live objects | absent: the object census was switched off (census=False) |
-| open descriptors | absent |
+| open descriptors | absent: not measured (no reason was recorded) |
 | threads | 0 |
 
 #### Top allocation sites
@@ -74,7 +74,7 @@ absent: the object census was switched off (census=False)
 
 | figure | value |
 | --- | --- |
-| elapsed | 2.500 s |
+| elapsed | 2.500 s from the earlier snapshot to the later |
 | sites grouped by | lineno |
 | traced Python heap | +1.0 MiB |
 | process RSS | +2.0 MiB |
@@ -112,9 +112,10 @@ ery traced block
 | --- | --- |
 | started | 2027-01-15 08:00:00 UTC |
 | samples | 6 every 10 ms over 0.050 s |
-| traced Python heap | start 1000 B, end 878.9 KiB, peak 2.5 MiB (+2.5 MiB above start, exact) |
-| process RSS | start 50.0 MiB, peak 54.0 MiB (+4.0 MiB above start, kernel high-water mar\
-k, exact) |
+| traced Python heap | start 1000 B, end 878.9 KiB (absolute); peak 2.5 MiB absolute, +2.5 MiB\
+ above the start (exact) |
+| process RSS | start 50.0 MiB (absolute); peak 54.0 MiB absolute, +4.0 MiB above the start (k\
+ernel high-water mark, exact) |
 
 #### Marks
 
@@ -140,7 +141,7 @@ sampled: 1000 B to 1.9 MiB
 | measured | traced Python heap |
 | peak | 1.4 MiB above the start |
 | limit | 976.6 KiB |
-| start / end | 9.8 KiB / 19.5 KiB (+9.8 KiB kept) |
+| levels | 9.8 KiB at the start, 19.5 KiB at the end, absolute (+9.8 KiB kept) |
 | duration | 0.250 s |
 
 #### Allocation sites at the peak
@@ -157,8 +158,8 @@ live at the peak, captured at 1.4 MiB above the start
 
 | figure | value |
 | --- | --- |
-| verdict | handle\\_request: leaks +1.0 KiB per call (+5.0 KiB over 5 calls), signals pyt\
-hon, objects |
+| verdict | handle\\_request: leaks +1.0 KiB per call (+5.0 KiB over 5 calls), signals python,\
+ objects |
 | calls | 5 measured after 2 warm-up (repeated) |
 | duration | 0.500 s |
 

@@ -38,20 +38,32 @@ def test_timeline_chart() -> None:
     assert _visible_ticks(traced_ax.yaxis, *traced_ax.get_ylim()) == [
         "0 B", "512.0 KiB", "1.0 MiB", "1.5 MiB", "2.0 MiB", "2.5 MiB"]
     assert _visible_ticks(rss_ax.yaxis, *rss_ax.get_ylim()) == [
-        "50.0 MiB", "51.0 MiB", "52.0 MiB", "53.0 MiB", "54.0 MiB"]
+        "50.0 MiB", "52.5 MiB", "55.0 MiB"]
     assert [t.get_text() for t in traced_ax.texts] == ["parsed", "indexed"]
     legend = [t.get_text() for t in traced_ax.get_legend().get_texts()]
-    assert legend == ["traced Python heap (sampled)", "exact traced peak 2.5 MiB",
-                      "process RSS (sampled)", "exact RSS peak 54.0 MiB"]
+    # Each peak says whether it is a level or a rise, in the text's words.
+    assert legend == [
+        "traced Python heap (sampled)",
+        "traced peak 2.5 MiB absolute, +2.5 MiB above the start (exact)",
+        "process RSS (sampled)",
+        "RSS peak 54.0 MiB absolute, +4.0 MiB above the start (kernel high-water mark, exact)"]
     peak_line = traced_ax.get_lines()[1]
     assert list(peak_line.get_ydata()) == [2_600_000, 2_600_000]
+    # Both dashed peak lines are visible: on twin axes they would both sit at
+    # the top; here the traced peak is at 90% of the height, RSS at 70%.
+    rss_line = rss_ax.get_lines()[1]
+    traced_y = traced_ax.transData.transform((0, peak_line.get_ydata()[0]))[1]
+    rss_y = rss_ax.transData.transform((0, rss_line.get_ydata()[0]))[1]
+    height = traced_ax.bbox.height
+    assert (traced_y - traced_ax.bbox.y0) / height == pytest.approx(0.9, abs=0.01)
+    assert (rss_y - rss_ax.bbox.y0) / height == pytest.approx(0.7, abs=0.01)
 
 
 def test_growth_chart_draws_series_and_fits() -> None:
     figure = _drawn(plot.plot_growth(values.leak_report()))
     bytes_ax, count_ax = figure.axes
-    assert bytes_ax.get_title() == ("Growth per call of handle_request "
-                                    "(traced Python memory, live objects)")
+    assert bytes_ax.get_title() == ("Growth per call of handle_request (traced Python memory "
+                                    "(tracemalloc),\nlive objects (gc))")
     (points, fit) = bytes_ax.get_lines()
     assert points.get_xdata().tolist() == [0, 1, 2, 3, 4]
     assert fit.get_ydata().tolist() == [1024.0, 2048.0, 3072.0, 4096.0, 5120.0]

@@ -115,7 +115,7 @@ def test_bad_arguments() -> None:
 def test_round_trip_and_str() -> None:
     diff = compare(before(), after(), include=["/srv/*"])
     assert SnapshotDiff.from_dict(diff.to_dict()) == diff
-    assert str(diff) == "diff before -> after: traced +1.0 MiB, RSS +2.0 MiB, 3 types changed"
+    assert diff.summary == "diff before -> after: traced +1.0 MiB, RSS +2.0 MiB, 3 types changed"
 
 
 def test_internal_is_kept_and_said() -> None:

@@ -113,21 +113,26 @@ def test_registered_kinds(tmp_path: Path) -> None:
     try:
         assert memguard.load(files.save(Note("hi"), tmp_path / "n.json")).text == "hi"
     finally:
-        files._kinds.pop("test-note")
+        files._readers.pop("test-note")
     with pytest.raises(TypeError, match="reader must be"):
-        files.register_kind("x", "no-colon")
+        files.register_kind("x", "memguard.values.limit:LimitReport")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="memguard's own LimitReport"):
+        files.register_kind("limit", Note.from_dict)
     with pytest.raises(TypeError, match="has no to_dict"):
         files.save(object(), tmp_path / "o.json")
 
 
-def test_unimportable_kind_is_a_format_error(tmp_path: Path) -> None:
-    files.register_kind("ghost", "memguard.values.no_such_module:Ghost")
-    try:
-        path = _write(tmp_path, "g.json", _envelope(kind="ghost"))
-        with pytest.raises(SnapshotFormatError, match="cannot read kind 'ghost' here"):
-            memguard.load(path)
-    finally:
-        files._kinds.pop("ghost")
+def test_every_value_kind_is_declared_once_and_read_back(tmp_path: Path) -> None:
+    from memguard.values._value import KINDS
+
+    assert sorted(KINDS) == ["diff", "leak", "limit", "lineprofile", "run", "snapshot",
+                             "timeline", "watch"]
+    for kind, cls in KINDS.items():
+        assert kind == cls.KIND
+    path = _write(tmp_path, "g.json", _envelope(kind="ghost"))
+    known = r"unknown kind 'ghost' \(known: diff, leak, limit, lineprofile, run, snapshot, "
+    with pytest.raises(SnapshotFormatError, match=known):
+        memguard.load(path)
 
 
 def test_gzip_is_recognised_by_content(tmp_path: Path) -> None:

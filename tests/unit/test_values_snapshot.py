@@ -20,10 +20,10 @@ def test_snapshot_round_trip_keeps_every_field() -> None:
 
 
 def test_snapshot_str_and_reasons() -> None:
-    assert str(after()) == ("snapshot after: traced 1.1 MiB in 5 sites, 2621 objects, "
+    assert after().summary == ("snapshot after: traced 1.1 MiB in 5 sites, 2621 objects, "
                             "RSS 52.0 MiB")
     cold = untraced()
-    assert str(cold) == "snapshot cold: RSS 10.0 MiB"
+    assert cold.summary == "snapshot cold: RSS 10.0 MiB"
     assert cold.sites is None
     assert cold.traced_bytes is None
     assert cold.types is None
@@ -64,7 +64,7 @@ def test_timeline_round_trip_and_peaks() -> None:
     assert Timeline.from_dict(tl.to_dict()) == tl
     assert tl.traced_peak_above_start_bytes == 2_599_000
     assert tl.rss_peak_above_start_bytes == 4 * 1024**2
-    assert str(tl) == "timeline load: 6 samples over 0.050 s, traced peak 2.5 MiB above start"
+    assert tl.summary == "timeline load: 6 samples over 0.050 s, traced peak 2.5 MiB above start"
     assert str(tl.marks[0]) == "parsed at 0.015 s (traced 976.6 KiB)"
     assert str(Sample(0.5, None, 2048)) == "0.500 s: RSS 2.0 KiB"
     assert Mark("x", 0.0).traced_bytes is None

@@ -38,10 +38,10 @@ def test_survivor_text() -> None:
 
 
 def test_report_verdicts() -> None:
-    assert str(WatchReport(label="t", watched=1)) == "t: the watched object was freed"
-    assert str(WatchReport(label="t", watched=3)) == "t: all 3 watched objects were freed"
+    assert WatchReport(label="t", watched=1).summary == "t: the watched object was freed"
+    assert WatchReport(label="t", watched=3).summary == "t: all 3 watched objects were freed"
     leaked = WatchReport(label="t", watched=3, survivors=(BOUND,))
-    assert str(leaked) == "t: 1 of 3 watched objects survived gc.collect()"
+    assert leaked.summary == "t: 1 of 3 watched objects survived gc.collect()"
     assert (leaked.leaked, leaked.collected) == (True, 2)
     assert WatchReport(label="t", watched=2).message() == "t: all 2 watched objects were freed"
 
@@ -81,19 +81,18 @@ def test_values_are_frozen() -> None:
 
 
 def test_markdown_for_notebooks() -> None:
+    from memguard.report import render
+
     report = WatchReport(label="cell 3", watched=2, survivors=(BOUND,))
-    assert report._repr_markdown_() == (
-        "**cell 3: 1 of 2 watched objects survived gc.collect()**\n"
-        "\n"
-        "| object | type | repr | held by |\n"
-        "| --- | --- | --- | --- |\n"
-        "| session | `app.Session` | `<app.Session object at 0x7f00>` | "
-        "`app.registry.HANDLERS['click'][3] -> <bound method Session.on_click> -> Session` |"
-    )
+    assert report._repr_markdown_() == render(report, "markdown")
+    assert (
+        "| session | app.Session | &lt;app.Session object at 0x7f00&gt; | "
+        "app.registry.HANDLERS\\['click'\\]\\[3\\] -&gt; &lt;bound method Session.on\\_click&gt; "
+        "-&gt; Session |"
+    ) in report._repr_markdown_()
     piped = Survivor(name="a|b", type_name="X", object_repr="`x`", chain=("M.D", "['|']", "X"))
     assert WatchReport(label="t", watched=1, survivors=(piped,))._repr_markdown_().endswith(
-        "| a\\|b | `X` | `'x'` | `M.D['\\|'] -> X` |"
+        "| a\\|b | X | \\`x\\` | M.D\\['\\|'\\] -&gt; X |\n"
     )
-    assert WatchReport(label="t", watched=1)._repr_markdown_() == (
-        "**t: the watched object was freed**"
-    )
+    assert "| verdict | t: the watched object was freed |" in WatchReport(
+        label="t", watched=1)._repr_markdown_()
