@@ -164,7 +164,12 @@ def begin() -> CountWindow:
     Raises:
         RuntimeError: The counter is unavailable (check :func:`available`).
     """
-    with _lock:
+    # acquire()/release() rather than `with`: the bound __exit__ a `with`
+    # keeps is allocated before the reading and freed after it, so a window
+    # nested in another (which counts that method) would start above its
+    # block's level and read its peak short by the method's size.
+    _lock.acquire()
+    try:
         module = _require()
         if not _windows:
             module.begin()
@@ -173,7 +178,9 @@ def begin() -> CountWindow:
         current = module.reset_peak()
         window = CountWindow(current, current)
         _windows.append(window)
-        return window
+    finally:
+        _lock.release()
+    return window
 
 
 def current() -> int:

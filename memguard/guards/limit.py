@@ -223,8 +223,11 @@ class limit:
                                "re-entered (decorated functions get a fresh one per call)")
         # The guard's own objects must not bring the program's next
         # collection forward (issue 21): see memguard._watcher.Balance.
+        # The balance lives as long as the block: freed inside it, it would
+        # lower the count of an enclosing window's block below this one's
+        # start, and this block's peak would read short by its size.
         balance = _watcher.Balance()
-        self._state = _Run(self, self.label or caller_label())
+        self._state = _Run(self, self.label or caller_label(), balance)
         balance.settle()
         return self
 
@@ -263,7 +266,8 @@ class limit:
 class _Run:
     """The measurement of one block, from ``__enter__`` to ``__exit__``."""
 
-    def __init__(self, guard: limit, label: str) -> None:
+    def __init__(self, guard: limit, label: str, balance: _watcher.Balance) -> None:
+        self.balance = balance  # kept (not freed) until the block ends; see limit.__enter__
         self.guard = guard
         self.label = label
         self.catcher: TraceCatcher | None = None

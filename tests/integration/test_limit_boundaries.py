@@ -79,13 +79,7 @@ def test_an_outer_block_keeps_the_spike_it_had_before_an_inner_limit(sites: Any)
     assert 30 * MB <= outer.peak_bytes <= 30 * MB + SLACK
 
 
-@pytest.mark.parametrize("sites", [
-    pytest.param(False, id="counter", marks=pytest.mark.xfail(
-        strict=True, reason="a limit nested in another, measured by the native counter, "
-        "reads 999,977 B for a 1,000,057 B bytearray (80 B under; 1,000,153 B unnested); "
-        "tracemalloc reads 1,000,593 B")),
-    pytest.param("exact", id="tracemalloc"),
-])
+@MEASURES
 def test_a_nested_limit_sees_its_own_block_in_full(sites: Any) -> None:
     with limit(mb=100, sites=sites), limit(mb=100, sites=sites) as inner:
         small = bytearray(MB)
