@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from . import _counter
 from .exceptions import TracingError
 
 __all__ = [
@@ -172,12 +173,18 @@ def restart_peak(peak: int) -> None:
 def excluded() -> Iterator[None]:
     """Leave memguard's own work inside the block out of every open peak.
 
+    Every open peak: tracemalloc's windows here and the native counter's
+    (:func:`memguard._counter.excluded`), so that every caller of this one
+    place keeps its work out of both measures.
+
     The peak so far is folded into every open window first; whatever the body
     allocates (a snapshot of the traces, say) is then dropped from the peak
     counter. The body runs holding the GIL in C for the most part, so the
     measured code cannot allocate meanwhile.
     """
-    with _lock:
+    # The counter's lock first, as everywhere (limit() holds it, then may
+    # rearm a catcher that comes here): one order, no deadlock.
+    with _counter.excluded(), _lock:
         outermost = not _windows and tracemalloc.is_tracing()
         if outermost:
             _enter_foreign()
