@@ -123,15 +123,19 @@ def test_marker_alone_records_its_peak_for_junit(pytester: pytest.Pytester, run:
 def test_rss_source(pytester: pytest.Pytester, run: Run) -> None:
     pytester.makepyfile("""
         def test_native():
-            data = b"x" * 30_000_000
+            data = b"x" * 40_000_000
             del data
     """)
     result = run("--memguard", "--memguard-source", "rss", "--memguard-json", "rss.json")
     result.stdout.fnmatch_lines(["*memguard: peak memory per test (process RSS), top 1 of 1*"])
     (test,) = json.loads((pytester.path / "rss.json").read_text())["tests"]
     assert test["source"] == "rss"
-    # RSS moves by whole pages and by what the allocator keeps; the 30 MB is in it.
-    assert 29_000_000 <= test["peak_bytes"] <= 40_000_000
+    # RSS moves by whole pages and by what the allocator keeps; the 40 MB is in it.
+    # 40 MB is above glibc's largest mmap threshold (32 MiB), so the block is
+    # always fresh mapped pages: a smaller one could reuse a heap region an
+    # earlier test in this process freed (its spike raises the threshold, and
+    # the freed region stays resident), and the RSS would not move at all.
+    assert 39_000_000 <= test["peak_bytes"] <= 50_000_000
 
 
 @pytest.mark.parametrize(("option", "complaint"), [
