@@ -144,8 +144,14 @@ def test_every_guard_from_eight_threads_at_once(global_state: None) -> None:
             repeated = seen["check_leaks"]
             assert isinstance(repeated, LeakReport)
             assert (repeated.mode, repeated.iterations, repeated.warmup) == ("repeated", 5, 1)
-            assert [s.name for s in repeated.signals] == ["python"]
-            assert len(repeated.series["python"]) == 6  # the level before, then one a call
+            # The "python" group's series, as documented (docs/guide/leaks.md):
+            # the allocator's blocks always, and the traced bytes when
+            # tracemalloc traces as the check begins, which here depends on
+            # whether another thread's record() or track_leaks block is open.
+            names = [s.name for s in repeated.signals]
+            assert names in (["python", "blocks"], ["blocks"])
+            for name in names:  # the level before, then one a call
+                assert len(repeated.series[name]) == 6
             difference = seen["diff"]
             assert isinstance(difference, memguard.SnapshotDiff)
             assert difference.by == "lineno"
