@@ -85,6 +85,18 @@ _import_error: str | None = None
 _loaded = False
 
 
+def _after_fork_in_child() -> None:
+    # Another thread may have held the lock at the fork; the child has only
+    # the forking thread. (The extension releases its own locks for the
+    # child: see _native.c's atfork handlers.)
+    global _lock
+    _lock = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _native() -> Any:
     global _module, _import_error, _loaded
     if not _loaded:

@@ -41,6 +41,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -1079,8 +1080,45 @@ static struct PyModuleDef module = {
     "An exact allocation counter for the Python heap (see memguard._counter).", -1, methods,
 };
 
+/* ------------------------------------------------------------------------ */
+/* fork                                                                      */
+
+/* Another thread may hold a shard's or the sample set's spinlock at the
+ * moment of fork() (the RAW domain is called without the GIL); the child,
+ * which has only the forking thread, would then spin forever on its first
+ * counted allocation. The forking thread takes every lock before the fork
+ * (no section holds two, so this cannot deadlock) and both sides release
+ * them after it, so the child starts with every table whole and unlocked. */
+static void
+atfork_prepare(void)
+{
+    sample_locked();
+    for (int i = 0; i < NSHARDS; i++) {
+        shard_lock(&bigs[i]);
+        shard_lock(&pages[i]);
+    }
+}
+
+static void
+atfork_release(void)
+{
+    for (int i = NSHARDS - 1; i >= 0; i--) {
+        shard_unlock(&pages[i]);
+        shard_unlock(&bigs[i]);
+    }
+    sample_unlocked();
+}
+
 PyMODINIT_FUNC
 PyInit__native(void)
 {
+    static int atfork_registered = 0;
+    if (!atfork_registered) {
+        if (pthread_atfork(atfork_prepare, atfork_release, atfork_release) != 0) {
+            PyErr_SetString(PyExc_OSError, "pthread_atfork failed");
+            return NULL;
+        }
+        atfork_registered = 1;
+    }
     return PyModule_Create(&module);
 }

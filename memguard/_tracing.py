@@ -23,6 +23,7 @@ Only this module calls ``tracemalloc.start``, ``stop``, ``reset_peak`` or
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import tracemalloc
@@ -49,6 +50,17 @@ _windows: list[PeakWindow] = []
 _started_here = False
 _foreign_peak = 0
 _BYTES_HEADER = sys.getsizeof(b"")
+
+
+def _after_fork_in_child() -> None:
+    # Another thread (a catcher in excluded()) may have held the lock at the
+    # fork; the child has only the forking thread.
+    global _lock
+    _lock = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @dataclass(eq=False, slots=True)

@@ -20,6 +20,7 @@ exactly when it would have without memguard.
 from __future__ import annotations
 
 import gc
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -110,6 +111,25 @@ def unwatch(task: Task) -> None:
             _thread = None
     if thread is not None and thread is not threading.current_thread():
         thread.join()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child has only the forking thread: start it with no watcher and no tasks.
+
+    The tasks belong to the parent's blocks (the child's copies of those
+    blocks go unsampled; a block the child opens starts a watcher of its
+    own), and the lock may have been held by the parent's watcher at the
+    fork.
+    """
+    global _thread, _current, _tasks_lock
+    _tasks_lock = threading.Lock()
+    _tasks.clear()
+    _current = ()
+    _thread = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def watcher_running() -> bool:

@@ -208,6 +208,57 @@ def test_fork_inside_record_leaves_a_usable_child(restored: None) -> None:
     assert recording.traced_peak_above_start_bytes >= 100_000
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
+def test_fork_inside_limit_while_a_thread_allocates_leaves_a_usable_child(
+        restored: None) -> None:
+    """os.fork() inside ``limit()`` (the counter where built) while another thread allocates.
+
+    The other thread's allocations go through the counter's hooks and locks;
+    the child (only the forking thread) must find them released, count its
+    own block exactly and end it, ten forks in a row.
+    """
+    stop = threading.Event()
+
+    def churn() -> None:
+        while not stop.is_set():
+            kept = [bytearray(64) for _ in range(100)]
+            del kept
+
+    other = threading.Thread(target=churn, name="rel-churn")
+    other.start()
+    try:
+        for _ in range(10):
+            tried()
+            read_end, write_end = os.pipe()
+            with memguard.limit(mb=100) as guard:
+                pid = os.fork()
+                if pid == 0:  # the child: never return into pytest
+                    status = 1
+                    try:
+                        os.close(read_end)
+                        with memguard.limit(mb=100) as again:
+                            block = bytearray(300_000)
+                            del block
+                        status = 0 if again.peak_bytes >= 300_000 else 2
+                    except BaseException:
+                        status = 3
+                    finally:
+                        os.write(write_end, bytes([status]))
+                        os._exit(status)
+                os.close(write_end)
+                block = bytearray(100_000)
+                del block
+            _, code = os.waitpid(pid, 0)
+            reported = os.read(read_end, 1)
+            os.close(read_end)
+            assert reported == b"\x00"
+            assert os.waitstatus_to_exitcode(code) == 0
+            assert guard.peak_bytes >= 100_000
+    finally:
+        stop.set()
+        other.join()
+
+
 def test_sampler_threads_never_outlive_their_block(restored: None) -> None:
     """After 50 record() blocks, ended normally or by an exception, no memguard thread remains."""
     base = helpers.threads_now()
