@@ -191,10 +191,17 @@ def _text(value: Any, *, top: int = 10, width: int | None = None,
 
 
 def _notebook_html(value: Any, **options: Any) -> str:
-    # Snapshots and diffs are looked at often and quickly: their bar charts
-    # (matplotlib's import included) are left to memguard.report.plot.
-    charts = _kind(value) not in ("snapshot", "diff")
-    return render(value, "html", charts=charts, **options)
+    # A fragment that survives a shared notebook's sanitizer and styles only
+    # its own output (memguard.report.notebook); snapshots and diffs without
+    # charts, whose matplotlib import would land in the next diff. The full
+    # one-file page, render(value, "html"), is for `memguard report --format
+    # html` only: its <style>, <meta> and page-wide CSS would restyle the
+    # whole notebook (issue 19 point 1). Imported here, when a notebook shows
+    # a value: its html escaping loads html.entities, which `import memguard`
+    # does not need.
+    from .notebook import render_notebook
+
+    return render_notebook(value, top=options.get("top", 10))
 
 
 register_renderer("text", _text)
