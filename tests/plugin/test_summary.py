@@ -135,7 +135,7 @@ def test_rss_source(pytester: pytest.Pytester, run: Run) -> None:
     # always fresh mapped pages: a smaller one could reuse a heap region an
     # earlier test in this process freed (its spike raises the threshold, and
     # the freed region stays resident), and the RSS would not move at all.
-    assert 39_000_000 <= test["peak_bytes"] <= 50_000_000
+    assert 39_000_000 <= test["peak_bytes"] <= 50_000_000, test
 
 
 @pytest.mark.parametrize(("option", "complaint"), [
