@@ -25,6 +25,9 @@ import pytest
 from memguard import _counter
 
 native = pytest.importorskip("memguard._native", reason="the native counter is not built here")
+if not _counter.available():  # built, but switched off (MEMGUARD_NO_NATIVE=1)
+    pytest.skip(f"the native counter is off: {_counter.unavailable_reason()}",
+                allow_module_level=True)
 
 
 @pytest.fixture(autouse=True)
