@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from . import _counter
+from . import _counter, _watcher
 from .exceptions import TracingError
 
 __all__ = [
@@ -107,9 +107,23 @@ def begin(nframes: int = 1) -> PeakWindow:
     Returns:
         The open window; pass it to :func:`end`.
     """
-    global _started_here, _foreign_peak
     if nframes < 1:
         raise ValueError(f"nframes must be at least 1, got {nframes!r}")
+    # The level is read with the watcher thread between two rounds of its
+    # tasks, whose objects would otherwise be counted in the start and their
+    # free read as the block's memory going down. Not while this thread
+    # holds the lock: a task may be waiting for it. (A plain lock, no context
+    # manager: its objects would be counted in the start the same way.)
+    paused = not _lock._is_owned() and _watcher.pause()  # type: ignore[attr-defined]
+    try:
+        return _begin(nframes)
+    finally:
+        if paused:
+            _watcher.resume()
+
+
+def _begin(nframes: int) -> PeakWindow:
+    global _started_here, _foreign_peak
     with _lock:
         started = False
         if not _windows:

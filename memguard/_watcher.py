@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable
 
-__all__ = ["Balance", "Task", "add", "unwatch", "watch", "watcher_running"]
+__all__ = ["Balance", "Task", "add", "pause", "resume", "unwatch", "watch", "watcher_running"]
 
 
 class Task:
@@ -43,6 +43,8 @@ _tasks: list[Task] = []
 _current: tuple[Task, ...] = ()
 """The tasks as the thread reads them: a new tuple made by add() and unwatch()."""
 _tasks_lock = threading.Lock()
+_round_lock = threading.Lock()
+"""Held by the watcher thread while it runs a round of tasks (see :func:`quiet`)."""
 _thread: threading.Thread | None = None
 _STEP = 0.005
 
@@ -62,13 +64,38 @@ def _watcher_loop() -> None:
             return
         now = time.perf_counter()
         step = _STEP
-        for index in range(len(tasks)):
-            task = tasks[index]
-            if now >= task.due:
-                task.fn()
-                task.due = now + task.interval
-            step = min(step, task.interval)
+        _round_lock.acquire()
+        try:
+            for index in range(len(tasks)):
+                task = tasks[index]
+                if now >= task.due:
+                    task.fn()
+                    task.due = now + task.interval
+                step = min(step, task.interval)
+        finally:
+            _round_lock.release()
         time.sleep(step)
+
+
+def pause() -> bool:
+    """Hold the watcher thread between two rounds of its tasks, until :func:`resume`.
+
+    A task's objects live only while it runs; a level read (the start of a
+    peak window) while one runs would count them, and their free, moments
+    later, would then read as the program's memory going down. Read levels
+    between ``pause()`` and ``resume()``: the watcher's objects are all freed
+    then. Returns whether it paused (not on the watcher thread itself, which
+    is between rounds already when it asks).
+    """
+    if threading.current_thread() is _thread:
+        return False
+    _round_lock.acquire()
+    return True
+
+
+def resume() -> None:
+    """Let the watcher thread run its tasks again (after :func:`pause` returned True)."""
+    _round_lock.release()
 
 
 def watch(fn: Callable[[], object], interval: float) -> Task:
@@ -121,8 +148,9 @@ def _after_fork_in_child() -> None:
     own), and the lock may have been held by the parent's watcher at the
     fork.
     """
-    global _thread, _current, _tasks_lock
+    global _thread, _current, _tasks_lock, _round_lock
     _tasks_lock = threading.Lock()
+    _round_lock = threading.Lock()
     _tasks.clear()
     _current = ()
     _thread = None
