@@ -2,7 +2,30 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import threading
+from pathlib import Path
+
+import pytest
+
+BROWSER = shutil.which("chromium") or shutil.which("chromium-browser")
+"""Headless chromium for the page and notebook-output checks, if installed."""
+
+needs_browser = pytest.mark.skipif(
+    BROWSER is None,
+    reason="chromium is not installed here (.ci/run installs it with apt-get; "
+           "run `apt-get install chromium` to include this check)")
+
+
+def chromium(tmp_path: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run headless chromium with a fresh profile under *tmp_path*, offline, and *args*."""
+    assert BROWSER is not None
+    command = [BROWSER, "--headless", "--no-sandbox", "--disable-gpu",
+               "--disable-background-networking", "--disable-component-update",
+               "--disable-sync", "--no-first-run", "--hide-scrollbars",
+               f"--user-data-dir={tmp_path / 'profile'}", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def line_of(path: str, marker: str) -> int:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import html
 import json
 import re
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -27,26 +26,16 @@ import pytest
 import memguard
 from memguard import _tracing
 from memguard.report import write
+from tests import helpers
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
-BROWSER = shutil.which("chromium") or shutil.which("chromium-browser")
-
-pytestmark = pytest.mark.skipif(
-    BROWSER is None,
-    reason="chromium is not installed here (.ci/run installs it with apt-get; "
-           "run `apt-get install chromium` to include this check)")
+pytestmark = helpers.needs_browser
 pytest.importorskip("matplotlib")
 
 
 def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    assert BROWSER is not None
-    command = [BROWSER, "--headless", "--no-sandbox", "--disable-gpu",
-               "--disable-background-networking", "--disable-component-update",
-               "--disable-sync", "--no-first-run", "--hide-scrollbars",
-               "--enable-logging=stderr", "--v=0",
-               f"--user-data-dir={tmp_path / 'profile'}", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=90, check=False)
+    return helpers.chromium(tmp_path, "--enable-logging=stderr", "--v=0", *args, timeout=90)
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,6 @@ from __future__ import annotations
 import html
 import json
 import re
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -41,6 +40,7 @@ from memguard import _tracing
 from memguard.lines.profile import profile_lines
 from memguard.program.launch import Program
 from memguard.program.measure import run_program
+from tests import helpers
 from tests.integration._notebook_html import jupyterlab_untrusted
 
 pytest.importorskip("matplotlib")
@@ -48,12 +48,7 @@ pytest.importorskip("IPython")
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
-BROWSER = shutil.which("chromium") or shutil.which("chromium-browser")
-
-pytestmark = pytest.mark.skipif(
-    BROWSER is None,
-    reason="chromium is not installed here (.ci/run installs it with apt-get; "
-           "run `apt-get install chromium` to include this check)")
+pytestmark = helpers.needs_browser
 
 # The variables JupyterLab's themes define (names as in its variables.css).
 THEMES: dict[str, dict[str, str]] = {
@@ -152,13 +147,7 @@ LEAKY = textwrap.dedent("""
 
 
 def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    assert BROWSER is not None
-    command = [BROWSER, "--headless", "--no-sandbox", "--disable-gpu",
-               "--disable-background-networking", "--disable-component-update",
-               "--disable-sync", "--no-first-run", "--hide-scrollbars",
-               "--force-device-scale-factor=1", f"--user-data-dir={tmp_path / 'profile'}",
-               *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    return helpers.chromium(tmp_path, "--force-device-scale-factor=1", *args)
 
 
 def _values(tmp_path: Path) -> dict[str, Any]:
