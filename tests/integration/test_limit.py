@@ -221,26 +221,13 @@ def test_async_decorator() -> None:
 
 
 def test_nested_limits_keep_their_own_peaks() -> None:
-    # The collector is held off inside the blocks: a collection that an
-    # allocation inside the inner block starts frees garbage made before it,
-    # and the block's level reads that much lower (0.8-1.9 KB under 10 MB
-    # when the docs' examples ran first in the same process; which garbage,
-    # memguard's own or the examples', is not yet known: see the closing
-    # note of issue 21). The peaks are this test's subject, not that.
-    gc.collect()
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        with limit(mb=100) as outer:
-            before = bytearray(3 * MB)
-            with limit(mb=50) as inner:
-                spike = bytearray(10 * MB)
-                del spike
-            after = bytearray(5 * MB)
-            del after
-    finally:
-        if enabled:
-            gc.enable()
+    with limit(mb=100) as outer:
+        before = bytearray(3 * MB)
+        with limit(mb=50) as inner:
+            spike = bytearray(10 * MB)
+            del spike
+        after = bytearray(5 * MB)
+        del after
     assert 10 * MB <= inner.peak_bytes <= 10 * MB + SLACK
     # The outer block held 3 MB when the 10 MB spike came: its peak is 13 MB,
     # not lost to the inner block's reset of tracemalloc's peak.
