@@ -43,6 +43,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from . import _watcher
 from ._optional import extension
 from .exceptions import TracingError
 
@@ -185,6 +186,7 @@ def begin() -> CountWindow:
         module = _require()
         if not _windows:
             module.begin()
+            _watcher.counting = True
         else:
             _fold(module.peak())
         current = module.reset_peak()
@@ -244,6 +246,7 @@ def end(window: CountWindow) -> CountWindow:
         if window in _windows:
             _windows.remove(window)
         intact = bool(module.end()) if not _windows else bool(module.intact())
+        _watcher.counting = bool(_windows)
         if not intact:
             raise TracingError("the allocation counter was unhooked while the block ran "
                                "(tracemalloc, started before the block, was stopped inside "

@@ -23,6 +23,7 @@ import gc
 import os
 import threading
 import time
+import tracemalloc
 from collections.abc import Callable
 
 __all__ = ["Balance", "Task", "add", "pause", "resume", "unwatch", "watch", "watcher_running"]
@@ -166,6 +167,15 @@ def watcher_running() -> bool:
         return _thread is not None and _thread.is_alive()
 
 
+counting = False
+"""Whether memguard's allocation counter is counting (set by :mod:`memguard._counter`)."""
+
+
+def _measured() -> bool:
+    """Whether an allocation made now would be counted by a measure of the Python heap."""
+    return counting or tracemalloc.is_tracing()
+
+
 class _Spare:
     """A container with no free list: its deallocation lowers the collector's count."""
 
@@ -190,10 +200,16 @@ class Balance:
     the peak moves. Make a :class:`Balance` before the guard's work and call
     :meth:`settle` after it: as many spare objects as the count rose are
     freed, which brings it back. The spares (1024) are made as memguard is
-    imported; when fewer than 256 are left, the next balance makes 64 more
-    (2.5 KiB, a few blocks' worth), which moves the count once. A small
-    refill, often, rather than a large one, rarely: the collector's count
-    moves as much in all, but no block sees a 30 KiB refill in its peak.
+    imported; when fewer than 256 are left, the next balance made while
+    nothing measures the Python heap makes 64 more (2.5 KiB), which moves
+    the count once. A small refill, often, rather than a large one, rarely:
+    the collector's count moves as much in all, but no block sees a 30 KiB
+    refill in its peak. Never while tracemalloc or the counter runs: spares
+    made then are counted, and their free in a later block would read as
+    that block's memory going down (a nested limit read 2 KB short of its
+    10 MB). Under a trace that lasts as long as the program (``memguard
+    run``), the spares made at import are all there are; once they are used
+    up, a guard's own objects move the count again (a handful per block).
 
     Example:
         >>> import gc
@@ -208,7 +224,7 @@ class Balance:
     __slots__ = ("_start",)
 
     def __init__(self) -> None:
-        if len(_spares) < _LOW:
+        if len(_spares) < _LOW and not _measured():
             _spares.extend([_Spare() for _ in range(_REFILL)])
         self._start = gc.get_count()[0]
 
