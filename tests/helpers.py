@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import mmap
 import shutil
 import subprocess
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -26,6 +29,32 @@ def chromium(tmp_path: Path, *args: str, timeout: float = 120) -> subprocess.Com
                "--disable-sync", "--no-first-run", "--hide-scrollbars",
                f"--user-data-dir={tmp_path / 'profile'}", *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@contextmanager
+def resident_pages(n_bytes: int) -> Iterator[None]:
+    """*n_bytes* of fresh anonymous pages, each written (resident), unmapped on exit.
+
+    Native memory that tracemalloc does not see and that always raises the
+    process's RSS by its size: a mapping of its own. A ``malloc`` does not
+    promise that, even above glibc's largest mmap threshold: it can be
+    served from a free heap region an earlier test left resident, and then
+    RSS does not move at all (a nested RSS limit read a peak of 0 after the
+    browser tests had run in the same process).
+    """
+    pages = mmap.mmap(-1, n_bytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    try:
+        for offset in range(0, n_bytes, mmap.PAGESIZE):
+            pages[offset] = 1
+        yield
+    finally:
+        pages.close()
+
+
+def touch_native(n_bytes: int) -> None:
+    """Make *n_bytes* of native memory resident, then give it back (see :func:`resident_pages`)."""
+    with resident_pages(n_bytes):
+        pass
 
 
 def line_of(path: str, marker: str) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import gc
 import sys
 import threading
@@ -401,23 +400,12 @@ def test_hundreds_of_uses_leave_nothing_behind() -> None:
 
 
 # --- source="rss": process memory, native allocations included -------------
-# Sizes are above glibc's largest mmap threshold (32 MiB), so each malloc
-# gets fresh pages; Linux syncs per-thread RSS counters every 64 page faults,
-# so /proc figures may lag by a few hundred KiB: RSS_SLACK allows for it.
+# Native spikes are mappings of their own (helpers.resident_pages), so each
+# raises RSS by its size whatever free memory the allocator holds; Linux syncs
+# per-thread RSS counters every 64 page faults, so /proc figures may lag by a
+# few hundred KiB: RSS_SLACK allows for it.
 RSS_SLACK = 2 * MB
-
-libc = ctypes.CDLL(None)
-libc.malloc.restype = ctypes.c_void_p
-libc.malloc.argtypes = [ctypes.c_size_t]
-libc.free.argtypes = [ctypes.c_void_p]
-
-
-def touch_native(n_bytes: int) -> None:
-    """malloc n_bytes, write every page, free: a native spike tracemalloc cannot see."""
-    pointer = libc.malloc(n_bytes)
-    assert pointer
-    ctypes.memset(pointer, 1, n_bytes)
-    libc.free(pointer)
+touch_native = helpers.touch_native
 
 
 def test_rss_limit_sees_a_native_spike() -> None:
@@ -459,10 +447,8 @@ def test_rss_falls_back_to_sampling_without_clear_refs(monkeypatch: pytest.Monke
     monkeypatch.setattr(process, "_hwm_state", None)
     threads = helpers.threads_now()
     with pytest.raises(MemoryLimitExceeded) as info, limit(mb=20, source="rss", interval=0.001):
-        pointer = libc.malloc(64 * MB)
-        ctypes.memset(pointer, 1, 64 * MB)
-        time.sleep(0.1)  # sampling sees spikes that last longer than its interval
-        libc.free(pointer)
+        with helpers.resident_pages(64 * MB):
+            time.sleep(0.1)  # sampling sees spikes that last longer than its interval
     report = info.value.details
     assert report.method == "sampled"
     assert "sampled every 1 ms" in str(info.value)

@@ -65,15 +65,13 @@ def test_peak_between_samples_is_not_missed() -> None:
 
 
 def test_rss_is_recorded() -> None:
-    # 48 MB is above glibc's largest mmap threshold (32 MiB): fresh pages that
-    # bytearray's zero-fill makes resident, whatever free heap the process has.
-    # RSS_SLACK: the kernel may reclaim some of the process's clean file pages
-    # meanwhile (memory pressure on a busy machine), lowering the level the
-    # block's pages add to.
-    with memguard.record(interval=0.005) as timeline:
-        block = bytearray(48 * MB)
+    # 48 MB of pages mapped and written for the block (a bytearray could reuse
+    # resident heap an earlier test freed, and RSS would not move). RSS_SLACK:
+    # the kernel may reclaim some of the process's clean file pages meanwhile
+    # (memory pressure on a busy machine), lowering the level the block's
+    # pages add to.
+    with memguard.record(interval=0.005) as timeline, helpers.resident_pages(48 * MB):
         time.sleep(0.02)
-        del block
     assert timeline.rss_peak_method in ("kernel-hwm", "sampled")
     assert timeline.rss_peak_bytes is not None
     assert timeline.rss_start_bytes is not None
