@@ -446,9 +446,10 @@ def test_rss_falls_back_to_sampling_without_clear_refs(monkeypatch: pytest.Monke
     monkeypatch.setattr(process, "CLEAR_REFS_PATH", process.Path("/nonexistent/clear_refs"))
     monkeypatch.setattr(process, "_hwm_state", None)
     threads = helpers.threads_now()
-    with pytest.raises(MemoryLimitExceeded) as info, limit(mb=20, source="rss", interval=0.001):
-        with helpers.resident_pages(64 * MB):
-            time.sleep(0.1)  # sampling sees spikes that last longer than its interval
+    with (pytest.raises(MemoryLimitExceeded) as info,
+          limit(mb=20, source="rss", interval=0.001),
+          helpers.resident_pages(64 * MB)):
+        time.sleep(0.1)  # sampling sees spikes that last longer than its interval
     report = info.value.details
     assert report.method == "sampled"
     assert "sampled every 1 ms" in str(info.value)
