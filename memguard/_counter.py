@@ -66,6 +66,7 @@ __all__ = [
     "open_windows",
     "rebase",
     "refresh",
+    "rehook",
     "sample",
     "unavailable_reason",
 ]
@@ -222,6 +223,25 @@ def rebase() -> int:
         module = _require()
         _fold(module.peak())
         return int(module.reset_peak())
+
+
+def rehook() -> bool:
+    """Put the counter's hooks back after memguard stopped a trace of its own.
+
+    ``tracemalloc.stop()`` restores the allocators it found when it started,
+    so a count window opened while that trace ran (by another thread's
+    ``limit()``, say) loses its hooks with it. :mod:`memguard._tracing` calls
+    this right after it stops tracemalloc, with no Python code between that
+    could allocate: the open windows keep counting. (A trace someone else
+    stops inside a block cannot be followed like this; :func:`end` says so.)
+
+    Returns:
+        Whether the hooks had to be put back.
+    """
+    module = _module
+    if module is None or not _windows:
+        return False
+    return bool(module.rehook())
 
 
 def end(window: CountWindow) -> CountWindow:

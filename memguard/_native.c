@@ -860,6 +860,20 @@ mg_end(PyObject *self, PyObject *args)
     return PyBool_FromLong(intact);
 }
 
+/* tracemalloc.stop() puts back the allocators it found at its start, which
+ * drops hooks installed after it. memguard calls this right after stopping a
+ * trace of its own: with sessions open and our hooks gone from the chain,
+ * they go back on top of what is there now. Returns whether it re-hooked. */
+static PyObject *
+mg_rehook(PyObject *self, PyObject *args)
+{
+    if (sessions > 0 && !probe_chain()) {
+        install();
+        Py_RETURN_TRUE;
+    }
+    Py_RETURN_FALSE;
+}
+
 static PyObject *
 mg_intact(PyObject *self, PyObject *args)
 {
@@ -1057,6 +1071,8 @@ static PyMethodDef methods[] = {
      "Close a session; on the last, remove the hooks if on top. Returns whether the hooks "
      "were still in the allocator chain."},
     {"intact", mg_intact, METH_NOARGS, "Whether the hooks still see allocations."},
+    {"rehook", mg_rehook, METH_NOARGS,
+     "Put the hooks back on top if a tracemalloc.stop() dropped them while a session is open."},
     {"counts", mg_counts, METH_NOARGS, "(current, peak, lost_blocks) since the count began."},
     {"current", mg_current, METH_NOARGS, "Bytes in use, counted since the count began."},
     {"peak", mg_peak, METH_NOARGS, "The highest current since the count began or reset."},

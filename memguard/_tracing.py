@@ -246,6 +246,7 @@ def end(window: PeakWindow) -> PeakWindow:
         if not _windows:
             if _started_here and tracing:
                 tracemalloc.stop()
+                _counter.rehook()  # count windows opened meanwhile keep their hooks
             elif tracing:
                 _restore_foreign_peak()
             _started_here = False

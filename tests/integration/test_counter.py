@@ -208,6 +208,22 @@ def test_stopping_an_earlier_trace_inside_the_count_is_reported() -> None:
         _counter.end(window)
 
 
+def test_memguard_stopping_its_own_trace_keeps_an_open_count() -> None:
+    # A limit() in one thread opens a count while a memguard trace (a leak
+    # check naming its culprit, in another thread) runs; the trace ends first.
+    from memguard import _tracing
+
+    trace = _tracing.begin()  # memguard starts tracemalloc
+    window = _counter.begin()  # the counter wraps tracemalloc's hooks
+    _tracing.end(trace)  # memguard stops it: the counter is put back on top
+    assert not tracemalloc.is_tracing()
+    assert native.intact()
+    block = bytearray(2_000_000)
+    del block
+    window = _counter.end(window)  # no TracingError: the count went on
+    assert 2_000_000 <= window.peak_bytes < 2_000_000 + 4096
+
+
 def test_nested_windows_keep_their_own_peaks() -> None:
     outer = _counter.begin()
     spike = bytearray(3_000_000)
