@@ -13,7 +13,12 @@ that under one policy (the rule that then judges the copy is
   copy as a pending call: it runs in the main thread between the next two
   bytecodes, as soon after the peak as the interpreter allows, so a spike of
   one statement is caught. Without the counter, a task of the watcher thread
-  (:mod:`memguard._watcher`) polls every millisecond.
+  (:mod:`memguard._watcher`) polls the traced level every millisecond (a
+  spike shorter than that may go uncopied). For ``memguard run``
+  (``pending=True``) it schedules, at a new high, a pending call of its own
+  (see :func:`prepare`), so the copy is still made in the main thread;
+  otherwise (``limit()``, a catcher armed in another thread, or where
+  :mod:`ctypes` cannot reach the interpreter) the watcher thread copies.
 * **Cost.** An optional budget keeps copies to a fraction of the run's time
   (``memguard run``: each copy costs time in proportion to the live blocks),
   unless the level doubled since the last one or the copy is the final one.
@@ -24,29 +29,117 @@ that under one policy (the rule that then judges the copy is
   switched back on, so that the allocation count is as it was: the copy does
   not bring the program's garbage collection forward (issue 21). The
   grouping's own traced allocations are left out of the peak
-  (:func:`memguard._tracing.excluded`). Without the counter the copy is made
-  on the watcher thread and kept whole until :meth:`TraceCatcher.result`.
+  (:func:`memguard._tracing.excluded`), but the sites kept (a few KiB)
+  stay in the traced heap until the end. A copy made on the watcher thread
+  is not traced at all and is kept whole until :meth:`TraceCatcher.result`;
+  its tuples count towards the program's next collection meanwhile, so a
+  ``limit()`` without the counter can move a collection once it has gone
+  over its limit.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
+import os
 import threading
 import time
 import tracemalloc
 from collections.abc import Callable
+from typing import Any
 
 from .. import _counter, _tracing, _watcher
 from ..exceptions import TracingError
 from ..values.limit import CAPTURE_GROWTH
 
-__all__ = ["POLL_INTERVAL", "TraceCatcher"]
+__all__ = ["POLL_INTERVAL", "TraceCatcher", "prepare"]
 
 POLL_INTERVAL = 0.001
 """Seconds between two polls of the traced level, without the native counter."""
 
 _DOUBLED = 2.0
+
+# -- copies in the main thread without the counter: a pending call -----------
+
+_armed: list[TraceCatcher] = []
+"""Catchers whose copies the pending call makes (``pending=True``, no counter)."""
+_scheduled = False
+_pending: Any = None
+"""``(Py_AddPendingCall, PyObject_IsTrue's address)`` once made; ``False`` where it cannot be."""
+
+
+class _CopyRequest:
+    """The pending call's argument: the interpreter calls ``PyObject_IsTrue`` on it.
+
+    Its ``__bool__`` makes the copies the watcher asked for and returns
+    ``False`` (0: success). An exception raised meanwhile (a signal
+    handler's ``KeyboardInterrupt``) propagates into the program as a
+    pending call's error does, where a :mod:`ctypes` callback would swallow it.
+    """
+
+    __slots__ = ()
+
+    def __bool__(self) -> bool:
+        global _scheduled
+        _scheduled = False
+        # An index, not an iterator or a copy: nothing allocated at the peak.
+        index = 0
+        while index < len(_armed):
+            catcher = _armed[index]
+            index += 1
+            if catcher._wanted:
+                catcher._wanted = False
+                catcher._triggered(0)
+        return False
+
+
+_REQUEST = _CopyRequest()
+
+
+def prepare() -> None:
+    """Make the pending call for copies in the main thread, where the counter is not built.
+
+    Call it before the measurement begins: importing :mod:`ctypes` and
+    finding the two functions allocate about 240 KiB, which would otherwise
+    be counted as the program's. Made once, and only while nothing traces.
+    """
+    global _pending
+    if _pending is not None or tracemalloc.is_tracing() or _counter.available():
+        return
+    try:
+        import ctypes
+
+        # Objects of our own: argtypes set on ctypes.pythonapi's functions
+        # would be the program's too.
+        api = ctypes.PyDLL(None)
+        add = api.Py_AddPendingCall
+        add.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        add.restype = ctypes.c_int
+        is_true = ctypes.cast(api.PyObject_IsTrue, ctypes.c_void_p).value
+        _pending = (add, is_true) if is_true else False
+    except (ImportError, AttributeError, OSError):
+        _pending = False
+
+
+def _schedule() -> None:
+    """From the watcher thread: have the main thread make the wanted copies soon."""
+    global _scheduled
+    pending = _pending
+    if _scheduled or not pending:
+        return
+    _scheduled = True
+    if pending[0](pending[1], id(_REQUEST)) != 0:  # the queue is full: the next poll asks again
+        _scheduled = False
+
+
+def _after_fork_in_child() -> None:
+    global _scheduled
+    _scheduled = False
+    _armed.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class TraceCatcher:
@@ -64,16 +157,24 @@ class TraceCatcher:
             thread). ``False`` polls from the watcher thread: for runs whose
             main thread is traced line by line (``memguard run --lines``),
             where a copy in that thread would be traced too.
+        pending: Without the counter, have the main thread make the copies
+            (a pending call, once :func:`prepare` made it) rather than the
+            watcher thread. Its sites, a few KiB, then stay in the traced
+            heap until the end: right for ``memguard run``, whose program's
+            collections must come as without memguard, not for a
+            ``limit()``, whose exact peak they would join.
     """
 
     def __init__(self, start_bytes: int, above_bytes: int,
                  reduce: Callable[[tracemalloc.Snapshot], object], *,
-                 budget: float | None = None, trigger: bool = True) -> None:
+                 budget: float | None = None, trigger: bool = True,
+                 pending: bool = False) -> None:
         self.start_bytes = start_bytes
         self.above_bytes = above_bytes
         self.reduce = reduce
         self.budget = budget
         self.trigger = trigger
+        self.pending = pending
         self.kept: object = None
         self.level_bytes = 0
         """The level above the start at the last copy (0: none)."""
@@ -85,6 +186,8 @@ class TraceCatcher:
         self._count: _counter.CountWindow | None = None
         self._task: _watcher.Task | None = None
         self._main = threading.main_thread()
+        self._wanted = False
+        """Set by the watcher: a new high for the pending call to copy."""
 
     def arm(self) -> None:
         """Start watching: the counter's trigger where it is built, else polling."""
@@ -93,8 +196,13 @@ class TraceCatcher:
             self._count = _counter.begin()
             _counter.capture(self._count.start_bytes + self.above_bytes, CAPTURE_GROWTH,
                              self._triggered)
-        else:
-            with _tracing.excluded():
+            return
+        with _tracing.excluded():
+            if (self.pending and self.trigger and _pending
+                    and threading.current_thread() is self._main):
+                _armed.append(self)
+                self._task = _watcher.watch(self._watch_level, POLL_INTERVAL)
+            else:
                 self._task = _watcher.watch(self._poll, POLL_INTERVAL)
 
     def rearm(self) -> None:
@@ -109,6 +217,8 @@ class TraceCatcher:
             if self._task is not None:
                 _watcher.unwatch(self._task)
                 self._task = None
+            if self in _armed:
+                _armed.remove(self)
             if final and tracemalloc.is_tracing():
                 self.capture(final=True)
         finally:
@@ -138,6 +248,15 @@ class TraceCatcher:
     def _triggered(self, _level: int) -> None:
         if not self._closed and tracemalloc.is_tracing():
             self.capture()
+
+    def _watch_level(self) -> None:
+        """A watcher task: at a new high worth a copy, ask the main thread for one."""
+        if self._closed or self._wanted or not tracemalloc.is_tracing():
+            return
+        level = tracemalloc.get_traced_memory()[0] - self.start_bytes
+        if level > self.above_bytes and level >= self.level_bytes * CAPTURE_GROWTH:
+            self._wanted = True
+            _schedule()
 
     def _poll(self) -> None:
         if not self._closed and tracemalloc.is_tracing():

@@ -25,6 +25,7 @@ from .. import _tracing, _watcher, process, traces
 from .._optional import require
 from ..exceptions import MeasurementUnavailable
 from ..guards._catcher import TraceCatcher
+from ..guards._catcher import prepare as prepare_catcher
 from ..guards.record import record
 from ..lines.target import LineTarget
 from ..values.limit import KEPT_SITES, LimitReport, sites_status
@@ -89,7 +90,7 @@ class _Watcher:
             self.catcher = TraceCatcher(
                 window.start_bytes, _CAPTURE_FLOOR,
                 lambda snapshot: _top_sites(traces.group(snapshot, "lineno"), baseline),
-                budget=_CAPTURE_BUDGET, trigger=not traced_lines)
+                budget=_CAPTURE_BUDGET, trigger=not traced_lines, pending=True)
         self._task: _watcher.Task | None = None
 
     def start(self) -> None:
@@ -316,6 +317,8 @@ def run_program(
     # The outer window keeps tracing on after the recording ends, for the
     # line profiles' retained memory and the snapshot of what the program
     # still holds (neither is part of its timeline).
+    if sites and target is None:
+        prepare_catcher()  # before tracing starts: its import is not the program's
     outer = _tracing.begin(_LINE_FRAMES if target is not None else 1)
     detached = False
     try:

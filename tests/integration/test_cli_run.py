@@ -319,6 +319,29 @@ def test_a_program_that_stops_tracing_gets_a_one_line_error(
     assert "did the program stop tracemalloc itself?" in err
 
 
+def test_sites_at_the_peak_without_the_counter(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pure-Python path copies the sites in the main thread, by a pending call."""
+    from memguard.guards import _catcher
+
+    monkeypatch.setenv("MEMGUARD_NO_NATIVE", "1")
+    script = _script(tmp_path, "spike.py", """\
+        import time
+        kept = [bytearray(1000) for _ in range(100)]
+        block = bytearray(20_000_000)
+        time.sleep(0.05)  # the watcher polls every millisecond
+        del block
+    """)
+    code, run = _run(tmp_path, str(script))
+    assert code == 0
+    assert run is not None
+    assert _catcher._pending  # made before tracing started: the main thread copied
+    assert run.sites[0].filename == str(script)
+    assert run.sites[0].lineno == 3
+    assert 20 * MB <= run.sites[0].size_bytes <= 20 * MB + 4096
+    assert 20 * MB <= run.traced_peak_bytes <= 20 * MB + 200_000
+
+
 def test_the_exact_peak_survives_site_captures(tmp_path: Path) -> None:
     # Many small blocks make every capture slow; the program frees them all
     # right after, while a capture may still be grouping: the peak it
