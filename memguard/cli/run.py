@@ -184,6 +184,11 @@ def run(args: argparse.Namespace) -> int:
                            exit_code=EXIT_USAGE)
     program = Program(target, tuple(args.program_args), module=args.module is not None)
     output = args.output or default_output(target)
+    if output == "-":
+        # stdout is the program's own: a run file mixed into it could not be read back.
+        raise CommandError("--output -: memguard run writes its run to a file, since the "
+                           "program's own output goes to stdout; pass a path, then "
+                           "`memguard report PATH` prints it", exit_code=EXIT_USAGE)
     # Found out before a long run, not after (a probe file is created and
     # removed); absolute, in case the program changes directory.
     check_output(output, force=args.force)

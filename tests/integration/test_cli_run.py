@@ -296,6 +296,21 @@ def test_bad_run_inputs_are_one_line_usage_errors(
     assert existing.read_text() == "keep me"
 
 
+def test_output_dash_is_refused_before_the_run(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    marker = tmp_path / "ran"
+    script = _script(tmp_path, "prog.py", f"open({str(marker)!r}, 'w').close()\n")
+    monkeypatch.chdir(tmp_path)
+    code = main(["run", "-o", "-", str(script)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "--output -: memguard run writes its run to a file" in err
+    assert err.count("\n") == 1
+    assert not marker.exists()  # refused before the program ran
+    assert not (tmp_path / "-").exists()
+
+
 def test_default_output_name_is_in_the_current_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
