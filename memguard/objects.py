@@ -11,7 +11,9 @@ The census leaves out its own bookkeeping: a result is a plain ``dict`` of
 ``str`` to ``int``, which the collector does not track, so an earlier result
 kept to compare against adds nothing but itself (one ``dict``, and only if a
 tracked container refers to it) to a later census. Type names are interned,
-so two results share their keys.
+so two results share their keys. memguard's other objects (an earlier
+snapshot, its sites, a report) and the data only they hold are left out too
+(:func:`_memguards_own`).
 
 The work is done in C (``gc.get_objects``, ``gc.get_referents``,
 ``collections.Counter`` over ``map``); Python code runs once per distinct
@@ -88,6 +90,57 @@ def _count_untracked(tracked: list[object], by_type: Counter[type]) -> None:
     shared.clear()
 
 
+#: Objects of these types can belong to memguard's own values (their fields).
+_DATA = frozenset({str, int, float, bytes, tuple, list, dict, set, frozenset})
+_DATA_CONTAINERS = frozenset({tuple, list, dict, set, frozenset})
+#: ``sys.getrefcount`` of an object inside :func:`_memguards_own`'s loop,
+#: beyond its holders: the ``found`` dict, the loop variable, the call's argument.
+_OWN_EXTRA = 3
+
+
+def _is_memguards(cls: type) -> bool:
+    module = getattr(cls, "__module__", None)
+    return isinstance(module, str) and (module == "memguard" or module.startswith("memguard."))
+
+
+def _memguards_own(tracked: list[object]) -> Counter[type]:
+    """Counts by type of memguard's own objects among *tracked* and what they hold.
+
+    memguard's own objects are the instances of its classes (an earlier
+    snapshot's sites, a report, a guard) and the data only they hold: their
+    tuples, strings and numbers, level by level, an object being memguard's
+    when all its holders are (its reference count says how many it has).
+    Data shared with the program (a file name its code objects hold too)
+    stays the program's. So a census never counts what memguard keeps for
+    the user, whatever its size (issue 14: a diff after a snapshot listed
+    the first snapshot's 933 sites as growth).
+    """
+    ours = {cls for cls in set(map(type, tracked)) if _is_memguards(cls)}
+    if not ours:
+        return Counter()
+    level = list(compress(tracked, map(ours.__contains__, map(type, tracked))))
+    owned: Counter[type] = Counter(map(type, level))
+    seen = set(map(id, level))
+    while level:
+        referents = gc.get_referents(*level)
+        level = []
+        holders = Counter(map(id, referents))
+        found = {id(obj): obj for obj in referents if type(obj) in _DATA}
+        del referents
+        for key in list(found):
+            if key in seen:
+                continue
+            obj = found[key]
+            if sys.getrefcount(obj) - _OWN_EXTRA == holders[key]:
+                seen.add(key)
+                owned[type(obj)] += 1
+                if type(obj) in _DATA_CONTAINERS:
+                    level.append(obj)
+            del obj
+        found.clear()
+    return owned
+
+
 #: Untracked objects of these types may hold others (their items).
 _CONTAINERS = (dict, tuple)
 
@@ -147,11 +200,14 @@ def count_types(*, untracked: bool = True, collect: bool = True) -> dict[str, in
         by_type.update(map(type, tracked))
         if untracked:
             _count_untracked(tracked, by_type)
+        by_type.subtract(_memguards_own(tracked))
     finally:
         del tracked
     # A dict of str to int stays untracked by the collector (see the module docstring).
     result: dict[str, int] = {}
     for cls, count in by_type.items():
+        if count <= 0:
+            continue  # a type all of whose objects are memguard's
         name = type_name(cls)
         result[name] = result.get(name, 0) + count
     by_type.clear()

@@ -62,6 +62,27 @@ def test_earlier_results_are_not_counted() -> None:
     assert abs(again.get("str", 0) - results[-1].get("str", 0)) <= 2
 
 
+def test_memguards_own_values_are_not_counted() -> None:
+    from memguard.values.site import AllocationSite
+
+    count_types()  # first census of the process: interpreter caches settle
+    before = count_types()
+    # What a kept snapshot holds: sites with their own strings and numbers.
+    sites = tuple(AllocationSite(filename=f"app-{i}.py", lineno=10_000 + i, size_bytes=10**6 + i,
+                                 count=1000 + i, source=f"x = {i} * 2")
+                  for i in range(500))
+    after = count_types()
+    growth = _growth(before, after)
+    assert not [name for name in growth if name.startswith("memguard.")], growth
+    assert growth["tuple"] == 1  # the program's own tuple that holds them
+    assert abs(growth.get("str", 0)) <= 2, growth  # 1,000 strings, all the sites' alone
+    # A string the program holds too is the program's.
+    names = [site.filename for site in sites[:10]]
+    shared = _growth(before, count_types())
+    assert shared["str"] - growth.get("str", 0) == 10
+    del sites, names
+
+
 def test_collect_frees_cycles_before_counting() -> None:
     count_types()
     before = count_types()
