@@ -10,8 +10,8 @@ object once.
 The census leaves out its own bookkeeping: a result is a plain ``dict`` of
 ``str`` to ``int``, which the collector does not track, so an earlier result
 kept to compare against adds nothing but itself (one ``dict``, and only if a
-tracked container refers to it) to a later census. Type names are interned,
-so two results share their keys. memguard's other objects (an earlier
+tracked container refers to it) to a later census. Each result has keys of
+its own (not shared with memguard's values). memguard's other objects (an earlier
 snapshot, its sites, a report) and the data only they hold are left out too
 (:func:`_memguards_own`).
 
@@ -94,13 +94,20 @@ def _count_untracked(tracked: list[object], by_type: Counter[type]) -> None:
 _DATA = frozenset({str, int, float, bytes, tuple, list, dict, set, frozenset})
 _DATA_CONTAINERS = frozenset({tuple, list, dict, set, frozenset})
 #: ``sys.getrefcount`` of an object inside :func:`_memguards_own`'s loop,
-#: beyond its holders: the ``found`` dict, the loop variable, the call's argument.
+#: beyond its holders: the ``found`` dict, the loop variable, the call's
+#: argument (and, for a tracked object, the list of tracked objects).
 _OWN_EXTRA = 3
 
 
 def _is_memguards(cls: type) -> bool:
+    """Whether *cls* is one of memguard's classes (defined at the top of one of its modules)."""
     module = getattr(cls, "__module__", None)
-    return isinstance(module, str) and (module == "memguard" or module.startswith("memguard."))
+    if not isinstance(module, str) or not (module == "memguard" or module.startswith("memguard.")):
+        return False
+    # A class whose module only says memguard (one made in a doctest of
+    # memguard's, say) is the user's.
+    top = str(getattr(cls, "__qualname__", "")).partition(".")[0]
+    return getattr(sys.modules.get(module), top, None) is not None
 
 
 def _memguards_own(tracked: list[object]) -> Counter[type]:
@@ -131,7 +138,9 @@ def _memguards_own(tracked: list[object]) -> Counter[type]:
             if key in seen:
                 continue
             obj = found[key]
-            if sys.getrefcount(obj) - _OWN_EXTRA == holders[key]:
+            # A tracked object is also in *tracked*, the caller's list of them.
+            extra = _OWN_EXTRA + 1 if gc.is_tracked(obj) else _OWN_EXTRA
+            if sys.getrefcount(obj) - extra == holders[key]:
                 seen.add(key)
                 owned[type(obj)] += 1
                 if type(obj) in _DATA_CONTAINERS:
@@ -208,7 +217,11 @@ def count_types(*, untracked: bool = True, collect: bool = True) -> dict[str, in
     for cls, count in by_type.items():
         if count <= 0:
             continue  # a type all of whose objects are memguard's
-        name = type_name(cls)
+        # A key of the result's own, not the interned name: a value of
+        # memguard's that keeps a census (a snapshot) would otherwise share
+        # its names with every result the program keeps, and they would no
+        # longer be memguard's alone to leave out.
+        name = (type_name(cls) + " ")[:-1]
         result[name] = result.get(name, 0) + count
     by_type.clear()
     return result

@@ -78,7 +78,8 @@ class Snapshot(Value, kind="snapshot"):
     """What :attr:`sites` no longer holds site by site, by name, when they
     were cut to the biggest (:meth:`biggest`); with them, every traced block."""
     traced_bytes: int | None = None
-    """The traced Python heap in use, in bytes."""
+    """The traced Python heap in use, in bytes: every traced block but memguard's own
+    (an earlier snapshot's records, say), which :attr:`sites` names apart."""
     traced_peak_bytes: int | None = None
     """tracemalloc's peak counter when the snapshot was taken."""
     types: tuple[tuple[str, int], ...] | None = None
@@ -398,6 +399,11 @@ def take_snapshot(label: str | None = None, *, census: bool = True) -> Snapshot:
             raw = tracemalloc.take_snapshot()
             sites = group_traces(raw)
             del raw
+            # The figure is the program's: the blocks of these sites, memguard's
+            # own left out (the census just made is among them), so that a diff's
+            # traced change and its table of sites are one quantity (issue 14).
+            traced = sum(site.size_bytes for site in sites
+                         if site.left_out != traces.MEMGUARD)
         else:
             absent["sites"] = absent["traced_bytes"] = (
                 "tracemalloc was not tracing; start it (memguard.record(), "

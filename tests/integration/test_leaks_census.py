@@ -35,7 +35,7 @@ def test_counts_tracked_and_untracked_objects_exactly() -> None:
     after = count_types()
     growth = _growth(before, after)
     assert growth[type_name(Row)] == 1000
-    assert growth["str"] == 1000
+    assert growth["str"] == 1000, growth
     assert growth["bytearray"] == 250
     assert growth["list"] == 3
     assert all(abs(n) <= 2 for name, n in growth.items()
@@ -63,13 +63,17 @@ def test_earlier_results_are_not_counted() -> None:
 
 
 def test_memguards_own_values_are_not_counted() -> None:
-    from memguard.values.site import AllocationSite
+    from memguard.values.site import AllocationSite, Frame
 
     count_types()  # first census of the process: interpreter caches settle
     before = count_types()
-    # What a kept snapshot holds: sites with their own strings and numbers.
+    # What a kept snapshot holds: sites with their own strings, numbers and
+    # tracebacks (tuples the collector tracks).
+    outer = Frame(filename="main.py", lineno=10_001)
     sites = tuple(AllocationSite(filename=f"app-{i}.py", lineno=10_000 + i, size_bytes=10**6 + i,
-                                 count=1000 + i, source=f"x = {i} * 2")
+                                 count=1000 + i, source=f"x = {i} * 2",
+                                 traceback=(outer, Frame(filename=f"app-{i}.py",
+                                                         lineno=10_000 + i)))
                   for i in range(500))
     after = count_types()
     growth = _growth(before, after)
@@ -80,7 +84,7 @@ def test_memguards_own_values_are_not_counted() -> None:
     names = [site.filename for site in sites[:10]]
     shared = _growth(before, count_types())
     assert shared["str"] - growth.get("str", 0) == 10
-    del sites, names
+    del sites, names, outer
 
 
 def test_collect_frees_cycles_before_counting() -> None:

@@ -199,6 +199,8 @@ finally:
 change = memguard.diff(before, after)
 json.dump({"sites": [[s.filename, s.lineno, s.size_diff_bytes, s.source]
                      for s in change.sites],
+           "traced": change.traced_diff_bytes,
+           "types": [[t.name, t.count_diff] for t in change.types],
            "text": render(change, "text", width=100)}, sys.stdout)
 """
 
@@ -222,6 +224,12 @@ def test_a_first_diff_shows_only_the_user_s_site(tmp_path: Path, nframes: int) -
     # What else changed is memguard's own objects in flight during each walk
     # (a context manager, an isinstance cache): a few hundred bytes either way.
     assert sum(abs(site[2]) for site in others) < 1024, others
+    # The traced figure is the program's, as the rows are: the first
+    # snapshot's own records (174 KiB of them) are in neither.
+    assert size - 1024 <= found["traced"] <= size + 1024, found["traced"]
+    # Nor does the census count them (933 sites and their strings were +3,045 objects).
+    assert not [t for t in found["types"] if t[0].startswith("memguard.")], found["types"]
+    assert sum(abs(t[1]) for t in found["types"]) < 200, found["types"]
     assert "sites changed" in found["text"]
     assert found["text"].count("\n  ") < 30
 
