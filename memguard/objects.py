@@ -25,8 +25,10 @@ from __future__ import annotations
 import gc
 import operator
 import sys
+import tracemalloc
+from bisect import bisect_right
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from itertools import compress, filterfalse
 
 __all__ = ["count_types", "tracked_count", "type_name"]
@@ -61,6 +63,30 @@ def type_name(cls: type) -> str:
     return sys.intern(f"{module}.{qualname}")
 
 
+def _tally(by_type: Counter[type], items: Iterable[object]) -> None:
+    """Add the objects of *items* to *by_type*, by type.
+
+    ``Counter.update`` makes a new ``int`` at each increment past 256, a
+    traced allocation per object while tracemalloc runs (a census under a
+    trace took six times as long). Traced, the types are numbered with
+    existing ``int`` objects, the numbers sorted (no allocation per object),
+    and each type's count read off by bisection.
+    """
+    if not tracemalloc.is_tracing():
+        by_type.update(map(type, items))
+        return
+    types = list(map(type, items))
+    distinct = list(set(types))
+    number = {cls: index for index, cls in enumerate(distinct)}
+    order = sorted(map(number.__getitem__, types))
+    del types
+    low = 0
+    for index, cls in enumerate(distinct):
+        high = bisect_right(order, index, low)
+        by_type[cls] += high - low
+        low = high
+
+
 def _count_untracked(tracked: list[object], by_type: Counter[type]) -> None:
     """Add the untracked objects reachable from *tracked* to *by_type*, each object once.
 
@@ -86,7 +112,7 @@ def _count_untracked(tracked: list[object], by_type: Counter[type]) -> None:
         _count_referents(level, by_type, shared, nested)
         level.clear()
         level = list(nested.values())
-    by_type.update(map(type, shared.values()))
+    _tally(by_type, shared.values())
     shared.clear()
 
 
@@ -162,7 +188,7 @@ def _count_referents(holders: list[object], by_type: Counter[type], shared: dict
         untracked = list(filterfalse(gc.is_tracked, referents))
         del referents
         single = list(map(_ONE_HOLDER.__eq__, map(sys.getrefcount, untracked)))
-        by_type.update(map(type, compress(untracked, single)))
+        _tally(by_type, compress(untracked, single))
         several = list(compress(untracked, map(operator.not_, single)))
         shared.update(zip(map(id, several), several, strict=True))
         holding = list(compress(untracked, map(_CONTAINERS.__contains__, map(type, untracked))))
@@ -206,7 +232,7 @@ def count_types(*, untracked: bool = True, collect: bool = True) -> dict[str, in
     tracked = gc.get_objects()
     by_type: Counter[type] = Counter()
     try:
-        by_type.update(map(type, tracked))
+        _tally(by_type, tracked)
         if untracked:
             _count_untracked(tracked, by_type)
         by_type.subtract(_memguards_own(tracked))

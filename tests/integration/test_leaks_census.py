@@ -87,6 +87,25 @@ def test_memguards_own_values_are_not_counted() -> None:
     del sites, names, outer
 
 
+def test_counts_are_the_same_under_a_trace() -> None:
+    """Traced, the census counts by sorting type numbers (no int per object): same figures."""
+    import tracemalloc
+    from collections import Counter
+
+    from memguard.objects import _tally
+
+    items = [*(Row(str(i)) for i in range(700)), *range(1000, 1300), *("x" * n for n in range(50))]
+    plain: Counter[type] = Counter()
+    _tally(plain, items)
+    tracemalloc.start()
+    try:
+        traced: Counter[type] = Counter()
+        _tally(traced, items)
+    finally:
+        tracemalloc.stop()
+    assert traced == plain == Counter({Row: 700, int: 300, str: 50})
+
+
 def test_collect_frees_cycles_before_counting() -> None:
     count_types()
     before = count_types()
