@@ -271,7 +271,7 @@ def _save(result: RunReport, path: str, shown: str) -> None:
 
 def _summarise(result: RunReport, output: str) -> None:
     line = (f"memguard: {result.command}: exit code {result.exit_code}, "
-            f"traced peak {format_size(result.traced_peak_bytes)} at "
+            f"traced peak {format_size(result.traced_peak_above_start_bytes or 0)} at "
             f"{result.peak_seconds:.2f} s of {result.duration_seconds:.2f} s")
     if result.rss_peak_bytes is not None:
         line += f", peak RSS {format_size(result.rss_peak_bytes)}"

@@ -173,10 +173,11 @@ def _limit_report(run: RunReport, limit_bytes: int) -> LimitReport:
     # limit()'s rule; the sites are captured whether the limit held or not
     status = sites_status(wanted=True, exceeded=True,
                           captured_level_bytes=run.sites_level_bytes or None,
-                          peak_bytes=run.traced_peak_bytes, named=len(run.sites))
+                          peak_bytes=run.traced_peak_above_start_bytes or 0, named=len(run.sites))
     return LimitReport(
         label=run.command, source="python", method="tracemalloc", limit_bytes=limit_bytes,
-        peak_bytes=run.traced_peak_bytes, end_bytes=run.traced_end_bytes,
+        peak_bytes=run.traced_peak_above_start_bytes or 0,
+        end_bytes=run.traced_end_above_start_bytes or 0,
         duration_seconds=run.duration_seconds, sites=run.sites, sites_status=status,
         sites_level_bytes=run.sites_level_bytes,
     )
@@ -302,7 +303,7 @@ def run_program(
         >>> script = pathlib.Path(tempfile.mkdtemp()) / "hello.py"
         >>> _ = script.write_text("data = bytearray(10**6)\\n")
         >>> run = run_program(Program(str(script)))
-        >>> run.exit_code, run.traced_peak_bytes >= 10**6
+        >>> run.exit_code, run.traced_peak_above_start_bytes >= 10**6
         (0, True)
     """
     if isinstance(interval, bool) or not isinstance(interval, int | float) or not interval > 0:

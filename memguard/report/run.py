@@ -58,7 +58,7 @@ def _run_facts(run: Any) -> list[tuple[str, str]]:
              ("traced peak", f"{traced_peak_text(timeline).removeprefix('traced peak ')}, at "
                              f"{run.peak_seconds:.3f} s (its time to one {_interval(run)} "
                              "interval)"),
-             ("traced at the end", f"{format_size(run.traced_end_bytes)} above the start")]
+             ("traced at the end", _above_start(run.traced_end_above_start_bytes))]
     if timeline.rss_peak_bytes is not None:
         facts.append(("process RSS", rss_peak_text(timeline).removeprefix("RSS ")))
     elif run.rss:
@@ -140,3 +140,7 @@ def _line_sections(run: Any) -> list[Any]:
 
 
 register_document("run", run_document)
+
+
+def _above_start(size: int | None) -> str:
+    return "absent" if size is None else f"{format_size(size)} above the start"

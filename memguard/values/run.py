@@ -83,15 +83,35 @@ class RunReport(Value, kind="run"):
     """The ``--lines`` target (``MODULE_OR_FILE:FUNCTION``), or ``None``."""
 
     @property
+    def traced_peak_above_start_bytes(self) -> int | None:
+        """The exact peak of the traced Python heap above its level at the start.
+
+        ``None`` when the run has no traced figures. (The absolute levels are
+        the timeline's: ``run.timeline.traced_peak_bytes``.)
+        """
+        return self.timeline.traced_peak_above_start_bytes
+
+    @property
+    def traced_end_above_start_bytes(self) -> int | None:
+        """Traced Python heap still live when the program ended, above the start; or ``None``."""
+        end, start = self.timeline.traced_end_bytes, self.timeline.traced_start_bytes
+        return None if end is None or start is None else end - start
+
+    @property
     def traced_peak_bytes(self) -> int:
-        """The exact peak of the traced Python heap above its level at the start."""
-        return self.timeline.traced_peak_above_start_bytes or 0
+        """Deprecated: :attr:`traced_peak_above_start_bytes` (0 when absent).
+
+        The name meant an absolute level everywhere else (``Timeline``,
+        ``Snapshot``); it is kept for code written against 0.1.
+        """
+        _renamed("traced_peak_bytes", "traced_peak_above_start_bytes")
+        return self.traced_peak_above_start_bytes or 0
 
     @property
     def traced_end_bytes(self) -> int:
-        """Traced Python heap still live when the program ended, above the start."""
-        end, start = self.timeline.traced_end_bytes, self.timeline.traced_start_bytes
-        return 0 if end is None or start is None else end - start
+        """Deprecated: :attr:`traced_end_above_start_bytes` (0 when absent)."""
+        _renamed("traced_end_bytes", "traced_end_above_start_bytes")
+        return self.traced_end_above_start_bytes or 0
 
     @property
     def rss_peak_bytes(self) -> int | None:
@@ -114,9 +134,10 @@ class RunReport(Value, kind="run"):
             ...           ).sites_fraction
             0.0
         """
-        if self.traced_peak_bytes <= 0:
+        peak = self.traced_peak_above_start_bytes
+        if not peak or peak <= 0:
             return 0.0
-        return min(1.0, self.sites_level_bytes / self.traced_peak_bytes)
+        return min(1.0, self.sites_level_bytes / peak)
 
     def peak_snapshot(self) -> Snapshot:
         """The run at its peak as a :class:`Snapshot`, for comparing two runs.
@@ -134,7 +155,7 @@ class RunReport(Value, kind="run"):
         """
         return Snapshot(label=f"{self.command} (peak)", timestamp=self.timeline.started_at
                         + self.sites_seconds, sites=self.sites,
-                        traced_bytes=self.traced_peak_bytes,
+                        traced_bytes=self.traced_peak_above_start_bytes,
                         rss_bytes=self.rss_peak_bytes,
                         absent=tuple(sorted({
                             "types": "a run counts objects only at its end, not at its peak",
@@ -148,8 +169,10 @@ class RunReport(Value, kind="run"):
     @property
     def summary(self) -> str:
         """One line: the command, the traced peak and when, the exit code."""
-        text = (f"{self.command}: traced peak {format_size(self.traced_peak_bytes)} at "
-                f"{self.peak_seconds:.2f} s of {self.duration_seconds:.2f} s, "
+        peak = self.traced_peak_above_start_bytes
+        traced = ("no traced peak" if peak is None
+                  else f"traced peak {format_size(peak)} at {self.peak_seconds:.2f} s")
+        text = (f"{self.command}: {traced} of {self.duration_seconds:.2f} s, "
                 f"exit code {self.exit_code}")
         if self.rss and self.rss_peak_bytes is not None:
             text += f", peak RSS {format_size(self.rss_peak_bytes)}"
@@ -211,3 +234,10 @@ class RunReport(Value, kind="run"):
             lines_target=None if data.get("lines_target") is None else str(data["lines_target"]),
         )
 
+
+def _renamed(old: str, new: str) -> None:
+    import warnings
+
+    warnings.warn(f"RunReport.{old} is renamed RunReport.{new} (above the start; None when "
+                  f"absent); the absolute levels are run.timeline's", DeprecationWarning,
+                  stacklevel=3)

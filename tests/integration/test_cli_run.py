@@ -64,8 +64,8 @@ def test_script_runs_as_main_with_its_argv_and_its_peak_is_exact(
     assert run.exit_code == 0
     assert run.error is None
     assert run.argv == (str(script), str(seen), "--flag")
-    assert 20 * MB <= run.traced_peak_bytes <= 20 * MB + 200_000
-    assert run.traced_end_bytes < MB
+    assert 20 * MB <= run.traced_peak_above_start_bytes <= 20 * MB + 200_000
+    assert run.traced_end_above_start_bytes < MB
     # The peak came after the 0.2 s sleep (sleep() never returns early) and
     # within the run; how soon after depends on the machine's load.
     assert 0.2 <= run.peak_seconds <= run.duration_seconds
@@ -121,7 +121,7 @@ def test_a_raising_script_shows_its_own_traceback_and_is_still_measured(
     assert code == 1
     assert run is not None
     assert run.error == "ValueError: boom"
-    assert run.traced_peak_bytes >= 5 * MB
+    assert run.traced_peak_above_start_bytes >= 5 * MB
     err = capsys.readouterr().err
     trace = err[err.index("Traceback"):err.index("ValueError: boom")]
     assert f'File "{script}", line 4, in <module>' in trace
@@ -149,7 +149,7 @@ def test_module_form_runs_like_python_dash_m(
     assert seen == {"argv": [str(package / "tool.py"), "5", "-x"], "name": "__main__"}
     assert run is not None
     assert run.command == "-m mgpkg_cli.tool 5 -x"
-    assert 2000 * 1000 <= run.traced_peak_bytes <= 2000 * 1000 + 300_000
+    assert 2000 * 1000 <= run.traced_peak_above_start_bytes <= 2000 * 1000 + 300_000
 
 
 def test_a_directory_with_main_runs_like_python_dir(
@@ -219,7 +219,7 @@ def test_rss_sees_native_memory_that_tracing_cannot(tmp_path: Path) -> None:
     assert code == 3  # the limit is on RSS with --rss
     assert run is not None
     assert run.rss
-    assert run.traced_peak_bytes < 2 * MB
+    assert run.traced_peak_above_start_bytes < 2 * MB
     start, peak = run.timeline.rss_start_bytes, run.timeline.rss_peak_bytes
     assert start is not None
     assert peak is not None
@@ -354,7 +354,7 @@ def test_sites_at_the_peak_without_the_counter(tmp_path: Path,
     assert run.sites[0].filename == str(script)
     assert run.sites[0].lineno == 3
     assert 20 * MB <= run.sites[0].size_bytes <= 20 * MB + 4096
-    assert 20 * MB <= run.traced_peak_bytes <= 20 * MB + 200_000
+    assert 20 * MB <= run.traced_peak_above_start_bytes <= 20 * MB + 200_000
 
 
 def test_the_exact_peak_survives_site_captures(tmp_path: Path) -> None:
@@ -374,7 +374,7 @@ def test_the_exact_peak_survives_site_captures(tmp_path: Path) -> None:
     assert code == 0
     assert run is not None
     size = int(expected.read_text())
-    assert size <= run.traced_peak_bytes <= size + 300_000
+    assert size <= run.traced_peak_above_start_bytes <= size + 300_000
     # Captured while the blocks lived (when the watcher got the CPU then), or
     # at the end: sites of the script either way.
     assert run.sites
@@ -383,7 +383,7 @@ def test_the_exact_peak_survives_site_captures(tmp_path: Path) -> None:
     assert code == 0
     assert run is not None
     assert run.sites == ()
-    assert size <= run.traced_peak_bytes <= size + 300_000
+    assert size <= run.traced_peak_above_start_bytes <= size + 300_000
 
 
 def test_the_run_file_lands_where_memguard_started_even_if_the_program_moves(

@@ -62,7 +62,7 @@ def test_sigterm_keeps_the_run_and_exits_143(tmp_path: Path) -> None:
     run = load(tmp_path / "run.json")
     assert run.exit_code == 143
     assert run.error == "terminated by SIGTERM"
-    assert 8 * MB <= run.traced_peak_bytes <= 8 * MB + SLACK
+    assert 8 * MB <= run.traced_peak_above_start_bytes <= 8 * MB + SLACK
     assert run.final.reason("types").startswith("not counted: the run was interrupted")
 
 
@@ -93,7 +93,7 @@ def test_two_ctrl_c_in_quick_succession_keep_the_run(tmp_path: Path) -> None:
     assert "the run was stopped by SIGINT: exit code 130" in err
     run = load(tmp_path / "run.json")
     assert run.exit_code == 130
-    assert 6 * MB <= run.traced_peak_bytes <= 6 * MB + SLACK
+    assert 6 * MB <= run.traced_peak_above_start_bytes <= 6 * MB + SLACK
 
 
 def test_a_signal_after_the_program_ended_is_held_until_the_file_is_written(
@@ -117,7 +117,7 @@ def test_a_signal_after_the_program_ended_is_held_until_the_file_is_written(
     assert proc.returncode == 143, err
     run = load(tmp_path / "run.json")
     assert run.exit_code == 0
-    assert 3 * MB <= run.traced_peak_bytes <= 3 * MB + SLACK
+    assert 3 * MB <= run.traced_peak_above_start_bytes <= 3 * MB + SLACK
     assert os.path.getsize(tmp_path / "run.json") > 0
 
 

@@ -166,12 +166,33 @@ def _run_value() -> RunReport:
                      limit=limit, final=final, lines=(profile,), lines_target="app.py:load")
 
 
+def test_run_figures_are_named_above_the_start_and_absent_is_none() -> None:
+    from memguard.values.timeline import Timeline
+
+    run = _run_value()
+    # The run's figures are rises above the start; the timeline's are levels.
+    assert run.timeline.traced_peak_bytes is not None
+    assert run.timeline.traced_start_bytes is not None
+    assert run.traced_peak_above_start_bytes == (run.timeline.traced_peak_bytes
+                                                 - run.timeline.traced_start_bytes)
+    untraced = RunReport(command="a.py", argv=("a.py",), exit_code=0, duration_seconds=1.0,
+                         timeline=Timeline(interval_seconds=0.01, duration_seconds=1.0))
+    assert untraced.traced_peak_above_start_bytes is None
+    assert untraced.traced_end_above_start_bytes is None
+    assert "no traced peak" in untraced.summary
+    # The 0.1 names still answer, with a warning that says the new name.
+    with pytest.warns(DeprecationWarning, match="traced_peak_above_start_bytes"):
+        assert run.traced_peak_bytes == run.traced_peak_above_start_bytes
+    with pytest.warns(DeprecationWarning, match="traced_end_above_start_bytes"):
+        assert untraced.traced_end_bytes == 0
+
+
 def test_run_value_round_trips_through_its_file_format() -> None:
     run = _run_value()
     again = loads(dumps(run))
     assert again == run
-    assert run.traced_peak_bytes == 3 * 1024**2 + 4096
-    assert run.traced_end_bytes == 4096
+    assert run.traced_peak_above_start_bytes == 3 * 1024**2 + 4096
+    assert run.traced_end_above_start_bytes == 4096
     assert run.children_peak_bytes == 40 * 1024**2
     assert run.sites_fraction == pytest.approx(3 * 1024**2 / (3 * 1024**2 + 4096))
     assert run.summary == ("app.py 3: traced peak 3.0 MiB at 0.25 s of 0.50 s, exit code 1, "
