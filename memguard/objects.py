@@ -26,6 +26,7 @@ import gc
 import operator
 import sys
 import tracemalloc
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from itertools import compress, filterfalse
@@ -74,8 +75,6 @@ def _tally(by_type: Counter[type], items: Iterable[object]) -> None:
     if not tracemalloc.is_tracing():
         by_type.update(map(type, items))
         return
-    from bisect import bisect_right
-
     types = list(map(type, items))
     distinct = list(set(types))
     number = {cls: index for index, cls in enumerate(distinct)}
