@@ -14,6 +14,10 @@ of the rounds kept:
 * ``memguard count_types()``: the default, ``gc.collect()`` first and the
   untracked referents (``str``, ``bytes``, numbers, numpy arrays) counted
   too, each once;
+* ``memguard count_types() under a trace``: the same while tracemalloc
+  traces (as in ``memguard.snapshot()`` with tracing on, or a notebook's
+  ``%memguard_snapshot --trace``): every allocation of the census's own is
+  traced, so it must make few;
 * ``objgraph growth``: ``objgraph.growth()`` with a fresh baseline (it
   collects and counts every tracked object by type name);
 * ``objgraph typestats``: the census inside ``growth``, without its
@@ -36,6 +40,7 @@ import gc
 import statistics
 import sys
 import time
+import tracemalloc
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -67,6 +72,14 @@ def memguard_default() -> None:
     count_types()
 
 
+def memguard_default_traced() -> None:
+    tracemalloc.start()
+    try:
+        count_types()
+    finally:
+        tracemalloc.stop()
+
+
 def objgraph_growth() -> None:
     import objgraph
 
@@ -90,6 +103,7 @@ TOOLS: dict[str, Callable[[], None]] = {
     "memguard count_types(untracked=False, collect=False)": memguard_tracked,
     "memguard count_types(untracked=False)": memguard_tracked_collect,
     "memguard count_types()": memguard_default,
+    "memguard count_types() under a trace": memguard_default_traced,
     "objgraph growth": objgraph_growth,
     "objgraph typestats": objgraph_typestats,
     "pympler SummaryTracker": pympler_tracker,
@@ -152,6 +166,10 @@ def main(quick: bool, huge: bool = False) -> dict[str, Any]:
             "memguard tracked+collect ms": round(
                 seconds["memguard count_types(untracked=False)"] * 1000, 1),
             "memguard default ms": round(seconds["memguard count_types()"] * 1000, 1),
+            "memguard traced ms": round(
+                seconds["memguard count_types() under a trace"] * 1000, 1),
+            "traced / untraced": round(seconds["memguard count_types() under a trace"]
+                                       / seconds["memguard count_types()"], 1),
             "objgraph ms": round(seconds["objgraph growth"] * 1000, 1),
             "objgraph typestats ms": round(seconds["objgraph typestats"] * 1000, 1),
             "objgraph typestats / memguard tracked": round(
