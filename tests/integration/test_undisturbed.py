@@ -197,3 +197,50 @@ def test_memguard_run_collects_as_the_program_alone(native: bool, tmp_path: Path
         assert abs(got[0] - plain[0][0][0]) <= 2, (got, plain[0])
         assert abs(got[1] - plain[0][0][1]) <= 1, (got, plain[0])
         assert abs(got[2] - plain[0][0][2]) <= 1, (got, plain[0])
+
+
+PLUGIN_TEST = """
+import gc, json, os
+
+from churn_program import churn, collections, on_gc
+
+
+def test_churn():
+    gc.collect()
+    gc.callbacks.append(on_gc)
+    try:
+        churn()
+    finally:
+        gc.callbacks.remove(on_gc)
+    with open(os.environ["MEMGUARD_TEST_COUNTS"], "w") as counts:
+        json.dump(collections, counts)
+"""
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["counter", "no-native"])
+def test_pytest_plugin_measures_a_test_without_moving_its_collections(
+        native: bool, tmp_path: Path) -> None:
+    """The plugin's per-test measurement (``--memguard``) leaves the test's collections alone."""
+    # The program's definitions; the test collects and counts for itself.
+    definitions, tail = PROGRAM.rsplit("gc.collect()\n", 1)
+    assert tail == "gc.callbacks.append(on_gc)\n"
+    (tmp_path / "churn_program.py").write_text(definitions)
+    (tmp_path / "test_churn.py").write_text(PLUGIN_TEST)
+
+    def collections(*options: str) -> list[int]:
+        env = dict(os.environ, MEMGUARD_TEST_COUNTS=str(tmp_path / "counts.json"))
+        if not native:
+            env["MEMGUARD_NO_NATIVE"] = "1"
+        subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                        *options, "test_churn.py"], cwd=tmp_path, env=env, check=True,
+                       capture_output=True, text=True, timeout=None)
+        counts: list[int] = json.loads((tmp_path / "counts.json").read_text())
+        return counts
+
+    plain = collections()
+    assert plain == collections()  # the test alone is stable
+    for _ in range(3):
+        young, middle, old = collections("--memguard")
+        assert abs(young - plain[0]) <= 2, (young, plain)
+        assert abs(middle - plain[1]) <= 1, (middle, plain)
+        assert abs(old - plain[2]) <= 1, (old, plain)
