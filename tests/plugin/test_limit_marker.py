@@ -259,5 +259,10 @@ def test_doctest_over_budget_reads_like_a_test(pytester: pytest.Pytester, run: R
         "*mod.py:7*",  # the site: the list comprehension in build()
         "*- memguard -*",
     ])
-    assert "pluggy" not in failure
-    assert "_pytest" not in failure
+    # No frame of pytest's or pluggy's. (The sites at the peak are sampled: a
+    # sample may land on a block pytest's machinery holds at the peak, and
+    # that site is named by its file, pluggy's included; in 1 of 13 busy runs
+    # it was. The sites are lines that give their blocks.)
+    frames = "\n".join(line for line in lines if " blocks " not in line)
+    assert "pluggy" not in frames, failure
+    assert "_pytest" not in frames, failure
