@@ -213,6 +213,20 @@ def _native() -> Callable[[], float]:
     return read_bytes
 
 
+class _Counter:
+    """An ``int`` attribute kept in its instance's ``_counters`` array (see RepeatedRun)."""
+
+    def __init__(self, index: int, doc: str) -> None:
+        self.index = index
+        self.__doc__ = doc
+
+    def __get__(self, instance: RepeatedRun, owner: type | None = None) -> int:
+        return instance._counters[self.index]
+
+    def __set__(self, instance: RepeatedRun, value: int) -> None:
+        instance._counters[self.index] = value
+
+
 class RepeatedRun:
     """Measures a function over many calls; see the module docstring."""
 
@@ -245,32 +259,9 @@ class RepeatedRun:
         self.started = time.perf_counter()
         self.deadline = self.started + options.max_seconds
 
-    @property
-    def points(self) -> int:
-        """Readings kept so far."""
-        return self._counters[_POINTS]
-
-    @points.setter
-    def points(self, value: int) -> None:
-        self._counters[_POINTS] = value
-
-    @property
-    def calls(self) -> int:
-        """Calls measured so far."""
-        return self._counters[_CALLS]
-
-    @calls.setter
-    def calls(self, value: int) -> None:
-        self._counters[_CALLS] = value
-
-    @property
-    def per(self) -> int:
-        """Calls between two readings."""
-        return self._counters[_PER]
-
-    @per.setter
-    def per(self, value: int) -> None:
-        self._counters[_PER] = value
+    points = _Counter(_POINTS, "Readings kept so far.")
+    calls = _Counter(_CALLS, "Calls measured so far.")
+    per = _Counter(_PER, "Calls between two readings.")
 
     # -- the plan -----------------------------------------------------------
     def steps(self) -> Generator[int, None, LeakReport]:
