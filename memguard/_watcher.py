@@ -45,7 +45,7 @@ _current: tuple[Task, ...] = ()
 """The tasks as the thread reads them: a new tuple made by add() and unwatch()."""
 _tasks_lock = threading.Lock()
 _round_lock = threading.Lock()
-"""Held by the watcher thread while it runs a round of tasks (see :func:`quiet`)."""
+"""Held by the watcher thread while it runs a round of tasks (see :func:`pause`)."""
 _thread: threading.Thread | None = None
 _STEP = 0.005
 

@@ -249,12 +249,18 @@ class TraceCatcher:
         if not self._closed and tracemalloc.is_tracing():
             self.capture()
 
+    def _worth_copying(self, level: int, *, final: bool = False) -> bool:
+        """Whether *level* (above the start) is a new high to copy: over the
+        threshold and ``CAPTURE_GROWTH`` times the last copy's (the end: any new high)."""
+        if level <= self.above_bytes or level <= self.level_bytes:
+            return False
+        return final or level >= self.level_bytes * CAPTURE_GROWTH
+
     def _watch_level(self) -> None:
         """A watcher task: at a new high worth a copy, ask the main thread for one."""
         if self._closed or self._wanted or not tracemalloc.is_tracing():
             return
-        level = tracemalloc.get_traced_memory()[0] - self.start_bytes
-        if level > self.above_bytes and level >= self.level_bytes * CAPTURE_GROWTH:
+        if self._worth_copying(tracemalloc.get_traced_memory()[0] - self.start_bytes):
             self._wanted = True
             _schedule()
 
@@ -265,10 +271,8 @@ class TraceCatcher:
     def capture(self, *, final: bool = False) -> bool:
         """Copy now if the level is a new high over the threshold; return whether it did."""
         level = _tracing.refresh()[0] - self.start_bytes
-        if level <= self.above_bytes or level <= self.level_bytes:
+        if not self._worth_copying(level, final=final):
             return False
-        if not final and level < self.level_bytes * CAPTURE_GROWTH:
-            return False  # the end, if higher at all, is copied whatever the growth
         now = time.perf_counter() - self.started
         if (self.budget is not None and not final and now < self._next
                 and level < self.level_bytes * _DOUBLED):

@@ -96,8 +96,8 @@ SOURCES: dict[str, Source] = {
 MAX_POINTS = 1024
 #: Indices of :class:`RepeatedRun`'s counters (readings, calls, calls per
 #: reading, calls made, the next decision), and how many there are.
-_POINTS, _CALLS, _PER, _MADE, _NEXT = range(5)
 _COUNTERS = 5
+_POINTS, _CALLS, _PER, _MADE, _NEXT = range(_COUNTERS)
 #: Readings before any decision.
 MIN_POINTS = 40
 #: Readings may cost at most this share of the calls' time.
@@ -299,6 +299,8 @@ class RepeatedRun:
             # would cost a second; garbage frozen now is freed at unfreeze.
             gc.freeze()
             self.frozen = True
+        # Set now, before the first reading, though _baseline() sets it again:
+        # made after it, the attribute and its float would read as a block.
         self.measuring_since = time.perf_counter()
 
     def _baseline(self) -> None:
@@ -317,6 +319,8 @@ class RepeatedRun:
         counters = self._counters
         self._baseline()
         while counters[_MADE] < calls:
+            # The batch is worked out again rather than kept in a local: an int
+            # past 256 alive across the reading would be read as the function's.
             yield min(self.per, calls - counters[_MADE])
             counters[_MADE] += min(self.per, calls - counters[_MADE])
             self._record()

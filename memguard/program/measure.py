@@ -171,13 +171,13 @@ def _limit_report(run: RunReport, limit_bytes: int) -> LimitReport:
             sites_status="unavailable", interval_seconds=timeline.interval_seconds,
         )
     # limit()'s rule; the sites are captured whether the limit held or not
+    peak = run.traced_peak_above_start_bytes or 0
     status = sites_status(wanted=True, exceeded=True,
                           captured_level_bytes=run.sites_level_bytes or None,
-                          peak_bytes=run.traced_peak_above_start_bytes or 0, named=len(run.sites))
+                          peak_bytes=peak, named=len(run.sites))
     return LimitReport(
         label=run.command, source="python", method="tracemalloc", limit_bytes=limit_bytes,
-        peak_bytes=run.traced_peak_above_start_bytes or 0,
-        end_bytes=run.traced_end_above_start_bytes or 0,
+        peak_bytes=peak, end_bytes=run.traced_end_above_start_bytes or 0,
         duration_seconds=run.duration_seconds, sites=run.sites, sites_status=status,
         sites_level_bytes=run.sites_level_bytes,
     )

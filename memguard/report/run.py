@@ -14,6 +14,7 @@ from ..values.site import SMALLER, LeftOut
 from ._model import (
     Document,
     Section,
+    _absent,
     add_up,
     register_document,
     rss_peak_text,
@@ -50,6 +51,10 @@ def _interval(run: Any) -> str:
     return f"{run.timeline.interval_seconds * 1000:g} ms"
 
 
+def _above_start(size: int | None, why: str | None) -> str:
+    return _absent(why) if size is None else f"{format_size(size)} above the start"
+
+
 def _run_facts(run: Any) -> list[tuple[str, str]]:
     timeline = run.timeline
     exit_text = str(run.exit_code) + (f" ({run.error})" if run.error else "")
@@ -58,7 +63,8 @@ def _run_facts(run: Any) -> list[tuple[str, str]]:
              ("traced peak", f"{traced_peak_text(timeline).removeprefix('traced peak ')}, at "
                              f"{run.peak_seconds:.3f} s (its time to one {_interval(run)} "
                              "interval)"),
-             ("traced at the end", _above_start(run.traced_end_above_start_bytes))]
+             ("traced at the end", _above_start(run.traced_end_above_start_bytes,
+                                                timeline.reason("traced_bytes")))]
     if timeline.rss_peak_bytes is not None:
         facts.append(("process RSS", rss_peak_text(timeline).removeprefix("RSS ")))
     elif run.rss:
@@ -141,6 +147,3 @@ def _line_sections(run: Any) -> list[Any]:
 
 register_document("run", run_document)
 
-
-def _above_start(size: int | None) -> str:
-    return "absent" if size is None else f"{format_size(size)} above the start"

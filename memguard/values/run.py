@@ -135,7 +135,7 @@ class RunReport(Value, kind="run"):
             0.0
         """
         peak = self.traced_peak_above_start_bytes
-        if not peak or peak <= 0:
+        if not peak:  # absent or 0 (it is never below 0)
             return 0.0
         return min(1.0, self.sites_level_bytes / peak)
 

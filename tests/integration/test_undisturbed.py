@@ -35,6 +35,8 @@ from typing import Any
 
 import pytest
 
+from memguard import _counter
+
 PROGRAM = '''
 import gc, threading, tracemalloc
 import memguard  # in every mode, so that its imports are not what differs
@@ -115,6 +117,14 @@ def run_mode(mode: str, tmp_path: Path, env: dict[str, str]) -> dict[str, Any]:
     return dict(json.loads(result.stdout.splitlines()[-1]))
 
 
+def environment(native: bool, **extra: str) -> dict[str, str]:
+    """This process's environment, with the native counter switched off unless *native*."""
+    env = dict(os.environ, **extra)
+    if not native:
+        env[_counter.ENV_DISABLE] = "1"
+    return env
+
+
 @pytest.fixture(scope="module")
 def plain(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     tmp = tmp_path_factory.mktemp("plain")
@@ -125,9 +135,7 @@ def plain(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("mode", ["limit", "limit-exact", "record"])
 def test_collections_and_peak_as_without_memguard(mode: str, native: bool, tmp_path: Path,
                                                   plain: list[dict[str, Any]]) -> None:
-    env = dict(os.environ)
-    if not native:
-        env["MEMGUARD_NO_NATIVE"] = "1"
+    env = environment(native)
     base = plain[0]
     assert all(p["collections"] == base["collections"] for p in plain)  # the program is stable
     for _ in range(3):
@@ -176,9 +184,7 @@ def test_memguard_run_collects_as_the_program_alone(native: bool, tmp_path: Path
     sites are copied by a pending call in the main thread: copied on the
     watcher thread and kept, they moved young collections by 70.
     """
-    env = dict(os.environ)
-    if not native:
-        env["MEMGUARD_NO_NATIVE"] = "1"
+    env = environment(native)
     program = tmp_path / "churn.py"
     program.write_text(RUN_PROGRAM)
     plain = []
@@ -228,9 +234,7 @@ def test_pytest_plugin_measures_a_test_without_moving_its_collections(
     (tmp_path / "test_churn.py").write_text(PLUGIN_TEST)
 
     def collections(*options: str) -> list[int]:
-        env = dict(os.environ, MEMGUARD_TEST_COUNTS=str(tmp_path / "counts.json"))
-        if not native:
-            env["MEMGUARD_NO_NATIVE"] = "1"
+        env = environment(native, MEMGUARD_TEST_COUNTS=str(tmp_path / "counts.json"))
         subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                         *options, "test_churn.py"], cwd=tmp_path, env=env, check=True,
                        capture_output=True, text=True, timeout=None)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Callable
 
 import pytest
@@ -74,28 +73,19 @@ def test_marker_keywords_are_limits(pytester: pytest.Pytester, run: Run) -> None
     result.stdout.fnmatch_lines(["*Memory limit exceeded in small block: peak 1.9 MiB*"])
 
 
-TOUCH_40_MB = "import mmap\n" + textwrap.indent(textwrap.dedent("""\
-    def touch():
-        pages = mmap.mmap(-1, 40_000_000, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-        for offset in range(0, len(pages), mmap.PAGESIZE):
-            pages[offset] = 1  # written to, so resident
-        pages.close()
-"""), " " * 8)
-"""40 MB of pages of the test's own, written and unmapped (see test_rss_source)."""
-
-
 @pytest.mark.parametrize(("size", "passed"), [("5 MB", False), ("400 MB", True)])
 def test_rss_source(pytester: pytest.Pytester, run: Run, size: str, passed: bool) -> None:
-    # The test maps and writes pages of its own: a malloc, even of 40 MB, can
-    # reuse a heap region an earlier test in this process left resident, and
-    # then RSS does not move (it passed a 5 MB limit without the counter).
+    # The test maps and writes pages of its own (the run is in-process, so
+    # the suite's helpers are importable): a malloc, even of 40 MB, can reuse
+    # a heap region an earlier test in this process left resident, and then
+    # RSS does not move (it passed a 5 MB limit without the counter).
     pytester.makepyfile(f"""
         import pytest
-        {TOUCH_40_MB}
+        from tests.helpers import touch_native
 
         @pytest.mark.memguard_limit("{size}", source="rss")
         def test_native():
-            touch()
+            touch_native(40_000_000)
     """)
     result = run()
     result.assert_outcomes(passed=int(passed), failed=int(not passed))
@@ -200,11 +190,11 @@ def test_help_and_markers(pytester: pytest.Pytester, run: Run) -> None:
 @pytest.mark.parametrize(("size", "passed"), [("5 MB", False), ("400 MB", True)])
 def test_default_budget_of_rss(pytester: pytest.Pytester, run: Run, size: str,
                                passed: bool) -> None:
-    pytester.makepyfile(f"""
-        {TOUCH_40_MB}
+    pytester.makepyfile("""
+        from tests.helpers import touch_native
 
         def test_native():
-            touch()
+            touch_native(40_000_000)  # see test_rss_source
     """)
     result = run("--memguard-limit", size, "--memguard-source", "rss")
     result.assert_outcomes(passed=int(passed), failed=int(not passed))

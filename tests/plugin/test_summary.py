@@ -122,13 +122,10 @@ def test_marker_alone_records_its_peak_for_junit(pytester: pytest.Pytester, run:
 
 def test_rss_source(pytester: pytest.Pytester, run: Run) -> None:
     pytester.makepyfile("""
-        import mmap
+        from tests.helpers import touch_native  # the run is in-process
 
         def test_native():
-            pages = mmap.mmap(-1, 40_000_000, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-            for offset in range(0, len(pages), mmap.PAGESIZE):
-                pages[offset] = 1
-            pages.close()
+            touch_native(40_000_000)
     """)
     result = run("--memguard", "--memguard-source", "rss", "--memguard-json", "rss.json")
     result.stdout.fnmatch_lines(["*memguard: peak memory per test (process RSS), top 1 of 1*"])
