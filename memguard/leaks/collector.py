@@ -46,6 +46,7 @@ plus one pass over the heap (the naming phase's container scan, about
 from __future__ import annotations
 
 import gc
+import itertools
 import math
 import sys
 import threading
@@ -117,11 +118,11 @@ _NFRAMES = 8
 
 
 #: Whether the screening reads the Python heap's bytes from memguard's allocation
-#: counter. Off: while a count window is open, malloc's bytes in use grow by
-#: 20-90 B per call of a clean function that only makes floats (the counter's
-#: own bookkeeping, measured on a 1 ms busy loop), which the malloc series
-#: reports as a native leak. The blocks series screens the Python heap instead.
-USE_COUNTER = False
+#: counter (exact, untraced), beside the allocator's blocks. It was off while
+#: the counter's own records lived in libc's heap: malloc's bytes in use then
+#: grew by 20-90 B per call of a clean float-making function, a false native
+#: leak. The records are mapped from the kernel now (see ``_native.c``).
+USE_COUNTER = True
 
 
 def _readers(options: LeakOptions, *,
@@ -490,7 +491,11 @@ class RepeatedRun:
             return
         # Enough calls to see the leak grow a few times: a leak on one call in
         # 1,000 needs thousands, a leak every call twenty.
-        slowest = min(v.per_call / (1.0 if v.unit != "bytes" else 64.0) for v in fired)
+        # Bytes grow by 64 B or so an event, unless only bytes grew: then the
+        # readings may show steps (see _events_per_call).
+        only_bytes = all(v.unit == "bytes" for v in fired)
+        slowest = min(self._events_per_call(v) if only_bytes
+                      else v.per_call / (1.0 if v.unit != "bytes" else 64.0) for v in fired)
         wanted = MIN_NAMING_CALLS if slowest <= 0 else math.ceil(NAMING_EVENTS / slowest)
         wanted = max(MIN_NAMING_CALLS, min(MAX_NAMING_CALLS, wanted))
         def start_tracing() -> None:
@@ -505,7 +510,7 @@ class RepeatedRun:
             yield chunk
             made += chunk
             if not halfway and made >= wanted // 2:
-                self.naming.half()
+                self.naming.half(made)
                 halfway = True
             now = time.perf_counter()
             spent_per_call = (now - begun) / made
@@ -515,7 +520,7 @@ class RepeatedRun:
                                       f"{wanted} wanted: the time budget ran out")
                 break
         if not halfway:
-            self.naming.half()
+            self.naming.half(made)
         self.naming.end(made, deadline=self.deadline, stop_tracing=self._end_window)
         self.naming_calls = made
         # Which C functions the code calls, and from which lines: a few calls
@@ -525,6 +530,20 @@ class RepeatedRun:
             yield PROFILE_CALLS
         finally:
             self.naming.profile_end(PROFILE_CALLS)
+
+    def _events_per_call(self, verdict: SignalVerdict) -> float:
+        """How often per call a bytes signal grows by one event: the rate naming waits for.
+
+        64 B or so an event, unless the readings show the growth in steps (a
+        buffer that grows by realloc, with room to spare each time, so that
+        only every thousandth call moves it, and by more each time): then an
+        event is the biggest step of the last half of the readings.
+        """
+        values = self.series(verdict.name)[-(self.points // 2 + 1):]
+        rises = [after - before for before, after in itertools.pairwise(values) if after > before]
+        if len(values) < 2 or 2 * len(rises) > len(values) - 1:
+            return verdict.per_call / 64.0  # growth between most readings: no steps seen
+        return verdict.per_call / max(64.0, *rises)
 
     def _end_window(self) -> None:
         """Stop the trace the naming started (a caller's trace goes on)."""

@@ -117,6 +117,35 @@ def site_growth(before: TraceSummary, after: TraceSummary, calls: int,
                  and (s.count >= 2 or calls == 1))
 
 
+def grown_in_place(before: TraceSummary, halfway: TraceSummary, after: TraceSummary,
+                   scale: float, top: int) -> tuple[AllocationSite, ...]:
+    """Sites whose blocks grew in size, not in number, in both halves of the calls.
+
+    A buffer that grows by realloc (a ``bytearray`` extended, a list's array)
+    leaks bytes in the same block: no new block marks its site, and the block
+    untraced before the calls is traced whole at its first realloc. Its site
+    is the one whose size rose from the start to halfway and again to the
+    end, with as many blocks at the end as halfway. ``size_bytes`` is the
+    second half's growth times *scale* (all the calls over the second half's),
+    so that per call it reads like :func:`site_growth`'s; ``count`` is 0.
+    """
+    found: list[AllocationSite] = []
+    for key, size in after[0].items():
+        middle = halfway[0].get(key, 0)
+        if not before[0].get(key, 0) < middle < size:
+            continue
+        if after[1].get(key, 0) != halfway[1].get(key, 0):
+            continue
+        filename, _, line = key.rpartition("\0")
+        frames = tuple(Frame(filename=f.rpartition("\0")[0], lineno=int(f.rpartition("\0")[2]))
+                       for f in after[2].get(key, "").splitlines() if f)
+        found.append(AllocationSite(filename=filename, lineno=int(line),
+                                    size_bytes=round((size - middle) * scale), count=0,
+                                    traceback=frames))
+    found.sort(key=lambda s: (-s.size_bytes, s.filename, s.lineno))
+    return tuple(with_source(s) for s in found[:top] if s.size_bytes * 100 >= found[0].size_bytes)
+
+
 class Naming:
     """Extra calls after a leak is found, to name growing sites, types and a holder.
 
@@ -137,6 +166,8 @@ class Naming:
         self.census: dict[str, int] = {}
         self.halfway: dict[str, int] = {}
         self.traces: TraceSummary = ({}, {}, {})
+        self.halfway_traces: TraceSummary = ({}, {}, {})
+        self.halfway_calls = 0
         self.sizes: dict[int, int] = {}
         self.sites: tuple[AllocationSite, ...] = ()
         self.types: tuple[tuple[str, float], ...] = ()
@@ -151,7 +182,7 @@ class Naming:
         self.c_calls.stop()
         self.c_calls.counts.clear()
         self.census, self.halfway, self.sizes = {}, {}, {}
-        self.traces = ({}, {}, {})
+        self.traces = self.halfway_traces = ({}, {}, {})
         if self.frozen:
             gc.unfreeze()
             self.frozen = False
@@ -191,10 +222,14 @@ class Naming:
         self.calls_into_c = tuple(dict.fromkeys([*at_sites, *self.c_calls.each_call(calls)]))
         self.c_calls.counts.clear()
 
-    def half(self) -> None:
-        if self.frozen:
-            with _tracing.excluded():
+    def half(self, calls: int = 0) -> None:
+        """Take the halfway state, after *calls* of the naming calls."""
+        with _tracing.excluded():
+            if self.frozen:
                 self.halfway = _new_types()
+            # after the census, which is not to count the summary's own objects
+            self.halfway_traces = summarize_traces()
+            self.halfway_calls = calls
 
     def end(self, calls: int, *, deadline: float | None = None,
             stop_tracing: Callable[[], None] = lambda: None) -> None:
@@ -207,7 +242,14 @@ class Naming:
         with _tracing.excluded():
             gc.collect()
             # The sites first: the scans below allocate, and may be traced.
-            self.sites = site_growth(self.traces, summarize_traces(), calls, 20)
+            final_traces = summarize_traces()
+            self.sites = site_growth(self.traces, final_traces, calls, 20)
+            if not self.sites and 0 < self.halfway_calls < calls:
+                self.sites = grown_in_place(self.traces, self.halfway_traces, final_traces,
+                                            calls / (calls - self.halfway_calls), 20)
+            # memguard's own: gone before the census of what the calls made
+            self.halfway_traces = ({}, {}, {})
+            del final_traces
         stop_tracing()
         with _tracing.excluded():
             if self.frozen:
@@ -241,7 +283,12 @@ class Naming:
             left = 3.0 if deadline is None else max(0.2, min(3.0, deadline - time.perf_counter()))
             self.sample = describe_one(entries, [name for name, _ in self.types],
                                        max_seconds=left)
-            if not self.types and self.sample is None and not self.skipped:
+            in_place = bool(self.sites) and all(site.count == 0 for site in self.sites)
+            if not self.types and self.sample is None and not self.skipped and in_place:
+                self.unreachable = ("no new object grew: the leaked bytes are in a block made "
+                                    "before the calls and grown in place (a bytearray, list "
+                                    "or dict extended), at the site named")
+            elif not self.types and self.sample is None and not self.skipped:
                 self.unreachable = ("no object that grew could be reached from the heap: the "
                                     "leaked memory has no referrer memguard can see (a "
                                     "reference or buffer leaked in C code?), so no type is "

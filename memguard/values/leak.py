@@ -239,6 +239,10 @@ class LeakReport(Value, kind="leak"):
                 count = site.count // calls
                 growth = (f"{format_size(site.size_bytes // calls, signed=True)} {per} in "
                           f"{count:,} block{'' if count == 1 else 's'}")
+            elif site.count == 0:  # a block there before the calls, grown in place
+                growth = (f"{format_amount(site.size_bytes / calls, 'bytes')} {per} "
+                          f"({format_size(site.size_bytes, signed=True)} over {calls} calls, "
+                          f"grown in place)")
             else:
                 growth = (f"{format_amount(site.size_bytes / calls, 'bytes')} {per} "
                           f"({format_size(site.size_bytes, signed=True)} in {blocks} "
