@@ -1117,6 +1117,237 @@ mg_sampled_live(PyObject *self, PyObject *args)
     return rows_of(0);
 }
 
+/* ------------------------------------------------------------------------ */
+/* The census                                                                */
+
+/* Live objects counted by type, with no Python object made per object
+ * counted: while tracemalloc traces, every allocation is a traced one (a
+ * census under a trace took 2.3-3.5 times as long as without), and the
+ * counter counts them too. The tables here are libc's (malloc), which no
+ * Python allocator hook sees, and are freed before the call returns. The
+ * walk is memguard.objects' (see _count_untracked there) step for step, so
+ * both paths give the same counts: the untracked referents of tracked
+ * objects, then level by level the items of the untracked dicts and tuples
+ * among them; an object with one reference is counted where it is met, the
+ * others once each, by address. No Python code runs during the walk (the
+ * GIL is held and nothing is allocated from Python's heap), so the borrowed
+ * pointers stay valid until the result is built. */
+
+typedef struct {
+    uintptr_t key;      /* 0: empty */
+    Py_ssize_t value;
+} cell_t;
+
+typedef struct {
+    cell_t *cells;
+    size_t cap;         /* power of two, or 0 */
+    size_t count;
+} ptable_t;
+
+typedef struct {
+    PyObject **items;   /* borrowed */
+    size_t n, cap;
+} vec_t;
+
+typedef struct {
+    ptable_t by_type;   /* type -> count */
+    ptable_t shared;    /* objects with several references, each once */
+    ptable_t nested;    /* untracked containers met at this level, each once */
+    vec_t next;         /* the same, in order: the next level's holders */
+    int failed;         /* out of memory */
+} census_t;
+
+static int
+ptable_grow(ptable_t *t)
+{
+    size_t ncap = t->cap ? t->cap * 2 : 1024;
+    cell_t *cells = calloc(ncap, sizeof(cell_t));
+    if (cells == NULL) {
+        return -1;
+    }
+    for (size_t i = 0; i < t->cap; i++) {
+        if (t->cells[i].key != 0) {
+            size_t j = hash_ptr(t->cells[i].key) & (ncap - 1);
+            while (cells[j].key != 0) {
+                j = (j + 1) & (ncap - 1);
+            }
+            cells[j] = t->cells[i];
+        }
+    }
+    free(t->cells);
+    t->cells = cells;
+    t->cap = ncap;
+    return 0;
+}
+
+/* The cell of *key*, made (value 0) if absent; NULL when out of memory. */
+static cell_t *
+ptable_get(ptable_t *t, uintptr_t key)
+{
+    if ((t->count + 1) * 4 > t->cap * 3 && ptable_grow(t) < 0) {
+        return NULL;
+    }
+    size_t mask = t->cap - 1;
+    size_t j = hash_ptr(key) & mask;
+    while (t->cells[j].key != 0 && t->cells[j].key != key) {
+        j = (j + 1) & mask;
+    }
+    if (t->cells[j].key == 0) {
+        t->cells[j].key = key;
+        t->count++;
+    }
+    return &t->cells[j];
+}
+
+static void
+ptable_clear(ptable_t *t)
+{
+    if (t->cells != NULL) {
+        memset(t->cells, 0, t->cap * sizeof(cell_t));
+    }
+    t->count = 0;
+}
+
+static int
+vec_push(vec_t *v, PyObject *o)
+{
+    if (v->n == v->cap) {
+        size_t ncap = v->cap ? v->cap * 2 : 1024;
+        PyObject **items = realloc(v->items, ncap * sizeof(PyObject *));
+        if (items == NULL) {
+            return -1;
+        }
+        v->items = items;
+        v->cap = ncap;
+    }
+    v->items[v->n++] = o;
+    return 0;
+}
+
+static void
+census_add(census_t *c, PyObject *o)
+{
+    cell_t *cell = ptable_get(&c->by_type, (uintptr_t)Py_TYPE(o));
+    if (cell == NULL) {
+        c->failed = 1;
+        return;
+    }
+    cell->value++;
+}
+
+static int
+census_visit(PyObject *o, void *arg)
+{
+    census_t *c = (census_t *)arg;
+    if (c->failed || PyObject_GC_IsTracked(o)) {
+        return 0;
+    }
+    if (Py_REFCNT(o) == 1) {
+        census_add(c, o);
+    } else {
+        cell_t *cell = ptable_get(&c->shared, (uintptr_t)o);
+        if (cell == NULL) {
+            c->failed = 1;
+            return 0;
+        }
+        cell->value = 1;
+    }
+    if (Py_IS_TYPE(o, &PyDict_Type) || Py_IS_TYPE(o, &PyTuple_Type)) {
+        cell_t *cell = ptable_get(&c->nested, (uintptr_t)o);
+        if (cell == NULL) {
+            c->failed = 1;
+            return 0;
+        }
+        if (cell->value == 0) {
+            cell->value = 1;
+            if (vec_push(&c->next, o) < 0) {
+                c->failed = 1;
+            }
+        }
+    }
+    return 0;
+}
+
+static void
+census_traverse(census_t *c, PyObject *o)
+{
+    if (PyObject_IS_GC(o)) {
+        traverseproc traverse = Py_TYPE(o)->tp_traverse;
+        if (traverse != NULL) {
+            traverse(o, census_visit, c);
+        }
+    }
+}
+
+static PyObject *
+mg_census(PyObject *self, PyObject *args)
+{
+    PyObject *tracked;
+    int untracked;
+    if (!PyArg_ParseTuple(args, "O!p:census", &PyList_Type, &tracked, &untracked)) {
+        return NULL;
+    }
+    census_t c;
+    memset(&c, 0, sizeof(c));
+    vec_t level = {NULL, 0, 0};
+    Py_ssize_t n = PyList_GET_SIZE(tracked);
+    for (Py_ssize_t i = 0; i < n && !c.failed; i++) {
+        census_add(&c, PyList_GET_ITEM(tracked, i));
+    }
+    if (untracked) {
+        for (Py_ssize_t i = 0; i < n && !c.failed; i++) {
+            census_traverse(&c, PyList_GET_ITEM(tracked, i));
+        }
+        while (c.next.n > 0 && !c.failed) {
+            vec_t swap = level;
+            level = c.next;
+            c.next = swap;
+            c.next.n = 0;
+            ptable_clear(&c.nested);
+            for (size_t i = 0; i < level.n && !c.failed; i++) {
+                census_traverse(&c, level.items[i]);
+            }
+        }
+        for (size_t i = 0; i < c.shared.cap && !c.failed; i++) {
+            if (c.shared.cells[i].key != 0) {
+                census_add(&c, (PyObject *)c.shared.cells[i].key);
+            }
+        }
+    }
+    free(level.items);
+    free(c.next.items);
+    free(c.shared.cells);
+    free(c.nested.cells);
+    if (c.failed) {
+        free(c.by_type.cells);
+        return PyErr_NoMemory();
+    }
+    /* Building the result allocates, which may run a collection and free a
+     * type whose last instances were garbage: hold every type first. */
+    for (size_t i = 0; i < c.by_type.cap; i++) {
+        if (c.by_type.cells[i].key != 0) {
+            Py_INCREF((PyObject *)c.by_type.cells[i].key);
+        }
+    }
+    PyObject *result = PyDict_New();
+    for (size_t i = 0; i < c.by_type.cap; i++) {
+        PyObject *key = (PyObject *)c.by_type.cells[i].key;
+        if (key == NULL) {
+            continue;
+        }
+        if (result != NULL) {
+            PyObject *count = PyLong_FromSsize_t(c.by_type.cells[i].value);
+            if (count == NULL || PyDict_SetItem(result, key, count) < 0) {
+                Py_CLEAR(result);
+            }
+            Py_XDECREF(count);
+        }
+        Py_DECREF(key);
+    }
+    free(c.by_type.cells);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"begin", mg_begin, METH_NOARGS, "Open a counting session (install the hooks on the first)."},
     {"end", mg_end, METH_NOARGS,
@@ -1140,6 +1371,9 @@ static PyMethodDef methods[] = {
     {"captured", mg_captured, METH_NOARGS,
      "(level, [(size, [(filename, name, line), ...]), ...], mean, dropped) at the highest copy."},
     {"sampled_live", mg_sampled_live, METH_NOARGS, "The sampled live set now, as captured()."},
+    {"census", mg_census, METH_VARARGS,
+     "census(tracked, untracked): {type: count} of the objects in the list *tracked* and, "
+     "if *untracked*, of the untracked objects they hold (memguard.objects' walk)."},
     {NULL, NULL, 0, NULL},
 };
 

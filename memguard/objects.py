@@ -15,9 +15,13 @@ its own (not shared with memguard's values). memguard's other objects (an earlie
 snapshot, its sites, a report) and the data only they hold are left out too
 (:func:`_memguards_own`).
 
-The work is done in C (``gc.get_objects``, ``gc.get_referents``,
-``collections.Counter`` over ``map``); Python code runs once per distinct
-type, not once per object. Imports only the standard library.
+The work is done in C: by memguard's extension where it is built (one walk
+that makes no Python object per object counted, so a tracemalloc trace
+running meanwhile costs it nothing: the issue-19 case), else by the
+interpreter's (``gc.get_objects``, ``gc.get_referents``,
+``collections.Counter`` over ``map``), where Python code runs once per
+distinct type, not once per object. The two paths count alike. Imports the
+standard library, and the extension through :mod:`memguard._counter`.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from itertools import compress, filterfalse
+from typing import Any
 
 __all__ = ["count_types", "tracked_count", "type_name"]
 
@@ -196,6 +201,31 @@ def _count_referents(holders: list[object], by_type: Counter[type], shared: dict
         del untracked, single, several, holding
 
 
+def _native_census() -> Any:
+    """memguard's extension when it is built and not switched off, else ``None``."""
+    from . import _counter
+
+    return None if _counter.unavailable_reason() else _counter._native()
+
+
+def _census(tracked: list[object], untracked: bool, *,
+            native: bool = True) -> Counter[type]:
+    """The objects of *tracked* and (if *untracked*) the untracked ones they hold, by type.
+
+    In C where memguard's extension is built (no Python object made per
+    object counted, so a trace running meanwhile costs it nothing), else
+    in Python; the two walk the heap the same way and give the same counts.
+    """
+    module = _native_census() if native else None
+    if module is not None:
+        return Counter(module.census(tracked, untracked))
+    by_type: Counter[type] = Counter()
+    _tally(by_type, tracked)
+    if untracked:
+        _count_untracked(tracked, by_type)
+    return by_type
+
+
 def count_types(*, untracked: bool = True, collect: bool = True) -> dict[str, int]:
     """Count live objects by type name.
 
@@ -230,11 +260,8 @@ def count_types(*, untracked: bool = True, collect: bool = True) -> dict[str, in
     if collect:
         gc.collect()
     tracked = gc.get_objects()
-    by_type: Counter[type] = Counter()
     try:
-        _tally(by_type, tracked)
-        if untracked:
-            _count_untracked(tracked, by_type)
+        by_type = _census(tracked, untracked)
         by_type.subtract(_memguards_own(tracked))
     finally:
         del tracked
