@@ -83,7 +83,7 @@ static atomic_llong lost_blocks = 0;  /* blocks the set could not hold */
 /* The set of counted blocks: shards of open-addressing tables.             */
 
 #define NSHARDS 128
-#define MIN_CAP 256   /* 4 KiB of slots: one mapped page */
+#define MIN_CAP 64
 
 typedef struct {
     uintptr_t key;
@@ -120,9 +120,52 @@ meta_unmap(void *p, size_t size)
 }
 
 #define CHUNK_BYTES ((size_t)1 << 20)
+#define CHUNK_HEAD 512                 /* the link to the chunk before, and alignment */
+#define SMALL_SLOTS ((size_t)64 << 10)  /* slot arrays up to this size are cut from chunks */
 static atomic_flag chunk_lock = ATOMIC_FLAG_INIT;  /* taken inside a shard's lock only */
 static char *chunk_head = NULL;  /* newest chunk; its first word links to the one before */
 static size_t chunk_used = 0;
+
+/* *size* zeroed bytes (a multiple of 512, at most a chunk's room) from the
+ * current chunk, or a new one; NULL when out of memory. Everything cut from
+ * chunks is given back at once when the count ends, and the last chunk is
+ * kept, zeroed, for the next count: a short limit() block then makes no
+ * system call for its records (mapping and unmapping a few hundred of them
+ * per block cost 0.1-0.2x of an allocation-heavy block's time). */
+static void *
+chunk_alloc(size_t size)
+{
+    while (atomic_flag_test_and_set_explicit(&chunk_lock, memory_order_acquire)) {
+    }
+    if (chunk_head == NULL || chunk_used + size > CHUNK_BYTES) {
+        char *chunk = meta_map(CHUNK_BYTES);
+        if (chunk == NULL) {
+            atomic_flag_clear_explicit(&chunk_lock, memory_order_release);
+            return NULL;
+        }
+        *(char **)chunk = chunk_head;
+        chunk_head = chunk;
+        chunk_used = CHUNK_HEAD;
+    }
+    void *p = chunk_head + chunk_used;
+    chunk_used += size;
+    atomic_flag_clear_explicit(&chunk_lock, memory_order_release);
+    return p;
+}
+
+static void *
+slots_alloc(size_t size)
+{
+    return size <= SMALL_SLOTS ? chunk_alloc(size) : meta_map(size);
+}
+
+static void
+slots_free(void *p, size_t size)
+{
+    if (size > SMALL_SLOTS) {
+        meta_unmap(p, size);
+    }  /* else: in a chunk, given back with it */
+}
 
 static shard_t bigs[NSHARDS];   /* blocks by address: big or unaligned ones */
 static shard_t pages[NSHARDS];  /* page -> page_t of 16-bit slots */
@@ -152,7 +195,7 @@ static int
 shard_grow(shard_t *s)
 {
     size_t ncap = s->cap ? s->cap * 2 : MIN_CAP;
-    entry_t *nslots = meta_map(ncap * sizeof(entry_t));
+    entry_t *nslots = slots_alloc(ncap * sizeof(entry_t));
     if (nslots == NULL) {
         return -1;
     }
@@ -167,7 +210,7 @@ shard_grow(shard_t *s)
         }
         nslots[j] = s->slots[i];
     }
-    meta_unmap(s->slots, s->cap * sizeof(entry_t));
+    slots_free(s->slots, s->cap * sizeof(entry_t));
     s->slots = nslots;
     s->cap = ncap;
     return 0;
@@ -258,22 +301,27 @@ set_clear(void)
         for (int k = 0; k < 2; k++) {
             shard_t *s = shards[k];
             shard_lock(s);
-            meta_unmap(s->slots, s->cap * sizeof(entry_t));
+            slots_free(s->slots, s->cap * sizeof(entry_t));
             s->slots = NULL;
             s->cap = 0;
             s->count = 0;
             shard_unlock(s);
         }
     }
-    /* every page record goes with its chunk */
+    /* every page record and small slot array goes with its chunk; the
+     * newest chunk stays, zeroed where it was used */
     while (atomic_flag_test_and_set_explicit(&chunk_lock, memory_order_acquire)) {
     }
-    while (chunk_head != NULL) {
+    if (chunk_head != NULL) {
         char *before = *(char **)chunk_head;
-        meta_unmap(chunk_head, CHUNK_BYTES);
-        chunk_head = before;
+        while (before != NULL) {
+            char *older = *(char **)before;
+            meta_unmap(before, CHUNK_BYTES);
+            before = older;
+        }
+        memset(chunk_head, 0, chunk_used);
+        chunk_used = CHUNK_HEAD;
     }
-    chunk_used = 0;
     atomic_flag_clear_explicit(&chunk_lock, memory_order_release);
 }
 
@@ -284,7 +332,8 @@ set_clear(void)
  * in one place, and pymalloc fills a pool's blocks in address order, so an
  * allocation touches a line or two that are already in cache, where a set
  * keyed by block address would miss on nearly every call. Costs 512 bytes per
- * page that holds the start of a counted block, freed when the count ends. */
+ * page that holds the start of a counted block, given back when the count
+ * ends (but for one 1 MiB chunk, kept for the next count: see chunk_alloc). */
 #define PAGE_SHIFT 12
 #define GRAN_SHIFT 4
 #define PAGE_SLOTS (1 << (PAGE_SHIFT - GRAN_SHIFT))
@@ -293,29 +342,6 @@ set_clear(void)
 typedef struct {
     uint16_t size[PAGE_SLOTS];
 } page_t;
-
-/* A zeroed page record from the current chunk (a new chunk when it is full);
- * the chunk's first record's room holds the link to the chunk before it. */
-static page_t *
-page_new(void)
-{
-    while (atomic_flag_test_and_set_explicit(&chunk_lock, memory_order_acquire)) {
-    }
-    if (chunk_head == NULL || chunk_used + sizeof(page_t) > CHUNK_BYTES) {
-        char *chunk = meta_map(CHUNK_BYTES);
-        if (chunk == NULL) {
-            atomic_flag_clear_explicit(&chunk_lock, memory_order_release);
-            return NULL;
-        }
-        *(char **)chunk = chunk_head;
-        chunk_head = chunk;
-        chunk_used = sizeof(page_t);
-    }
-    page_t *page = (page_t *)(chunk_head + chunk_used);
-    chunk_used += sizeof(page_t);
-    atomic_flag_clear_explicit(&chunk_lock, memory_order_release);
-    return page;
-}
 
 static uint16_t *
 page_slot(shard_t *s, uintptr_t pk, uint64_t h, int create)
@@ -334,7 +360,7 @@ page_slot(shard_t *s, uintptr_t pk, uint64_t h, int create)
         if (!create) {
             return NULL;
         }
-        page_t *page = page_new();
+        page_t *page = chunk_alloc(sizeof(page_t));
         if (page == NULL) {
             return NULL;
         }

@@ -253,7 +253,11 @@ def test_fork_inside_limit_while_a_thread_allocates_leaves_a_usable_child(
             os.close(read_end)
             assert reported == b"\x00"
             assert os.waitstatus_to_exitcode(code) == 0
-            assert guard.peak_bytes >= 100_000
+            # The count is process-wide: the churning thread's blocks, counted
+            # when made before the window's start was read and freed inside it,
+            # lower the level by up to its live set (100 bytearrays of 64 B and
+            # their list, about 13 KB; 2.2 KB in one run).
+            assert guard.peak_bytes >= 100_000 - 16 * 1024
     finally:
         stop.set()
         other.join()
