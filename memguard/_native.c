@@ -119,6 +119,20 @@ meta_unmap(void *p, size_t size)
     }
 }
 
+static inline void
+spin_lock(atomic_flag *flag)
+{
+    while (atomic_flag_test_and_set_explicit(flag, memory_order_acquire)) {
+        /* spin: critical sections are a few dozen instructions */
+    }
+}
+
+static inline void
+spin_unlock(atomic_flag *flag)
+{
+    atomic_flag_clear_explicit(flag, memory_order_release);
+}
+
 #define CHUNK_BYTES ((size_t)1 << 20)
 #define CHUNK_HEAD 512                 /* the link to the chunk before, and alignment */
 #define SMALL_SLOTS ((size_t)64 << 10)  /* slot arrays up to this size are cut from chunks */
@@ -135,12 +149,11 @@ static size_t chunk_used = 0;
 static void *
 chunk_alloc(size_t size)
 {
-    while (atomic_flag_test_and_set_explicit(&chunk_lock, memory_order_acquire)) {
-    }
+    spin_lock(&chunk_lock);
     if (chunk_head == NULL || chunk_used + size > CHUNK_BYTES) {
         char *chunk = meta_map(CHUNK_BYTES);
         if (chunk == NULL) {
-            atomic_flag_clear_explicit(&chunk_lock, memory_order_release);
+            spin_unlock(&chunk_lock);
             return NULL;
         }
         *(char **)chunk = chunk_head;
@@ -149,7 +162,7 @@ chunk_alloc(size_t size)
     }
     void *p = chunk_head + chunk_used;
     chunk_used += size;
-    atomic_flag_clear_explicit(&chunk_lock, memory_order_release);
+    spin_unlock(&chunk_lock);
     return p;
 }
 
@@ -180,15 +193,29 @@ hash_ptr(uintptr_t p)
 static inline void
 shard_lock(shard_t *s)
 {
-    while (atomic_flag_test_and_set_explicit(&s->lock, memory_order_acquire)) {
-        /* spin: critical sections are a few dozen instructions */
-    }
+    spin_lock(&s->lock);
 }
 
 static inline void
 shard_unlock(shard_t *s)
 {
-    atomic_flag_clear_explicit(&s->lock, memory_order_release);
+    spin_unlock(&s->lock);
+}
+
+/* Insert the entries of one open-addressing table (key 0: empty) into an
+ * empty one of *cap* slots, a power of two: the growth of every table here. */
+static void
+entries_move(const entry_t *from, size_t n, entry_t *to, size_t cap)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (from[i].key != 0) {
+            size_t j = hash_ptr(from[i].key) & (cap - 1);
+            while (to[j].key != 0) {
+                j = (j + 1) & (cap - 1);
+            }
+            to[j] = from[i];
+        }
+    }
 }
 
 static int
@@ -199,17 +226,7 @@ shard_grow(shard_t *s)
     if (nslots == NULL) {
         return -1;
     }
-    for (size_t i = 0; i < s->cap; i++) {
-        uintptr_t k = s->slots[i].key;
-        if (k == 0) {
-            continue;
-        }
-        size_t j = hash_ptr(k) & (ncap - 1);
-        while (nslots[j].key != 0) {
-            j = (j + 1) & (ncap - 1);
-        }
-        nslots[j] = s->slots[i];
-    }
+    entries_move(s->slots, s->cap, nslots, ncap);
     slots_free(s->slots, s->cap * sizeof(entry_t));
     s->slots = nslots;
     s->cap = ncap;
@@ -310,8 +327,7 @@ set_clear(void)
     }
     /* every page record and small slot array goes with its chunk; the
      * newest chunk stays, zeroed where it was used */
-    while (atomic_flag_test_and_set_explicit(&chunk_lock, memory_order_acquire)) {
-    }
+    spin_lock(&chunk_lock);
     if (chunk_head != NULL) {
         char *before = *(char **)chunk_head;
         while (before != NULL) {
@@ -322,7 +338,7 @@ set_clear(void)
         memset(chunk_head, 0, chunk_used);
         chunk_used = CHUNK_HEAD;
     }
-    atomic_flag_clear_explicit(&chunk_lock, memory_order_release);
+    spin_unlock(&chunk_lock);
 }
 
 /* The common case, kept cache-friendly: blocks aligned to 16 bytes (all of
@@ -494,14 +510,13 @@ run_capture_callback(void *arg)
 static inline void
 sample_locked(void)
 {
-    while (atomic_flag_test_and_set_explicit(&sample_lock, memory_order_acquire)) {
-    }
+    spin_lock(&sample_lock);
 }
 
 static inline void
 sample_unlocked(void)
 {
-    atomic_flag_clear_explicit(&sample_lock, memory_order_release);
+    spin_unlock(&sample_lock);
 }
 
 static double
@@ -1160,12 +1175,7 @@ mg_sampled_live(PyObject *self, PyObject *args)
  * pointers stay valid until the result is built. */
 
 typedef struct {
-    uintptr_t key;      /* 0: empty */
-    Py_ssize_t value;
-} cell_t;
-
-typedef struct {
-    cell_t *cells;
+    entry_t *cells;     /* key (0: empty) -> a count, in .size */
     size_t cap;         /* power of two, or 0 */
     size_t count;
 } ptable_t;
@@ -1187,27 +1197,19 @@ static int
 ptable_grow(ptable_t *t)
 {
     size_t ncap = t->cap ? t->cap * 2 : 1024;
-    cell_t *cells = calloc(ncap, sizeof(cell_t));
+    entry_t *cells = calloc(ncap, sizeof(entry_t));
     if (cells == NULL) {
         return -1;
     }
-    for (size_t i = 0; i < t->cap; i++) {
-        if (t->cells[i].key != 0) {
-            size_t j = hash_ptr(t->cells[i].key) & (ncap - 1);
-            while (cells[j].key != 0) {
-                j = (j + 1) & (ncap - 1);
-            }
-            cells[j] = t->cells[i];
-        }
-    }
+    entries_move(t->cells, t->cap, cells, ncap);
     free(t->cells);
     t->cells = cells;
     t->cap = ncap;
     return 0;
 }
 
-/* The cell of *key*, made (value 0) if absent; NULL when out of memory. */
-static cell_t *
+/* The cell of *key*, made (count 0) if absent; NULL when out of memory. */
+static entry_t *
 ptable_get(ptable_t *t, uintptr_t key)
 {
     if ((t->count + 1) * 4 > t->cap * 3 && ptable_grow(t) < 0) {
@@ -1229,7 +1231,7 @@ static void
 ptable_clear(ptable_t *t)
 {
     if (t->cells != NULL) {
-        memset(t->cells, 0, t->cap * sizeof(cell_t));
+        memset(t->cells, 0, t->cap * sizeof(entry_t));
     }
     t->count = 0;
 }
@@ -1253,12 +1255,12 @@ vec_push(vec_t *v, PyObject *o)
 static void
 census_add(census_t *c, PyObject *o)
 {
-    cell_t *cell = ptable_get(&c->by_type, (uintptr_t)Py_TYPE(o));
+    entry_t *cell = ptable_get(&c->by_type, (uintptr_t)Py_TYPE(o));
     if (cell == NULL) {
         c->failed = 1;
         return;
     }
-    cell->value++;
+    cell->size++;
 }
 
 static int
@@ -1271,21 +1273,21 @@ census_visit(PyObject *o, void *arg)
     if (Py_REFCNT(o) == 1) {
         census_add(c, o);
     } else {
-        cell_t *cell = ptable_get(&c->shared, (uintptr_t)o);
+        entry_t *cell = ptable_get(&c->shared, (uintptr_t)o);
         if (cell == NULL) {
             c->failed = 1;
             return 0;
         }
-        cell->value = 1;
+        cell->size = 1;
     }
     if (Py_IS_TYPE(o, &PyDict_Type) || Py_IS_TYPE(o, &PyTuple_Type)) {
-        cell_t *cell = ptable_get(&c->nested, (uintptr_t)o);
+        entry_t *cell = ptable_get(&c->nested, (uintptr_t)o);
         if (cell == NULL) {
             c->failed = 1;
             return 0;
         }
-        if (cell->value == 0) {
-            cell->value = 1;
+        if (cell->size == 0) {
+            cell->size = 1;
             if (vec_push(&c->next, o) < 0) {
                 c->failed = 1;
             }
@@ -1362,7 +1364,7 @@ mg_census(PyObject *self, PyObject *args)
             continue;
         }
         if (result != NULL) {
-            PyObject *count = PyLong_FromSsize_t(c.by_type.cells[i].value);
+            PyObject *count = PyLong_FromSize_t(c.by_type.cells[i].size);
             if (count == NULL || PyDict_SetItem(result, key, count) < 0) {
                 Py_CLEAR(result);
             }
@@ -1426,14 +1428,13 @@ atfork_prepare(void)
         shard_lock(&bigs[i]);
         shard_lock(&pages[i]);
     }
-    while (atomic_flag_test_and_set_explicit(&chunk_lock, memory_order_acquire)) {
-    }
+    spin_lock(&chunk_lock);
 }
 
 static void
 atfork_release(void)
 {
-    atomic_flag_clear_explicit(&chunk_lock, memory_order_release);
+    spin_unlock(&chunk_lock);
     for (int i = NSHARDS - 1; i >= 0; i--) {
         shard_unlock(&pages[i]);
         shard_unlock(&bigs[i]);

@@ -496,9 +496,10 @@ class RepeatedRun:
         # 1,000 needs thousands, a leak every call twenty.
         # Bytes grow by 64 B or so an event, unless only bytes grew: then the
         # readings may show steps (see _events_per_call).
-        only_bytes = all(v.unit == "bytes" for v in fired)
-        slowest = min(self._events_per_call(v) if only_bytes
-                      else v.per_call / (1.0 if v.unit != "bytes" else 64.0) for v in fired)
+        if all(v.unit == "bytes" for v in fired):
+            slowest = min(self._events_per_call(v) for v in fired)
+        else:
+            slowest = min(v.per_call / (1.0 if v.unit != "bytes" else 64.0) for v in fired)
         wanted = MIN_NAMING_CALLS if slowest <= 0 else math.ceil(NAMING_EVENTS / slowest)
         wanted = max(MIN_NAMING_CALLS, min(MAX_NAMING_CALLS, wanted))
         def start_tracing() -> None:

@@ -89,6 +89,22 @@ def summarize_traces() -> TraceSummary:
     return sizes, counts, tracebacks
 
 
+def _site(key: str, tracebacks: dict[str, str], size_bytes: int,
+          count: int) -> AllocationSite:
+    """The site of a summary *key* (``filename\0line``), with its traceback."""
+    filename, _, line = key.rpartition("\0")
+    frames = tuple(Frame(filename=f.rpartition("\0")[0], lineno=int(f.rpartition("\0")[2]))
+                   for f in tracebacks.get(key, "").splitlines() if f)
+    return AllocationSite(filename=filename, lineno=int(line), size_bytes=size_bytes,
+                          count=count, traceback=frames)
+
+
+def _biggest(found: list[AllocationSite], top: int) -> list[AllocationSite]:
+    """The *top* biggest sites, less those under a hundredth of the biggest (noise)."""
+    found.sort(key=lambda s: (-s.size_bytes, s.filename, s.lineno))
+    return [s for s in found[:top] if s.size_bytes * 100 >= found[0].size_bytes]
+
+
 def site_growth(before: TraceSummary, after: TraceSummary, calls: int,
                 top: int) -> tuple[AllocationSite, ...]:
     """Sites whose live size grew from *before* to *after*, biggest first.
@@ -104,17 +120,10 @@ def site_growth(before: TraceSummary, after: TraceSummary, calls: int,
         grown = size - before[0].get(key, 0)
         if grown <= 0 or calls <= 0:
             continue
-        filename, _, line = key.rpartition("\0")
         blocks = counts.get(key, 0) - before[1].get(key, 0)
-        frames = tuple(Frame(filename=f.rpartition("\0")[0], lineno=int(f.rpartition("\0")[2]))
-                       for f in tracebacks.get(key, "").splitlines() if f)
-        found.append(AllocationSite(filename=filename, lineno=int(line), size_bytes=grown,
-                                    count=max(0, blocks), traceback=frames))
-    found.sort(key=lambda s: (-s.size_bytes, s.filename, s.lineno))
-    # A site that grew by less than a block per hundred calls of the leak is noise.
+        found.append(_site(key, tracebacks, grown, max(0, blocks)))
     # One block over all the calls is a one-off (a frame, a cache entry), not a leak's site.
-    return tuple(with_source(s) for s in found[:top] if s.size_bytes * 100 >= found[0].size_bytes
-                 and (s.count >= 2 or calls == 1))
+    return tuple(with_source(s) for s in _biggest(found, top) if s.count >= 2 or calls == 1)
 
 
 def grown_in_place(before: TraceSummary, halfway: TraceSummary, after: TraceSummary,
@@ -132,18 +141,9 @@ def grown_in_place(before: TraceSummary, halfway: TraceSummary, after: TraceSumm
     found: list[AllocationSite] = []
     for key, size in after[0].items():
         middle = halfway[0].get(key, 0)
-        if not before[0].get(key, 0) < middle < size:
-            continue
-        if after[1].get(key, 0) != halfway[1].get(key, 0):
-            continue
-        filename, _, line = key.rpartition("\0")
-        frames = tuple(Frame(filename=f.rpartition("\0")[0], lineno=int(f.rpartition("\0")[2]))
-                       for f in after[2].get(key, "").splitlines() if f)
-        found.append(AllocationSite(filename=filename, lineno=int(line),
-                                    size_bytes=round((size - middle) * scale), count=0,
-                                    traceback=frames))
-    found.sort(key=lambda s: (-s.size_bytes, s.filename, s.lineno))
-    return tuple(with_source(s) for s in found[:top] if s.size_bytes * 100 >= found[0].size_bytes)
+        if before[0].get(key, 0) < middle < size and after[1].get(key, 0) == halfway[1].get(key, 0):
+            found.append(_site(key, after[2], round((size - middle) * scale), 0))
+    return tuple(with_source(s) for s in _biggest(found, top))
 
 
 class Naming:
@@ -283,17 +283,19 @@ class Naming:
             left = 3.0 if deadline is None else max(0.2, min(3.0, deadline - time.perf_counter()))
             self.sample = describe_one(entries, [name for name, _ in self.types],
                                        max_seconds=left)
-            in_place = bool(self.sites) and all(site.count == 0 for site in self.sites)
-            if not self.types and self.sample is None and not self.skipped and in_place:
-                self.unreachable = ("no new object grew: the leaked bytes are in a block made "
-                                    "before the calls and grown in place (a bytearray, list "
-                                    "or dict extended), at the site named")
-            elif not self.types and self.sample is None and not self.skipped:
-                self.unreachable = ("no object that grew could be reached from the heap: the "
-                                    "leaked memory has no referrer memguard can see (a "
-                                    "reference or buffer leaked in C code?), so no type is "
-                                    "named")
+            if not self.types and self.sample is None and not self.skipped:
+                self.unreachable = self._nothing_named()
             self.clear()
+
+    def _nothing_named(self) -> str:
+        """Why no type is named: a buffer grown in place, or memory no referrer shows."""
+        if self.sites and all(site.count == 0 for site in self.sites):
+            return ("no new object grew: the leaked bytes are in a block made before the "
+                    "calls and grown in place (a bytearray, list or dict extended), at the "
+                    "site named")
+        return ("no object that grew could be reached from the heap: the leaked memory has "
+                "no referrer memguard can see (a reference or buffer leaked in C code?), so "
+                "no type is named")
 
 
 class CCalls:

@@ -12,11 +12,6 @@ import pytest
 import memguard
 from memguard import LeakDetected, LeakReport, check_leaks, track_leaks
 
-#: The Python heap's bytes are a series of their own only when the caller
-#: traces (the allocation counter is not read by the screening: see
-#: ``leaks.collector.USE_COUNTER``); else the allocator's blocks screen it.
-COUNTED: list[str] = []
-
 _KEPT: list[Any] = []
 
 
@@ -115,8 +110,7 @@ def test_clean_function_passes_in_one_batch() -> None:
     assert report.iterations <= 2 * bound + max(16 * per, bound // 2)
     assert report.warmup == 5
     assert report.naming_calls == 0
-    assert {s.name for s in report.signals} == {*COUNTED, "blocks", "objects", "malloc", "fds",
-                                                 "threads"}
+    assert {s.name for s in report.signals} == {"blocks", "objects", "malloc", "fds", "threads"}
     readings = report.iterations // per + 1  # and the level before the first call
     assert all(len(series) == readings for series in report.series.values())
     assert report.sites == ()
@@ -205,7 +199,7 @@ def test_decorator_with_options_and_its_report() -> None:
     assert tracker.report is not None
     assert tracker.report.iterations == 25
     assert tracker.report.warmup == 2
-    assert [s.name for s in tracker.report.signals] == [*COUNTED, "blocks", "objects"]
+    assert [s.name for s in tracker.report.signals] == ["blocks", "objects"]
 
 
 def test_signal_switches() -> None:
