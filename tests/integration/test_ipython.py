@@ -257,8 +257,13 @@ def test_limit_cell_over_the_limit_fails_with_the_test_message(
                           "  1 %%memguard_limit 1 MB --label loader\n"
                           "  2 kept = bytearray(2_000_000)\n"
                           f"MemoryLimitExceeded: {first}\n"), out
+    # The sites in the verdict are sampled: a sample may land on a block
+    # IPython holds at the peak and name its file (interactiveshell.py, in 1
+    # of 3 busy runs); frames are what must not show, outside the verdict.
+    assert f"MemoryLimitExceeded: {error}\n" in out
+    frames = out.replace(f"MemoryLimitExceeded: {error}", "")
     for frame in ("run_cell_magic", "__exit__", "limit.py", "magics.py", "interactiveshell"):
-        assert frame not in out
+        assert frame not in frames, out
 
 
 def test_limit_cell_error_propagates_unchanged(shell: InteractiveShell) -> None:
