@@ -73,8 +73,8 @@ PLUGIN_TESTS = ("tests/plugin/test_baseline_threshold.py", "tests/plugin/test_ba
 MUTATIONS: tuple[Mutation, ...] = (
     # --- limits ----------------------------------------------------------------
     Mutation("limit-exceeded-at-equality", "limit", "memguard/values/limit.py",
-             "return self.peak_bytes > self.limit_bytes",
-             "return self.peak_bytes >= self.limit_bytes",
+             "return self.peak_above_start_bytes > self.limit_bytes",
+             "return self.peak_above_start_bytes >= self.limit_bytes",
              (*LIMIT_TESTS, "tests/plugin/test_memray_compat.py"),
              "a peak exactly at the limit fails (memguard lets a peak reach its limit)"),
     Mutation("outer-peak-lost-before-inner-limit", "limit", "memguard/_tracing.py",
@@ -91,8 +91,8 @@ MUTATIONS: tuple[Mutation, ...] = (
              '    "MB": 1000**2,', '    "MB": 1024**2,', LIMIT_TESTS,
              "MB read as 1024**2 bytes"),
     Mutation("limit-partial-never-said", "limit", "memguard/values/limit.py",
-             "if captured_level_bytes < ATTRIBUTED_FRACTION * peak_bytes:",
-             "if captured_level_bytes < 0:", LIMIT_TESTS,
+             "if captured_above_start_bytes < ATTRIBUTED_FRACTION * peak_above_start_bytes:",
+             "if captured_above_start_bytes < 0:", LIMIT_TESTS,
              "sites captured well below the peak are presented as the peak's"),
     # --- leak checks --------------------------------------------------------------
     Mutation("leak-monotony-test-removed", "leaks", "memguard/leaks/statistics.py",
@@ -166,8 +166,8 @@ MUTATIONS: tuple[Mutation, ...] = (
              '    "KiB": 1024,', '    "KiB": 1000,', (*PLUGIN_TESTS, "tests/unit/test_units.py"),
              "KiB read as 1000 bytes"),
     Mutation("limit-report-peak-is-level-at-end", "limit", "memguard/guards/limit.py",
-             "limit_bytes=guard.limit_bytes, peak_bytes=window.peak_bytes,",
-             "limit_bytes=guard.limit_bytes, peak_bytes=(window.end_bytes or 0) - "
+             "limit_bytes=guard.limit_bytes, peak_above_start_bytes=window.peak_bytes,",
+             "limit_bytes=guard.limit_bytes, peak_above_start_bytes=(window.end_bytes or 0) - "
              "window.start_bytes,", LIMIT_TESTS, "the limit judges what is left, not the peak"),
 )
 

@@ -137,7 +137,7 @@ class MemoryLimitExceeded(CheckFailed):
     """A block's peak memory went over its limit.
 
     Attributes:
-        peak_bytes: The peak measured above the block's starting level.
+        peak_above_start_bytes: The peak measured above the block's starting level.
         limit_bytes: The limit that was set.
         source: ``"python"`` (traced Python heap) or ``"rss"`` (process).
     """
@@ -146,13 +146,13 @@ class MemoryLimitExceeded(CheckFailed):
         self,
         message: str,
         *,
-        peak_bytes: int,
+        peak_above_start_bytes: int,
         limit_bytes: int,
         source: str,
         label: str = "",
         details: Any = None,
     ) -> None:
-        self.peak_bytes = peak_bytes
+        self.peak_above_start_bytes = peak_above_start_bytes
         self.limit_bytes = limit_bytes
         self.source = source
         super().__init__(message, label=label, details=details)
@@ -160,7 +160,17 @@ class MemoryLimitExceeded(CheckFailed):
     @property
     def overshoot_bytes(self) -> int:
         """How far the peak went over the limit, in bytes."""
-        return self.peak_bytes - self.limit_bytes
+        return self.peak_above_start_bytes - self.limit_bytes
+
+    @property
+    def peak_bytes(self) -> int:
+        """Deprecated: :attr:`peak_above_start_bytes`."""
+        import warnings
+
+        warnings.warn("MemoryLimitExceeded.peak_bytes is renamed "
+                      "MemoryLimitExceeded.peak_above_start_bytes (a figure above the start "
+                      "says so in its name)", DeprecationWarning, stacklevel=2)
+        return self.peak_above_start_bytes
 
 
 class LeakDetected(CheckFailed):

@@ -41,7 +41,7 @@ def plain_text(value: Any) -> str:
     Example:
         >>> from memguard.values.limit import LimitReport
         >>> report = LimitReport(label="demo", source="python", method="tracemalloc",
-        ...                      limit_bytes=2048, peak_bytes=1024)
+        ...                      limit_bytes=2048, peak_above_start_bytes=1024)
         >>> "headroom 1.0 KiB" in plain_text(report)
         True
     """
@@ -60,7 +60,7 @@ def html(value: Any) -> str:
     Example:
         >>> from memguard.values.limit import LimitReport
         >>> report = LimitReport(label="demo", source="python", method="tracemalloc",
-        ...                      limit_bytes=2048, peak_bytes=1024)
+        ...                      limit_bytes=2048, peak_above_start_bytes=1024)
         >>> html(report).startswith('<div class="memguard-output memguard-limit')
         True
     """

@@ -125,7 +125,7 @@ class CallRun:
                 self.item.obj = self._original  # type: ignore[attr-defined]
         report = self.plan.guard.report if self.plan.guard is not None else None
         if peak is None and report is not None:
-            peak = report.peak_bytes
+            peak = report.peak_above_start_bytes
         if peak is not None:
             change = self._record(peak, report)
             if error is None and failure is None and change is not None:
@@ -211,7 +211,7 @@ class CallRun:
         report = self._sites.report if self._sites is not None else None
         if report is not None and report.exceeded:
             lines.extend(report.message(top=5).splitlines()[1:])  # the sites that grew
-        return MemoryLimitExceeded("\n".join(lines), peak_bytes=change.peak_bytes,
+        return MemoryLimitExceeded("\n".join(lines), peak_above_start_bytes=change.peak_bytes,
                                    limit_bytes=self.allowed_bytes, source=self.settings.source,
                                    label=change.nodeid, details=change)
 
@@ -244,7 +244,7 @@ def detail_text(error: CheckFailed) -> str:
                  f"measured: {details.measured} ({details.method})",
                  f"level at start: {format_size(details.start_bytes)}, at end: "
                  f"{format_size(details.end_bytes)} (retained "
-                 f"{format_size(details.retained_bytes, signed=True)})",
+                 f"{format_size(details.end_above_start_bytes, signed=True)})",
                  f"duration: {details.duration_seconds:.3f} s"]
         return "\n".join(lines)
     message = getattr(details, "message", None)

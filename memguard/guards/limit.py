@@ -39,6 +39,7 @@ from typing import Any, Literal, TypeVar, overload
 from .. import _counter, _tracing, _watcher, process
 from ..exceptions import MemoryLimitExceeded, TracingError
 from ..units import Size, format_size, size_from_keywords
+from ..values._value import renamed
 from ..values.limit import CAPTURE_GROWTH, KEPT_SITES, LimitReport, Source, sites_status
 from ..values.site import (
     AllocationSite,
@@ -134,7 +135,7 @@ class limit:
         >>> import memguard
         >>> with memguard.limit(mb=10) as guard:
         ...     data = bytearray(1_000_000)
-        >>> guard.peak_bytes >= 1_000_000
+        >>> guard.peak_above_start_bytes >= 1_000_000
         True
 
     .. versionadded:: 0.1.0
@@ -187,11 +188,19 @@ class limit:
         balance.settle()
 
     @property
-    def peak_bytes(self) -> int:
+    def peak_above_start_bytes(self) -> int:
         """The last block's peak above its starting level, in bytes."""
         if self.report is None:
+            raise AttributeError("peak_above_start_bytes is known once the block has finished")
+        return self.report.peak_above_start_bytes
+
+    @property
+    def peak_bytes(self) -> int:
+        """Deprecated: :attr:`peak_above_start_bytes`."""
+        if self.report is None:
             raise AttributeError("peak_bytes is known once the block has finished")
-        return self.report.peak_bytes
+        renamed("limit", "peak_bytes", "peak_above_start_bytes")
+        return self.report.peak_above_start_bytes
 
     def _copy(self, label: str, wrapper: Any) -> limit:
         clone = limit(self.limit_bytes, source=self.source, label=self.label or label,
@@ -258,7 +267,7 @@ class limit:
         if exc is not None:
             add_note(exc, message)
             return
-        raise MemoryLimitExceeded(message, peak_bytes=report.peak_bytes,
+        raise MemoryLimitExceeded(message, peak_above_start_bytes=report.peak_above_start_bytes,
                                   limit_bytes=report.limit_bytes, source=report.source,
                                   label=report.label, details=report)
 
@@ -340,7 +349,7 @@ class _Run:
             rss = process.end_rss(self.rss)
             return LimitReport(
                 label=self.label, source="rss", method=rss.method,
-                limit_bytes=guard.limit_bytes, peak_bytes=rss.peak_bytes,
+                limit_bytes=guard.limit_bytes, peak_above_start_bytes=rss.peak_bytes,
                 start_bytes=rss.start_bytes, end_bytes=process.rss_bytes(),
                 duration_seconds=duration, sites_status="unavailable",
                 interval_seconds=rss.interval_seconds,
@@ -369,14 +378,15 @@ class _Run:
         finally:
             count = _counter.end(count)
         status = sites_status(wanted=self.sampling, exceeded=count.peak_bytes > guard.limit_bytes,
-                              captured_level_bytes=level, peak_bytes=count.peak_bytes,
+                              captured_above_start_bytes=level,
+                              peak_above_start_bytes=count.peak_bytes,
                               named=len(sites))
         return LimitReport(
             label=self.label, source="python", method="counter",
-            limit_bytes=guard.limit_bytes, peak_bytes=count.peak_bytes,
+            limit_bytes=guard.limit_bytes, peak_above_start_bytes=count.peak_bytes,
             start_bytes=count.start_bytes, end_bytes=count.end_bytes or 0,
             duration_seconds=duration, sites=sites, sites_status=status,
-            sites_level_bytes=level or 0,
+            sites_above_start_bytes=level or 0,
             sample_interval_bytes=float(guard.sample_bytes) if sites else 0.0,
         )
 
@@ -397,12 +407,13 @@ class _Run:
             sites = kept if isinstance(kept, tuple) else ()
         level = catcher.level_bytes if catcher is not None and catcher.level_bytes else None
         status = sites_status(wanted=catcher is not None, exceeded=exceeded,
-                              captured_level_bytes=level, peak_bytes=window.peak_bytes,
+                              captured_above_start_bytes=level,
+                              peak_above_start_bytes=window.peak_bytes,
                               named=len(sites))
         return LimitReport(
             label=self.label, source="python", method="tracemalloc",
-            limit_bytes=guard.limit_bytes, peak_bytes=window.peak_bytes,
+            limit_bytes=guard.limit_bytes, peak_above_start_bytes=window.peak_bytes,
             start_bytes=window.start_bytes, end_bytes=window.end_bytes or 0,
             duration_seconds=duration, sites=sites, sites_status=status,
-            sites_level_bytes=(level or 0) if status not in ("not-needed", "off") else 0,
+            sites_above_start_bytes=(level or 0) if status not in ("not-needed", "off") else 0,
         )

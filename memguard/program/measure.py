@@ -166,20 +166,21 @@ def _limit_report(run: RunReport, limit_bytes: int) -> LimitReport:
     if run.rss:
         return LimitReport(
             label=run.command, source="rss", method=timeline.rss_peak_method,
-            limit_bytes=limit_bytes, peak_bytes=timeline.rss_peak_above_start_bytes or 0,
+            limit_bytes=limit_bytes,
+            peak_above_start_bytes=timeline.rss_peak_above_start_bytes or 0,
             start_bytes=timeline.rss_start_bytes or 0, duration_seconds=run.duration_seconds,
             sites_status="unavailable", interval_seconds=timeline.interval_seconds,
         )
     # limit()'s rule; the sites are captured whether the limit held or not
     peak = run.traced_peak_above_start_bytes or 0
     status = sites_status(wanted=True, exceeded=True,
-                          captured_level_bytes=run.sites_level_bytes or None,
-                          peak_bytes=peak, named=len(run.sites))
+                          captured_above_start_bytes=run.sites_above_start_bytes or None,
+                          peak_above_start_bytes=peak, named=len(run.sites))
     return LimitReport(
         label=run.command, source="python", method="tracemalloc", limit_bytes=limit_bytes,
-        peak_bytes=peak, end_bytes=run.traced_end_above_start_bytes or 0,
+        peak_above_start_bytes=peak, end_bytes=run.traced_end_above_start_bytes or 0,
         duration_seconds=run.duration_seconds, sites=run.sites, sites_status=status,
-        sites_level_bytes=run.sites_level_bytes,
+        sites_above_start_bytes=run.sites_above_start_bytes,
     )
 
 
@@ -351,7 +352,7 @@ def run_program(
         error=error, started_at=started_at, duration_seconds=duration, timeline=timeline,
         peak_seconds=min(watcher.peak_seconds, duration),
         sites=tuple(map(with_source, watcher.sites)), sites_left_out=watcher.left_out,
-        sites_level_bytes=watcher.sites_level, sites_seconds=watcher.sites_seconds, rss=rss,
+        sites_above_start_bytes=watcher.sites_level, sites_seconds=watcher.sites_seconds, rss=rss,
         children=tuple(watcher.children), final=final, lines=profiles, lines_target=lines,
     )
     if limit_bytes is not None:

@@ -40,6 +40,7 @@ from .lines import to_text as _line_profile_text
 from .markdown import render_markdown
 from .run import run_document as _run_document  # noqa: F401  (registers its layout)
 from .text import render_text
+from .verdict import verdict
 
 __all__ = ["Document", "Format", "Section", "Table", "register_document", "render", "render_to",
            "write"]
@@ -208,3 +209,4 @@ register_renderer("text", _text)
 register_renderer("markdown", lambda value, **options: render(value, "markdown", **options))
 register_renderer("html", lambda value, **options: render(value, "html", **options))
 register_renderer("notebook-html", _notebook_html)
+register_renderer("verdict", verdict)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..units import format_size
 from ..values.site import SMALLER, AllocationSite, LeftOut, left_out_of, locate
+from .verdict import SITE_NOTES
 
 if TYPE_CHECKING:
     # Layouts are found by kind (each value declares its own), so that this
@@ -441,33 +442,23 @@ def _timeline(value: Timeline, top: int) -> Document:
                     ["timeline"] if value.samples else [], caption)
 
 
-_LIMIT_SITES = {
-    "peak": "live at the peak",
-    "partial": "captured below the peak; the rest was too short-lived to attribute",
-    "unattributed": "the peak was too short-lived to attribute to sites",
-    "off": "site capture was switched off (sites=False)",
-    "not-needed": "the limit held, so no sites were captured",
-    "unavailable": "sites are not available for the process's RSS",
-}
-
-
 def _limit(value: LimitReport, top: int) -> Document:
     verdict = (f"EXCEEDED by {format_size(value.overshoot_bytes)}" if value.exceeded
                else f"held, headroom {format_size(-value.overshoot_bytes)}")
     facts = [("verdict", verdict), ("measured", value.measured),
-             ("peak", f"{format_size(value.peak_bytes)} above the start"),
+             ("peak", f"{format_size(value.peak_above_start_bytes)} above the start"),
              ("limit", format_size(value.limit_bytes)),
              ("levels", f"{format_size(value.start_bytes)} at the start, "
                         f"{format_size(value.end_bytes)} at the end, absolute "
-                        f"({format_size(value.retained_bytes, signed=True)} kept)"),
+                        f"({format_size(value.end_above_start_bytes, signed=True)} kept)"),
              ("duration", f"{value.duration_seconds:.3f} s")]
-    note = _LIMIT_SITES.get(value.sites_status, value.sites_status)
+    note = SITE_NOTES.get(value.sites_status, value.sites_status)
     if value.sites:
-        note += f", captured at {format_size(value.sites_level_bytes)} above the start"
+        note += f", captured at {format_size(value.sites_above_start_bytes)} above the start"
         section = Section("Allocation sites at the peak", note, site_table(value.sites[:top]))
     else:
         section = Section("Allocation sites at the peak", note)
-    caption = {"top": f"peak {format_size(value.peak_bytes)} above the start, limit "
+    caption = {"top": f"peak {format_size(value.peak_above_start_bytes)} above the start, limit "
                       f"{format_size(value.limit_bytes)}; " + _top_caption(value.sites[:top], ())}
     return Document("limit", _quoted("limit", value.label), facts, [section],
                     ["top"] if value.sites else [], caption)

@@ -78,7 +78,7 @@ def _run_facts(run: Any) -> list[tuple[str, str]]:
         verdict = (f"EXCEEDED by {format_size(limit.overshoot_bytes)}" if limit.exceeded
                    else f"held, headroom {format_size(-limit.overshoot_bytes)}")
         facts.append(("limit", f"{format_size(limit.limit_bytes)} on the {limit.measured}: "
-                               f"peak {format_size(limit.peak_bytes)} above the start, "
+                               f"peak {format_size(limit.peak_above_start_bytes)} above the start, "
                                f"{verdict}"))
     if run.final is not None and run.final.types is not None:
         facts.append(("live at the end", f"{sum(n for _, n in run.final.types):,} objects "
@@ -99,7 +99,7 @@ def _peak_sites(run: Any, top: int) -> Any:
     if not run.sites:
         return Section(title, "none captured: the traced heap never grew past 256 KiB, or "
                               "its peak was too short-lived to catch")
-    note = (f"live at {format_size(run.sites_level_bytes)} above the start, at "
+    note = (f"live at {format_size(run.sites_above_start_bytes)} above the start, at "
             f"{run.sites_seconds:.3f} s ({run.sites_fraction:.0%} of the peak)")
     shown = run.sites[:top]
     rest = run.sites[top:]

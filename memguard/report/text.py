@@ -193,7 +193,7 @@ def render_text(value: Any, *, width: int | None = None, top: int = 10) -> str:
     Example:
         >>> from memguard.values.limit import LimitReport
         >>> print(render_text(LimitReport(label="t", source="python", method="tracemalloc",
-        ...                               limit_bytes=2048, peak_bytes=1024)), end="")
+        ...                               limit_bytes=2048, peak_above_start_bytes=1024)), end="")
         memguard limit "t"
         verdict   held, headroom 1.0 KiB
         measured  traced Python heap

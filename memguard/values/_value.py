@@ -22,10 +22,11 @@ here from the value's :attr:`Value.summary`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
-__all__ = ["KINDS", "Renderer", "Value", "register_renderer", "shown"]
+__all__ = ["KINDS", "Renderer", "Value", "register_renderer", "renamed", "renamed_field", "shown"]
 
 KINDS: dict[str, type[Value]] = {}
 """Every value class by its kind (``"snapshot"``, ``"limit"``, ...), in
@@ -113,3 +114,36 @@ def shown(value: Value, fmt: str, **options: Any) -> str:
     if renderer is None:
         return value.summary
     return renderer(value, **options)
+
+
+_MISSING: Any = object()
+
+
+def renamed_field(data: Mapping[str, Any], name: str, old: str, default: Any = _MISSING) -> Any:
+    """*data*'s field *name*, or the same field under its 0.1 name *old*.
+
+    Files of format version 1 wrote some figures under names that did not
+    say what they are (``peak_bytes`` for a peak above the start); a value's
+    ``from_dict`` reads both through this.
+
+    Raises:
+        KeyError: Neither name is there and no *default* is given.
+
+    Example:
+        >>> renamed_field({"peak_bytes": 7}, "peak_above_start_bytes", "peak_bytes")
+        7
+    """
+    if name in data:
+        return data[name]
+    if old in data:
+        return data[old]
+    if default is _MISSING:
+        raise KeyError(name)
+    return default
+
+
+def renamed(owner: str, old: str, new: str,
+            why: str = "a figure above the start says so in its name") -> None:
+    """Warn, for the caller's caller, that ``owner.old`` is now ``owner.new``, and *why*."""
+    warnings.warn(f"{owner}.{old} is renamed {owner}.{new} ({why})", DeprecationWarning,
+                  stacklevel=3)

@@ -33,7 +33,8 @@ __all__ = ["NON_NEGATIVE", "check_fields"]
 NON_NEGATIVE = frozenset({
     "traced_bytes", "rss_bytes", "uss_bytes", "size_bytes", "limit_bytes", "start_bytes",
     "traced_start_bytes", "traced_peak_bytes", "traced_end_bytes", "rss_start_bytes",
-    "rss_peak_bytes", "allocated_bytes", "peak_share_bytes", "sites_level_bytes",
+    "rss_peak_bytes", "allocated_bytes", "peak_share_bytes", "sites_above_start_bytes",
+    "peak_above_start_bytes",
     "interval_seconds", "duration_seconds", "time_seconds", "peak_seconds", "sites_seconds",
     "search_seconds",
 })

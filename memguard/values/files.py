@@ -2,8 +2,14 @@
 
 A file is one JSON object, gzip-compressed when its name ends in ``.gz``::
 
-    {"format": "memguard", "version": 1, "kind": "snapshot",
-     "memguard": "0.1.0", "data": {...}}
+    {"format": "memguard", "version": 2, "kind": "snapshot",
+     "memguard": "0.2.0", "data": {...}}
+
+Version 2 (memguard 0.2) names every figure above a block's start so
+(``peak_above_start_bytes``, ``sites_above_start_bytes`` of a limit and a
+run report); version 1 files (memguard 0.1) are still read, their old names
+mapped by the values' ``from_dict``
+(:func:`memguard.values._value.renamed_field`).
 
 ``kind`` picks the class that reads ``data``: every value declares its kind
 in its class statement (:mod:`memguard.values._value`), and
@@ -35,8 +41,8 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "MAX_DECOMPRESSED_BYTES", "dumps", "kinds
 
 FORMAT = "memguard"
 """The value of the ``format`` field that marks a memguard file."""
-FORMAT_VERSION = 1
-"""The newest file format version this memguard writes and reads."""
+FORMAT_VERSION = 2
+"""The file format version this memguard writes; it reads this and every older one."""
 
 MAX_DECOMPRESSED_BYTES = 512 * 1024 * 1024
 """The most a gzip file may expand to when loaded (512 MiB); a larger one is
@@ -134,7 +140,7 @@ def dumps(value: Any, *, indent: int | None = None) -> str:
     Example:
         >>> from memguard.values.timeline import Timeline
         >>> dumps(Timeline(interval_seconds=0.1, duration_seconds=1.0))[:40]
-        '{"format": "memguard", "version": 1, "ki'
+        '{"format": "memguard", "version": 2, "ki'
     """
     kind, data = _kind_of(value)
     envelope = {"format": FORMAT, "version": FORMAT_VERSION, "kind": kind,

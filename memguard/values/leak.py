@@ -20,10 +20,11 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from ..units import format_size
-from ._value import Value
+from ._value import Value, shown
 from .site import AllocationSite
 
-__all__ = ["SIGNALS", "LeakReport", "SignalName", "SignalVerdict", "format_amount"]
+__all__ = ["SIGNALS", "LeakReport", "SignalName", "SignalVerdict", "format_amount",
+           "source_text"]
 
 SignalName = Literal["python", "blocks", "objects", "malloc", "rss", "fds", "threads"]
 #: Every series a leak check reads, named after what it reads, in the order
@@ -53,10 +54,10 @@ def format_amount(amount: float, unit: str, *, signed: bool = True) -> str:
     if unit == "bytes" and (not finite or abs(amount) >= 9.5 or amount == 0):
         return format_size(round(amount), signed=signed) if finite else f"{amount} B"
     sign = "+" if signed and amount >= 0 else ""
-    shown = "B" if unit == "bytes" else unit
+    symbol = "B" if unit == "bytes" else unit
     if not finite:
-        return f"{sign}{amount} {shown}"
-    return f"{sign}{_fixed(amount)} {shown}".rstrip()
+        return f"{sign}{amount} {symbol}"
+    return f"{sign}{_fixed(amount)} {symbol}".rstrip()
 
 
 def _fixed(amount: float) -> str:
@@ -206,7 +207,8 @@ class LeakReport(Value, kind="leak"):
         by_bytes = [s for s in fired if s.unit == "bytes"]
         return max(by_bytes, key=lambda s: s.per_call) if by_bytes else fired[0]
 
-    def _growth_text(self, *, with_warmup: bool) -> str:
+    def growth_text(self, *, with_warmup: bool) -> str:
+        """The growth in words: per call (or kept after one run) and the signals that fired."""
         head = self._headline()
         assert head is not None
         calls = "call" if self.iterations == 1 else "calls"
@@ -225,83 +227,16 @@ class LeakReport(Value, kind="leak"):
     def summary(self) -> str:
         """One line: the verdict, the growth per call and the signals that fired."""
         if self.leaked and self.fired:
-            return f"{self.label}: leaks {self._growth_text(with_warmup=False)}"
+            return f"{self.label}: leaks {self.growth_text(with_warmup=False)}"
         calls = "call" if self.iterations == 1 else "calls"
         names = ", ".join(s.name for s in self.signals) or "no signals"
         return f"{self.label}: no leak over {self.iterations} {calls} ({names})"
 
-    def _site_lines(self, top: int, per: str) -> list[str]:
-        lines: list[str] = []
-        for site in self.sites[:top]:
-            calls = max(1, self.site_calls)
-            blocks = f"{site.count:,} block{'' if site.count == 1 else 's'}"
-            if site.size_bytes % calls == 0 and site.count % calls == 0:
-                count = site.count // calls
-                growth = (f"{format_size(site.size_bytes // calls, signed=True)} {per} in "
-                          f"{count:,} block{'' if count == 1 else 's'}")
-            elif site.count == 0:  # a block there before the calls, grown in place
-                growth = (f"{format_amount(site.size_bytes / calls, 'bytes')} {per} "
-                          f"({format_size(site.size_bytes, signed=True)} over {calls} calls, "
-                          f"grown in place)")
-            else:
-                growth = (f"{format_amount(site.size_bytes / calls, 'bytes')} {per} "
-                          f"({format_size(site.size_bytes, signed=True)} in {blocks} "
-                          f"over {calls} calls)")
-            lines.append(f"    {site.where}: {growth}")
-            source = _source_text(site)
-            if source:
-                lines.append(f"      {source}")
-            prefix = f"{site.filename}:{site.lineno} -> "
-            lines.extend(f"      calls {entry[len(prefix):]}" for entry in self.calls_into_c
-                         if entry.startswith(prefix))
-        return lines
-
     def message(self, *, top: int = 5) -> str:
-        """The full failure text: verdict, signals, sites, types, sample, resources.
-
-        Args:
-            top: How many sites and types to list at most.
-        """
-        if self.leaked and self.fired:
-            lines = [f"Leak detected in {self.label}: {self._growth_text(with_warmup=True)}"]
-        else:
-            lines = [self.summary]
-        lines.extend(f"  {signal}" for signal in self.signals)
-        per = "kept" if self.mode == "single" else "per call"
-        if self.sites[:top]:
-            lines.append(f"  top growing allocation sites (bytes {per}):")
-            lines.extend(self._site_lines(top, per))
-        heap = {"python", "blocks", "objects"} & {s.name for s in self.fired}
-        shown = {f"{site.filename}:{site.lineno} -> " for site in self.sites[:top]}
-        native = [entry for entry in self.calls_into_c
-                  if entry.partition(" -> ")[0] + " -> " not in shown]
-        if native and not heap:
-            lines.append("  calls into C on every call (a leak the heap cannot show is in one):")
-            for entry in native[:top]:
-                where, _, name = entry.partition(" -> ")
-                file, _, line = where.rpartition(":")
-                source = _source_text(AllocationSite(filename=file, lineno=int(line or 0),
-                                                     size_bytes=0, count=0))
-                lines.append(f"    {where}: {name}" + (f"  ({source})" if source else ""))
-        if self.types[:top]:
-            counted = "count kept" if self.mode == "single" else "count per call"
-            lines.append(f"  top growing types ({counted}):")
-            lines.extend(f"    {name}: {format_amount(count, '').strip()} {per}"
-                         for name, count in self.types[:top])
-        if self.sample:
-            lines.append(f"  sample leaked object: {self.sample}")
-        if self.resources:
-            lines.append("  leaked resources:")
-            lines.extend(f"    {resource}" for resource in self.resources)
-        if self.mode == "repeated" and self.iterations > 1 and self.duration_seconds > 0:
-            lines.append(f"  {self.iterations} calls measured"
-                         + (f" ({self.calls_per_reading} per reading)"
-                            if self.calls_per_reading > 1 else "")
-                         + (f", {self.naming_calls} more traced to name the leak"
-                            if self.naming_calls else "")
-                         + f", {self.duration_seconds:.2f} s in all")
-        lines.extend(f"  note: {note}" for note in self.notes)
-        return "\n".join(lines)
+        """The verdict a failed check raises: the verdict line, the signals, then the
+        sites, types, sample and resources (up to *top* of each). Written by the
+        presentation layer (:mod:`memguard.report.verdict`)."""
+        return shown(self, "verdict", top=top)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; :meth:`from_dict` reverses it."""
@@ -370,7 +305,7 @@ class LeakReport(Value, kind="leak"):
 
 
 
-def _source_text(site: AllocationSite) -> str:
+def source_text(site: AllocationSite) -> str:
     """The site's source line, trimmed, when the site carries it or the file can be read."""
     if site.source.strip():
         return site.source.strip()

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..units import format_size
-from ._value import Value
+from ._value import Value, renamed, renamed_field, shown
 from .site import AllocationSite
 
 __all__ = [
@@ -32,16 +32,16 @@ KEPT_SITES = 20
 """How many sites a capture keeps."""
 
 
-def sites_status(*, wanted: bool, exceeded: bool, captured_level_bytes: int | None,
-                 peak_bytes: int, named: int) -> SitesStatus:
+def sites_status(*, wanted: bool, exceeded: bool, captured_above_start_bytes: int | None,
+                 peak_above_start_bytes: int, named: int) -> SitesStatus:
     """Where the sites of a peak come from, or why there are none: the one rule.
 
     Args:
         wanted: Whether sites were to be captured at all.
         exceeded: Whether the peak went over the limit (no limit: pass ``True``).
-        captured_level_bytes: The level above the start at the highest
+        captured_above_start_bytes: The level above the start at the highest
             capture, ``None`` when nothing was captured.
-        peak_bytes: The peak above the start.
+        peak_above_start_bytes: The peak above the start.
         named: How many sites the capture named (after memguard's own and
             the import machinery's are left out).
 
@@ -52,38 +52,22 @@ def sites_status(*, wanted: bool, exceeded: bool, captured_level_bytes: int | No
         or ``"not-needed"`` when the limit held.
 
     Example:
-        >>> sites_status(wanted=True, exceeded=True, captured_level_bytes=950,
-        ...              peak_bytes=1000, named=3)
+        >>> sites_status(wanted=True, exceeded=True, captured_above_start_bytes=950,
+        ...              peak_above_start_bytes=1000, named=3)
         'peak'
-        >>> sites_status(wanted=True, exceeded=True, captured_level_bytes=None,
-        ...              peak_bytes=1000, named=0)
+        >>> sites_status(wanted=True, exceeded=True, captured_above_start_bytes=None,
+        ...              peak_above_start_bytes=1000, named=0)
         'unattributed'
     """
     if not wanted:
         return "off"
     if not exceeded:
         return "not-needed"
-    if captured_level_bytes is None or named == 0:
+    if captured_above_start_bytes is None or named == 0:
         return "unattributed"
-    if captured_level_bytes < ATTRIBUTED_FRACTION * peak_bytes:
+    if captured_above_start_bytes < ATTRIBUTED_FRACTION * peak_above_start_bytes:
         return "partial"
     return "peak"
-
-
-_SITE_NOTES: dict[str, str] = {
-    "peak": "sites live at the peak",
-    "partial": (
-        "sites captured below the peak; the rest of the peak was too short-lived "
-        "to attribute"
-    ),
-    "unattributed": (
-        "the peak was too short-lived to attribute (it rose and fell between two "
-        "chances to capture it), so no sites are named"
-    ),
-    "off": "site capture was switched off (sites=False)",
-    "not-needed": "the limit held, so no sites were captured",
-    "unavailable": "sites are not available for the process's RSS",
-}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, repr=False)
@@ -92,7 +76,7 @@ class LimitReport(Value, kind="limit"):
 
     Example:
         >>> report = LimitReport(label="test_load", source="python", method="tracemalloc",
-        ...                      limit_bytes=1_000_000, peak_bytes=1_500_000)
+        ...                      limit_bytes=1_000_000, peak_above_start_bytes=1_500_000)
         >>> report.summary
         'test_load: peak 1.4 MiB > limit 976.6 KiB (+488.3 KiB), traced Python heap'
     """
@@ -106,8 +90,9 @@ class LimitReport(Value, kind="limit"):
     ``"tracemalloc"``, ``"kernel-hwm"`` or ``"sampled"``."""
     limit_bytes: int
     """The limit that was set."""
-    peak_bytes: int
-    """The peak above the level at the start of the block."""
+    peak_above_start_bytes: int
+    """The peak above the level at the start of the block (the start's level is
+    :attr:`start_bytes`; the absolute peak is their sum)."""
     start_bytes: int = 0
     """The level (traced heap or RSS) when the block began."""
     end_bytes: int = 0
@@ -118,7 +103,7 @@ class LimitReport(Value, kind="limit"):
     """The top allocation sites at the peak, biggest first."""
     sites_status: SitesStatus = "not-needed"
     """Where :attr:`sites` come from, or why there are none."""
-    sites_level_bytes: int = 0
+    sites_above_start_bytes: int = 0
     """The level above the start at which :attr:`sites` were captured."""
     interval_seconds: float = 0.0
     """The sampling interval when :attr:`method` is ``"sampled"``."""
@@ -128,17 +113,36 @@ class LimitReport(Value, kind="limit"):
     @property
     def exceeded(self) -> bool:
         """Whether the peak went over the limit."""
-        return self.peak_bytes > self.limit_bytes
+        return self.peak_above_start_bytes > self.limit_bytes
 
     @property
     def overshoot_bytes(self) -> int:
         """How far the peak went over the limit (negative: headroom)."""
-        return self.peak_bytes - self.limit_bytes
+        return self.peak_above_start_bytes - self.limit_bytes
+
+    @property
+    def end_above_start_bytes(self) -> int:
+        """How much the level grew from the start to the end of the block (negative: fell)."""
+        return self.end_bytes - self.start_bytes
+
+    @property
+    def peak_bytes(self) -> int:
+        """Deprecated: :attr:`peak_above_start_bytes` (the name read as an absolute level)."""
+        renamed("LimitReport", "peak_bytes", "peak_above_start_bytes")
+        return self.peak_above_start_bytes
 
     @property
     def retained_bytes(self) -> int:
-        """How much the level grew from the start to the end of the block."""
-        return self.end_bytes - self.start_bytes
+        """Deprecated: :attr:`end_above_start_bytes` (a line's ``retained_bytes`` is what it
+        left live; this was the block's end level minus its start level)."""
+        renamed("LimitReport", "retained_bytes", "end_above_start_bytes")
+        return self.end_above_start_bytes
+
+    @property
+    def sites_level_bytes(self) -> int:
+        """Deprecated: :attr:`sites_above_start_bytes`."""
+        renamed("LimitReport", "sites_level_bytes", "sites_above_start_bytes")
+        return self.sites_above_start_bytes
 
     @property
     def measured(self) -> str:
@@ -156,34 +160,15 @@ class LimitReport(Value, kind="limit"):
         sign = "+" if self.exceeded else "headroom "
         amount = abs(self.overshoot_bytes)
         return (
-            f"{self.label}: peak {format_size(self.peak_bytes)} {relation} limit "
+            f"{self.label}: peak {format_size(self.peak_above_start_bytes)} {relation} limit "
             f"{format_size(self.limit_bytes)} ({sign}{format_size(amount)}), {self.measured}"
         )
 
     def message(self, *, top: int = 5) -> str:
-        """The verdict line, then the top sites (or why there are none)."""
-        lines = [f"Memory limit exceeded in {self.label}: peak {format_size(self.peak_bytes)} "
-                 f"> limit {format_size(self.limit_bytes)} (+{format_size(self.overshoot_bytes)}), "
-                 f"{self.measured}" if self.exceeded else self.summary]
-        if self.sites:
-            level = format_size(self.sites_level_bytes)
-            how = ""
-            if self.sample_interval_bytes:
-                how = (f"estimated from allocations sampled every "
-                       f"{format_size(round(self.sample_interval_bytes))} on average; ")
-            lines.append(f"  top allocation sites ({how}{_SITE_NOTES[self.sites_status]}, "
-                         f"captured at {level} above the start):")
-            # Sites under 1% of the captured level are noise next to the culprits.
-            floor = self.sites_level_bytes / 100
-            shown = [s for s in self.sites[:top] if s.size_bytes >= floor] or list(self.sites[:1])
-            lines.extend(f"    {site}" for site in shown)
-            rest = self.sites[len(shown):]
-            if rest:
-                lines.append(f"    ... {len(rest)} more sites, "
-                             f"{format_size(sum(s.size_bytes for s in rest))}")
-        elif self.exceeded:
-            lines.append(f"  {_SITE_NOTES[self.sites_status]}")
-        return "\n".join(lines)
+        """The verdict a failed block raises: its first line, then the top sites (up to
+        *top*) or why there are none. Written by the presentation layer
+        (:mod:`memguard.report.verdict`)."""
+        return shown(self, "verdict", top=top)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; :meth:`from_dict` reverses it."""
@@ -193,13 +178,13 @@ class LimitReport(Value, kind="limit"):
             "source": self.source,
             "method": self.method,
             "limit_bytes": self.limit_bytes,
-            "peak_bytes": self.peak_bytes,
+            "peak_above_start_bytes": self.peak_above_start_bytes,
             "start_bytes": self.start_bytes,
             "end_bytes": self.end_bytes,
             "duration_seconds": self.duration_seconds,
             "sites": [site.to_dict() for site in self.sites],
             "sites_status": self.sites_status,
-            "sites_level_bytes": self.sites_level_bytes,
+            "sites_above_start_bytes": self.sites_above_start_bytes,
             "interval_seconds": self.interval_seconds,
             "sample_interval_bytes": self.sample_interval_bytes,
             "exceeded": self.exceeded,
@@ -213,13 +198,16 @@ class LimitReport(Value, kind="limit"):
             source=data["source"],
             method=str(data["method"]),
             limit_bytes=int(data["limit_bytes"]),
-            peak_bytes=int(data["peak_bytes"]),
+            peak_above_start_bytes=int(renamed_field(data, "peak_above_start_bytes",
+                                                      "peak_bytes")),
             start_bytes=int(data.get("start_bytes", 0)),
             end_bytes=int(data.get("end_bytes", 0)),
             duration_seconds=float(data.get("duration_seconds", 0.0)),
             sites=tuple(AllocationSite.from_dict(s) for s in data.get("sites", ())),
             sites_status=data.get("sites_status", "not-needed"),
-            sites_level_bytes=int(data.get("sites_level_bytes", 0)),
+            sites_above_start_bytes=int(renamed_field(data, "sites_above_start_bytes",
+                                                       "sites_level_bytes", 0)),
             interval_seconds=float(data.get("interval_seconds", 0.0)),
             sample_interval_bytes=float(data.get("sample_interval_bytes", 0.0)),
         )
+

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..units import format_size
-from ._value import Value
+from ._value import Value, renamed, renamed_field
 from .limit import LimitReport
 from .lineprofile import LineProfile
 from .site import AllocationSite, LeftOut
@@ -23,6 +23,9 @@ from .snapshot import Snapshot
 from .timeline import Timeline
 
 __all__ = ["RunReport"]
+
+_WHY = "above the start; None when absent; the absolute levels are run.timeline's"
+
 
 @dataclass(frozen=True, slots=True, kw_only=True, repr=False)
 class RunReport(Value, kind="run"):
@@ -59,8 +62,8 @@ class RunReport(Value, kind="run"):
     """When the program started, as an ISO 8601 UTC time."""
     sites: tuple[AllocationSite, ...] = ()
     """The top allocation sites live at the highest level captured, biggest first."""
-    sites_level_bytes: int = 0
-    """The traced level (above the start) at which :attr:`sites` were captured."""
+    sites_above_start_bytes: int = 0
+    """The traced level above the start at which :attr:`sites` were captured."""
     sites_seconds: float = 0.0
     """When :attr:`sites` were captured, in seconds from the start."""
     sites_left_out: tuple[LeftOut, ...] = ()
@@ -104,14 +107,20 @@ class RunReport(Value, kind="run"):
         The name meant an absolute level everywhere else (``Timeline``,
         ``Snapshot``); it is kept for code written against 0.1.
         """
-        _renamed("traced_peak_bytes", "traced_peak_above_start_bytes")
+        renamed("RunReport", "traced_peak_bytes", "traced_peak_above_start_bytes", _WHY)
         return self.traced_peak_above_start_bytes or 0
 
     @property
     def traced_end_bytes(self) -> int:
         """Deprecated: :attr:`traced_end_above_start_bytes` (0 when absent)."""
-        _renamed("traced_end_bytes", "traced_end_above_start_bytes")
+        renamed("RunReport", "traced_end_bytes", "traced_end_above_start_bytes", _WHY)
         return self.traced_end_above_start_bytes or 0
+
+    @property
+    def sites_level_bytes(self) -> int:
+        """Deprecated: :attr:`sites_above_start_bytes`."""
+        renamed("RunReport", "sites_level_bytes", "sites_above_start_bytes")
+        return self.sites_above_start_bytes
 
     @property
     def rss_peak_bytes(self) -> int | None:
@@ -137,7 +146,7 @@ class RunReport(Value, kind="run"):
         peak = self.traced_peak_above_start_bytes
         if not peak:  # absent or 0 (it is never below 0)
             return 0.0
-        return min(1.0, self.sites_level_bytes / peak)
+        return min(1.0, self.sites_above_start_bytes / peak)
 
     def peak_snapshot(self) -> Snapshot:
         """The run at its peak as a :class:`Snapshot`, for comparing two runs.
@@ -191,7 +200,7 @@ class RunReport(Value, kind="run"):
             "peak_seconds": self.peak_seconds,
             "timeline": self.timeline.to_dict(),
             "sites": [site.to_dict() for site in self.sites],
-            "sites_level_bytes": self.sites_level_bytes,
+            "sites_above_start_bytes": self.sites_above_start_bytes,
             "sites_seconds": self.sites_seconds,
             "sites_left_out": [item.to_dict() for item in self.sites_left_out],
             "rss": self.rss,
@@ -222,7 +231,8 @@ class RunReport(Value, kind="run"):
             peak_seconds=float(data.get("peak_seconds", 0.0)),
             timeline=Timeline.from_dict(data["timeline"]),
             sites=tuple(AllocationSite.from_dict(s) for s in data.get("sites", ())),
-            sites_level_bytes=int(data.get("sites_level_bytes", 0)),
+            sites_above_start_bytes=int(renamed_field(data, "sites_above_start_bytes",
+                                                       "sites_level_bytes", 0)),
             sites_seconds=float(data.get("sites_seconds", 0.0)),
             sites_left_out=tuple(LeftOut.from_dict(item)
                                  for item in data.get("sites_left_out", ())),
@@ -234,10 +244,3 @@ class RunReport(Value, kind="run"):
             lines_target=None if data.get("lines_target") is None else str(data["lines_target"]),
         )
 
-
-def _renamed(old: str, new: str) -> None:
-    import warnings
-
-    warnings.warn(f"RunReport.{old} is renamed RunReport.{new} (above the start; None when "
-                  f"absent); the absolute levels are run.timeline's", DeprecationWarning,
-                  stacklevel=3)

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ._value import Value
+from ._value import Value, shown
 
 __all__ = ["Survivor", "WatchReport"]
 
@@ -123,18 +123,10 @@ class WatchReport(Value, kind="watch"):
         return f"{self.label}: all {self.watched} watched objects were freed"
 
     def message(self, *, top: int = 5) -> str:
-        """The verdict line, then each survivor (up to *top*) with its holder chain."""
-        if not self.survivors:
-            return self.summary
-        lines = [f"{len(self.survivors)} of {self.watched} watched {_objects(self.watched)} "
-                 f"survived gc.collect() in {self.label}:"]
-        for survivor in self.survivors[:top]:
-            lines.append(f"  {survivor.name}: {survivor.type_name} {survivor.object_repr}")
-            lines.append(f"    held by {survivor.holder}")
-        rest = len(self.survivors) - top
-        if rest > 0:
-            lines.append(f"  ... {rest} more")
-        return "\n".join(lines)
+        """The verdict a failed watch raises: its first line, then each survivor (up to
+        *top*) with its holder chain. Written by the presentation layer
+        (:mod:`memguard.report.verdict`)."""
+        return shown(self, "verdict", top=top)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; :meth:`from_dict` reverses it."""

@@ -217,7 +217,7 @@ def test_limit_cell_under_the_limit_prints_the_peak_and_keeps_the_output(
     report = magics(shell).results["limit"]
     assert report.label == f"cell In[{result.execution_count}]"
     assert report.limit_bytes == 10_000_000
-    assert 1_000_000 <= report.peak_bytes <= 1_000_000 + 32 * 1024
+    assert 1_000_000 <= report.peak_above_start_bytes <= 1_000_000 + 32 * 1024
     out = capsys.readouterr().out
     assert out.splitlines()[0] == f"memguard: {report.summary}"
     # "counted" where memguard's native allocation counter is built, "traced" without it.
@@ -234,10 +234,10 @@ def test_limit_cell_over_the_limit_fails_with_the_test_message(
     assert isinstance(error, MemoryLimitExceeded)
     assert error.label == "loader"
     assert error.limit_bytes == 1_000_000
-    assert 2_000_000 <= error.peak_bytes <= 2_000_000 + 32 * 1024
+    assert 2_000_000 <= error.peak_above_start_bytes <= 2_000_000 + 32 * 1024
     assert magics(shell).results["limit"] is error.details
     first, sites_title, top_site = str(error).splitlines()[:3]
-    peak_mib = error.peak_bytes / 1024**2
+    peak_mib = error.peak_above_start_bytes / 1024**2
     over_kib = error.overshoot_bytes / 1024
     assert first == (f"Memory limit exceeded in loader: peak {peak_mib:.1f} MiB > limit "
                      f"976.6 KiB (+{over_kib:.1f} KiB), "
@@ -281,7 +281,7 @@ def test_limit_cell_rss_source_sees_native_memory(shell: InteractiveShell,
     report = magics(shell).results["limit"]
     assert report.source == "rss"
     # RSS is the whole process's: other pages may leave it while the cell runs.
-    assert 40_000_000 - 1024**2 <= report.peak_bytes <= 40_000_000 + 4 * 1024**2
+    assert 40_000_000 - 1024**2 <= report.peak_above_start_bytes <= 40_000_000 + 4 * 1024**2
 
 
 def test_limit_cell_syntax_error_points_at_the_cell(shell: InteractiveShell) -> None:

@@ -57,7 +57,7 @@ def test_under_the_limit_reports_exact_peak(measure: str) -> None:
     with limit(mb=2) as guard:
         data = bytearray(MB)
         del data
-    assert MB <= guard.peak_bytes <= MB + SLACK
+    assert MB <= guard.peak_above_start_bytes <= MB + SLACK
     assert guard.limit_bytes == 2 * MB
     assert guard.report is not None
     assert not guard.report.exceeded
@@ -71,14 +71,15 @@ def test_over_the_limit_raises_with_figures(measure: str) -> None:
     del data
     error = info.value
     assert isinstance(error, AssertionError)
-    assert 3 * MB <= error.peak_bytes <= 3 * MB + SLACK
+    assert 3 * MB <= error.peak_above_start_bytes <= 3 * MB + SLACK
     assert error.limit_bytes == 2 * MB
     assert error.source == "python"
     first, *rest = str(error).splitlines()
     label = f"{__file__}:{line_of('with pytest.raises(MemoryLimitExceeded) as info, limit(mb=2):')}"
+    peak = error.peak_above_start_bytes
     assert first == (
-        f"Memory limit exceeded in {label}: peak {memguard.format_size(error.peak_bytes)} "
-        f"> limit 1.9 MiB (+{memguard.format_size(error.peak_bytes - 2 * MB)}), {HEAP[measure]}"
+        f"Memory limit exceeded in {label}: peak {memguard.format_size(peak)} "
+        f"> limit 1.9 MiB (+{memguard.format_size(peak - 2 * MB)}), {HEAP[measure]}"
     )
     assert error.label == label
     if measure == "counter":
@@ -109,9 +110,9 @@ def test_peak_counts_freed_memory_not_what_is_left() -> None:
         big = bytearray(5 * MB)
         del big
         kept = bytearray(MB)
-    assert 5 * MB <= guard.peak_bytes <= 5 * MB + SLACK
+    assert 5 * MB <= guard.peak_above_start_bytes <= 5 * MB + SLACK
     assert guard.report is not None
-    assert MB <= guard.report.retained_bytes <= MB + SLACK
+    assert MB <= guard.report.end_above_start_bytes <= MB + SLACK
     del kept
 
 
@@ -147,7 +148,7 @@ def test_a_spike_too_short_to_attribute_says_so(measure: str) -> None:
     # polled every millisecond, without the native counter: the spike came and went
     assert report.sites_status == "unattributed"
     assert report.sites == ()
-    assert 40 * MB <= report.peak_bytes <= 40 * MB + SLACK
+    assert 40 * MB <= report.peak_above_start_bytes <= 40 * MB + SLACK
     assert "too short-lived to attribute" in str(info.value)
     assert "so no sites are named" in str(info.value)
 
@@ -203,7 +204,7 @@ def test_decorator_exposes_last_report() -> None:
         del data
 
     work()
-    assert MB <= guard.peak_bytes <= MB + SLACK
+    assert MB <= guard.peak_above_start_bytes <= MB + SLACK
 
 
 def test_async_decorator() -> None:
@@ -216,7 +217,7 @@ def test_async_decorator() -> None:
     assert asyncio.run(fetch(MB)) == MB
     with pytest.raises(MemoryLimitExceeded) as info:
         asyncio.run(fetch(3 * MB))
-    assert 3 * MB <= info.value.peak_bytes <= 3 * MB + SLACK
+    assert 3 * MB <= info.value.peak_above_start_bytes <= 3 * MB + SLACK
 
 
 def test_nested_limits_keep_their_own_peaks() -> None:
@@ -227,10 +228,10 @@ def test_nested_limits_keep_their_own_peaks() -> None:
             del spike
         after = bytearray(5 * MB)
         del after
-    assert 10 * MB <= inner.peak_bytes <= 10 * MB + SLACK
+    assert 10 * MB <= inner.peak_above_start_bytes <= 10 * MB + SLACK
     # The outer block held 3 MB when the 10 MB spike came: its peak is 13 MB,
     # not lost to the inner block's reset of tracemalloc's peak.
-    assert 13 * MB <= outer.peak_bytes <= 13 * MB + SLACK
+    assert 13 * MB <= outer.peak_above_start_bytes <= 13 * MB + SLACK
     del before
 
 
@@ -247,8 +248,8 @@ def test_inner_block_level_is_read_as_its_code_begins() -> None:
             spike = bytearray(10 * MB)
             del spike
         del kept
-    assert 10 * MB <= inner.peak_bytes <= 10 * MB + SLACK
-    assert outer.peak_bytes >= inner.peak_bytes
+    assert 10 * MB <= inner.peak_above_start_bytes <= 10 * MB + SLACK
+    assert outer.peak_above_start_bytes >= inner.peak_above_start_bytes
 
 
 def test_spares_are_made_only_while_nothing_measures() -> None:
@@ -274,7 +275,7 @@ def test_foreign_trace_is_kept_running_with_its_frames_and_peak() -> None:
             del data
         assert tracemalloc.is_tracing()
         assert tracemalloc.get_traceback_limit() == 7
-        assert MB <= guard.peak_bytes <= MB + SLACK
+        assert MB <= guard.peak_above_start_bytes <= MB + SLACK
         restored = tracemalloc.get_traced_memory()[1]
         assert foreign_peak <= restored <= foreign_peak + 4096
     finally:
@@ -322,7 +323,7 @@ def test_other_threads_allocations_count() -> None:
         worker = threading.Thread(target=lambda: kept.append(bytearray(5 * MB)))
         worker.start()
         worker.join()
-    assert 5 * MB <= guard.peak_bytes <= 5 * MB + SLACK
+    assert 5 * MB <= guard.peak_above_start_bytes <= 5 * MB + SLACK
 
 
 def test_a_guard_cannot_be_reentered() -> None:
@@ -337,7 +338,7 @@ def test_a_guard_can_be_reused_sequentially() -> None:
         with guard:
             data = bytearray(size)
             del data
-        assert size <= guard.peak_bytes <= size + SLACK
+        assert size <= guard.peak_above_start_bytes <= size + SLACK
 
 
 @pytest.mark.parametrize(
@@ -369,7 +370,7 @@ def test_decorating_a_non_callable_is_a_type_error() -> None:
 
 def test_peak_bytes_before_any_block_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="once the block has finished"):
-        _ = limit(mb=1).peak_bytes
+        _ = limit(mb=1).peak_above_start_bytes
 
 
 def test_hundreds_of_uses_leave_nothing_behind() -> None:
@@ -413,7 +414,7 @@ def test_rss_limit_sees_a_native_spike() -> None:
         touch_native(64 * MB)
     error = info.value
     assert error.source == "rss"
-    assert 64 * MB - RSS_SLACK <= error.peak_bytes <= 64 * MB + RSS_SLACK
+    assert 64 * MB - RSS_SLACK <= error.peak_above_start_bytes <= 64 * MB + RSS_SLACK
     report = error.details
     if process.hwm_available():
         assert report.method == "kernel-hwm"
@@ -424,13 +425,13 @@ def test_rss_limit_sees_a_native_spike() -> None:
 def test_python_limit_does_not_see_native_memory() -> None:
     with limit(mb=20) as guard:
         touch_native(64 * MB)
-    assert guard.peak_bytes < MB
+    assert guard.peak_above_start_bytes < MB
 
 
 def test_rss_limit_under_the_limit() -> None:
     with limit(mb=200, source="rss") as guard:
         touch_native(48 * MB)
-    assert 48 * MB - RSS_SLACK <= guard.peak_bytes <= 48 * MB + RSS_SLACK
+    assert 48 * MB - RSS_SLACK <= guard.peak_above_start_bytes <= 48 * MB + RSS_SLACK
 
 
 def test_nested_rss_windows_keep_their_own_peaks() -> None:
@@ -438,8 +439,8 @@ def test_nested_rss_windows_keep_their_own_peaks() -> None:
         touch_native(100 * MB)
         with limit(mb=500, source="rss") as inner:
             touch_native(40 * MB)
-    assert 40 * MB - RSS_SLACK <= inner.peak_bytes <= 40 * MB + RSS_SLACK
-    assert 100 * MB - RSS_SLACK <= outer.peak_bytes <= 100 * MB + RSS_SLACK
+    assert 40 * MB - RSS_SLACK <= inner.peak_above_start_bytes <= 40 * MB + RSS_SLACK
+    assert 100 * MB - RSS_SLACK <= outer.peak_above_start_bytes <= 100 * MB + RSS_SLACK
 
 
 def test_rss_falls_back_to_sampling_without_clear_refs(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -453,7 +454,7 @@ def test_rss_falls_back_to_sampling_without_clear_refs(monkeypatch: pytest.Monke
     report = info.value.details
     assert report.method == "sampled"
     assert "sampled every 1 ms" in str(info.value)
-    assert 64 * MB - RSS_SLACK <= report.peak_bytes <= 64 * MB + RSS_SLACK
+    assert 64 * MB - RSS_SLACK <= report.peak_above_start_bytes <= 64 * MB + RSS_SLACK
     assert helpers.threads_left_behind(threads) == []
 
 
@@ -467,7 +468,7 @@ def test_captures_never_lose_the_blocks_peak() -> None:
             del spike
             time.sleep(0.002)  # let the catcher take its snapshots in between
     true_peak = 39 * 100_000 + 3 * MB
-    assert true_peak <= info.value.peak_bytes <= true_peak + 100_000 + SLACK
+    assert true_peak <= info.value.peak_above_start_bytes <= true_peak + 100_000 + SLACK
     del kept
 
 
@@ -489,7 +490,7 @@ def test_a_decorated_function_keeps_its_last_report(measure: str) -> None:
     parse(MB)
     first = parse.report  # type: ignore[attr-defined]
     assert first.method == measure
-    assert MB <= first.peak_bytes <= MB + SLACK
+    assert MB <= first.peak_above_start_bytes <= MB + SLACK
     with pytest.raises(MemoryLimitExceeded):
         parse(3 * MB)
     assert parse.report is not first  # type: ignore[attr-defined]

@@ -30,7 +30,7 @@ def _peak_of_block(size: int) -> int:
     """The peak limit() measures for _block, under a limit of *size* bytes."""
     with limit(size, sites=False) as guard:
         _block()
-    return guard.peak_bytes
+    return guard.peak_above_start_bytes
 
 
 def test_a_peak_exactly_at_the_limit_passes_and_one_byte_more_fails() -> None:
@@ -38,7 +38,7 @@ def test_a_peak_exactly_at_the_limit_passes_and_one_byte_more_fails() -> None:
     # memray's limit_memory fails there; docs/guide/limits.md says so).
     def report(peak: int) -> LimitReport:
         return LimitReport(label="x", source="python", method="tracemalloc", limit_bytes=MB,
-                           peak_bytes=peak)
+                           peak_above_start_bytes=peak)
 
     assert not report(MB).exceeded
     assert report(MB + 1).exceeded
@@ -52,12 +52,12 @@ def test_a_peak_exactly_at_the_limit_passes_and_one_byte_more_fails() -> None:
     assert MB <= peak <= MB + SLACK
     with limit(peak, sites=False) as guard:
         _block()
-    assert guard.peak_bytes == peak
+    assert guard.peak_above_start_bytes == peak
     assert guard.report is not None
     assert not guard.report.exceeded
     with pytest.raises(MemoryLimitExceeded) as info, limit(peak - 1, sites=False):
         _block()
-    assert info.value.details.peak_bytes == peak
+    assert info.value.details.peak_above_start_bytes == peak
     assert info.value.details.limit_bytes == peak - 1
 
 
@@ -75,8 +75,8 @@ def test_an_outer_block_keeps_the_spike_it_had_before_an_inner_limit(sites: Any)
         with limit(mb=100, sites=sites) as inner:
             small = bytearray(MB)
             del small
-    assert inner.peak_bytes <= MB + SLACK  # its own block only (in full: the next test)
-    assert 30 * MB <= outer.peak_bytes <= 30 * MB + SLACK
+    assert inner.peak_above_start_bytes <= MB + SLACK  # its own block only (in full: the next test)
+    assert 30 * MB <= outer.peak_above_start_bytes <= 30 * MB + SLACK
 
 
 @MEASURES
@@ -84,7 +84,7 @@ def test_a_nested_limit_sees_its_own_block_in_full(sites: Any) -> None:
     with limit(mb=100, sites=sites), limit(mb=100, sites=sites) as inner:
         small = bytearray(MB)
         del small
-    assert MB <= inner.peak_bytes <= MB + SLACK
+    assert MB <= inner.peak_above_start_bytes <= MB + SLACK
 
 
 @MEASURES
@@ -94,7 +94,7 @@ def test_an_outer_limit_fails_on_a_spike_before_an_inner_block(sites: Any) -> No
         del spike
         with limit(mb=100, sites=sites):
             pass
-    assert 30 * MB <= info.value.details.peak_bytes <= 30 * MB + SLACK
+    assert 30 * MB <= info.value.details.peak_above_start_bytes <= 30 * MB + SLACK
 
 
 @pytest.mark.parametrize("sites", [True, "exact"], ids=["default", "tracemalloc"])
@@ -120,6 +120,6 @@ def test_memory_from_before_the_block_is_not_named_under_a_foreign_trace(sites: 
     assert helpers.line_of(__file__, "# before-the-block") not in lines
     assert report.sites[0].size_bytes >= 5 * MB
     assert all(site.size_bytes < 30 * MB for site in report.sites)
-    assert 5 * MB <= report.peak_bytes <= 5 * MB + SLACK
+    assert 5 * MB <= report.peak_above_start_bytes <= 5 * MB + SLACK
     del before
 

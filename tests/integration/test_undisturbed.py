@@ -87,13 +87,13 @@ tracemalloc.stop()
 with memguard.limit(gb=10) as guard:
     churn()
 gc.callbacks.remove(on_gc)
-peak = guard.peak_bytes
+peak = guard.peak_above_start_bytes
 ''',
     "limit-exact": '''
 with memguard.limit(gb=10, sites="exact") as guard:
     churn()
 gc.callbacks.remove(on_gc)
-peak = guard.peak_bytes
+peak = guard.peak_above_start_bytes
 ''',
     "record": '''
 with memguard.record(interval=0.001) as timeline:

@@ -68,7 +68,7 @@ def _every_guard(index: int) -> dict[str, object]:
     with memguard.limit(mb=500) as guard:
         block = bytearray(OWN)
         del block
-    seen["limit"] = guard.peak_bytes
+    seen["limit"] = guard.peak_above_start_bytes
     with memguard.track_leaks(fail=False, signals=["python", "fds", "threads"]) as leaks:
         kept = [object() for _ in range(3)]
         del kept
@@ -178,7 +178,7 @@ def test_guards_in_many_asyncio_tasks(global_state: None) -> None:
                 with memguard.track_leaks(fail=False):
                     await asyncio.sleep(0)
             del data
-        return guard.peak_bytes, recording.traced_peak_above_start_bytes
+        return guard.peak_above_start_bytes, recording.traced_peak_above_start_bytes
 
     async def main() -> list[tuple[int, int]]:
         return await asyncio.gather(*(task(n) for n in range(TASKS)))

@@ -19,7 +19,7 @@ values: list[int] = build()
 
 with memguard.limit(kib=512) as guard:
     pass
-peak: int = guard.peak_bytes
+peak: int = guard.peak_above_start_bytes
 size: int = memguard.parse_size("1.5 GiB")
 
 

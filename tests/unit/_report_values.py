@@ -78,11 +78,11 @@ def timeline() -> Timeline:
 
 def limit_report() -> LimitReport:
     return LimitReport(label="test_import", source="python", method="tracemalloc",
-                       limit_bytes=1_000_000, peak_bytes=1_500_000, start_bytes=10_000,
+                       limit_bytes=1_000_000, peak_above_start_bytes=1_500_000, start_bytes=10_000,
                        end_bytes=20_000, duration_seconds=0.25,
                        sites=(site("/srv/app/loader.py", 40, 1_200_000, 3),
                               site("/srv/app/loader.py", 41, 200_000, 100)),
-                       sites_status="peak", sites_level_bytes=1_450_000)
+                       sites_status="peak", sites_above_start_bytes=1_450_000)
 
 
 def leak_report() -> LeakReport:

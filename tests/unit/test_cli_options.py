@@ -147,8 +147,8 @@ def _run_value() -> RunReport:
                         rss_start_bytes=20 * 1024**2, rss_peak_bytes=24 * 1024**2,
                         rss_peak_method="kernel-hwm")
     limit = LimitReport(label="app.py 3", source="python", method="tracemalloc",
-                        limit_bytes=1024**2, peak_bytes=3 * 1024**2 + 4096, sites=sites,
-                        sites_status="peak", sites_level_bytes=3 * 1024**2)
+                        limit_bytes=1024**2, peak_above_start_bytes=3 * 1024**2 + 4096, sites=sites,
+                        sites_status="peak", sites_above_start_bytes=3 * 1024**2)
     final = Snapshot(label="app.py 3 (end)", timestamp=1_700_000_000.5, sites=sites[1:],
                      traced_bytes=5096, types=(("str", 900), ("dict", 40)),
                      rss_bytes=21 * 1024**2)
@@ -161,7 +161,7 @@ def _run_value() -> RunReport:
     return RunReport(command="app.py 3", argv=("app.py", "3"), exit_code=1,
                      error="ValueError: boom", started_at="2023-11-14T22:13:20+00:00",
                      duration_seconds=0.5, timeline=timeline, peak_seconds=0.25,
-                     sites=sites, sites_level_bytes=3 * 1024**2, sites_seconds=0.24,
+                     sites=sites, sites_above_start_bytes=3 * 1024**2, sites_seconds=0.24,
                      rss=True, children=((0.0, 30 * 1024**2), (0.25, 40 * 1024**2)),
                      limit=limit, final=final, lines=(profile,), lines_target="app.py:load")
 

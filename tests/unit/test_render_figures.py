@@ -40,7 +40,7 @@ def _run() -> RunReport:
                      started_at="2023-11-14T22:13:20+00:00",
                      sites=(AllocationSite(filename="app.py", lineno=3, size_bytes=4 * 1024**2,
                                            count=66_954),),
-                     sites_level_bytes=4 * 1024**2, sites_seconds=0.25)
+                     sites_above_start_bytes=4 * 1024**2, sites_seconds=0.25)
 
 
 def _formats(value: Any) -> dict[str, str]:
@@ -104,7 +104,7 @@ def test_one_start_time_format_per_page_and_separated_counts() -> None:
 def test_a_limits_peak_is_above_the_start_everywhere() -> None:
     report = values.limit_report()
     data = json.loads(render(report, "json"))["data"]
-    peak = f"{format_size(data['peak_bytes'])} above the start"
+    peak = f"{format_size(data['peak_above_start_bytes'])} above the start"
     _in_every_format(peak, _formats(report))
     _in_every_format(f"{format_size(data['start_bytes'])} at the start, "
                      f"{format_size(data['end_bytes'])} at the end, absolute", _formats(report))

@@ -29,7 +29,7 @@ def test_snapshot_html_repr_has_no_charts() -> None:
 
 def test_an_exception_renders_as_its_report() -> None:
     report = values.limit_report()
-    error = MemoryLimitExceeded("over", peak_bytes=report.peak_bytes,
+    error = MemoryLimitExceeded("over", peak_above_start_bytes=report.peak_above_start_bytes,
                                 limit_bytes=report.limit_bytes, source="python",
                                 details=report)
     assert render(error, "text") == render(report, "text")

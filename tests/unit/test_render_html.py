@@ -54,7 +54,7 @@ footer{margin-top:36px;color:#718096;font-size:.85em}
 </tbody></table>
 <section>
 <h2>Allocation sites at the peak</h2>
-<p class="note">live at the peak, captured at 1.4 MiB above the start</p>
+<p class="note">sites live at the peak, captured at 1.4 MiB above the start</p>
 <div class="scroll"><table class="data">
 <thead><tr><th class="r">size</th><th class="r">blocks</th><th class="l">where</th></tr></thea\
 d>

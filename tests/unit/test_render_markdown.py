@@ -146,7 +146,7 @@ sampled: 1000 B to 1.9 MiB
 
 #### Allocation sites at the peak
 
-live at the peak, captured at 1.4 MiB above the start
+sites live at the peak, captured at 1.4 MiB above the start
 
 | size | blocks | where |
 | ---: | ---: | --- |

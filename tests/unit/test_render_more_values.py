@@ -53,7 +53,7 @@ def test_saved_watch_report_loads_back(tmp_path: Path) -> None:
 
 def test_limit_report_displays_in_notebooks_without_the_extension() -> None:
     report = memguard.LimitReport(label="block", source="python", method="tracemalloc",
-                                  limit_bytes=1_000_000, peak_bytes=1_500_000)
+                                  limit_bytes=1_000_000, peak_above_start_bytes=1_500_000)
     assert report._repr_markdown_() == render(report, "markdown")
     assert report._repr_html_().startswith('<div class="memguard-output memguard-limit ')
     assert "EXCEEDED by 488.3 KiB" in report._repr_html_()

@@ -111,7 +111,7 @@ levels    9.8 KiB at the start, 19.5 KiB at the end, absolute (+9.8 KiB kept)
 duration  0.250 s
 
 Allocation sites at the peak
-  live at the peak, captured at 1.4 MiB above the start
+  sites live at the peak, captured at 1.4 MiB above the start
        size  blocks  where
     1.1 MiB       3  /srv/app/loader.py:40
   195.3 KiB     100  /srv/app/loader.py:41

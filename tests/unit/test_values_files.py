@@ -34,7 +34,7 @@ def test_snapshot_save_method_and_envelope(tmp_path: Path) -> None:
     path = after().save(tmp_path / "s.json")
     envelope = json.loads(path.read_text())
     assert {k: envelope[k] for k in ("format", "version", "kind")} == {
-        "format": "memguard", "version": 1, "kind": "snapshot"}
+        "format": "memguard", "version": 2, "kind": "snapshot"}
     assert envelope["memguard"] == memguard.__version__
     assert envelope["data"]["label"] == "after"
 
@@ -159,3 +159,65 @@ def test_any_damage_is_a_format_error_or_a_value(cut: int, position: int, byte: 
         files.loads(content, name="fuzz.json")
     except SnapshotFormatError as error:
         assert error.path == "fuzz.json"
+
+
+#: A limit report as memguard 0.1 wrote it (format version 1): its figures
+#: above the start were named as if absolute.
+VERSION_1_LIMIT = (
+    '{"format": "memguard", "version": 1, "kind": "limit", "memguard": "0.1.0", "data": '
+    '{"kind": "limit", "label": "test_load", "source": "python", "method": "tracemalloc", '
+    '"limit_bytes": 1000000, "peak_bytes": 1500000, "start_bytes": 10000, '
+    '"end_bytes": 60000, "duration_seconds": 0.25, "sites": [{"filename": "app.py", '
+    '"lineno": 3, "size_bytes": 1400000, "count": 2}], "sites_status": "peak", '
+    '"sites_level_bytes": 1450000, "interval_seconds": 0.0, "exceeded": true}}')
+
+
+def test_a_version_1_limit_file_reads_with_the_new_names(tmp_path: Path) -> None:
+    path = tmp_path / "old.json"
+    path.write_text(VERSION_1_LIMIT)
+    report = memguard.load(path)
+    assert report.peak_above_start_bytes == 1_500_000
+    assert report.sites_above_start_bytes == 1_450_000
+    assert report.end_above_start_bytes == 50_000
+    assert report.exceeded
+    # written again, it is a version 2 file under the new names only
+    data = json.loads(files.dumps(report))
+    assert data["version"] == files.FORMAT_VERSION == 2
+    assert data["data"]["peak_above_start_bytes"] == 1_500_000
+    assert data["data"]["sites_above_start_bytes"] == 1_450_000
+    assert not {"peak_bytes", "sites_level_bytes"} & set(data["data"])
+
+
+def test_a_version_1_run_file_with_its_limit_reads_with_the_new_names(tmp_path: Path) -> None:
+    limit = json.loads(VERSION_1_LIMIT)["data"]
+    run = {"kind": "run", "command": "app.py", "argv": ["app.py"], "exit_code": 0,
+           "duration_seconds": 1.0, "sites_level_bytes": 2048, "limit": limit,
+           "timeline": {"kind": "timeline", "interval_seconds": 0.01,
+                        "duration_seconds": 1.0, "samples": [], "marks": []}}
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({"format": "memguard", "version": 1, "kind": "run",
+                                "data": run}))
+    report = memguard.load(path)
+    assert report.sites_above_start_bytes == 2048
+    assert report.limit.peak_above_start_bytes == 1_500_000
+
+
+def test_the_0_1_names_still_answer_and_warn() -> None:
+    report = limit_report()
+    with pytest.warns(DeprecationWarning, match="peak_above_start_bytes"):
+        assert report.peak_bytes == report.peak_above_start_bytes
+    with pytest.warns(DeprecationWarning, match="end_above_start_bytes"):
+        assert report.retained_bytes == report.end_bytes - report.start_bytes
+    with pytest.warns(DeprecationWarning, match="sites_above_start_bytes"):
+        assert report.sites_level_bytes == report.sites_above_start_bytes
+    error = memguard.MemoryLimitExceeded("over", peak_above_start_bytes=7, limit_bytes=5,
+                                         source="python")
+    with pytest.warns(DeprecationWarning, match="peak_above_start_bytes"):
+        assert error.peak_bytes == 7
+
+
+def test_a_version_1_file_missing_its_peak_names_the_field(tmp_path: Path) -> None:
+    path = tmp_path / "old.json"
+    path.write_text(VERSION_1_LIMIT.replace('"peak_bytes": 1500000, ', ""))
+    with pytest.raises(SnapshotFormatError, match="peak_above_start_bytes"):
+        memguard.load(path)
