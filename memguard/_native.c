@@ -43,6 +43,7 @@
 #include <Python.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -74,6 +75,17 @@ static atomic_int active = 0;     /* counting (else pass-through) */
 static MG_TLS int in_hook = 0;
 static MG_TLS int probing = 0;
 static atomic_llong probe_seen = 0;
+
+/* RAW-domain calls in flight in the record. The RAW domain is called
+ * without the GIL too (zlib, thread states), so such a call may be inside the
+ * record while end(), holding the GIL, switches counting off and clears it:
+ * each says it is inside (and checks again that counting is on) around its
+ * work on the record, and end() waits for none to be inside before clearing.
+ * The MEM and OBJ domains are called with the GIL held, as end() is: never
+ * in flight then, and their hot path pays nothing for this. The call into
+ * the allocator below stays outside (tracemalloc's RAW hook may wait for the
+ * GIL, which end() holds). */
+static atomic_int raw_inside = 0;
 
 static atomic_llong cur_bytes = 0;
 static atomic_llong peak_bytes = 0;
@@ -740,6 +752,29 @@ track_free(void *ptr)
     }
 }
 
+static inline int
+raw_enter(void)
+{
+    atomic_fetch_add(&raw_inside, 1);
+    if (atomic_load(&active)) {
+        return 1;
+    }
+    atomic_fetch_sub(&raw_inside, 1);  /* end() has begun: leave the record alone */
+    return 0;
+}
+
+/* Whether this call may work on the record: always for MEM and OBJ (the GIL
+ * is held); for RAW once it has said it is inside (leave with record_leave). */
+#define RECORD_ENTER(alloc) ((alloc) != &orig_raw || raw_enter())
+
+static inline void
+record_leave(PyMemAllocatorEx *alloc)
+{
+    if (alloc == &orig_raw) {
+        atomic_fetch_sub(&raw_inside, 1);
+    }
+}
+
 #define ENTER(alloc) \
     PyMemAllocatorEx *alloc = (PyMemAllocatorEx *)ctx; \
     if (in_hook || probing || !atomic_load_explicit(&active, memory_order_relaxed))
@@ -755,8 +790,9 @@ hook_malloc(void *ctx, size_t size)
     }
     in_hook = 1;
     void *ptr = alloc->malloc(alloc->ctx, size);
-    if (ptr != NULL) {
+    if (ptr != NULL && RECORD_ENTER(alloc)) {
         track_new(ptr, size);
+        record_leave(alloc);
     }
     in_hook = 0;
     return ptr;
@@ -770,11 +806,40 @@ hook_calloc(void *ctx, size_t nelem, size_t elsize)
     }
     in_hook = 1;
     void *ptr = alloc->calloc(alloc->ctx, nelem, elsize);
-    if (ptr != NULL) {
+    if (ptr != NULL && RECORD_ENTER(alloc)) {
         track_new(ptr, nelem * elsize);
+        record_leave(alloc);
     }
     in_hook = 0;
     return ptr;
+}
+
+/* The record after a realloc of *ptr* (counted as *old* bytes, -1: not
+ * counted) to *ptr2* (NULL: failed, *ptr* unchanged). */
+static inline void
+track_realloc(void *ptr, void *ptr2, size_t new_size, long long old)
+{
+    if (ptr2 == NULL) {
+        if (old >= 0) {
+            set_put((uintptr_t)ptr, (size_t)old);  /* still allocated, unchanged */
+        }
+        return;
+    }
+    if (old >= 0 && sampling && n_samples) {
+        sample_free((uintptr_t)ptr);
+    }
+    long long prev = set_put((uintptr_t)ptr2, new_size);
+    if (prev == -2) {
+        atomic_fetch_add_explicit(&lost_blocks, 1, memory_order_relaxed);
+        if (old > 0) {
+            count_add(-old);
+        }
+        return;
+    }
+    if (sampling) {
+        sample_alloc((uintptr_t)ptr2, new_size);
+    }
+    count_add((long long)new_size - (old > 0 ? old : 0) - (prev > 0 ? prev : 0));
 }
 
 static void *
@@ -785,28 +850,15 @@ hook_realloc(void *ctx, void *ptr, size_t new_size)
     }
     in_hook = 1;
     /* Out of the set before the block can be freed and handed to another thread. */
-    long long old = ptr != NULL ? set_pop((uintptr_t)ptr) : -1;
+    long long old = -1;
+    if (ptr != NULL && RECORD_ENTER(alloc)) {
+        old = set_pop((uintptr_t)ptr);
+        record_leave(alloc);
+    }
     void *ptr2 = alloc->realloc(alloc->ctx, ptr, new_size);
-    if (ptr2 == NULL) {
-        if (old >= 0) {
-            set_put((uintptr_t)ptr, (size_t)old);  /* still allocated, unchanged */
-        }
-    } else {
-        if (old >= 0 && sampling && n_samples) {
-            sample_free((uintptr_t)ptr);
-        }
-        long long prev = set_put((uintptr_t)ptr2, new_size);
-        if (prev == -2) {
-            atomic_fetch_add_explicit(&lost_blocks, 1, memory_order_relaxed);
-            if (old > 0) {
-                count_add(-old);
-            }
-        } else {
-            if (sampling) {
-                sample_alloc((uintptr_t)ptr2, new_size);
-            }
-            count_add((long long)new_size - (old > 0 ? old : 0) - (prev > 0 ? prev : 0));
-        }
+    if (RECORD_ENTER(alloc)) {  /* else end() has begun: the record goes, and the count */
+        track_realloc(ptr, ptr2, new_size, old);
+        record_leave(alloc);
     }
     in_hook = 0;
     return ptr2;
@@ -821,7 +873,10 @@ hook_free(void *ctx, void *ptr)
     }
     if (ptr != NULL) {
         in_hook = 1;
-        track_free(ptr);  /* before the free: the address may be reused at once */
+        if (RECORD_ENTER(alloc)) {
+            track_free(ptr);  /* before the free: the address may be reused at once */
+            record_leave(alloc);
+        }
         alloc->free(alloc->ctx, ptr);
         in_hook = 0;
     }
@@ -941,6 +996,10 @@ mg_end(PyObject *self, PyObject *args)
     if (--sessions == 0) {
         intact = probe_chain();
         atomic_store(&active, 0);
+        /* a RAW call from a thread without the GIL may still be in the record */
+        while (atomic_load(&raw_inside) != 0) {
+            sched_yield();
+        }
         reset_sampling();
         release_codes();
         set_clear();

@@ -150,6 +150,44 @@ def test_raw_domain_without_the_gil_is_counted() -> None:
     assert counted == traced
 
 
+def test_counts_ended_while_a_thread_allocates_without_the_gil_leave_no_stale_record() -> None:
+    """end() clears the record while zlib, in another thread, allocates RAW blocks
+    without the GIL: the clear waits for any such call inside the record, so no
+    record outlives its count. A stale one (a block recorded after the clear)
+    would be met again when its address is reused by a later count, which
+    would then read the old size as replaced and count too little: the later
+    counts below are checked to the byte against tracemalloc."""
+    import zlib
+
+    payload = os.urandom(4096) * 64
+    stop = threading.Event()
+
+    def churn() -> None:
+        while not stop.is_set():
+            zlib.decompress(zlib.compress(payload, 1))
+
+    thread = threading.Thread(target=churn)
+    thread.start()
+    try:
+        for _ in range(300):
+            native.begin()
+            keep = [bytearray(1000 + i) for i in range(20)]
+            native.end()
+            del keep
+    finally:
+        stop.set()
+        thread.join()
+
+    def work() -> None:
+        for round_ in range(20):
+            # RAW blocks of the sizes the churn used, at addresses it freed
+            blocks = [zlib.compressobj(1) for _ in range(4)]
+            data = [bytearray(1000 + 37 * round_ + i) for i in range(50)]
+            del blocks, data
+    counted, traced, _, _ = peaks(work)
+    assert counted == traced
+
+
 def test_tracemalloc_started_and_stopped_inside_keeps_working() -> None:
     window = _counter.begin()
     tracemalloc.start()
