@@ -188,6 +188,42 @@ def test_counts_ended_while_a_thread_allocates_without_the_gil_leave_no_stale_re
     assert counted == traced
 
 
+#: CPython gh-121390: tracemalloc's stop freed its traceback table without the
+#: tracebacks, fixed in 3.12.5 and 3.13.
+_TRACEBACKS_LEAK = sys.version_info < (3, 12, 5)
+
+
+def test_the_counter_sees_the_tracebacks_tracemalloc_stop_leaves_behind() -> None:
+    """Each start/stop of a trace that records one new one-frame traceback leaves
+    those 24 bytes allocated on Pythons with gh-121390 (what made the leak
+    check's counted series grow for code opening memguard's tracing guards,
+    see memguard.leaks.collector.USE_COUNTER), and nothing on fixed ones; the
+    counter reads it to the byte."""
+    if tracemalloc.is_tracing():
+        pytest.skip("a trace runs already: starting and stopping one here would stop it")
+    gc.disable()
+    try:
+        def cycle() -> None:
+            tracemalloc.start(1)
+            block = bytearray(10)  # one traceback: this line
+            del block
+            tracemalloc.stop()
+        for _ in range(20):
+            cycle()  # the first traces' one-time tables
+        native.begin()
+        try:
+            before = native.counts()[0]
+            for _ in range(1000):
+                cycle()
+            grown = native.counts()[0] - before
+        finally:
+            native.end()
+    finally:
+        gc.enable()
+    expected = 1000 * 24 if _TRACEBACKS_LEAK else 0
+    assert expected <= grown <= expected + 256, grown
+
+
 def test_tracemalloc_started_and_stopped_inside_keeps_working() -> None:
     window = _counter.begin()
     tracemalloc.start()
