@@ -386,7 +386,7 @@ class _Run:
             limit_bytes=guard.limit_bytes, peak_above_start_bytes=count.peak_bytes,
             start_bytes=count.start_bytes, end_bytes=count.end_bytes or 0,
             duration_seconds=duration, sites=sites, sites_status=status,
-            sites_above_start_bytes=level or 0,
+            sites_above_start_bytes=level if sites else None,
             sample_interval_bytes=float(guard.sample_bytes) if sites else 0.0,
         )
 
@@ -415,5 +415,5 @@ class _Run:
             limit_bytes=guard.limit_bytes, peak_above_start_bytes=window.peak_bytes,
             start_bytes=window.start_bytes, end_bytes=window.end_bytes or 0,
             duration_seconds=duration, sites=sites, sites_status=status,
-            sites_above_start_bytes=(level or 0) if status not in ("not-needed", "off") else 0,
+            sites_above_start_bytes=level if status not in ("not-needed", "off") else None,
         )

@@ -80,7 +80,7 @@ class _Watcher:
         self.peak_seconds = 0.0
         self.sites: tuple[AllocationSite, ...] = ()
         self.left_out: tuple[LeftOut, ...] = ()
-        self.sites_level = 0
+        self.sites_level: int | None = None
         self.sites_seconds = 0.0
         # A capture briefly holds a copy of every trace (about 100 bytes per
         # live block, not traced but resident): with rss or children, the
@@ -174,7 +174,7 @@ def _limit_report(run: RunReport, limit_bytes: int) -> LimitReport:
     # limit()'s rule; the sites are captured whether the limit held or not
     peak = run.traced_peak_above_start_bytes or 0
     status = sites_status(wanted=True, exceeded=True,
-                          captured_above_start_bytes=run.sites_above_start_bytes or None,
+                          captured_above_start_bytes=run.sites_above_start_bytes,
                           peak_above_start_bytes=peak, named=len(run.sites))
     return LimitReport(
         label=run.command, source="python", method="tracemalloc", limit_bytes=limit_bytes,

@@ -454,7 +454,7 @@ def _limit(value: LimitReport, top: int) -> Document:
              ("duration", f"{value.duration_seconds:.3f} s")]
     note = SITE_NOTES.get(value.sites_status, value.sites_status)
     if value.sites:
-        note += f", captured at {format_size(value.sites_above_start_bytes)} above the start"
+        note += f", captured at {format_size(value.sites_above_start_bytes or 0)} above the start"
         section = Section("Allocation sites at the peak", note, site_table(value.sites[:top]))
     else:
         section = Section("Allocation sites at the peak", note)

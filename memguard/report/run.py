@@ -99,7 +99,7 @@ def _peak_sites(run: Any, top: int) -> Any:
     if not run.sites:
         return Section(title, "none captured: the traced heap never grew past 256 KiB, or "
                               "its peak was too short-lived to catch")
-    note = (f"live at {format_size(run.sites_above_start_bytes)} above the start, at "
+    note = (f"live at {format_size(run.sites_above_start_bytes or 0)} above the start, at "
             f"{run.sites_seconds:.3f} s ({run.sites_fraction:.0%} of the peak)")
     shown = run.sites[:top]
     rest = run.sites[top:]

@@ -70,7 +70,8 @@ def _limit(report: LimitReport, top: int) -> str:
     else:
         lines = [report.summary]
     if report.sites:
-        level = format_size(report.sites_above_start_bytes)
+        captured = report.sites_above_start_bytes or 0
+        level = format_size(captured)
         how = ""
         if report.sample_interval_bytes:
             how = (f"estimated from allocations sampled every "
@@ -78,7 +79,7 @@ def _limit(report: LimitReport, top: int) -> str:
         lines.append(f"  top allocation sites ({how}{SITE_NOTES[report.sites_status]}, "
                      f"captured at {level} above the start):")
         # Sites under 1% of the captured level are noise next to the culprits.
-        floor = report.sites_above_start_bytes / 100
+        floor = captured / 100
         shown = [s for s in report.sites[:top] if s.size_bytes >= floor] or list(report.sites[:1])
         lines.extend(f"    {site}" for site in shown)
         rest = report.sites[len(shown):]

@@ -17,6 +17,7 @@ __all__ = [
     "LimitReport",
     "SitesStatus",
     "Source",
+    "sites_level",
     "sites_status",
 ]
 
@@ -103,8 +104,9 @@ class LimitReport(Value, kind="limit"):
     """The top allocation sites at the peak, biggest first."""
     sites_status: SitesStatus = "not-needed"
     """Where :attr:`sites` come from, or why there are none."""
-    sites_above_start_bytes: int = 0
-    """The level above the start at which :attr:`sites` were captured."""
+    sites_above_start_bytes: int | None = None
+    """The level above the start at which :attr:`sites` were captured; ``None``
+    when none were."""
     interval_seconds: float = 0.0
     """The sampling interval when :attr:`method` is ``"sampled"``."""
     sample_interval_bytes: float = 0.0
@@ -140,9 +142,9 @@ class LimitReport(Value, kind="limit"):
 
     @property
     def sites_level_bytes(self) -> int:
-        """Deprecated: :attr:`sites_above_start_bytes`."""
+        """Deprecated: :attr:`sites_above_start_bytes` (0 when absent)."""
         renamed("LimitReport", "sites_level_bytes", "sites_above_start_bytes")
-        return self.sites_above_start_bytes
+        return self.sites_above_start_bytes or 0
 
     @property
     def measured(self) -> str:
@@ -205,9 +207,16 @@ class LimitReport(Value, kind="limit"):
             duration_seconds=float(data.get("duration_seconds", 0.0)),
             sites=tuple(AllocationSite.from_dict(s) for s in data.get("sites", ())),
             sites_status=data.get("sites_status", "not-needed"),
-            sites_above_start_bytes=int(renamed_field(data, "sites_above_start_bytes",
-                                                       "sites_level_bytes", 0)),
+            sites_above_start_bytes=sites_level(data),
             interval_seconds=float(data.get("interval_seconds", 0.0)),
             sample_interval_bytes=float(data.get("sample_interval_bytes", 0.0)),
         )
 
+
+def sites_level(data: Mapping[str, Any]) -> int | None:
+    """The capture level of a limit's or a run's dict: ``None`` when no sites were
+    captured (version 1 files wrote 0 then, under ``sites_level_bytes``)."""
+    level = renamed_field(data, "sites_above_start_bytes", "sites_level_bytes", None)
+    if level is None or (level == 0 and not data.get("sites")):
+        return None
+    return int(level)

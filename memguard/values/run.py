@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..units import format_size
-from ._value import Value, renamed, renamed_field
-from .limit import LimitReport
+from ._value import Value, renamed
+from .limit import LimitReport, sites_level
 from .lineprofile import LineProfile
 from .site import AllocationSite, LeftOut
 from .snapshot import Snapshot
@@ -62,8 +62,9 @@ class RunReport(Value, kind="run"):
     """When the program started, as an ISO 8601 UTC time."""
     sites: tuple[AllocationSite, ...] = ()
     """The top allocation sites live at the highest level captured, biggest first."""
-    sites_above_start_bytes: int = 0
-    """The traced level above the start at which :attr:`sites` were captured."""
+    sites_above_start_bytes: int | None = None
+    """The traced level above the start at which :attr:`sites` were captured;
+    ``None`` when none were."""
     sites_seconds: float = 0.0
     """When :attr:`sites` were captured, in seconds from the start."""
     sites_left_out: tuple[LeftOut, ...] = ()
@@ -118,9 +119,9 @@ class RunReport(Value, kind="run"):
 
     @property
     def sites_level_bytes(self) -> int:
-        """Deprecated: :attr:`sites_above_start_bytes`."""
+        """Deprecated: :attr:`sites_above_start_bytes` (0 when absent)."""
         renamed("RunReport", "sites_level_bytes", "sites_above_start_bytes")
-        return self.sites_above_start_bytes
+        return self.sites_above_start_bytes or 0
 
     @property
     def rss_peak_bytes(self) -> int | None:
@@ -146,7 +147,7 @@ class RunReport(Value, kind="run"):
         peak = self.traced_peak_above_start_bytes
         if not peak:  # absent or 0 (it is never below 0)
             return 0.0
-        return min(1.0, self.sites_above_start_bytes / peak)
+        return min(1.0, (self.sites_above_start_bytes or 0) / peak)
 
     def peak_snapshot(self) -> Snapshot:
         """The run at its peak as a :class:`Snapshot`, for comparing two runs.
@@ -231,8 +232,7 @@ class RunReport(Value, kind="run"):
             peak_seconds=float(data.get("peak_seconds", 0.0)),
             timeline=Timeline.from_dict(data["timeline"]),
             sites=tuple(AllocationSite.from_dict(s) for s in data.get("sites", ())),
-            sites_above_start_bytes=int(renamed_field(data, "sites_above_start_bytes",
-                                                       "sites_level_bytes", 0)),
+            sites_above_start_bytes=sites_level(data),
             sites_seconds=float(data.get("sites_seconds", 0.0)),
             sites_left_out=tuple(LeftOut.from_dict(item)
                                  for item in data.get("sites_left_out", ())),

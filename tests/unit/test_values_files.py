@@ -221,3 +221,18 @@ def test_a_version_1_file_missing_its_peak_names_the_field(tmp_path: Path) -> No
     path.write_text(VERSION_1_LIMIT.replace('"peak_bytes": 1500000, ', ""))
     with pytest.raises(SnapshotFormatError, match="peak_above_start_bytes"):
         memguard.load(path)
+
+
+def test_no_sites_captured_is_none_and_a_version_1_zero_reads_as_none(tmp_path: Path) -> None:
+    # 0.1 wrote 0 for "no capture"; 0 is a level a capture can have, so 0.2 says None
+    old = json.loads(VERSION_1_LIMIT)
+    old["data"].update(sites=[], sites_level_bytes=0, exceeded=False, peak_bytes=10)
+    path = tmp_path / "held.json"
+    path.write_text(json.dumps(old))
+    report = memguard.load(path)
+    assert report.sites_above_start_bytes is None
+    assert json.loads(files.dumps(report))["data"]["sites_above_start_bytes"] is None
+    with memguard.limit(mb=10) as guard:
+        bytearray(1000)
+    assert guard.report is not None
+    assert guard.report.sites_above_start_bytes is None  # the limit held: nothing captured
