@@ -386,7 +386,7 @@ class _Run:
             limit_bytes=guard.limit_bytes, peak_above_start_bytes=count.peak_bytes,
             start_bytes=count.start_bytes, end_bytes=count.end_bytes or 0,
             duration_seconds=duration, sites=sites, sites_status=status,
-            sites_above_start_bytes=level if sites else None,
+            sites_above_start_bytes=level,  # None unless a copy was made (exceeded, sampling)
             sample_interval_bytes=float(guard.sample_bytes) if sites else 0.0,
         )
 
