@@ -20,13 +20,16 @@ exactly when it would have without memguard.
 from __future__ import annotations
 
 import gc
+import operator
 import os
 import threading
 import time
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from itertools import repeat
 
-__all__ = ["Balance", "Task", "add", "pause", "resume", "unwatch", "watch", "watcher_running"]
+__all__ = ["Balance", "Task", "add", "pause", "resume", "traced_level", "unwatch", "watch",
+           "watcher_running"]
 
 
 class Task:
@@ -165,6 +168,53 @@ def watcher_running() -> bool:
     """Whether the watcher thread is running."""
     with _tasks_lock:
         return _thread is not None and _thread.is_alive()
+
+
+def _quiet_levels() -> Iterator[tuple[object, object, int, object]]:
+    # Each next() runs in C from start to end, so no other thread runs
+    # between its steps (the interpreter hands the GIL over only between
+    # bytecodes), and allocates nothing the collector counts before the
+    # collector is off: zip reuses its result tuple while nobody else holds
+    # it; map, iter(callable, sentinel) and operator's functions pass their
+    # arguments on the C stack. Steps: remember whether the collector is on,
+    # switch it off, read the traced level (tracemalloc's tuple is made and
+    # freed while the collector is off), switch it back on if it was on.
+    stop = object()
+    state = [True]
+    remember = map(operator.setitem, repeat(state), repeat(0), iter(gc.isenabled, stop))
+    switch_off = iter(gc.disable, stop)
+    level = map(operator.getitem, iter(tracemalloc.get_traced_memory, stop), repeat(0))
+    back = {True: iter(gc.enable, stop), False: iter(gc.isenabled, stop)}
+    restore = map(next, map(operator.getitem, repeat(back),
+                            map(operator.getitem, repeat(state), repeat(0))))
+    return zip(remember, switch_off, level, restore, strict=False)  # all endless
+
+
+_levels = _quiet_levels()
+
+
+def traced_level() -> int:
+    """tracemalloc's traced bytes now, read without moving the program's collections.
+
+    ``tracemalloc.get_traced_memory()`` returns a new tuple, and every new
+    container counts towards the collector's next young collection: read
+    on the watcher thread when the program's count is at its threshold, it
+    runs the program's collection there, one allocation early and on the
+    wrong thread (its finalizers too). Here the tuple is made and freed with
+    the collector off, in one call into C that no other thread can
+    interrupt, so the count and the collector's state are as they were.
+    For the tasks of the watcher thread that poll the level (the peak
+    catcher without the native counter, issue 21).
+
+    Example:
+        >>> import gc, tracemalloc
+        >>> tracemalloc.start()
+        >>> data = bytearray(1_000_000)
+        >>> traced_level() >= 1_000_000, gc.isenabled()
+        (True, True)
+        >>> tracemalloc.stop()
+    """
+    return next(_levels)[2]
 
 
 counting = False

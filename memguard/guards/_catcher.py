@@ -14,7 +14,8 @@ that under one policy (the rule that then judges the copy is
   bytecodes, as soon after the peak as the interpreter allows, so a spike of
   one statement is caught. Without the counter, a task of the watcher thread
   (:mod:`memguard._watcher`) polls the traced level every millisecond (a
-  spike shorter than that may go uncopied). For ``memguard run``
+  spike shorter than that may go uncopied), read by
+  :func:`memguard._watcher.traced_level`, which starts no collection. For ``memguard run``
   (``pending=True``) it schedules, at a new high, a pending call of its own
   (see :func:`prepare`), so the copy is still made in the main thread;
   otherwise (``limit()``, a catcher armed in another thread, or where
@@ -260,12 +261,14 @@ class TraceCatcher:
         """A watcher task: at a new high worth a copy, ask the main thread for one."""
         if self._closed or self._wanted or not tracemalloc.is_tracing():
             return
-        if self._worth_copying(tracemalloc.get_traced_memory()[0] - self.start_bytes):
+        if self._worth_copying(_watcher.traced_level() - self.start_bytes):
             self._wanted = True
             _schedule()
 
     def _poll(self) -> None:
-        if not self._closed and tracemalloc.is_tracing():
+        """A watcher task: copy at a new high worth a copy (read without moving a collection)."""
+        if (not self._closed and tracemalloc.is_tracing()
+                and self._worth_copying(_watcher.traced_level() - self.start_bytes)):
             self.capture()
 
     def capture(self, *, final: bool = False) -> bool:

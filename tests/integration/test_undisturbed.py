@@ -18,18 +18,22 @@ generations' counts by 1. (A sample of ``record()`` reads tracemalloc, which
 returns a tuple: when that one allocation is the one that reaches the
 collector's threshold, the collection the program was about to start runs on
 the watcher thread instead, at the same count: the number of collections is
-what is compared, not the thread.) The peak is compared with plain
+what is compared, not the thread. The peak catcher's poll, every
+millisecond where the counter is not built, reads the level without such a
+tuple: see the last test.) The peak is compared with plain
 tracemalloc's within 0.5% (a collection that comes a few allocations
 earlier or later frees the same cycles one step apart).
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
 import sys
 import textwrap
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -248,3 +252,60 @@ def test_pytest_plugin_measures_a_test_without_moving_its_collections(
         assert abs(young - plain[0]) <= 2, (young, plain)
         assert abs(middle - plain[1]) <= 1, (middle, plain)
         assert abs(old - plain[2]) <= 1, (old, plain)
+
+
+def test_the_watchers_level_reading_moves_no_collection() -> None:
+    """Read with the young count at its threshold, the level starts no collection.
+
+    ``tracemalloc.get_traced_memory()`` itself does (its tuple is the
+    allocation that passes the threshold): the catcher's poll without the
+    counter read it that way, every millisecond on the watcher thread, and
+    a busy run once saw the program's traced peak 2.1% high.
+    """
+    from memguard import _watcher
+
+    threshold = gc.get_threshold()[0]
+    phases: list[str] = []
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        phases.append(phase)
+
+    def at_threshold(kept: list[list[int]]) -> None:
+        gc.collect()
+        while gc.get_count()[0] < threshold - 1:  # the reading's tuple: count + 1 at most
+            kept.append([])
+        kept.append([])  # exactly at the threshold: the next container starts a collection
+        phases.clear()  # gc.collect()'s
+
+    started = not tracemalloc.is_tracing()
+    if started:
+        tracemalloc.start()
+    gc.callbacks.append(on_gc)
+    kept: list[list[int]] = []
+    try:
+        at_threshold(kept)
+        level = _watcher.traced_level()
+        during = len(phases)  # an int: no container, no collection
+        kept.append([])  # the count was left at the threshold: this one starts it
+        after = len(phases)
+        assert (during, after) == (0, 2)
+        assert gc.isenabled()
+        assert 0 < level <= tracemalloc.get_traced_memory()[0] + 1024
+
+        phases.clear()
+        at_threshold(kept)
+        tracemalloc.get_traced_memory()  # the reading the catcher made before
+        during = len(phases)
+        assert during == 2
+
+        phases.clear()
+        gc.disable()
+        try:
+            _watcher.traced_level()
+            assert not gc.isenabled()  # a collector the program switched off stays off
+        finally:
+            gc.enable()
+    finally:
+        gc.callbacks.remove(on_gc)
+        if started:
+            tracemalloc.stop()
