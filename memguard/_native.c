@@ -477,6 +477,60 @@ static atomic_uint sample_generation = 0;
 static uint64_t rng_state = 0x853c49e6748fea9bULL;
 static sample_t samples[SAMPLE_CAP];
 static int n_samples = 0;                  /* slots used (some may be freed: key 0) */
+/* A filter of the sampled live blocks' addresses, read on every free
+ * without the lock: one bit per hash of an address, set when a block is
+ * sampled. A clear bit means "not sampled" for sure, so a free (the
+ * common case by far) skips the lock and the scan of the samples. Bits of
+ * freed samples stay set until the filter is rebuilt from the live samples,
+ * into the other of two buffers that is then published, every
+ * FILTER_REBUILD removals. A free that read the old buffer still finds its
+ * bit there: a buffer is cleared only at the rebuild after next. */
+#define FILTER_BITS (1u << 16)
+#define FILTER_REBUILD 1024
+static _Atomic unsigned char filter_a[FILTER_BITS / 8];
+static _Atomic unsigned char filter_b[FILTER_BITS / 8];
+static _Atomic(_Atomic unsigned char *) filter = filter_a;
+static int filter_removed = 0;             /* under sample_lock */
+
+static inline size_t
+filter_bit(uintptr_t key)
+{
+    return (size_t)(hash_ptr(key) >> 7) & (FILTER_BITS - 1);
+}
+
+static inline void
+filter_set(_Atomic unsigned char *bits, uintptr_t key)
+{
+    size_t b = filter_bit(key);
+    atomic_fetch_or_explicit(&bits[b >> 3], (unsigned char)(1u << (b & 7)),
+                             memory_order_relaxed);
+}
+
+static inline int
+filter_may_hold(uintptr_t key)
+{
+    _Atomic unsigned char *bits = atomic_load_explicit(&filter, memory_order_acquire);
+    size_t b = filter_bit(key);
+    return (atomic_load_explicit(&bits[b >> 3], memory_order_relaxed) >> (b & 7)) & 1;
+}
+
+/* The live samples' bits only, into the buffer not in use; sample_lock held. */
+static void
+filter_rebuild(void)
+{
+    _Atomic unsigned char *cur = atomic_load_explicit(&filter, memory_order_relaxed);
+    _Atomic unsigned char *next = cur == filter_a ? filter_b : filter_a;
+    for (size_t i = 0; i < FILTER_BITS / 8; i++) {
+        atomic_store_explicit(&next[i], 0, memory_order_relaxed);
+    }
+    for (int i = 0; i < n_samples; i++) {
+        if (samples[i].key != 0) {
+            filter_set(next, samples[i].key);
+        }
+    }
+    atomic_store_explicit(&filter, next, memory_order_release);
+    filter_removed = 0;
+}
 static long long samples_dropped = 0;
 static PyObject *codes[CODE_CAP];          /* strong references, released at end */
 static int n_codes = 0;
@@ -648,6 +702,7 @@ sample_alloc(uintptr_t key, size_t size)
     sample_t *s = &samples[slot];
     s->key = key;
     s->size = size;
+    filter_set(atomic_load_explicit(&filter, memory_order_relaxed), key);
     s->depth = 0;
     if (PyGILState_Check()) {
         read_stack(s);
@@ -658,12 +713,18 @@ sample_alloc(uintptr_t key, size_t size)
 static inline void
 sample_free(uintptr_t key)
 {
+    if (!filter_may_hold(key)) {
+        return;
+    }
     sample_locked();
     for (int i = 0; i < n_samples; i++) {
         if (samples[i].key == key) {
             samples[i].key = 0;
             while (n_samples > 0 && samples[n_samples - 1].key == 0) {
                 n_samples--;
+            }
+            if (++filter_removed >= FILTER_REBUILD) {
+                filter_rebuild();
             }
             break;
         }
@@ -954,6 +1015,7 @@ reset_sampling(void)
     sample_locked();
     sampling = 0;
     n_samples = 0;
+    filter_rebuild();  /* no live sample: the buffer in use is empty */
     n_captured = 0;
     captured_level = -1;
     capture_above = -1;
