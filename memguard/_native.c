@@ -478,59 +478,74 @@ static uint64_t rng_state = 0x853c49e6748fea9bULL;
 static sample_t samples[SAMPLE_CAP];
 static int n_samples = 0;                  /* slots used (some may be freed: key 0) */
 /* A filter of the sampled live blocks' addresses, read on every free
- * without the lock: one bit per hash of an address, set when a block is
- * sampled. A clear bit means "not sampled" for sure, so a free (the
- * common case by far) skips the lock and the scan of the samples. Bits of
- * freed samples stay set until the filter is rebuilt from the live samples,
- * into the other of two buffers that is then published, every
- * FILTER_REBUILD removals. A free that read the old buffer still finds its
- * bit there: a buffer is cleared only at the rebuild after next. */
-#define FILTER_BITS (1u << 16)
-#define FILTER_REBUILD 1024
-static _Atomic unsigned char filter_a[FILTER_BITS / 8];
-static _Atomic unsigned char filter_b[FILTER_BITS / 8];
-static _Atomic(_Atomic unsigned char *) filter = filter_a;
-static int filter_removed = 0;             /* under sample_lock */
+ * without the lock: a count per hash of an address, raised when a block is
+ * sampled and lowered when a sample is removed (under sample_lock). A zero
+ * means "not sampled" for sure, so a free (the common case by far) skips
+ * the lock and the scan of the samples. The counts are lowered as samples
+ * go, not left set: pymalloc hands a freed block's address out again at
+ * once, so a stale bit at a sampled address that was freed let one free in
+ * five through (stdlib-mixed). A live sample's own count keeps its slot
+ * above zero until its removal, whatever happens to the other samples that
+ * share it; a count that reaches 255 stays there until the next count. */
+#define FILTER_SLOTS (1u << 16)
+static _Atomic unsigned char filter[FILTER_SLOTS];
+static int filter_saturated = 0;           /* under sample_lock */
 
 static inline size_t
-filter_bit(uintptr_t key)
+filter_slot(uintptr_t key)
 {
-    return (size_t)(hash_ptr(key) >> 7) & (FILTER_BITS - 1);
+    return (size_t)(hash_ptr(key) >> 7) & (FILTER_SLOTS - 1);
 }
 
+/* sample_lock held */
 static inline void
-filter_set(_Atomic unsigned char *bits, uintptr_t key)
+filter_add(uintptr_t key)
 {
-    size_t b = filter_bit(key);
-    atomic_fetch_or_explicit(&bits[b >> 3], (unsigned char)(1u << (b & 7)),
-                             memory_order_relaxed);
+    _Atomic unsigned char *c = &filter[filter_slot(key)];
+    unsigned char n = atomic_load_explicit(c, memory_order_relaxed);
+    if (n < 255) {
+        atomic_store_explicit(c, (unsigned char)(n + 1), memory_order_relaxed);
+    }
+    else {
+        filter_saturated = 1;
+    }
+}
+
+/* sample_lock held */
+static inline void
+filter_remove(uintptr_t key)
+{
+    _Atomic unsigned char *c = &filter[filter_slot(key)];
+    unsigned char n = atomic_load_explicit(c, memory_order_relaxed);
+    if (n > 0 && n < 255) {
+        atomic_store_explicit(c, (unsigned char)(n - 1), memory_order_relaxed);
+    }
 }
 
 static inline int
 filter_may_hold(uintptr_t key)
 {
-    _Atomic unsigned char *bits = atomic_load_explicit(&filter, memory_order_acquire);
-    size_t b = filter_bit(key);
-    return (atomic_load_explicit(&bits[b >> 3], memory_order_relaxed) >> (b & 7)) & 1;
+    return atomic_load_explicit(&filter[filter_slot(key)], memory_order_relaxed) != 0;
 }
 
-/* The live samples' bits only, into the buffer not in use; sample_lock held. */
+/* Every sample goes (the end of sampling): the filter back to zeros; sample_lock held. */
 static void
-filter_rebuild(void)
+filter_clear(void)
 {
-    _Atomic unsigned char *cur = atomic_load_explicit(&filter, memory_order_relaxed);
-    _Atomic unsigned char *next = cur == filter_a ? filter_b : filter_a;
-    for (size_t i = 0; i < FILTER_BITS / 8; i++) {
-        atomic_store_explicit(&next[i], 0, memory_order_relaxed);
+    if (filter_saturated) {
+        for (size_t i = 0; i < FILTER_SLOTS; i++) {
+            atomic_store_explicit(&filter[i], 0, memory_order_relaxed);
+        }
+        filter_saturated = 0;
+        return;
     }
     for (int i = 0; i < n_samples; i++) {
         if (samples[i].key != 0) {
-            filter_set(next, samples[i].key);
+            filter_remove(samples[i].key);
         }
     }
-    atomic_store_explicit(&filter, next, memory_order_release);
-    filter_removed = 0;
 }
+
 static long long samples_dropped = 0;
 static PyObject *codes[CODE_CAP];          /* strong references, released at end */
 static int n_codes = 0;
@@ -702,7 +717,7 @@ sample_alloc(uintptr_t key, size_t size)
     sample_t *s = &samples[slot];
     s->key = key;
     s->size = size;
-    filter_set(atomic_load_explicit(&filter, memory_order_relaxed), key);
+    filter_add(key);
     s->depth = 0;
     if (PyGILState_Check()) {
         read_stack(s);
@@ -719,12 +734,10 @@ sample_free(uintptr_t key)
     sample_locked();
     for (int i = 0; i < n_samples; i++) {
         if (samples[i].key == key) {
+            filter_remove(key);
             samples[i].key = 0;
             while (n_samples > 0 && samples[n_samples - 1].key == 0) {
                 n_samples--;
-            }
-            if (++filter_removed >= FILTER_REBUILD) {
-                filter_rebuild();
             }
             break;
         }
@@ -1014,8 +1027,8 @@ reset_sampling(void)
     Py_XDECREF(old);
     sample_locked();
     sampling = 0;
+    filter_clear();
     n_samples = 0;
-    filter_rebuild();  /* no live sample: the buffer in use is empty */
     n_captured = 0;
     captured_level = -1;
     capture_above = -1;

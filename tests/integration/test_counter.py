@@ -224,23 +224,24 @@ def test_the_counter_sees_the_tracebacks_tracemalloc_stop_leaves_behind() -> Non
     assert expected <= grown <= expected + 256, grown
 
 
-def test_sampled_blocks_freed_leave_the_sampled_set_across_filter_rebuilds() -> None:
-    """A free finds its sample through the lock-free filter, before and after it is rebuilt.
+def test_sampled_blocks_freed_leave_the_sampled_set_through_the_filter() -> None:
+    """A free finds its sample through the lock-free filter while others come and go.
 
-    With a 1-byte interval every block is sampled. 100 blocks are held while
-    5,000 others are sampled and freed (the filter is rebuilt from the live
-    samples every 1,024 removals, so several times), then freed in turn:
-    the sampled set holds exactly the 50 blocks held at the end. A rebuild
-    that lost a live sample's bit, or a free that skipped the set, leaves
-    more.
+    With a 1-byte interval every block is sampled. 1,200 blocks (2,400 of
+    the filter's 65,536 slots) are held while batches of 400 others are
+    sampled and freed (their slots meet the held ones' dozens of times),
+    then freed in turn: the sampled set holds exactly the 50 blocks held at
+    the end. A filter count lowered too far (a live sample's slot read as
+    empty) or a free that skipped the set leaves more.
     """
     size = 1000  # bytearray(1000) asks for 1001 bytes; nothing else here does
     window = _counter.begin()
     try:
         _counter.sample(1, seed=7)
-        first = [bytearray(size) for _ in range(100)]
-        for _ in range(5000):
-            bytearray(size)
+        first = [bytearray(size) for _ in range(1200)]
+        for _ in range(10):
+            batch = [bytearray(size) for _ in range(400)]
+            del batch
         del first
         held = [bytearray(size) for _ in range(50)]
         live = _counter.captured(live=True)
