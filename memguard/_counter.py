@@ -62,6 +62,7 @@ __all__ = [
     "end",
     "estimate",
     "excluded",
+    "hooks_installed",
     "measurement",
     "open_windows",
     "rebase",
@@ -235,11 +236,16 @@ def rehook() -> bool:
     could allocate: the open windows keep counting. (A trace someone else
     stops inside a block cannot be followed like this; :func:`end` says so.)
 
+    With no window open, hooks that the stopped trace had wrapped (they stayed
+    in the chain as pass-through when the last window closed beneath it) are
+    back on top: they are removed, so that the allocators are as memguard
+    found them.
+
     Returns:
         Whether the hooks had to be put back.
     """
     module = _module
-    if module is None or not _windows:
+    if module is None:
         return False
     return bool(module.rehook())
 
@@ -278,6 +284,17 @@ def open_windows() -> int:
     """How many count windows are open right now."""
     with _lock:
         return len(_windows)
+
+
+def hooks_installed() -> bool:
+    """Whether the counter's hooks are anywhere in the allocator chain (active or not).
+
+    False whenever no window is open, but while a trace started during a
+    count still wraps hooks left behind as pass-through (they are removed
+    when memguard stops that trace, see :func:`rehook`).
+    """
+    module = _module
+    return module is not None and bool(module.installed())
 
 
 @dataclass(frozen=True, slots=True)

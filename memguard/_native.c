@@ -1094,9 +1094,18 @@ mg_end(PyObject *self, PyObject *args)
 static PyObject *
 mg_rehook(PyObject *self, PyObject *args)
 {
-    if (sessions > 0 && !probe_chain()) {
-        install();
-        Py_RETURN_TRUE;
+    if (sessions > 0) {
+        if (!probe_chain()) {
+            install();
+            Py_RETURN_TRUE;
+        }
+        Py_RETURN_FALSE;
+    }
+    /* No count is open: hooks a trace kept in the chain as pass-through
+     * (it wrapped them when it started) are on top again now that it has
+     * stopped; leave the chain as it was before the first count. */
+    if (installed) {
+        uninstall_if_on_top();
     }
     Py_RETURN_FALSE;
 }
