@@ -35,6 +35,7 @@ from . import _counter, _watcher
 from .exceptions import TracingError
 
 __all__ = [
+    "STOP_KEEPS_TRACEBACKS",
     "PeakWindow",
     "begin",
     "end",
@@ -43,6 +44,7 @@ __all__ = [
     "rebase",
     "refresh",
     "restart_peak",
+    "stops_made",
 ]
 
 _lock = threading.RLock()
@@ -50,6 +52,28 @@ _windows: list[PeakWindow] = []
 _started_here = False
 _foreign_peak = 0
 _BYTES_HEADER = sys.getsizeof(b"")
+_stops = 0
+"""How many times memguard has stopped a trace of its own (see :func:`stops_made`)."""
+
+STOP_KEEPS_TRACEBACKS = sys.version_info < (3, 12, 5)
+"""Whether ``tracemalloc.stop()`` leaves every traceback it recorded allocated.
+
+CPython before 3.12.5 frees its table of tracebacks but not the tracebacks
+(gh-121390): each start and stop of a trace in which new code allocated
+leaves a few dozen bytes per allocating line behind, in the Python heap
+(malloc through the allocator that was installed when tracing started).
+"""
+
+
+def stops_made() -> int:
+    """How many times memguard has stopped a trace it started, in this process.
+
+    Where :data:`STOP_KEEPS_TRACEBACKS`, each such stop leaves memory behind
+    that no block of the measured code holds: a leak check of code that
+    opens memguard's tracing guards compares this before and after its
+    calls to tell that growth from the code's.
+    """
+    return _stops
 
 
 def _after_fork_in_child() -> None:
@@ -234,7 +258,7 @@ def end(window: PeakWindow) -> PeakWindow:
         TracingError: Someone stopped tracemalloc while the window was open,
             so its peak is unknown. The window is closed all the same.
     """
-    global _started_here
+    global _started_here, _stops
     with _lock:
         tracing = tracemalloc.is_tracing()
         if tracing:
@@ -246,6 +270,7 @@ def end(window: PeakWindow) -> PeakWindow:
         if not _windows:
             if _started_here and tracing:
                 tracemalloc.stop()
+                _stops += 1
                 _counter.rehook()  # count windows opened meanwhile keep their hooks
             elif tracing:
                 _restore_foreign_peak()

@@ -118,22 +118,20 @@ _NFRAMES = 8
 
 
 #: Whether the screening reads the Python heap's bytes from memguard's allocation
-#: counter (exact, untraced), beside the allocator's blocks. Off. Its records
-#: used to live in libc's heap (malloc's bytes then grew by 20-90 B per call
-#: of a clean function, a false native leak); they are mapped from the kernel
-#: now. Still off because, with it on, checks of code that itself opens and
-#: closes memguard's tracing guards (record(), the line profiler, a nested
-#: check) read counted bytes growing by 1.5-110 KiB per call with no block
-#: growing (tests/reliability/test_self_footprint.py). Understood now: the
-#: bytes are real, CPython's tracemalloc leaks every traceback it recorded at
-#: each stop before 3.12.5 (gh-121390; 24 B for one frame, pinned in
-#: tests/integration/test_counter.py), and the counter sees what tracemalloc
-#: cannot. Turning it on needs that leak told apart from the code's.
-USE_COUNTER = False
+#: counter (exact, untraced), beside the allocator's blocks: growth inside
+#: blocks (a buffer or list extended in place) that no new block shows. Its
+#: records live in memory mapped from the kernel, so malloc's figures leave
+#: them out. Checks of code that opens and closes memguard's tracing guards
+#: (record(), the line profiler, a nested check) read counted bytes growing
+#: by 1.5-110 KiB per call there before Python 3.12.5: tracemalloc's stop
+#: leaves its tracebacks behind (gh-121390, pinned in
+#: tests/integration/test_counter.py). Those checks leave the counted series
+#: out of the verdict and say why (RepeatedRun._left_out).
+USE_COUNTER = True
 
 
 def _readers(options: LeakOptions, *,
-             counter: bool = USE_COUNTER) -> dict[str, Callable[[], float]]:
+             counter: bool = USE_COUNTER) -> dict[str, Callable[[], int]]:
     """The series to read for the chosen groups; unreadable ones are left out (or an error).
 
     The Python heap's bytes come from memguard's allocation counter where it
@@ -141,50 +139,76 @@ def _readers(options: LeakOptions, *,
     the allocator's blocks are read in any case.
     """
     groups = set(options.signals)
-    wanted: list[tuple[str, Callable[[], Callable[[], float]]]] = []
+    wanted: list[tuple[str, Callable[[], Callable[[], int]]]] = []
     if "python" in groups:
-        wanted.append(("blocks", lambda: lambda: float(sys.getallocatedblocks())))
+        wanted.append(("blocks", lambda: sys.getallocatedblocks))
         if counter and _counter.available():
             wanted.append(("python", _counted))
         elif tracemalloc.is_tracing():
-            wanted.append(("python", lambda: lambda: float(tracemalloc.get_traced_memory()[0])))
+            wanted.append(("python", lambda: lambda: tracemalloc.get_traced_memory()[0]))
     if "objects" in groups:
         wanted.append(("objects", lambda: _objects))
     if "native" in groups:
         wanted.append(("native", _native))
     if "fds" in groups:
-        wanted.append(("fds", lambda: lambda: float(process.fd_count())))
+        wanted.append(("fds", lambda: process.fd_count))
     if "threads" in groups:
-        wanted.append(("threads", lambda: lambda: float(threading.active_count())))
-    chosen: dict[str, Callable[[], float]] = {}
-    for name, make in wanted:
-        try:
-            read = make()
-            read()
-        except MeasurementUnavailable:
-            if options.explicit:
-                raise
-            continue
-        series = name
-        if name == "native":
-            series = "malloc" if getattr(read, "source", "") == "malloc" else "rss"
-        chosen[series] = read
+        wanted.append(("threads", lambda: threading.active_count))
+    return _open(wanted, explicit=options.explicit)
+
+
+def _open(wanted: list[tuple[str, Callable[[], Callable[[], int]]]], *,
+          explicit: bool) -> dict[str, Callable[[], int]]:
+    """Make and try each reader; the ones that cannot read are left out (or, *explicit*, raise)."""
+    chosen: dict[str, Callable[[], int]] = {}
+    made: list[Callable[[], int]] = []
+    try:
+        for name, make in wanted:
+            count = len(made)
+            try:
+                made.append(make())
+                made[-1]()
+            except MeasurementUnavailable:
+                if len(made) > count:
+                    _close(made.pop())
+                if explicit:
+                    raise
+                continue
+            read = made[-1]
+            series = name
+            if name == "native":
+                series = "malloc" if getattr(read, "source", "") == "malloc" else "rss"
+            chosen[series] = read
+    except BaseException:
+        # An error, or a Ctrl-C landing here: the readers made so far are
+        # nobody's yet, and the counter's would keep counting.
+        for read in made:
+            _close(read)
+        raise
     return chosen
 
 
-def _counted() -> Callable[[], float]:
+def _close(read: Callable[[], int]) -> None:
+    """Close what a reader holds open (the counter's window), if anything."""
+    closer = getattr(read, "close", None)
+    if closer is not None:
+        closer()
+
+
+def _counted() -> Callable[[], int]:
     """Python-heap bytes from the allocation counter; its window closes with the reader."""
     window = _counter.begin()
 
-    def read() -> float:
-        return float(_counter.current())
+    def read() -> int:
+        return _counter.current()
 
     read.close = lambda: _counter.end(window)  # type: ignore[attr-defined]
     read.what = "Python heap bytes (memguard's allocation counter)"  # type: ignore[attr-defined]
+    read.counted = True  # type: ignore[attr-defined]
     return read
 
 
-def _objects() -> float:
+def _objects() -> int:
     """Live objects the collector tracks outside the permanent generation.
 
     The permanent generation's size is read once, when the check freezes
@@ -192,10 +216,10 @@ def _objects() -> float:
     not read per reading), and added in :meth:`RepeatedRun._judge`'s report
     as a constant: it cannot change while the check holds the freeze.
     """
-    return float(len(gc.get_objects()))
+    return len(gc.get_objects())
 
 
-def _native() -> Callable[[], float]:
+def _native() -> Callable[[], int]:
     try:
         read_malloc = process.malloc_reader()
     except MeasurementUnavailable:
@@ -204,8 +228,8 @@ def _native() -> Callable[[], float]:
             raise MeasurementUnavailable(reason or "RSS is not available") from None
         rss = read_rss
 
-        def read_pages() -> float:
-            return float(rss())
+        def read_pages() -> int:
+            return rss()
 
         read_pages.source = "rss"  # type: ignore[attr-defined]
         read_pages.what = ("resident memory, whole pages (psutil)"  # type: ignore[attr-defined]
@@ -214,8 +238,8 @@ def _native() -> Callable[[], float]:
         read_pages.close = _close  # type: ignore[attr-defined]
         return read_pages
 
-    def read_bytes() -> float:
-        return float(read_malloc())
+    def read_bytes() -> int:
+        return read_malloc()
 
     read_bytes.source = "malloc"  # type: ignore[attr-defined]
     return read_bytes
@@ -241,19 +265,20 @@ class RepeatedRun:
     def __init__(self, options: LeakOptions, label: str) -> None:
         self.options = options
         self.label = label
-        self.readers: dict[str, Callable[[], float]] = {}
+        self.readers: dict[str, Callable[[], int]] = {}
         # Room for every reading up front: growing an array while measuring
         # would show as growth of the blocks and malloc series.
-        self.values: dict[str, array[float]] = {}
+        self.values: dict[str, array[int]] = {}
         # The counters live in an array, not in int attributes: an int past
         # 256 is an object of its own, and a counter that crossed 256 between
         # two readings would read as a block (and, in the loop, an object)
         # the function kept: a one-off rise that kept a clean check calling.
         self._counters = array("q", bytes(8 * _COUNTERS))
+        self._since = array("d", bytes(8))
         self.per = 1
-        self._reads: tuple[Callable[[], float], ...] = ()
-        self._series: tuple[array[float], ...] = ()
-        self._scratch: array[float] = array("d")
+        self._reads: tuple[Callable[[], int], ...] = ()
+        self._series: tuple[array[int], ...] = ()
+        self._scratch: array[int] = array("q")
         self.frozen = False
         self.verdicts: tuple[SignalVerdict, ...] = ()
         self.verdicts_by_name: dict[str, SignalVerdict] = {}
@@ -266,6 +291,8 @@ class RepeatedRun:
         self.threads: dict[int, str] = {}
         self.started = time.perf_counter()
         self.deadline = self.started + options.max_seconds
+        self.stops_before = 0
+        """memguard's own trace stops before the first reading (see :meth:`_left_out`)."""
 
     points = _Counter(_POINTS, "Readings kept so far.")
     calls = _Counter(_CALLS, "Calls measured so far.")
@@ -276,11 +303,11 @@ class RepeatedRun:
         """Yield how many calls to make next; return the report. Always closes what it opened."""
         try:
             self.readers = _readers(self.options)
-            self.values = {name: array("d", bytes(8 * (MAX_POINTS + 1)))
+            self.values = {name: array("q", bytes(8 * (MAX_POINTS + 1)))
                            for name in self.readers}
             self._reads = tuple(self.readers.values())
             self._series = tuple(self.values[name] for name in self.readers)
-            self._scratch = array("d", bytes(8 * len(self.readers)))
+            self._scratch = array("q", bytes(8 * len(self.readers)))
             warmup = self.options.warmup
             call_seconds = 0.0
             if warmup:
@@ -307,9 +334,12 @@ class RepeatedRun:
             # would cost a second; garbage frozen now is freed at unfreeze.
             gc.freeze()
             self.frozen = True
-        # Set now, before the first reading, though _baseline() sets it again:
-        # made after it, the attribute and its float would read as a block.
-        self.measuring_since = time.perf_counter()
+        # Set now, before the first reading, though _baseline() sets it again.
+        # Kept in an array, not a float attribute: an attribute's float made
+        # after the first reading stays alive while the one it replaced joins
+        # the floats' free list, +24 counted bytes from then on.
+        self._since[0] = time.perf_counter()
+        self.stops_before = _tracing.stops_made()
 
     def _baseline(self) -> None:
         """The first reading, once the generator that asks for the calls exists.
@@ -320,7 +350,7 @@ class RepeatedRun:
         calling for 531 calls where 250 were planned.
         """
         self._record()
-        self.measuring_since = time.perf_counter()
+        self._since[0] = time.perf_counter()
 
     def _fixed(self, calls: int) -> Generator[int, None, None]:
         self.per = max(1, math.ceil(calls / MAX_POINTS))
@@ -390,6 +420,11 @@ class RepeatedRun:
             if growing & {"fds", "threads"} and counters[_MADE] >= RESOURCE_CALLS:
                 return  # a pool of descriptors or threads fills within a few hundred
 
+    @property
+    def measuring_since(self) -> float:
+        """When the calls after the first reading began (``time.perf_counter()``)."""
+        return self._since[0]
+
     def _batch_seconds(self, now: float) -> float:
         """How long the next batch of calls and its reading will take, from those so far."""
         points = max(1, self.points - 1)
@@ -407,10 +442,32 @@ class RepeatedRun:
                 f"{made} entries filled one per call would look like this, and is judged as "
                 f"a leak (raise max_seconds, or lower cache_bound)")
 
+    def _left_out(self) -> str | None:
+        """Why the counted Python heap is left out of the verdict; ``None`` when it is not.
+
+        Where tracemalloc's stop keeps its tracebacks (before Python 3.12.5),
+        every trace memguard starts and stops inside the checked calls
+        leaves bytes in the Python heap that no block of the code holds: the
+        counter reads them as growth. Such a check judges the allocator's
+        blocks and the other signals, not the counted bytes.
+        """
+        read = self.readers.get("python")
+        if (read is None or not getattr(read, "counted", False)
+                or not _tracing.STOP_KEEPS_TRACEBACKS
+                or _tracing.stops_made() == self.stops_before):
+            return None
+        return ("the Python heap's counted bytes were left out of the verdict: the checked "
+                "code starts and stops memguard's tracing (record(), profile_lines(), a leak "
+                "check of its own), and before Python 3.12.5 each stop leaves tracemalloc's "
+                "tracebacks allocated (CPython gh-121390); the allocator's blocks were judged")
+
     def _growing(self) -> set[str]:
         """The series still growing (in the recent half, or overall with a noisy end)."""
         found = set()
+        skip = "python" if self._left_out() is not None else None
         for name in self.readers:
+            if name == skip:
+                continue
             values = self.series(name)
             floor = SOURCES[name].floor * self.per
             if still_growing(values, floor) or unsettled(values, floor):
@@ -423,9 +480,7 @@ class RepeatedRun:
             gc.unfreeze()
             self.frozen = False
         for read in self.readers.values():
-            closer = getattr(read, "close", None)
-            if closer is not None:
-                closer()
+            _close(read)
         self.readers = {}
         if self.window is not None:
             window, self.window = self.window, None
@@ -464,13 +519,16 @@ class RepeatedRun:
 
     def series(self, name: str) -> list[float]:
         values = self.values[name][:self.points]
-        return [v - values[0] for v in values] if values else []
+        return [float(v - values[0]) for v in values] if values else []
 
     # -- judging and naming -------------------------------------------------
     def _judge(self) -> None:
         found = []
+        left_out = self._left_out()
+        if left_out is not None:
+            self.notes.append(left_out)
         for name in SIGNALS:
-            if name not in self.readers:
+            if name not in self.readers or (name == "python" and left_out is not None):
                 continue
             source = SOURCES[name]
             values = self.series(name)
@@ -633,7 +691,7 @@ class SingleRun:
     def __init__(self, options: LeakOptions, label: str) -> None:
         self.options = options
         self.label = label
-        self.readers: dict[str, Callable[[], float]] = {}
+        self.readers: dict[str, Callable[[], int]] = {}
         self.start: dict[str, float] = {}
         self.window: _tracing.PeakWindow | None = None
         self.frozen = False
@@ -669,16 +727,14 @@ class SingleRun:
             gc.unfreeze()
             self.frozen = False
         for read in self.readers.values():
-            closer = getattr(read, "close", None)
-            if closer is not None:
-                closer()
+            _close(read)
         if self.window is not None:
             window, self.window = self.window, None
             _tracing.end(window)
 
     def finish(self) -> LeakReport:
         gc.collect()
-        kept = {name: read() - self.start[name] for name, read in self.readers.items()
+        kept = {name: float(read() - self.start[name]) for name, read in self.readers.items()
                 if name != "objects"}
         types: tuple[tuple[str, float], ...] = ()
         sample = None

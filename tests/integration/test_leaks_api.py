@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import memguard
-from memguard import LeakDetected, LeakReport, check_leaks, track_leaks
+from memguard import LeakDetected, LeakReport, _counter, check_leaks, track_leaks
 
 _KEPT: list[Any] = []
 
@@ -93,6 +93,10 @@ def test_a_buffer_grown_in_place_is_caught_by_its_bytes_and_named() -> None:
     assert "grown in place" in str(caught.value)
 
 
+#: The counted Python heap, read where memguard's native counter is built.
+COUNTED = ["python"] if _counter.available() else []
+
+
 def test_clean_function_passes_in_one_batch() -> None:
     # No time floor: the screening of a cheap clean function ends at the
     # first decision at or past 2 * cache_bound calls, untraced, and nothing
@@ -110,7 +114,8 @@ def test_clean_function_passes_in_one_batch() -> None:
     assert report.iterations <= 2 * bound + max(16 * per, bound // 2)
     assert report.warmup == 5
     assert report.naming_calls == 0
-    assert {s.name for s in report.signals} == {"blocks", "objects", "malloc", "fds", "threads"}
+    assert {s.name for s in report.signals} == {"blocks", "objects", "malloc", "fds", "threads",
+                                                *COUNTED}
     readings = report.iterations // per + 1  # and the level before the first call
     assert all(len(series) == readings for series in report.series.values())
     assert report.sites == ()
@@ -123,7 +128,7 @@ import json, memguard
 memguard.check_leaks(lambda: None)  # first-call state settles here
 report = memguard.track_leaks(repeat=700, warmup=2, fail=False).check(lambda: None)
 print(json.dumps({name: [min(v), max(v), v[0], v[1]] for name, v in report.series.items()
-                  if name in ("blocks", "objects")}))
+                  if name in ("python", "blocks", "objects")}))
 """
 
 
@@ -199,7 +204,31 @@ def test_decorator_with_options_and_its_report() -> None:
     assert tracker.report is not None
     assert tracker.report.iterations == 25
     assert tracker.report.warmup == 2
-    assert [s.name for s in tracker.report.signals] == ["blocks", "objects"]
+    assert [s.name for s in tracker.report.signals] == [*COUNTED, "blocks", "objects"]
+
+
+_GROWN_UNTRACED = bytearray(1000)
+
+
+def grow_untraced() -> None:
+    _GROWN_UNTRACED.extend(b"x" * 48)
+
+
+@pytest.mark.skipif(not COUNTED, reason="the native counter is not built or is switched off")
+def test_a_buffer_grown_in_place_is_caught_untraced_by_the_counted_bytes() -> None:
+    """The same leak with nothing tracing: the counter's bytes see it, the blocks do not.
+
+    Before the counter served the leak check, the ``python`` group read only
+    the allocator's blocks unless tracemalloc already traced, and this leak
+    went unseen.
+    """
+    report = track_leaks(signals=["python"], fail=False).check(grow_untraced)
+    verdicts = {s.name: s for s in report.signals}
+    assert report.leaked
+    assert verdicts["python"].leaked
+    assert 44 <= verdicts["python"].per_call <= 60, verdicts["python"]
+    assert not verdicts["blocks"].leaked
+    assert "allocation counter" in verdicts["python"].detail
 
 
 def test_signal_switches() -> None:

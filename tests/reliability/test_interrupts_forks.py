@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 import memguard
-from memguard import _tracing
+from memguard import _counter, _tracing
 from tests import helpers
 from tests.reliability._ledger import tried
 
@@ -46,6 +46,8 @@ def restored() -> Iterator[None]:
     # saver, say) may end meanwhile, which is not ours to judge.
     assert helpers.threads_left_behind(threads) == []
     assert _tracing.open_windows() == 0
+    assert _counter.open_windows() == 0
+    assert not _counter.hooks_installed()  # the allocators as they were
 
 
 class Boom:
@@ -122,6 +124,23 @@ def test_interrupt_in_limit_and_snapshot(restored: None) -> None:
     with pytest.raises(KeyboardInterrupt), memguard.limit(mb=50), memguard.limit(mb=10):
         memguard.snapshot(census=False)
         raise KeyboardInterrupt
+
+
+def test_interrupt_while_a_leak_check_opens_its_readers(
+        monkeypatch: pytest.MonkeyPatch, restored: None) -> None:
+    """A Ctrl-C that lands as the readers are made: the counter's window, made first, closes.
+
+    (A real Ctrl-C 3 ms into a check landed there once the suite's heap was
+    large, and left the counter counting for the rest of the process.)
+    """
+    from memguard.leaks import collector
+
+    def interrupted() -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(collector.process, "fd_count", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        memguard.track_leaks(signals=["python", "fds"], warmup=0).check(lambda: None)
 
 
 def _interrupt_after(delay: float, run: Callable[[], object]) -> bool:
