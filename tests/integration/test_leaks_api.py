@@ -335,3 +335,30 @@ def test_public_names_resolve_and_unknown_ones_are_refused() -> None:
     misspelt = "check_leak"
     with pytest.raises(AttributeError, match="module 'memguard' has no attribute 'check_leak'"):
         getattr(memguard, misspelt)
+
+
+def _records() -> None:
+    with memguard.record(interval=0.05, rss=False):
+        bytearray(1000)
+
+
+@pytest.mark.skipif(not COUNTED, reason="the native counter is not built or is switched off")
+def test_a_check_of_code_that_stops_memguards_trace_says_what_it_left_out() -> None:
+    """Each record() stops a trace; before 3.12.5 each stop keeps tracemalloc's tracebacks.
+
+    The counter reads those bytes growing (CPython's, not the code's): the
+    check leaves the counted bytes out of its verdict and says why; where
+    the stop frees them, the counted bytes are judged as usual.
+    """
+    from memguard import _tracing
+
+    report = track_leaks(repeat=30, warmup=2, signals=["python"], fail=False).check(_records)
+    names = [s.name for s in report.signals]
+    said = [note for note in report.notes if "gh-121390" in note]
+    if _tracing.STOP_KEEPS_TRACEBACKS:
+        assert names == ["blocks"]
+        assert len(said) == 1
+    else:
+        assert names == ["python", "blocks"]
+        assert said == []
+    assert not report.leaked
