@@ -22,6 +22,7 @@ from __future__ import annotations
 import gc
 import operator
 import os
+import sys
 import threading
 import time
 import tracemalloc
@@ -191,6 +192,7 @@ def _quiet_levels() -> Iterator[tuple[object, object, int, object]]:
 
 
 _levels = _quiet_levels()
+_FREE_THREADED = not getattr(sys, "_is_gil_enabled", lambda: True)()
 
 
 def traced_level() -> int:
@@ -214,6 +216,8 @@ def traced_level() -> int:
         (True, True)
         >>> tracemalloc.stop()
     """
+    if _FREE_THREADED:  # no GIL: the steps are not one uninterrupted call there
+        return tracemalloc.get_traced_memory()[0]
     return next(_levels)[2]
 
 
