@@ -25,3 +25,20 @@ def test_run_all_quick_import_writes_results_and_chart(tmp_path: Path) -> None:
     assert all(value > 0 for value in ratios.values())
     assert (tmp_path / "latest.png").read_bytes().startswith(b"\x89PNG")
     assert "== import: Import cost" in done.stdout
+
+
+def test_every_benchmark_follows_the_runners_protocol() -> None:
+    """Each ``bench_*.py`` defines ``main(quick)``, as ``run_all.py`` calls it.
+
+    ``bench_leaks_heap.py`` defined ``main()`` and failed in every
+    ``run_all.py`` run, unnoticed, until the docs page said so.
+    """
+    import ast
+
+    for path in sorted((ROOT / "benchmarks").glob("bench_*.py")):
+        tree = ast.parse(path.read_text())
+        mains = [node for node in tree.body
+                 if isinstance(node, ast.FunctionDef) and node.name == "main"]
+        assert len(mains) == 1, path.name
+        params = [arg.arg for arg in mains[0].args.args]
+        assert params[:1] == ["quick"], (path.name, params)
