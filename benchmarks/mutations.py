@@ -169,6 +169,22 @@ MUTATIONS: tuple[Mutation, ...] = (
              "limit_bytes=guard.limit_bytes, peak_above_start_bytes=window.peak_bytes,",
              "limit_bytes=guard.limit_bytes, peak_above_start_bytes=(window.end_bytes or 0) - "
              "window.start_bytes,", LIMIT_TESTS, "the limit judges what is left, not the peak"),
+    # --- the native counter in the leak check, the watcher's reading (0.2) ------
+    Mutation("leak-counter-off", "leaks", "memguard/leaks/collector.py",
+             "USE_COUNTER = True", "USE_COUNTER = False", LEAK_TESTS,
+             "growth inside a block goes unseen when nothing traces"),
+    Mutation("leak-traceback-leak-judged", "leaks", "memguard/leaks/collector.py",
+             "or _tracing.stops_made() == self.stops_before):", "or True):",
+             (*LEAK_TESTS, "tests/reliability/test_self_footprint.py"),
+             "CPython's tracebacks kept at memguard's trace stops read as the code's leak"),
+    Mutation("leak-readers-left-open", "leaks", "memguard/leaks/collector.py",
+             "        for read in made:\n            _close(read)\n        raise",
+             "        raise", ("tests/reliability/test_interrupts_forks.py",),
+             "a Ctrl-C while the readers are made leaves the counter counting"),
+    Mutation("watcher-reading-leaves-collector-off", "limit", "memguard/_watcher.py",
+             "back = {True: iter(gc.enable, stop),", "back = {True: iter(gc.isenabled, stop),",
+             ("tests/integration/test_undisturbed.py",),
+             "the watcher's reading switches the program's collector off for good"),
 )
 
 
