@@ -27,13 +27,11 @@ earlier or later frees the same cycles one step apart).
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import subprocess
 import sys
 import textwrap
-import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -254,58 +252,59 @@ def test_pytest_plugin_measures_a_test_without_moving_its_collections(
         assert abs(old - plain[2]) <= 1, (old, plain)
 
 
+READING = """
+import gc, json, tracemalloc
+from memguard import _watcher
+
+threshold = gc.get_threshold()[0]
+phases = []
+gc.callbacks.append(lambda phase, info: phases.append(phase))
+kept = []
+
+def at_threshold():
+    gc.collect()
+    while gc.get_count()[0] < threshold - 1:  # the reading's tuple: count + 1 at most
+        kept.append([])
+    kept.append([])  # exactly at the threshold: the next container starts a collection
+    phases.clear()  # gc.collect()'s
+
+tracemalloc.start()
+at_threshold()
+level = _watcher.traced_level()
+during = len(phases)  # an int: no container, no collection
+kept.append([])  # the count was left at the threshold: this one starts it
+after = len(phases)
+enabled = gc.isenabled()
+level_read = 0 < level <= tracemalloc.get_traced_memory()[0] + 1024
+
+at_threshold()
+tracemalloc.get_traced_memory()  # the reading the catcher made before
+control = len(phases)
+
+gc.disable()
+_watcher.traced_level()
+stays_off = not gc.isenabled()
+gc.enable()
+tracemalloc.stop()
+print(json.dumps([during, after, enabled, level_read, control, stays_off]))
+"""
+
+
 def test_the_watchers_level_reading_moves_no_collection() -> None:
     """Read with the young count at its threshold, the level starts no collection.
 
     ``tracemalloc.get_traced_memory()`` itself does (its tuple is the
     allocation that passes the threshold): the catcher's poll without the
     counter read it that way, every millisecond on the watcher thread, and
-    a busy run once saw the program's traced peak 2.1% high.
+    a busy run once saw the program's traced peak 2.1% high. In a fresh
+    interpreter: another thread's containers (a thread an earlier test
+    left) would move the count under the test.
     """
-    from memguard import _watcher
-
-    threshold = gc.get_threshold()[0]
-    phases: list[str] = []
-
-    def on_gc(phase: str, info: dict[str, int]) -> None:
-        phases.append(phase)
-
-    def at_threshold(kept: list[list[int]]) -> None:
-        gc.collect()
-        while gc.get_count()[0] < threshold - 1:  # the reading's tuple: count + 1 at most
-            kept.append([])
-        kept.append([])  # exactly at the threshold: the next container starts a collection
-        phases.clear()  # gc.collect()'s
-
-    started = not tracemalloc.is_tracing()
-    if started:
-        tracemalloc.start()
-    gc.callbacks.append(on_gc)
-    kept: list[list[int]] = []
-    try:
-        at_threshold(kept)
-        level = _watcher.traced_level()
-        during = len(phases)  # an int: no container, no collection
-        kept.append([])  # the count was left at the threshold: this one starts it
-        after = len(phases)
-        assert (during, after) == (0, 2)
-        assert gc.isenabled()
-        assert 0 < level <= tracemalloc.get_traced_memory()[0] + 1024
-
-        phases.clear()
-        at_threshold(kept)
-        tracemalloc.get_traced_memory()  # the reading the catcher made before
-        during = len(phases)
-        assert during == 2
-
-        phases.clear()
-        gc.disable()
-        try:
-            _watcher.traced_level()
-            assert not gc.isenabled()  # a collector the program switched off stays off
-        finally:
-            gc.enable()
-    finally:
-        gc.callbacks.remove(on_gc)
-        if started:
-            tracemalloc.stop()
+    done = subprocess.run([sys.executable, "-c", READING], check=True, capture_output=True,
+                          text=True, timeout=None)
+    during, after, enabled, level_read, control, stays_off = json.loads(done.stdout)
+    assert (during, after) == (0, 2)  # none from the reading; the next container starts it
+    assert enabled
+    assert level_read
+    assert control == 2  # get_traced_memory() at the threshold starts one
+    assert stays_off  # a collector the program switched off stays off
