@@ -94,9 +94,7 @@ def _limit(report: LimitReport, top: int) -> str:
 def _watch(report: WatchReport, top: int) -> str:
     if not report.survivors:
         return report.summary
-    objects = "object" if report.watched == 1 else "objects"
-    lines = [f"{len(report.survivors)} of {report.watched} watched {objects} "
-             f"survived gc.collect() in {report.label}:"]
+    lines = [f"{report.survived_text} in {report.label}:"]
     for survivor in report.survivors[:top]:
         lines.append(f"  {survivor.name}: {survivor.type_name} {survivor.object_repr}")
         lines.append(f"    held by {survivor.holder}")

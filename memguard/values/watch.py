@@ -113,11 +113,22 @@ class WatchReport(Value, kind="watch"):
         return self.watched - len(self.survivors)
 
     @property
+    def survived_text(self) -> str:
+        """How many of the watched objects survived, in words (the summary's and the
+        verdict's phrase).
+
+        Example:
+            >>> WatchReport(label="t", watched=1).survived_text
+            '0 of 1 watched object survived gc.collect()'
+        """
+        objects = "object" if self.watched == 1 else "objects"
+        return f"{len(self.survivors)} of {self.watched} watched {objects} survived gc.collect()"
+
+    @property
     def summary(self) -> str:
         """One line: how many watched objects survived."""
         if self.survivors:
-            return (f"{self.label}: {len(self.survivors)} of {self.watched} watched "
-                    f"{_objects(self.watched)} survived gc.collect()")
+            return f"{self.label}: {self.survived_text}"
         if self.watched == 1:
             return f"{self.label}: the watched object was freed"
         return f"{self.label}: all {self.watched} watched objects were freed"
@@ -148,7 +159,3 @@ class WatchReport(Value, kind="watch"):
             survivors=tuple(Survivor.from_dict(s) for s in data.get("survivors", ())),
             search_seconds=float(data.get("search_seconds", 0.0)),
         )
-
-
-def _objects(count: int) -> str:
-    return "object" if count == 1 else "objects"
