@@ -63,12 +63,17 @@ __all__ = [
     "estimate",
     "excluded",
     "hooks_installed",
+    "line_reader",
+    "lines_begin",
+    "lines_end",
     "measurement",
     "open_windows",
     "rebase",
     "refresh",
     "rehook",
     "sample",
+    "tag_totals",
+    "tagger",
     "unavailable_reason",
 ]
 
@@ -81,6 +86,8 @@ ENV_SEED = "MEMGUARD_SAMPLE_SEED"
 DEFAULT_SAMPLE_BYTES = 256 * 1024
 """The mean sampling interval of sites, in bytes (see :func:`sample`)."""
 
+_OWN_PREFIX = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_OWN_PREFIX = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _lock = threading.RLock()
 _windows: list[CountWindow] = []
 _module: Any = None  # the extension module: untyped C functions
@@ -278,6 +285,48 @@ def end(window: CountWindow) -> CountWindow:
                                "(tracemalloc, started before the block, was stopped inside "
                                "it), so its peak is unknown")
         return window
+
+
+def lines_begin() -> None:
+    """Start a line profile's figures (a window must be open; counted, nests).
+
+    From now on the counter keeps a second peak, restarted by every
+    :func:`line_reader` reading, and each block a thread allocates is kept
+    under that thread's line tag (:func:`set_tag`) until it is freed.
+    """
+    with _lock:
+        if not _windows:
+            raise RuntimeError("lines_begin() needs an open count window")
+        module = _require()
+        module.set_own_prefix(_OWN_PREFIX)  # memguard's own blocks are never a line's
+        module.lines_begin()
+
+
+def lines_end() -> None:
+    """Undo one :func:`lines_begin`; the last one forgets every tag."""
+    with _lock:
+        _require().lines_end()
+
+
+def line_reader() -> Any:
+    """The line profiler's per-event reading: a C function returning
+    ``(current, peak since the last reading)``, the peak restarted by the reading."""
+    return _require().line_read
+
+
+def tagger() -> Any:
+    """The C function that sets this thread's line tag (``0``: none)."""
+    return _require().set_tag
+
+
+def tag_totals() -> dict[int, int]:
+    """Live bytes by line tag: every block allocated under a tag and not freed since.
+
+    The dict it builds is memguard's own work, left out of every open peak.
+    """
+    with excluded():
+        totals: dict[int, int] = _require().tag_totals()
+    return totals
 
 
 def open_windows() -> int:

@@ -245,13 +245,13 @@ shard_grow(shard_t *s)
     return 0;
 }
 
-/* Insert or replace; returns the replaced size, or -1 if the key was new,
- * or -2 if the set could not grow. */
+/* Insert or replace in *table*; returns the replaced value, or -1 if the key
+ * was new, or -2 if the table could not grow. */
 static long long
-big_put(uintptr_t key, size_t size)
+table_put(shard_t *table, uintptr_t key, size_t size)
 {
     uint64_t h = hash_ptr(key);
-    shard_t *s = &bigs[(h >> 56) % NSHARDS];
+    shard_t *s = &table[(h >> 56) % NSHARDS];
     long long old = -1;
     shard_lock(s);
     if ((s->count + 1) * 4 > s->cap * 3 && shard_grow(s) < 0) {
@@ -274,12 +274,12 @@ big_put(uintptr_t key, size_t size)
     return old;
 }
 
-/* Remove; returns the size, or -1 if the key was not in the set. */
+/* Remove from *table*; returns the value, or -1 if the key was not there. */
 static long long
-big_pop(uintptr_t key)
+table_pop(shard_t *table, uintptr_t key)
 {
     uint64_t h = hash_ptr(key);
-    shard_t *s = &bigs[(h >> 56) % NSHARDS];
+    shard_t *s = &table[(h >> 56) % NSHARDS];
     long long found = -1;
     shard_lock(s);
     if (s->count == 0) {
@@ -322,21 +322,75 @@ big_pop(uintptr_t key)
     return found;
 }
 
+/* The value of *key* in *table*, or -1 if it is not there. */
+static long long
+table_get(shard_t *table, uintptr_t key)
+{
+    uint64_t h = hash_ptr(key);
+    shard_t *s = &table[(h >> 56) % NSHARDS];
+    long long found = -1;
+    shard_lock(s);
+    if (s->count != 0) {
+        size_t mask = s->cap - 1;
+        for (size_t j = h & mask; s->slots[j].key != 0; j = (j + 1) & mask) {
+            if (s->slots[j].key == key) {
+                found = (long long)s->slots[j].size;
+                break;
+            }
+        }
+    }
+    shard_unlock(s);
+    return found;
+}
+
+static inline long long
+big_put(uintptr_t key, size_t size)
+{
+    return table_put(bigs, key, size);
+}
+
+static inline long long
+big_pop(uintptr_t key)
+{
+    return table_pop(bigs, key);
+}
+
+/* Empty every shard of *table*. */
+static void
+table_clear(shard_t *table)
+{
+    for (int i = 0; i < NSHARDS; i++) {
+        shard_t *s = &table[i];
+        shard_lock(s);
+        slots_free(s->slots, s->cap * sizeof(entry_t));
+        s->slots = NULL;
+        s->cap = 0;
+        s->count = 0;
+        shard_unlock(s);
+    }
+}
+
+/* Line tags (the line profile's "retained"): while a line profile runs, the
+ * thread's tracer names the profiled line running in it (tls_tag, set at
+ * each traced event; 0 while the tracer's own code runs or no profiled line
+ * does), and every block a thread allocates under a non-zero tag is kept in
+ * this table, address -> tag, until it is freed. The live bytes of a line are
+ * then the sizes (from the record) of the blocks carrying its tag: no
+ * traceback is taken, however deep in callees the block was allocated, and
+ * other threads' blocks are not the line's. */
+static shard_t tagged[NSHARDS];
+static atomic_int tag_users = 0;       /* line profiles open (under the GIL) */
+static atomic_llong tagged_count = 0;  /* entries in the table (frees look only then) */
+static atomic_llong line_peak = 0;     /* the highest count since the last mark() */
+static MG_TLS long long tls_tag = 0;
+
 static void
 set_clear(void)
 {
-    for (int i = 0; i < NSHARDS; i++) {
-        shard_t *shards[2] = {&bigs[i], &pages[i]};
-        for (int k = 0; k < 2; k++) {
-            shard_t *s = shards[k];
-            shard_lock(s);
-            slots_free(s->slots, s->cap * sizeof(entry_t));
-            s->slots = NULL;
-            s->cap = 0;
-            s->count = 0;
-            shard_unlock(s);
-        }
-    }
+    table_clear(bigs);
+    table_clear(pages);
+    table_clear(tagged);
+    atomic_store(&tagged_count, 0);
     /* every page record and small slot array goes with its chunk; the
      * newest chunk stays, zeroed where it was used */
     spin_lock(&chunk_lock);
@@ -447,6 +501,109 @@ set_pop(uintptr_t key)
     }
     shard_unlock(s);
     return old == 0 ? -1 : old == BIG ? big_pop(key) : (long long)old - 1;
+}
+
+/* The counted size of a block, or -1 if it is not in the record. */
+static long long
+set_get(uintptr_t key)
+{
+    if (key & ((1 << GRAN_SHIFT) - 1)) {
+        return table_get(bigs, key);
+    }
+    uintptr_t pk = (key >> PAGE_SHIFT) | ((uintptr_t)1 << 63);
+    uint64_t h = hash_ptr(pk);
+    shard_t *s = &pages[(h >> 56) % NSHARDS];
+    size_t idx = (key >> GRAN_SHIFT) & (PAGE_SLOTS - 1);
+    shard_lock(s);
+    uint16_t *slots = page_slot(s, pk, h, 0);
+    uint16_t old = slots != NULL ? slots[idx] : 0;
+    shard_unlock(s);
+    return old == 0 ? -1 : old == BIG ? table_get(bigs, key) : (long long)old - 1;
+}
+
+/* memguard's own code is never a line's: a block allocated with one of its
+ * frames innermost (its bookkeeping, or the line table CPython builds for a
+ * memguard function the first time it runs under a trace function) keeps no
+ * tag, as tracemalloc's tracebacks would leave it out. Decided by the code
+ * object's file name (under own_prefix), remembered per code object in a
+ * small table used only with the GIL held. */
+static PyObject *own_prefix = NULL;
+#define OWN_CACHE 1024
+static struct {
+    PyObject *code;
+    int own;
+} own_cache[OWN_CACHE];
+
+static int
+own_code(PyObject *code)
+{
+    size_t i = (size_t)(((uintptr_t)code >> 4) * 0x9E3779B97F4A7C15ULL >> 54) % OWN_CACHE;
+    if (own_cache[i].code == code) {
+        return own_cache[i].own;
+    }
+    PyObject *file = ((PyCodeObject *)code)->co_filename;
+    int own = 0;
+    if (own_prefix != NULL && file != NULL && PyUnicode_Check(file)) {
+        Py_ssize_t match = PyUnicode_Tailmatch(file, own_prefix, 0, PY_SSIZE_T_MAX, -1);
+        own = match == 1;
+        if (match < 0) {
+            PyErr_Clear();
+        }
+    }
+    own_cache[i].code = code;
+    own_cache[i].own = own;
+    return own;
+}
+
+/* Whether the thread runs memguard's own code right now (its innermost frame). */
+static int
+in_own_code(void)
+{
+    if (own_prefix == NULL || !PyGILState_Check()) {
+        return 0;
+    }
+    PyThreadState *ts = PyGILState_GetThisThreadState();
+    if (ts == NULL) {
+        return 0;
+    }
+#if defined(MG_FRAMES_311)
+    _PyInterpreterFrame *f = ts->cframe ? ts->cframe->current_frame : NULL;
+    while (f != NULL && _PyFrame_IsIncomplete(f)) {
+        f = f->previous;
+    }
+    return f != NULL && own_code((PyObject *)f->f_code);
+#elif defined(MG_FRAMES_310)
+    return ts->frame != NULL && own_code((PyObject *)ts->frame->f_code);
+#else
+    return 0;  /* newer frames are not read here: memguard's own blocks may keep a tag */
+#endif
+}
+
+/* A block just put in the record: keep it under the thread's tag, if any. A
+ * block replacing a record left by a free the hooks did not see (replaced
+ * >= 0) loses that one's tag. */
+static inline void
+tag_block(uintptr_t key, long long replaced)
+{
+    long long tag = tls_tag;
+    if (tag != 0 && atomic_load_explicit(&tag_users, memory_order_relaxed) && !in_own_code()) {
+        if (table_put(tagged, key, (size_t)tag) == -1) {
+            atomic_fetch_add_explicit(&tagged_count, 1, memory_order_relaxed);
+        }
+    } else if (replaced >= 0 && atomic_load_explicit(&tagged_count, memory_order_relaxed)) {
+        if (table_pop(tagged, key) >= 0) {
+            atomic_fetch_sub_explicit(&tagged_count, 1, memory_order_relaxed);
+        }
+    }
+}
+
+static inline void
+untag_block(uintptr_t key)
+{
+    if (atomic_load_explicit(&tagged_count, memory_order_relaxed)
+        && table_pop(tagged, key) >= 0) {
+        atomic_fetch_sub_explicit(&tagged_count, 1, memory_order_relaxed);
+    }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -786,6 +943,14 @@ count_add(long long delta)
     if (delta <= 0) {
         return;
     }
+    if (atomic_load_explicit(&tag_users, memory_order_relaxed)) {
+        long long high = atomic_load_explicit(&line_peak, memory_order_relaxed);
+        while (now > high
+               && !atomic_compare_exchange_weak_explicit(&line_peak, &high, now,
+                                                         memory_order_relaxed,
+                                                         memory_order_relaxed)) {
+        }
+    }
     long long peak = atomic_load_explicit(&peak_bytes, memory_order_relaxed);
     while (now > peak) {
         if (atomic_compare_exchange_weak_explicit(&peak_bytes, &peak, now,
@@ -807,6 +972,7 @@ track_new(void *ptr, size_t size)
         atomic_fetch_add_explicit(&lost_blocks, 1, memory_order_relaxed);
         return;
     }
+    tag_block((uintptr_t)ptr, old);
     /* sampled first: a copy made at the new peak this block makes holds it */
     if (sampling) {
         sample_alloc((uintptr_t)ptr, size);
@@ -819,6 +985,7 @@ track_free(void *ptr)
 {
     long long old = set_pop((uintptr_t)ptr);
     if (old >= 0) {
+        untag_block((uintptr_t)ptr);
         count_add(-old);
         if (sampling && n_samples) {
             sample_free((uintptr_t)ptr);
@@ -902,6 +1069,9 @@ track_realloc(void *ptr, void *ptr2, size_t new_size, long long old)
     if (old >= 0 && sampling && n_samples) {
         sample_free((uintptr_t)ptr);
     }
+    if (old >= 0) {
+        untag_block((uintptr_t)ptr);  /* the new block is tagged as it is allocated now */
+    }
     long long prev = set_put((uintptr_t)ptr2, new_size);
     if (prev == -2) {
         atomic_fetch_add_explicit(&lost_blocks, 1, memory_order_relaxed);
@@ -910,6 +1080,7 @@ track_realloc(void *ptr, void *ptr2, size_t new_size, long long old)
         }
         return;
     }
+    tag_block((uintptr_t)ptr2, prev);
     if (sampling) {
         sample_alloc((uintptr_t)ptr2, new_size);
     }
@@ -1145,6 +1316,139 @@ mg_reset_peak(PyObject *self, PyObject *args)
     long long now = atomic_load(&cur_bytes);
     atomic_store(&peak_bytes, now);
     return PyLong_FromLongLong(now);
+}
+
+static PyObject *
+mg_lines_begin(PyObject *self, PyObject *args)
+{
+    if (sessions == 0) {
+        PyErr_SetString(PyExc_RuntimeError, "lines_begin() outside a count");
+        return NULL;
+    }
+    if (atomic_fetch_add(&tag_users, 1) == 0) {
+        atomic_store(&line_peak, atomic_load(&cur_bytes));
+        memset(own_cache, 0, sizeof(own_cache));  /* code objects may have died since */
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+mg_set_own_prefix(PyObject *self, PyObject *arg)
+{
+    if (!PyUnicode_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "the prefix must be a str");
+        return NULL;
+    }
+    Py_INCREF(arg);
+    Py_XSETREF(own_prefix, arg);
+    memset(own_cache, 0, sizeof(own_cache));
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+mg_lines_end(PyObject *self, PyObject *args)
+{
+    if (atomic_load(&tag_users) <= 0) {
+        PyErr_SetString(PyExc_RuntimeError, "lines_end() without lines_begin()");
+        return NULL;
+    }
+    tls_tag = 0;
+    if (atomic_fetch_sub(&tag_users, 1) == 1) {
+        table_clear(tagged);
+        atomic_store(&tagged_count, 0);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+mg_line_read(PyObject *self, PyObject *args)
+{
+    /* read, then restart the line peak at the count read: what building the
+     * result allocates belongs to the next interval */
+    long long now = atomic_load(&cur_bytes);
+    long long high = atomic_exchange(&line_peak, now);
+    return Py_BuildValue("(LL)", now, high > now ? high : now);
+}
+
+static PyObject *
+mg_set_tag(PyObject *self, PyObject *arg)
+{
+    long long tag = PyLong_AsLongLong(arg);
+    if (tag == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    tls_tag = tag;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+mg_get_tag(PyObject *self, PyObject *args)
+{
+    return PyLong_FromLongLong(tls_tag);
+}
+
+/* {tag: live bytes} of the tagged blocks. The entries are copied out under
+ * each shard's lock (building Python objects allocates, which comes back
+ * through the hooks and the table), then summed with the sizes the record
+ * holds; the thread's tag is 0 meanwhile, so nothing made here is tagged. */
+static PyObject *
+mg_tag_totals(PyObject *self, PyObject *args)
+{
+    long long saved = tls_tag;
+    tls_tag = 0;
+    size_t cap = 1024, n = 0;
+    entry_t *copy = malloc(cap * sizeof(entry_t));
+    if (copy == NULL) {
+        tls_tag = saved;
+        return PyErr_NoMemory();
+    }
+    for (int i = 0; i < NSHARDS; i++) {
+        shard_t *s = &tagged[i];
+        shard_lock(s);
+        if (n + s->count > cap) {
+            size_t ncap = cap;
+            while (n + s->count > ncap) {
+                ncap *= 2;
+            }
+            entry_t *bigger = realloc(copy, ncap * sizeof(entry_t));
+            if (bigger == NULL) {
+                shard_unlock(s);
+                free(copy);
+                tls_tag = saved;
+                return PyErr_NoMemory();
+            }
+            copy = bigger;
+            cap = ncap;
+        }
+        for (size_t j = 0; j < s->cap; j++) {
+            if (s->slots[j].key != 0) {
+                copy[n++] = s->slots[j];
+            }
+        }
+        shard_unlock(s);
+    }
+    PyObject *totals = PyDict_New();
+    for (size_t k = 0; totals != NULL && k < n; k++) {
+        long long size = set_get(copy[k].key);
+        if (size < 0) {
+            continue;  /* lost by the record: not counted, not counted here */
+        }
+        PyObject *tag = PyLong_FromLongLong((long long)copy[k].size);
+        PyObject *had = tag == NULL ? NULL : PyDict_GetItemWithError(totals, tag);
+        long long sum = size;
+        if (had != NULL) {
+            sum += PyLong_AsLongLong(had);
+        }
+        PyObject *value = tag == NULL || PyErr_Occurred() ? NULL : PyLong_FromLongLong(sum);
+        if (value == NULL || PyDict_SetItem(totals, tag, value) < 0) {
+            Py_CLEAR(totals);
+        }
+        Py_XDECREF(tag);
+        Py_XDECREF(value);
+    }
+    free(copy);
+    tls_tag = saved;
+    return totals;
 }
 
 static PyObject *
@@ -1532,6 +1836,17 @@ static PyMethodDef methods[] = {
     {"peak", mg_peak, METH_NOARGS, "The highest current since the count began or reset."},
     {"reset_peak", mg_reset_peak, METH_NOARGS, "Set the peak to the current count; return it."},
     {"sessions", mg_sessions, METH_NOARGS, "How many sessions are open."},
+    {"lines_begin", mg_lines_begin, METH_NOARGS,
+     "Start tagging blocks with the thread's line tag, and the line peak (counted)."},
+    {"lines_end", mg_lines_end, METH_NOARGS,
+     "Undo one lines_begin(); the last one forgets every tag."},
+    {"line_read", mg_line_read, METH_NOARGS,
+     "(current, line peak) now; the line peak restarts at current."},
+    {"set_tag", mg_set_tag, METH_O, "Set this thread's line tag (0: none)."},
+    {"set_own_prefix", mg_set_own_prefix, METH_O,
+     "Blocks allocated by code under this path (memguard's) are never tagged."},
+    {"get_tag", mg_get_tag, METH_NOARGS, "This thread's line tag."},
+    {"tag_totals", mg_tag_totals, METH_NOARGS, "{tag: live bytes} of the tagged blocks."},
     {"installed", mg_installed, METH_NOARGS, "Whether the hooks are in the allocator chain."},
     {"start_sampling", mg_start_sampling, METH_VARARGS,
      "start_sampling(mean_bytes, seed): sample blocks by bytes until the count ends."},

@@ -83,7 +83,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lines", metavar="TARGET",
                         help="profile one function line by line in every call: "
                              "MODULE_OR_FILE:FUNCTION, such as app.py:load or "
-                             "mypkg.jobs:Job.run (slower; tracebacks keep 16 frames)")
+                             "mypkg.jobs:Job.run (slower; without the native counter, "
+                             "tracebacks keep 16 frames)")
     parser.add_argument("--no-census", dest="census", action="store_false",
                         help="do not count live objects by type when the program ends "
                              "(a pass over the whole heap)")

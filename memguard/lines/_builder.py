@@ -8,20 +8,103 @@ from __future__ import annotations
 
 import inspect
 import tracemalloc
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import CodeType
 
-from .. import _tracing
+from .. import _counter, _tracing
 from ..values.lineprofile import NATIVE_NOTE, LineProfile, LineRow
 from ._statistics import Collector, Key, attribute_traces, code_lines
 
-__all__ = ["THREADS_NOTE", "build_profile", "check_options", "qualname", "retained", "snapshot"]
+__all__ = [
+    "COUNTER_NATIVE_NOTE",
+    "COUNTER_THREADS_NOTE",
+    "THREADS_NOTE",
+    "Meter",
+    "build_profile",
+    "check_options",
+    "qualname",
+    "retained",
+    "snapshot",
+]
 
 THREADS_NOTE = (
     "allocations by other threads while a profiled line runs are charged to that line "
     "(tracemalloc's counters are process-wide)"
 )
 """The blind spot of per-thread tracing under process-wide counters."""
+
+COUNTER_THREADS_NOTE = (
+    "allocations by other threads while a profiled line runs are in that line's allocated "
+    "and peak figures (the count is process-wide), never in its retained figure (each "
+    "block is tagged with the line running in its own thread)"
+)
+"""The same blind spot with the counter: smaller, *retained* is per thread."""
+
+COUNTER_NATIVE_NOTE = (
+    "native allocations are not seen: only memory allocated through Python's allocators "
+    "is counted (memguard's allocation counter, the bytes tracemalloc would trace); memory "
+    "that C extensions, numpy or mmap get from malloc directly is missing from every figure"
+)
+"""The native blind spot, in the counter's words."""
+
+
+class Meter:
+    """What one profile (a call, or a :class:`~memguard.lines.LineTarget`) measures with.
+
+    * The counter (:mod:`memguard._counter`), where it can be used: a count
+      window with line tags (:func:`memguard._counter.lines_begin`) open for
+      the profile; each block is tagged with the profiled line running in its
+      thread, so *retained* needs no traceback and no baseline (a tag is never
+      reused, so blocks of earlier calls carry other tags).
+    * Else tracemalloc: a trace of *nframes* frames (or the one running), and
+      a snapshot at the end whose tracebacks name the lines.
+
+    Args:
+        counted: Measure with the counter.
+        nframes: Frames per trace when memguard starts tracemalloc.
+        prepare: The thread tracer's ``prepare``, called before tracemalloc
+            starts (its log is then not among the traces) or once the count
+            window is open (its log then measures with it).
+    """
+
+    def __init__(self, counted: bool, nframes: int, prepare: Callable[[bool], None]) -> None:
+        self.counted = counted
+        self.method = "counter" if counted else "tracemalloc"
+        self._count: _counter.CountWindow | None = None
+        self._trace: _tracing.PeakWindow | None = None
+        if counted:
+            self._count = _counter.begin()
+            try:
+                _counter.lines_begin()
+            except BaseException:
+                _counter.end(self._count)
+                raise
+            prepare(True)
+            self.nframes = 0
+            self.needs_baseline = False
+        else:
+            prepare(False)
+            self._trace = _tracing.begin(nframes)
+            self.nframes = tracemalloc.get_traceback_limit()
+            self.needs_baseline = not self._trace.started_tracing
+
+    def live(self) -> dict[int, int] | tracemalloc.Snapshot:
+        """What is live now: bytes by line tag (counter), or a snapshot of the traces."""
+        if self.counted:
+            return _counter.tag_totals()
+        return snapshot()
+
+    def close(self) -> None:
+        """End the measurement (once; later calls do nothing)."""
+        count, self._count = self._count, None
+        trace, self._trace = self._trace, None
+        if count is not None:
+            try:
+                _counter.lines_end()
+            finally:
+                _counter.end(count)
+        if trace is not None:
+            _tracing.end(trace)
 
 
 def check_options(expand: int, nframes: int) -> None:
@@ -53,6 +136,7 @@ def build_profile(
     duration_seconds: float,
     root: bool = True,
     counted_total: bool = True,
+    method: str = "tracemalloc",
 ) -> LineProfile:
     """Turn a collector's figures for *code* (and its callees) into a :class:`LineProfile`."""
     start, source = _source_lines(code)
@@ -75,7 +159,8 @@ def build_profile(
     if root:
         callees = tuple(
             build_profile(collector, other, retained=retained, nframes=nframes,
-                          duration_seconds=0.0, root=False, counted_total=counted_total)
+                          duration_seconds=0.0, root=False, counted_total=counted_total,
+                          method=method)
             for other in collector.codes if other is not code
         )
     if counted_total:  # line 0 included: a frame's tracing cost, freed with it
@@ -83,12 +168,14 @@ def build_profile(
     else:  # no teardown reading: the rows' figure is the only one
         net = sum(row.retained_bytes for row in rows)
     peak = collector.peak if root else sum(row.peak_share_bytes for row in rows)
-    blind = (NATIVE_NOTE, THREADS_NOTE) if root else (NATIVE_NOTE,)
+    native, threads = ((COUNTER_NATIVE_NOTE, COUNTER_THREADS_NOTE) if method == "counter"
+                       else (NATIVE_NOTE, THREADS_NOTE))
+    blind = (native, threads) if root else (native,)
     return LineProfile(
         function=qualname(code), filename=code.co_filename, first_lineno=start,
         rows=tuple(rows), calls=collector.calls if root else collector.entries.get(code, 0),
         peak_bytes=peak, retained_total_bytes=net, duration_seconds=duration_seconds,
-        nframes=nframes, callees=callees, blind_spots=blind,
+        nframes=nframes, callees=callees, blind_spots=blind, method=method,
     )
 
 

@@ -40,16 +40,17 @@ from __future__ import annotations
 
 import dis
 import inspect
+import itertools
 import sys
 import threading
 import tracemalloc
 import weakref
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from types import CodeType, FrameType
 from typing import Any, cast
 
-from .. import _tracing
+from .. import _counter, _tracing
 from ..values.site import is_internal
 from ._statistics import Collector, Key
 
@@ -63,7 +64,11 @@ _get_traced_memory = tracemalloc.get_traced_memory
 
 
 _PROBE_BYTES = sys.getsizeof(bytearray(4096))
-_calibration: tuple[int, int] | None = None  # (end_noise, dip), the same in every thread
+# (end_noise, dip) by measure (True: the counter), the same in every thread
+_calibration: dict[bool, tuple[int, int]] = {}
+# Slot ids, unique in the process: with the counter, a slot's id is the tag
+# its line's blocks carry for as long as they live, so an id is never reused.
+_slot_ids = itertools.count(1)
 _MAX_NOISE = 1024
 _LOG_SIZE = 4096
 _LAST_SLOT = _LOG_SIZE - 1
@@ -101,7 +106,8 @@ def _is_suspension(frame: FrameType) -> bool:
 class _Entry:
     """A traced frame on the thread's stack of running traced frames."""
 
-    __slots__ = ("collector", "depth", "exception", "frame", "outers", "root", "slot", "slots")
+    __slots__ = ("collector", "depth", "exception", "frame", "outers", "root", "slot", "slots",
+                 "tags")
 
     outers: tuple[_Entry, ...]
 
@@ -124,6 +130,10 @@ class _Entry:
         self.slot = slot
         self.exception = False
         self.root = root
+        # With the counter and outer profiles: slot -> the tag of its context
+        # (made by the tracer when the frame is entered, so that a line event
+        # finds it without creating an object).
+        self.tags: dict[int, int] | None = None
 
 
 class ThreadTracer:
@@ -161,7 +171,15 @@ class ThreadTracer:
         self.rejected: set[CodeType] = set()
         self.installed = False
         self.local: TraceFunction = self.on_local  # one bound method, not one per event
-        self.table: list[tuple[Collector, Key]] = []
+        self.table: dict[int, tuple[Collector, Key]] = {}
+        # With the counter: a line running inside other profiles' lines tags
+        # its blocks with a context, which stands for all of their slots.
+        self.contexts: dict[tuple[int, ...], int] = {}
+        self.members: dict[int, tuple[int, ...]] = {}
+        self.counted = False
+        self._want_counted = False
+        self._line_read: Callable[[], tuple[int, int]] = _get_traced_memory
+        self._set_tag: Callable[[int], None] = _no_tag
         self.slot_ids: dict[tuple[int, Key], int] = {}
         self.slot_maps: dict[tuple[int, CodeType], dict[int, int]] = {}
         self.collectors: list[Collector] = []
@@ -201,10 +219,26 @@ class ThreadTracer:
             self.matchers.remove(matcher)
         self.rejected.clear()
 
-    def prepare(self) -> None:
-        """Make the log's arrays now (before tracing starts, preferably)."""
+    def measure_for(self) -> bool:
+        """Whether a profile starting now in this thread measures with the counter.
+
+        A profile starting inside another one's log (a nested profile, a
+        LineTarget) measures as that log does; else the counter where it
+        can be used.
+        """
+        return self.counted if self.logging else _counter.available()
+
+    def prepare(self, counted: bool = False) -> None:
+        """Make the log's arrays now (before tracing starts, preferably).
+
+        Args:
+            counted: Measure with the counter (a count window with
+                :func:`memguard._counter.lines_begin` is open), if the log
+                starts now.
+        """
         self.mutex.acquire()
         try:
+            self._want_counted = counted
             if not self._chunks:
                 self._new_chunk()
         finally:
@@ -218,6 +252,7 @@ class ThreadTracer:
         self.users -= 1
         if self.users <= 0 and self.installed:
             self.users = 0
+            self._set_tag(0)
             sys.settrace(self.previous)
             self.previous = None
             self.installed = False
@@ -226,6 +261,8 @@ class ThreadTracer:
 
     # -- the log ------------------------------------------------------------
     def _new_chunk(self) -> None:
+        if not self.logging:  # a new log: the measure is chosen for all of it
+            self._choose_measure(self._want_counted)
         if not self._indices:
             self._indices = list(range(_LOG_SIZE))
         zeros = bytes(8 * _LOG_SIZE)
@@ -235,6 +272,65 @@ class ThreadTracer:
         self._free = iter(self._indices)
         self._at = -1
         self.logging = True
+
+    def _choose_measure(self, counted: bool) -> None:
+        self.counted = counted
+        if counted:
+            self._line_read = _counter.line_reader()
+            self._set_tag = _counter.tagger()
+        else:
+            self._line_read = _get_traced_memory
+            self._set_tag = _no_tag
+
+    def _read(self) -> tuple[int, int]:
+        """``(current, peak)`` now, the peak restarted (folded into open windows first)."""
+        if self.counted:
+            return self._line_read()
+        current, peak = _get_traced_memory()
+        _tracing.restart_peak(peak)
+        return current, peak
+
+    def _rebase(self) -> int:
+        if self.counted:
+            return self._line_read()[0]
+        return _tracing.rebase()
+
+    def pause(self) -> None:
+        """memguard's own work begins in this thread (a profile starting or
+        ending): what it allocates carries no line's tag. :meth:`resume` ends it."""
+        self._set_tag(0)
+
+    def _tag_of(self, entry: _Entry, slot: int | None = None) -> int:
+        """The tag of *entry*'s line *slot* (its running line by default): the
+        slot, or a context of it and the lines of the profiles it runs inside."""
+        if slot is None:
+            slot = entry.slot
+        if not entry.outers or not self.table[slot][1][1]:
+            # line 0 (a fresh frame's set-up under tracing) is tracing's cost,
+            # never an outer profile's line's
+            return slot
+        if entry.tags is None:
+            entry.tags = {}
+        tag = entry.tags.get(slot)
+        if tag is None:
+            key = (slot, *(outer.slot for outer in entry.outers))
+            tag = self.contexts.get(key)
+            if tag is None:
+                tag = self.contexts[key] = next(_slot_ids)
+                self.members[tag] = key
+            entry.tags[slot] = tag
+        return tag
+
+    def retained(self, totals: dict[int, int], collectors: Iterable[Collector]) -> dict[Key, int]:
+        """Live bytes by line of *collectors*, from the counter's tag totals."""
+        wanted = {id(c) for c in collectors}
+        out: dict[Key, int] = {}
+        for tag, size in totals.items():
+            for slot in self.members.get(tag, (tag,)):
+                owner = self.table.get(slot)
+                if owner is not None and id(owner[0]) in wanted:
+                    out[owner[1]] = out.get(owner[1], 0) + size
+        return out
 
     def _log(self, charge: int, op: int, current: int, peak: int) -> None:
         at = next(self._free)
@@ -248,17 +344,25 @@ class ThreadTracer:
 
     def _grow(self) -> None:
         """The chunk is full: start another (or do the arithmetic, past the cap)."""
+        self._set_tag(0)
         if len(self._chunks) >= _MAX_CHUNKS:
             self.flush()
         else:
             self._new_chunk()
-        current = _tracing.rebase()
-        self._log(-1, -1, current, current)
+        self._base()
 
     def _base(self) -> None:
-        """Log a fresh base reading: what came before it was memguard's own work."""
-        current = _tracing.rebase()
+        """Log a fresh base reading: what came before it was memguard's own work.
+
+        With the counter, the thread's tag is then the running line's again.
+        """
+        # The tag is found before the reading: the first run of _tag_of under
+        # a trace function builds its line table, memguard's own allocation.
+        tag = self._tag_of(self.stack[-1]) if self.counted and self.stack else 0
+        current = self._rebase()
         self._log(-1, -1, current, current)
+        if self.counted:
+            self._set_tag(tag)
 
     def _collector_op(self, collector: Collector, ending: bool) -> int:
         ident = self.collector_ids.get(id(collector))
@@ -284,12 +388,14 @@ class ThreadTracer:
                 self._replay(charges[index], ops[index], currents[index], peaks[index])
         if self.installed:
             self._new_chunk()
-            self.last = _tracing.rebase()
+            self.last = self._rebase()
         else:
             self._at = -1
             self.logging = False
             self._charge = self._op = self._current = self._peak = array("q")
             self.table.clear()
+            self.contexts.clear()
+            self.members.clear()
             self.slot_ids.clear()
             self.slot_maps.clear()
             self.collectors.clear()
@@ -347,9 +453,9 @@ class ThreadTracer:
         ``dip``, how far the level at the restart is above the level the
         line's code starts from.
         """
-        global _calibration
-        if _calibration is not None:
-            self.end_noise, self.dip = _calibration
+        known = _calibration.get(self.counted)
+        if known is not None:
+            self.end_noise, self.dip = known
             self._base()
             return
         raw: list[tuple[int, int, int]] = []
@@ -377,7 +483,7 @@ class ThreadTracer:
             end_noise = raw[5][2]
             dip = _PROBE_BYTES - raw[6][1]
             if 0 <= end_noise <= _MAX_NOISE and -_MAX_NOISE <= dip <= _MAX_NOISE:
-                self.end_noise, self.dip = _calibration = (end_noise, dip)
+                self.end_noise, self.dip = _calibration[self.counted] = (end_noise, dip)
         if not self._chunks:
             self._new_chunk()
         self._base()
@@ -397,8 +503,8 @@ class ThreadTracer:
         collector.record(key)
         ident = self.slot_ids.get((id(collector), key))
         if ident is None:
-            ident = self.slot_ids[(id(collector), key)] = len(self.table)
-            self.table.append((collector, key))
+            ident = self.slot_ids[(id(collector), key)] = next(_slot_ids)
+            self.table[ident] = (collector, key)
         return ident
 
     def _claim(self, frame: FrameType) -> tuple[Collector, int, bool] | None:
@@ -443,8 +549,8 @@ class ThreadTracer:
         claim = self._claim(frame)
         if claim is None:
             return theirs
-        current, peak = _get_traced_memory()
-        _tracing.restart_peak(peak)
+        current, peak = self._read()
+        self._set_tag(0)  # the bookkeeping below is memguard's
         collector, depth, root = claim
         fresh = not _is_suspension(frame)
         op = -1
@@ -470,8 +576,12 @@ class ThreadTracer:
         slot = slots.get(line)
         if slot is None:
             slot = slots[line] = self._new_slot(collector, code, line)
-        self.stack.append(_Entry(frame, collector, depth=depth, root=root, slot=slot,
-                                 slots=slots, below=self.stack[-1] if self.stack else None))
+        entry = _Entry(frame, collector, depth=depth, root=root, slot=slot, slots=slots,
+                       below=self.stack[-1] if self.stack else None)
+        if self.counted and entry.outers:
+            for line_slot in slots.values():
+                self._tag_of(entry, line_slot)
+        self.stack.append(entry)
         local = self.local if theirs is None else _chain(self.local, theirs)
         self._base()
         return local
@@ -495,17 +605,12 @@ class ThreadTracer:
                 stack.pop()  # frames whose return was never reported
         if event == "line":
             # The hot path: one reading, logged without creating an object.
-            current, peak = _get_traced_memory()
+            counted = self.counted
+            current, peak = self._line_read() if counted else _get_traced_memory()
             top = stack[-1]
             slot = top.slots.get(frame.f_lineno)
             if slot is None:  # not a line of the code's table: rare, allocates
-                slot = top.slots[frame.f_lineno] = self._new_slot(
-                    top.collector, frame.f_code, frame.f_lineno)
-                self._log(top.slot, slot, current, peak)
-                for outer in top.outers:
-                    self._log(outer.slot, _ALSO, current, peak)
-                top.slot = slot
-                self._base()
+                self._new_line(top, frame, current, peak)
                 return self.local
             at = next(self._free)
             self._charge[at] = top.slot
@@ -515,9 +620,14 @@ class ThreadTracer:
             self._at = at
             top.slot = slot
             top.exception = False
-            _tracing.restart_peak(peak)
             if at == _LAST_SLOT:
+                if not counted:
+                    _tracing.restart_peak(peak)
                 self._grow()
+            elif counted:
+                self._set_tag(slot if top.tags is None else self._context_tag(top, slot))
+            else:
+                _tracing.restart_peak(peak)
             for outer in top.outers:
                 self._log(outer.slot, _ALSO, current, peak)
         elif event == "return":
@@ -526,9 +636,28 @@ class ThreadTracer:
             stack[-1].exception = True
         return self.local
 
+    def _new_line(self, top: _Entry, frame: FrameType, current: int, peak: int) -> None:
+        """A line event on a line that is not in the code's line table."""
+        self._set_tag(0)
+        slot = top.slots[frame.f_lineno] = self._new_slot(top.collector, frame.f_code,
+                                                          frame.f_lineno)
+        self._log(top.slot, slot, current, peak)
+        for outer in top.outers:
+            self._log(outer.slot, _ALSO, current, peak)
+        top.slot = slot
+        self._base()
+
+    def _context_tag(self, top: _Entry, slot: int) -> int:
+        """The tag of line *slot* of a frame running inside other profiles' lines."""
+        tag = top.tags.get(slot) if top.tags is not None else None
+        if tag is None:  # a line first run by another call of the code
+            self._set_tag(0)
+            tag = self._tag_of(top, slot)
+        return tag
+
     def _on_return(self, frame: FrameType) -> None:
-        current, peak = _get_traced_memory()
-        _tracing.restart_peak(peak)
+        current, peak = self._read()
+        self._set_tag(0)
         top = self.stack.pop()
         op = -1
         if top.root and (top.exception or not _is_suspension(frame)):
@@ -560,10 +689,13 @@ class ThreadTracer:
         collector.tail_slot = None
         if slot is None or self.stack or not self.installed:
             return
-        current, peak = _get_traced_memory()
-        _tracing.restart_peak(peak)
+        current, peak = self._read()
         self._log(slot, _TAIL, current, peak)
         self._base()
+
+
+def _no_tag(_tag: int) -> None:
+    """Tags are the counter's: under tracemalloc, tracebacks name the lines."""
 
 
 def _chain(ours: TraceFunction, theirs: TraceFunction) -> TraceFunction:

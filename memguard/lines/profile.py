@@ -55,15 +55,13 @@ import functools
 import inspect
 import sys
 import time
-import tracemalloc
 from collections.abc import Callable
 from types import CodeType, FrameType
 from typing import IO, Any, TypeVar, cast, overload
 
-from .. import _tracing
 from ..guards._wrap import add_note
 from ..values.lineprofile import LineProfile
-from ._builder import build_profile, check_options, retained, snapshot
+from ._builder import Meter, build_profile, check_options, retained, snapshot
 from ._statistics import Collector, Key
 from ._tracer import ThreadTracer, tracer
 from .target import LineTarget
@@ -88,20 +86,20 @@ class _Session:
 
     def __init__(self, code: CodeType, *, expand: int, nframes: int,
                  root_frame: FrameType | None = None) -> None:
+        self.tracer = tracer()
+        self.tracer.pause()  # inside an outer profile's line, this is memguard's work
         self.code = code
         self.root_frame = root_frame
         self.collector = Collector(expand=expand)
         self.started = time.perf_counter()
-        # The thread's tracer and its log are made before tracing starts, so
-        # that they are not among the traces the retained figures walk.
-        self.tracer = tracer()
-        self.tracer.prepare()
-        self.window = _tracing.begin(nframes)
-        self.nframes = tracemalloc.get_traceback_limit()
+        # The thread's log is made before tracemalloc starts (not among the
+        # traces the retained figures walk), or inside the count window.
+        self.meter = Meter(self.tracer.measure_for(), nframes, self.tracer.prepare)
+        self.nframes = self.meter.nframes
         self.baseline: dict[Key, int] | None = None
         self.settled = False
         try:
-            if not self.window.started_tracing:
+            if self.meter.needs_baseline:
                 # Memory from earlier calls may be alive on the same lines.
                 self.baseline = retained(snapshot(), [code], None)
             if root_frame is not None:
@@ -111,7 +109,7 @@ class _Session:
             self.tracer.acquire()
         except BaseException:
             self.settle()
-            _tracing.end(self.window)
+            self.meter.close()
             raise
         # Warm up: the first traced call of a function allocates its line
         # table, which would otherwise be charged to the profiled call's end.
@@ -147,21 +145,26 @@ class _Session:
         try:
             self.settle()
             self.tracer.release()
-            taken = snapshot()
+            self.tracer.pause()
+            taken = self.meter.live()
         finally:
-            _tracing.end(self.window)
+            self.meter.close()
+        if isinstance(taken, dict):  # the counter's: live bytes by tag
+            kept = self.tracer.retained(taken, [self.collector])
         # The arithmetic of the logged events, after tracing stopped (when
         # memguard owns the trace): no traced allocation slows it down.
         self.tracer.flush()
         if self.collector.open_frames:  # a generator left unfinished
             self.collector.open_frames.clear()
             self.collector.end_call()
-        kept = retained(taken, self.collector.codes or [self.code], self.baseline)
+        if not isinstance(taken, dict):
+            kept = retained(taken, self.collector.codes or [self.code], self.baseline)
         del taken
         if self.collector.calls == 0:
             self.collector.calls = 1
         return build_profile(self.collector, self.code, retained=kept,
-                             nframes=self.nframes, duration_seconds=duration)
+                             nframes=self.nframes, duration_seconds=duration,
+                             method=self.meter.method)
 
 
 class _Options:
@@ -190,6 +193,7 @@ def _end(session: _Session, holder: Any, options: _Options,
          error: BaseException | None) -> ThreadTracer:
     """End a profiled call: settle, build the profile, hand it over."""
     session.settle()
+    session.tracer.pause()
     result = session.finish()
     options.deliver(holder, result, error)
     return session.tracer

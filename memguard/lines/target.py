@@ -17,9 +17,8 @@ from collections.abc import Callable
 from types import CodeType, FrameType
 from typing import Any
 
-from .. import _tracing
 from ..values.lineprofile import LineProfile
-from ._builder import build_profile, check_options, qualname, retained, snapshot
+from ._builder import Meter, build_profile, check_options, qualname, retained, snapshot
 from ._statistics import Collector, Key
 from ._tracer import ThreadTracer, tracer
 
@@ -87,7 +86,8 @@ class LineTarget:
         self._lock = threading.Lock()
         self._tracers: list[tuple[threading.Thread, ThreadTracer]] = []
         self._attached = False
-        self._window: _tracing.PeakWindow | None = None
+        self._meter: Meter | None = None
+        self._method = "tracemalloc"
         self._nframes_used = nframes
         self._main_matcher: Callable[[FrameType], Collector | None] | None = None
         self._retained: dict[Key, int] | None = None
@@ -140,6 +140,7 @@ class LineTarget:
 
     def _install_here(self) -> Callable[[FrameType], Collector | None]:
         current = tracer()
+        current.prepare(self._method == "counter")  # every thread measures as attach() chose
         with self._lock:
             self._tracers.append((threading.current_thread(), current))
         matcher = self._matcher()
@@ -156,19 +157,20 @@ class LineTarget:
         """Start profiling matching calls in this thread and in threads started from now."""
         if self._attached:
             raise RuntimeError("this LineTarget is already attached")
-        tracer().prepare()
-        self._window = _tracing.begin(self.nframes)
+        here = tracer()
+        self._meter = Meter(here.measure_for(), self.nframes, here.prepare)
+        self._method = self._meter.method
         self._started = time.perf_counter()
         self._attached = True
         self._retained = None
-        self._nframes_used = tracemalloc.get_traceback_limit()
+        self._nframes_used = self._meter.nframes
         self._main_matcher = self._install_here()
         self._previous_hook = threading.gettrace() if hasattr(threading, "gettrace") else None
         threading.settrace(self._thread_hook)
 
     def detach(self) -> None:
         """Stop profiling; record what the matched lines still hold."""
-        if not self._attached or self._window is None:
+        if not self._attached or self._meter is None:
             raise RuntimeError("this LineTarget is not attached")
         self._attached = False
         self._duration += time.perf_counter() - self._started
@@ -178,17 +180,21 @@ class LineTarget:
             current.remove_matcher(self._main_matcher)
         self._main_matcher = None
         current.release()
+        current.pause()
+        meter, self._meter = self._meter, None
         try:
-            taken = snapshot()
+            taken = meter.live()
         finally:
-            window, self._window = self._window, None
-            _tracing.end(window)
+            meter.close()
+        if isinstance(taken, dict):  # the counter's live bytes by tag, named before the logs go
+            self._retained = self._retained_by_tags(taken)
         self._flush_all()
         for _, collector in self._snapshot_collectors():
             if collector.open_frames:
                 collector.open_frames.clear()
                 collector.end_call()
-        self._retained = self._measure_retained(taken)
+        if not isinstance(taken, dict):
+            self._retained = self._measure_retained(taken)
 
     def _flush_all(self) -> None:
         """Replay every thread's log. A call still running in another thread
@@ -199,6 +205,16 @@ class LineTarget:
             if owner is not threading.current_thread():
                 thread_tracer.installed = False  # its thread is over, or no longer ours
             thread_tracer.flush()
+
+    def _retained_by_tags(self, totals: dict[int, int]) -> dict[Key, int]:
+        with self._lock:
+            tracers = [thread_tracer for _, thread_tracer in self._tracers]
+        collectors = [collector for _, collector in self._snapshot_collectors()]
+        kept: dict[Key, int] = {}
+        for thread_tracer in tracers:
+            for key, size in thread_tracer.retained(totals, collectors).items():
+                kept[key] = kept.get(key, 0) + size
+        return kept
 
     def _snapshot_collectors(self) -> list[tuple[CodeType, Collector]]:
         with self._lock:
@@ -211,7 +227,12 @@ class LineTarget:
     def results(self) -> tuple[LineProfile, ...]:
         """One profile per matched code object, in file and line order."""
         kept = self._retained
-        if kept is None:
+        if kept is None and self._meter is not None and self._meter.counted:
+            live = self._meter.live()
+            assert isinstance(live, dict)
+            kept = self._retained_by_tags(live)
+            self._flush_all()
+        elif kept is None:
             self._flush_all()
             kept = self._measure_retained(snapshot())
         merged: dict[CodeType, Collector] = {}
@@ -220,7 +241,8 @@ class LineTarget:
             _merge(merged[code], collector)
         profiles = [build_profile(collector, code, retained=kept,
                                   nframes=self._nframes_used,
-                                  duration_seconds=self._duration, counted_total=False)
+                                  duration_seconds=self._duration, counted_total=False,
+                                  method=self._method)
                     for code, collector in merged.items()]
         profiles.sort(key=lambda p: (p.filename, p.first_lineno))
         return tuple(profiles)

@@ -21,7 +21,7 @@ import time
 import tracemalloc
 from collections.abc import Callable
 
-from .. import _tracing, _watcher, process, traces
+from .. import _counter, _tracing, _watcher, process, traces
 from .._optional import require
 from ..exceptions import MeasurementUnavailable
 from ..guards._catcher import TraceCatcher
@@ -266,7 +266,7 @@ def run_program(
             start with *rss*, else the traced peak); see :attr:`RunReport.limit`.
         lines: ``MODULE_OR_FILE:FUNCTION``: profile that function line by line
             in every call (:class:`memguard.lines.LineTarget`);
-            tracebacks then keep 16 frames.
+            without the native counter, tracebacks then keep 16 frames.
         census: Count the live objects by type when the program ends (one
             pass over the whole heap: a second or more for a big one).
         sites: Capture the allocation sites near the peak while the program
@@ -321,7 +321,11 @@ def run_program(
     # still holds (neither is part of its timeline).
     if sites and target is None:
         prepare_catcher()  # before tracing starts: its import is not the program's
-    outer = _tracing.begin(_LINE_FRAMES if target is not None else 1)
+    # Line profiles measured by the counter tag their blocks and need no
+    # traceback; under tracemalloc, retained memory is traced back through
+    # _LINE_FRAMES frames.
+    deep = target is not None and not _counter.available()
+    outer = _tracing.begin(_LINE_FRAMES if deep else 1)
     detached = False
     try:
         timeline, watcher, (exit_code, error), duration = _observe(

@@ -244,10 +244,16 @@ def document(profile: LineProfile, top: int = 10) -> Document:
         ("allocated", format_size(profile.allocated_bytes)),
         ("peak", format_size(profile.peak_bytes)),
         ("retained", profile.summary.rpartition("retained ")[2]),
-        ("frames per trace", str(profile.nframes)),
+        ("measured by", _measure(profile)),
     ]
     return Document("lineprofile", f"memguard line profile: {profile.function}", facts,
                     sections, [])
+
+
+def _measure(profile: LineProfile) -> str:
+    if profile.method == "counter":
+        return "memguard's allocation counter (retained: line tags, every frame)"
+    return f"tracemalloc (retained: tracebacks of {profile.nframes} frames)"
 
 
 register_document("lineprofile", document)

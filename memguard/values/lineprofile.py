@@ -149,12 +149,18 @@ class LineProfile(Value, kind="lineprofile"):
     """Wall time of the profiled calls, profiling overhead included."""
     nframes: int = 1
     """Frames tracemalloc stored per allocation: how far retained memory
-    allocated in called functions could be traced back to a line."""
+    allocated in called functions could be traced back to a line. ``0`` with
+    the counter (:attr:`method`), whose line tags follow every call, however deep."""
     callees: tuple[LineProfile, ...] = ()
     """Profiles of called functions whose lines were expanded (``expand``),
     each with its own rows; their figures are not in the calling lines."""
     blind_spots: tuple[str, ...] = field(default=(NATIVE_NOTE,))
     """What the figures cannot include, in plain words."""
+    method: str = "tracemalloc"
+    """How the figures were measured: ``"counter"`` (memguard's native
+    allocation counter, each block tagged with the profiled line running in
+    its thread) or ``"tracemalloc"`` (its counters, and tracebacks for
+    *retained*)."""
 
     @property
     def allocated_bytes(self) -> int:
@@ -224,10 +230,15 @@ class LineProfile(Value, kind="lineprofile"):
         """The caveats printed under the table."""
         notes = []
         if abs(self.unattributed_bytes) >= UNATTRIBUTED_FLOOR:
+            if self.nframes:
+                why = (f"allocated more than {self.nframes} frames deep, or the net of frees "
+                       "and allocations elsewhere")
+            else:
+                why = ("memory allocated before the call and freed in it, or allocated by "
+                       "other threads")
             notes.append(
                 f"{format_size(self.unattributed_bytes, signed=True)} retained in the end "
-                f"could not be traced back to a line (allocated more than {self.nframes} "
-                "frames deep, or the net of frees and allocations elsewhere)"
+                f"could not be traced back to a line ({why})"
             )
         if self.callees:
             notes.append("lines of expanded callees are listed in their own tables and are "
@@ -251,6 +262,7 @@ class LineProfile(Value, kind="lineprofile"):
             "nframes": self.nframes,
             "callees": [callee.to_dict() for callee in self.callees],
             "blind_spots": list(self.blind_spots),
+            "method": self.method,
         }
 
     @classmethod
@@ -279,5 +291,15 @@ class LineProfile(Value, kind="lineprofile"):
             nframes=int(data.get("nframes", 1)),
             callees=tuple(cls.from_dict(c) for c in data.get("callees", ())),
             blind_spots=tuple(str(s) for s in data.get("blind_spots", (NATIVE_NOTE,))),
+            method=_method(data.get("method", "tracemalloc")),
         )
 
+
+_METHODS = ("counter", "tracemalloc")
+
+
+def _method(value: object) -> str:
+    if value not in _METHODS:
+        raise ValueError(f"method must be one of {', '.join(map(repr, _METHODS))}, "
+                         f"got {value!r}")
+    return str(value)

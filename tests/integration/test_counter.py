@@ -403,12 +403,129 @@ def test_disabled_by_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert _counter.measurement() == "counter"
 
 
+@pytest.fixture
+def tags() -> Iterator[Callable[[int], None]]:
+    """A count window with line tags open; yields the tagger of this thread."""
+    window = _counter.begin()
+    _counter.lines_begin()
+    tag = _counter.tagger()
+    try:
+        yield tag
+    finally:
+        tag(0)
+        _counter.lines_end()
+        _counter.end(window)
+
+
+def test_line_tags_hold_exactly_each_tags_live_blocks(tags: Callable[[int], None]) -> None:
+    tags(101)
+    kept = bytearray(100_000)
+    freed = bytearray(3_000)
+    tags(102)
+    second = bytearray(7_000)
+    del freed  # a tagged block freed under another tag leaves its own
+    tags(0)
+    untagged = bytearray(9_000)
+    totals = _counter.tag_totals()
+    assert totals == {101: sys.getsizeof(kept), 102: sys.getsizeof(second)}
+    del kept, second, untagged
+
+
+def test_a_realloc_is_tagged_as_it_happens(tags: Callable[[int], None]) -> None:
+    tags(103)
+    grown = bytearray(10)
+    tags(104)
+    grown.extend(bytes(5_000))  # the buffer moves: a new block, under 104
+    tags(0)
+    empty = sys.getsizeof(bytearray())
+    assert _counter.tag_totals() == {103: empty, 104: sys.getsizeof(grown) - empty}
+
+
+def test_other_threads_blocks_carry_their_own_tags(tags: Callable[[int], None]) -> None:
+    kept: list[bytearray] = []
+
+    def untagged() -> None:
+        kept.append(bytearray(50_000))
+
+    def tagged() -> None:
+        _counter.tagger()(106)
+        kept.append(bytearray(20_000))
+        _counter.tagger()(0)
+
+    tags(105)
+    for target in (untagged, tagged):
+        thread = threading.Thread(target=target)
+        thread.start()
+        thread.join()
+    tags(0)
+    totals = _counter.tag_totals()
+    assert totals.get(106) == sys.getsizeof(kept[1])
+    # this thread's 105 holds what it allocated meanwhile (thread objects,
+    # the list's growth), never the other threads' buffers
+    assert totals.get(105, 0) < 20_000
+
+
+def test_memguards_own_code_never_tags_a_block(tags: Callable[[int], None]) -> None:
+    from memguard.units import format_size
+
+    tags(107)
+    theirs = format_size(123_456_789)  # its string is made in memguard's frame
+    tags(108)
+    mine = "".join(["a", str(123_456_789)])  # the same kind of work in a test's frame
+    tags(0)
+    totals = _counter.tag_totals()
+    assert 107 not in totals, totals
+    assert totals[108] == sys.getsizeof(mine)
+    del theirs
+
+
+def test_tags_are_forgotten_when_the_last_line_profile_ends() -> None:
+    window = _counter.begin()
+    try:
+        with pytest.raises(RuntimeError, match="without lines_begin"):
+            native.lines_end()
+        _counter.lines_begin()
+        _counter.tagger()(109)
+        kept = bytearray(1_000)
+        _counter.tagger()(0)
+        assert _counter.tag_totals() == {109: sys.getsizeof(kept)}
+        _counter.lines_end()
+        _counter.lines_begin()
+        assert _counter.tag_totals() == {}  # the block lives on, its tag is gone
+        _counter.lines_end()
+    finally:
+        _counter.end(window)
+    with pytest.raises(RuntimeError, match="needs an open count window"):
+        _counter.lines_begin()
+    del kept
+
+
+def test_the_line_reading_restarts_its_own_peak_not_the_windows() -> None:
+    window = _counter.begin()
+    _counter.lines_begin()
+    read = _counter.line_reader()
+    try:
+        start, _ = read()
+        block = bytearray(500_000)
+        del block
+        now, high = read()
+        assert high - start >= 500_000 > now - start
+        again, high_again = read()
+        assert high_again - again < 1_000  # restarted at the last reading
+    finally:
+        _counter.lines_end()
+        _counter.end(window)
+    assert window.peak_bytes >= 500_000  # the window's peak is its own
+
+
 _THREADED_WORKLOAD = """
 import threading, zlib
 from memguard import _counter
 window = _counter.begin()
 _counter.sample(64, seed=1)  # the sampled set and its filter, rebuilt as samples are freed
+_counter.lines_begin()  # and the line tags: threads tag, free and realloc tagged blocks
 def work(n):
+    _counter.tagger()(n + 1)
     keep = []
     for i in range(300):
         keep.append(bytearray(1000 + i * n))
@@ -419,6 +536,8 @@ def work(n):
 threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
 for t in threads: t.start()
 for t in threads: t.join()
+totals = _counter.tag_totals()
+_counter.lines_end()
 window = _counter.end(window)
 assert window.peak_bytes > 0 and window.lost_blocks == 0
 from memguard import objects  # the extension's census too

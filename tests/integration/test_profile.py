@@ -13,9 +13,20 @@ from typing import Any
 import pytest
 
 import memguard
-from memguard import LineProfile
+from memguard import LineProfile, _counter
 from memguard.lines import profile, profile_lines
 from memguard.values.lineprofile import UNATTRIBUTED_FLOOR
+
+
+@pytest.fixture(autouse=True, params=["counter", "tracemalloc"])
+def measure(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs with the native counter and without it (the fallback)."""
+    if request.param == "counter":
+        if not _counter.available():
+            pytest.skip(f"the native counter is unavailable: {_counter.unavailable_reason()}")
+    else:
+        monkeypatch.setenv(_counter.ENV_DISABLE, "1")
+    return str(request.param)
 
 
 def size_of(n: int) -> int:
@@ -130,10 +141,19 @@ def test_calls_roll_up_into_the_calling_line() -> None:
     assert result.callees == ()
 
 
-def test_with_one_frame_callee_memory_is_reported_unattributed() -> None:
+def test_with_one_frame_callee_memory_is_reported_unattributed(measure: str) -> None:
     result = profile_lines(calls_helper)
-    assert result.nframes == 1
-    assert result.row(first_line(calls_helper) + 1).retained_bytes == 0
+    kept = result.row(first_line(calls_helper) + 1)
+    if measure == "counter":
+        # Line tags follow the calls however deep: the callee's block is the
+        # calling line's, with no traceback at all.
+        assert (result.method, result.nframes) == ("counter", 0)
+        assert kept.retained_bytes == size_of(40_000)
+        assert abs(result.unattributed_bytes) < UNATTRIBUTED_FLOOR
+        assert "memguard's allocation counter" in result._repr_markdown_()
+        return
+    assert (result.method, result.nframes) == ("tracemalloc", 1)
+    assert kept.retained_bytes == 0
     assert abs(result.unattributed_bytes - size_of(40_000)) < UNATTRIBUTED_FLOOR
     assert "could not be traced back to a line" in result.table()
 
@@ -294,13 +314,13 @@ def test_each_thread_profiles_its_own_calls() -> None:
     assert sys.gettrace() is before  # this thread's tracer was never touched
 
 
-def test_a_foreign_trace_keeps_running_and_earlier_memory_is_left_out() -> None:
+def test_a_foreign_trace_keeps_running_and_earlier_memory_is_left_out(measure: str) -> None:
     tracemalloc.start(4)
     try:
         earlier = calls_helper()
         result = profile_lines(calls_helper)
         assert tracemalloc.is_tracing()
-        assert result.nframes == 4
+        assert result.nframes == (0 if measure == "counter" else 4)
         line = result.row(first_line(calls_helper) + 1)
         assert line.retained_bytes == size_of(40_000)  # ...but not counted again
         del earlier
@@ -370,5 +390,11 @@ def test_a_profiled_call_inside_a_profiled_line() -> None:
     # frame objects of memguard's wrapper, freed in the calling line.
     calling = outer.row(base + 1)
     assert size_of(30_000) <= calling.allocated_bytes <= size_of(30_000) + 256
+    # Nothing of the inner profile's own work (memguard's objects, the line
+    # tables CPython builds for memguard's functions run under tracing) is
+    # retained by the calling line; at most the line table of the profiled
+    # callee itself, one entry per code unit, when this is its first traced run.
+    callee = inner_profiled.__wrapped__.__code__  # type: ignore[attr-defined]
+    assert calling.retained_bytes <= len(callee.co_code)
     assert abs(calling.peak_share_bytes - size_of(30_000)) <= 2048
     assert outer.row(base + 2).allocated_bytes == size_of(10_000)

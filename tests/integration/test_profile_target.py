@@ -12,11 +12,24 @@ from typing import Any
 
 import pytest
 
+from memguard import _counter
 from memguard.lines import LineTarget, profile_lines
 
 #: What a line run in a second thread may be charged for the main thread's own
 #: allocations and frees at the same time (see the test below).
 THREAD_SLACK = 1024
+
+
+
+@pytest.fixture(autouse=True, params=["counter", "tracemalloc"])
+def measure(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs with the native counter and without it (the fallback)."""
+    if request.param == "counter":
+        if not _counter.available():
+            pytest.skip(f"the native counter is unavailable: {_counter.unavailable_reason()}")
+    else:
+        monkeypatch.setenv(_counter.ENV_DISABLE, "1")
+    return str(request.param)
 
 
 def size_of(n: int) -> int:

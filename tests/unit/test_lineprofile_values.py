@@ -114,6 +114,10 @@ def test_dict_round_trip_through_json() -> None:
     data = json.loads(json.dumps(profile.to_dict()))
     assert data["kind"] == "lineprofile"
     assert LineProfile.from_dict(data) == profile
+    counted = dataclasses.replace(profile, method="counter", nframes=0)
+    assert LineProfile.from_dict(json.loads(json.dumps(counted.to_dict()))) == counted
+    older = {k: v for k, v in data.items() if k != "method"}  # files from 0.1
+    assert LineProfile.from_dict(older).method == "tracemalloc"
 
 
 def test_from_dict_refuses_other_kinds_and_newer_versions() -> None:
@@ -122,6 +126,9 @@ def test_from_dict_refuses_other_kinds_and_newer_versions() -> None:
         LineProfile.from_dict({**data, "kind": "leak"})
     with pytest.raises(ValueError, match="version 99 is newer"):
         LineProfile.from_dict({**data, "version": 99})
+    with pytest.raises(ValueError, match="method must be one of 'counter', 'tracemalloc', "
+                                         "got 'guess'"):
+        LineProfile.from_dict({**data, "method": "guess"})
 
 
 def test_values_are_frozen() -> None:
