@@ -21,8 +21,12 @@ Tools, each on the same function in the same run, interleaved, median of
 the repeats:
 
 * ``unprofiled``: the plain call, the baseline;
-* ``memguard``: ``memguard.profile(show=False)`` (tracemalloc counters read at
-  every line; starts and stops tracemalloc itself);
+* ``memguard``: ``memguard.profile(show=False)`` as it runs by default: with
+  memguard's native allocation counter where it is built (one C call per
+  line event, line tags for *retained*; tracemalloc is not started);
+* ``memguard tracemalloc``: the same with the counter switched off
+  (``MEMGUARD_NO_NATIVE=1``, the fallback): tracemalloc's counters read at
+  every line, tracemalloc started and stopped by the profile;
 * ``memory_profiler``: its ``LineProfiler`` (what ``@profile`` uses, RSS read
   through psutil at every line), without the printing.
 
@@ -37,6 +41,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import statistics
 import sys
 import time
@@ -46,6 +51,7 @@ from typing import Any
 from memory_profiler import LineProfiler
 
 import memguard
+from memguard import _counter
 from memguard.values.lineprofile import LineProfile
 
 MIB = 1024 * 1024
@@ -132,6 +138,17 @@ def _program_ratios(n: int, repeats: int) -> dict[str, float]:
             "program: --lines / traced": round(lines / traced, 2)}
 
 
+def _fallback(call: Callable[[], Any]) -> Callable[[], Any]:
+    """*call* with the counter switched off (read when no count is open)."""
+    def run() -> Any:
+        os.environ[_counter.ENV_DISABLE] = "1"
+        try:
+            return call()
+        finally:
+            del os.environ[_counter.ENV_DISABLE]
+    return run
+
+
 def _timed(call: Callable[[], Any]) -> float:
     gc.collect()
     start = time.perf_counter()
@@ -200,6 +217,7 @@ def main(quick: bool) -> dict[str, Any]:
         tools: dict[str, Callable[[], Any]] = {
             "unprofiled": lambda fn=fn, n=n: fn(n),
             "memguard": lambda ours=ours, n=n: ours(n),
+            "memguard tracemalloc": _fallback(lambda ours=ours, n=n: ours(n)),
             "memory_profiler": lambda fn=fn, n=n: LineProfiler()(fn)(n),
         }
         for call in tools.values():  # warm up: imports, line tables, caches
@@ -211,13 +229,15 @@ def main(quick: bool) -> dict[str, Any]:
     ratios: dict[str, float] = {}
     for name in workloads:
         base = median[(name, "unprofiled")]
-        for tool in ("memguard", "memory_profiler"):
+        for tool in ("memguard", "memguard tracemalloc", "memory_profiler"):
             ratios[f"{name}: {tool}"] = round(median[(name, tool)] / base, 2)
     ratios.update(_program_ratios(22 if quick else 25, 2 * repeats + 1))
     cheaper = [name for name in workloads
                if ratios[f"{name}: memguard"] < ratios[f"{name}: memory_profiler"]]
     notes.append(f"memguard cheaper than memory_profiler on {len(cheaper)} of "
                  f"{len(workloads)} workloads ({', '.join(cheaper) or 'none'})")
+    notes.append(f"memguard's default measure here: {_counter.measurement()}"
+                 + ("" if _counter.available() else f" ({_counter.unavailable_reason()})"))
     return {
         "title": "line profile overhead",
         "description": (f"Time of one profiled call over the unprofiled call; median of "

@@ -56,6 +56,7 @@ __all__ = [
     "SampledSet",
     "available",
     "begin",
+    "can_trace",
     "capture",
     "captured",
     "current",
@@ -72,6 +73,7 @@ __all__ = [
     "refresh",
     "rehook",
     "sample",
+    "settrace",
     "tag_totals",
     "tagger",
     "unavailable_reason",
@@ -317,6 +319,19 @@ def line_reader() -> Any:
 def tagger() -> Any:
     """The C function that sets this thread's line tag (``0``: none)."""
     return _require().set_tag
+
+
+def can_trace() -> bool:
+    """Whether the line profiler's trace function in C can be installed here
+    (the counter is usable and built for an interpreter whose frames it reads)."""
+    return available() and hasattr(_native(), "settrace")
+
+
+def settrace(on_call: Any) -> None:
+    """Install the trace function in C for this thread, sending the profiler's
+    calls to *on_call* (``sys.gettrace()`` then returns *on_call*); remove it
+    with :func:`sys.settrace`."""
+    _require().settrace(on_call)
 
 
 def tag_totals() -> dict[int, int]:

@@ -1823,6 +1823,121 @@ mg_census(PyObject *self, PyObject *args)
     return result;
 }
 
+/* ------------------------------------------------------------------------ */
+/* The line profiler's trace function, in C                                  */
+
+#if defined(MG_FRAMES_311) || defined(MG_FRAMES_310)
+/* sys.settrace() calls a Python trace function for every call in the thread
+ * (and, before each call, copies the frame's variables into its locals
+ * mapping): a line profile paid that for every call made inside a profiled
+ * line, and `memguard run --lines` for every call of the whole program. This
+ * trace function decides in C whether a call is the profiler's: the tracer
+ * (`obj` is its bound method on_call, so sys.gettrace() still returns it)
+ * keeps a tuple `_filter` = (by_code, roots, rejected, flags): the profiled
+ * code objects, the profiled root frames, the code objects every matcher
+ * turned down, and a bytearray (any matcher set; the running traced frame
+ * may expand its callees). A call that is none of these is passed over with
+ * no Python code run; every other event goes to Python as sys.settrace()
+ * would send it, without the locals copy (the profiler never reads them). */
+static PyObject *event_names[8];
+static PyObject *filter_name;
+
+/* 1: the call is not the profiler's (no local tracing); 0: ask Python. */
+static int
+call_passed_over(PyObject *obj, PyFrameObject *frame)
+{
+    if (!PyMethod_Check(obj)) {
+        return 0;
+    }
+    PyObject *filter = PyObject_GetAttr(PyMethod_GET_SELF(obj), filter_name);
+    if (filter == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    int passed = 0;
+    if (PyTuple_Check(filter) && PyTuple_GET_SIZE(filter) == 4
+        && PyByteArray_Check(PyTuple_GET_ITEM(filter, 3))
+        && PyByteArray_GET_SIZE(PyTuple_GET_ITEM(filter, 3)) >= 2) {
+        PyObject *by_code = PyTuple_GET_ITEM(filter, 0);
+        PyObject *roots = PyTuple_GET_ITEM(filter, 1);
+        PyObject *rejected = PyTuple_GET_ITEM(filter, 2);
+        const char *flags = PyByteArray_AS_STRING(PyTuple_GET_ITEM(filter, 3));
+        PyObject *code = (PyObject *)PyFrame_GetCode(frame);
+        passed = !flags[1]
+                 && (!flags[0] || PySet_Contains(rejected, code) == 1)
+                 && PyDict_Contains(by_code, code) == 0
+                 && (PyDict_GET_SIZE(roots) == 0
+                     || PyDict_Contains(roots, (PyObject *)frame) == 0);
+        Py_DECREF(code);
+        if (PyErr_Occurred()) {
+            PyErr_Clear();
+            passed = 0;
+        }
+    }
+    Py_DECREF(filter);
+    return passed;
+}
+
+static int
+line_trace(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg)
+{
+    PyObject *callback;
+    if (what == PyTrace_CALL) {
+        if (call_passed_over(obj, frame)) {
+            return 0;
+        }
+        callback = obj;
+    } else {
+        callback = frame->f_trace;
+    }
+    if (callback == NULL || what < 0 || what > 7) {
+        return 0;
+    }
+    Py_INCREF(callback);
+    PyObject *result = PyObject_CallFunctionObjArgs(callback, (PyObject *)frame,
+                                                    event_names[what],
+                                                    arg != NULL ? arg : Py_None, NULL);
+    Py_DECREF(callback);
+    if (result == NULL) {  /* as sys.settrace(): a failing trace function is removed */
+        PyEval_SetTrace(NULL, NULL);
+        Py_CLEAR(frame->f_trace);
+        return -1;
+    }
+    if (result != Py_None) {
+        Py_XSETREF(frame->f_trace, result);
+    } else {
+        Py_DECREF(result);
+    }
+    return 0;
+}
+
+static PyObject *
+mg_settrace(PyObject *self, PyObject *on_call)
+{
+    if (on_call == Py_None) {
+        PyEval_SetTrace(NULL, NULL);
+    } else {
+        PyEval_SetTrace(line_trace, on_call);
+    }
+    Py_RETURN_NONE;
+}
+
+static int
+init_trace_names(void)
+{
+    static const char *names[8] = {"call", "exception", "line", "return",
+                                   "c_call", "c_exception", "c_return", "opcode"};
+    for (int i = 0; i < 8; i++) {
+        event_names[i] = PyUnicode_InternFromString(names[i]);
+        if (event_names[i] == NULL) {
+            return -1;
+        }
+    }
+    filter_name = PyUnicode_InternFromString("_filter");
+    return filter_name == NULL ? -1 : 0;
+}
+#endif
+
 static PyMethodDef methods[] = {
     {"begin", mg_begin, METH_NOARGS, "Open a counting session (install the hooks on the first)."},
     {"end", mg_end, METH_NOARGS,
@@ -1847,6 +1962,10 @@ static PyMethodDef methods[] = {
      "Blocks allocated by code under this path (memguard's) are never tagged."},
     {"get_tag", mg_get_tag, METH_NOARGS, "This thread's line tag."},
     {"tag_totals", mg_tag_totals, METH_NOARGS, "{tag: live bytes} of the tagged blocks."},
+#if defined(MG_FRAMES_311) || defined(MG_FRAMES_310)
+    {"settrace", mg_settrace, METH_O,
+     "Install the line profiler's trace function in C for this thread (None: remove)."},
+#endif
     {"installed", mg_installed, METH_NOARGS, "Whether the hooks are in the allocator chain."},
     {"start_sampling", mg_start_sampling, METH_VARARGS,
      "start_sampling(mean_bytes, seed): sample blocks by bytes until the count ends."},
@@ -1885,6 +2004,7 @@ atfork_prepare(void)
     for (int i = 0; i < NSHARDS; i++) {
         shard_lock(&bigs[i]);
         shard_lock(&pages[i]);
+        shard_lock(&tagged[i]);
     }
     spin_lock(&chunk_lock);
 }
@@ -1894,6 +2014,7 @@ atfork_release(void)
 {
     spin_unlock(&chunk_lock);
     for (int i = NSHARDS - 1; i >= 0; i--) {
+        shard_unlock(&tagged[i]);
         shard_unlock(&pages[i]);
         shard_unlock(&bigs[i]);
     }
@@ -1911,5 +2032,10 @@ PyInit__native(void)
         }
         atfork_registered = 1;
     }
+#if defined(MG_FRAMES_311) || defined(MG_FRAMES_310)
+    if (init_trace_names() < 0) {
+        return NULL;
+    }
+#endif
     return PyModule_Create(&module);
 }

@@ -64,8 +64,9 @@ _get_traced_memory = tracemalloc.get_traced_memory
 
 
 _PROBE_BYTES = sys.getsizeof(bytearray(4096))
-# (end_noise, dip) by measure (True: the counter), the same in every thread
-_calibration: dict[bool, tuple[int, int]] = {}
+# (end_noise, dip) by (measure is the counter, trace function in C), the same
+# in every thread
+_calibration: dict[tuple[bool, bool], tuple[int, int]] = {}
 # Slot ids, unique in the process: with the counter, a slot's id is the tag
 # its line's blocks carry for as long as they live, so an id is never reused.
 _slot_ids = itertools.count(1)
@@ -178,6 +179,13 @@ class ThreadTracer:
         self.members: dict[int, tuple[int, ...]] = {}
         self.counted = False
         self._want_counted = False
+        # What the trace function in C (memguard._native.settrace) reads to
+        # pass over, without calling Python, a call that is not ours: the
+        # profiled codes and root frames, the rejected codes, and flags (any
+        # matcher set; the running traced frame may expand its callees).
+        self._flags = bytearray(2)
+        self._filter = (self.by_code, self.roots, self.rejected, self._flags)
+        self.c_traced = False
         self._line_read: Callable[[], tuple[int, int]] = _get_traced_memory
         self._set_tag: Callable[[int], None] = _no_tag
         self.slot_ids: dict[tuple[int, Key], int] = {}
@@ -201,23 +209,40 @@ class ThreadTracer:
         if not self.installed:
             self.previous = cast("TraceFunction | None", sys.gettrace())
             self.stack.clear()
+            self._sync_expand()
             if not self._chunks:
                 self._new_chunk()
+            # In C where the counter measures and no other trace function
+            # is to be chained; the calibration measures the same path.
+            self.c_traced = self.counted and self.previous is None and _counter.can_trace()
             self._calibrate()
-            sys.settrace(self.on_call)
+            self._install()
             self.installed = True
         self.users += 1
+
+    def _install(self) -> None:
+        if self.c_traced:
+            _counter.settrace(self.on_call)
+        else:
+            sys.settrace(self.on_call)
+
+    def _sync_expand(self) -> None:
+        """Whether the running traced frame's callees must be seen (``expand``)."""
+        top = self.stack[-1] if self.stack else None
+        self._flags[1] = 1 if top is not None and top.depth < top.collector.expand else 0
 
     def add_matcher(self, matcher: Matcher) -> None:
         """Also profile the frames *matcher* picks (a :class:`LineTarget`'s)."""
         self.matchers.append(matcher)
         self.rejected.clear()
+        self._flags[0] = 1
 
     def remove_matcher(self, matcher: Matcher) -> None:
         """Stop asking *matcher* (if it was asked)."""
         if matcher in self.matchers:
             self.matchers.remove(matcher)
         self.rejected.clear()
+        self._flags[0] = 1 if self.matchers else 0
 
     def measure_for(self) -> bool:
         """Whether a profile starting now in this thread measures with the counter.
@@ -257,6 +282,7 @@ class ThreadTracer:
             self.previous = None
             self.installed = False
             self.stack.clear()
+            self._sync_expand()
             self.rejected.clear()
 
     # -- the log ------------------------------------------------------------
@@ -453,7 +479,7 @@ class ThreadTracer:
         ``dip``, how far the level at the restart is above the level the
         line's code starts from.
         """
-        known = _calibration.get(self.counted)
+        known = _calibration.get((self.counted, self.c_traced))
         if known is not None:
             self.end_noise, self.dip = known
             self._base()
@@ -463,7 +489,7 @@ class ThreadTracer:
         self.by_code[_probe.__code__] = [probe]
         previous = cast("TraceFunction | None", sys.gettrace())
         self._base()
-        sys.settrace(self.on_call)
+        self._install()
         try:
             _probe()  # the first run of a code object under tracing allocates caches
             _probe()
@@ -471,6 +497,7 @@ class ThreadTracer:
             sys.settrace(previous)
             del self.by_code[_probe.__code__]
         self.stack.clear()
+        self._sync_expand()
         self.raw = raw
         try:
             self.flush()
@@ -483,7 +510,8 @@ class ThreadTracer:
             end_noise = raw[5][2]
             dip = _PROBE_BYTES - raw[6][1]
             if 0 <= end_noise <= _MAX_NOISE and -_MAX_NOISE <= dip <= _MAX_NOISE:
-                self.end_noise, self.dip = _calibration[self.counted] = (end_noise, dip)
+                self.end_noise, self.dip = (end_noise, dip)
+                _calibration[(self.counted, self.c_traced)] = (end_noise, dip)
         if not self._chunks:
             self._new_chunk()
         self._base()
@@ -582,6 +610,7 @@ class ThreadTracer:
             for line_slot in slots.values():
                 self._tag_of(entry, line_slot)
         self.stack.append(entry)
+        self._sync_expand()
         local = self.local if theirs is None else _chain(self.local, theirs)
         self._base()
         return local
@@ -603,6 +632,7 @@ class ThreadTracer:
                 return None  # a frame left over from an earlier profile
             while stack[-1].frame is not frame:
                 stack.pop()  # frames whose return was never reported
+            self._sync_expand()
         if event == "line":
             # The hot path: one reading, logged without creating an object.
             counted = self.counted
@@ -659,6 +689,7 @@ class ThreadTracer:
         current, peak = self._read()
         self._set_tag(0)
         top = self.stack.pop()
+        self._sync_expand()
         op = -1
         if top.root and (top.exception or not _is_suspension(frame)):
             collector = top.collector

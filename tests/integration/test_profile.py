@@ -296,6 +296,43 @@ def test_previous_trace_function_keeps_its_events_and_is_restored() -> None:
     assert result.row(base + 2).allocated_bytes == size_of(200_000)
 
 
+SAVED_TRACES: list[object] = []
+
+
+def pauses_tracing_then_allocates() -> bytearray:
+    saved = sys.gettrace()
+    SAVED_TRACES.append(saved)
+    sys.settrace(None)  # as a library that pauses tracing around its own work does
+    sys.settrace(saved)
+    kept = bytearray(40_000)
+    return kept
+
+
+def test_code_that_saves_and_restores_the_trace_function_stays_profiled() -> None:
+    from memguard.lines._tracer import tracer
+
+    SAVED_TRACES.clear()
+    result = profile_lines(pauses_tracing_then_allocates)
+    # What the function saw as the trace function is the profiler's own
+    # on_call, in C (with the counter) as in Python: restoring it keeps going.
+    assert [tracer().on_call] == SAVED_TRACES
+    assert result.row(first_line(pauses_tracing_then_allocates) + 5).allocated_bytes == \
+        size_of(40_000)
+    assert sys.gettrace() is None
+
+
+def test_the_trace_function_is_in_c_with_the_counter(measure: str) -> None:
+    from memguard.lines._tracer import tracer
+
+    seen: list[bool] = []
+
+    def look() -> None:
+        seen.append(tracer().c_traced)
+
+    profile_lines(look)
+    assert seen == [measure == "counter"]
+
+
 def test_each_thread_profiles_its_own_calls() -> None:
     before = sys.gettrace()
     results: list[LineProfile] = []
