@@ -540,6 +540,14 @@ totals = _counter.tag_totals()
 _counter.lines_end()
 window = _counter.end(window)
 assert window.peak_bytes > 0 and window.lost_blocks == 0
+import json
+from memguard import profile_lines  # the trace function in C, line tags, the line peak
+def lines():
+    text = json.dumps({"rows": list(range(200))})
+    kept = [json.loads(text) for _ in range(5)]
+    return len(kept)
+line_profile = profile_lines(lines)
+assert line_profile.method == "counter" and line_profile.allocated_bytes > 0, line_profile
 from memguard import objects  # the extension's census too
 census = objects._census(objects.gc.get_objects(), True, native=True)
 assert census[str] > 1000 and census[type(objects)] > 10, census
