@@ -73,6 +73,7 @@ __all__ = [
     "refresh",
     "rehook",
     "sample",
+    "setprofile",
     "settrace",
     "tag_totals",
     "tagger",
@@ -332,6 +333,13 @@ def settrace(on_call: Any) -> None:
     calls to *on_call* (``sys.gettrace()`` then returns *on_call*); remove it
     with :func:`sys.settrace`."""
     _require().settrace(on_call)
+
+
+def setprofile(on_call: Any) -> None:
+    """Install the dormant line tracer's call watcher in C for this thread: a
+    call the profiler wants goes to *on_call*, and wakes the trace function
+    in C; remove it with :func:`sys.setprofile`."""
+    _require().setprofile(on_call)
 
 
 def tag_totals() -> dict[int, int]:

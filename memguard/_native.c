@@ -555,9 +555,13 @@ own_code(PyObject *code)
     return own;
 }
 
-/* Whether the thread runs memguard's own code right now (its innermost frame). */
+/* Whether a block of *size* bytes allocated now is tracing's or memguard's,
+ * never a line's: allocated with memguard's own code innermost, or (3.11) the
+ * line table CPython builds for a code object the first time it runs under
+ * a trace function (2 or 4 bytes per code unit, kept for the code's life;
+ * made at the frame's call event, before any of its instructions). */
 static int
-in_own_code(void)
+untagged_here(size_t size)
 {
     if (own_prefix == NULL || !PyGILState_Check()) {
         return 0;
@@ -571,7 +575,15 @@ in_own_code(void)
     while (f != NULL && _PyFrame_IsIncomplete(f)) {
         f = f->previous;
     }
-    return f != NULL && own_code((PyObject *)f->f_code);
+    if (f == NULL) {
+        return 0;
+    }
+    PyCodeObject *co = f->f_code;
+    if (co->_co_linearray == NULL
+        && (size == (size_t)Py_SIZE(co) * 2 || size == (size_t)Py_SIZE(co) * 4)) {
+        return 1;
+    }
+    return own_code((PyObject *)co);
 #elif defined(MG_FRAMES_310)
     return ts->frame != NULL && own_code((PyObject *)ts->frame->f_code);
 #else
@@ -583,10 +595,11 @@ in_own_code(void)
  * block replacing a record left by a free the hooks did not see (replaced
  * >= 0) loses that one's tag. */
 static inline void
-tag_block(uintptr_t key, long long replaced)
+tag_block(uintptr_t key, size_t size, long long replaced)
 {
     long long tag = tls_tag;
-    if (tag != 0 && atomic_load_explicit(&tag_users, memory_order_relaxed) && !in_own_code()) {
+    if (tag != 0 && atomic_load_explicit(&tag_users, memory_order_relaxed)
+        && !untagged_here(size)) {
         if (table_put(tagged, key, (size_t)tag) == -1) {
             atomic_fetch_add_explicit(&tagged_count, 1, memory_order_relaxed);
         }
@@ -972,7 +985,7 @@ track_new(void *ptr, size_t size)
         atomic_fetch_add_explicit(&lost_blocks, 1, memory_order_relaxed);
         return;
     }
-    tag_block((uintptr_t)ptr, old);
+    tag_block((uintptr_t)ptr, size, old);
     /* sampled first: a copy made at the new peak this block makes holds it */
     if (sampling) {
         sample_alloc((uintptr_t)ptr, size);
@@ -1080,7 +1093,7 @@ track_realloc(void *ptr, void *ptr2, size_t new_size, long long old)
         }
         return;
     }
-    tag_block((uintptr_t)ptr2, prev);
+    tag_block((uintptr_t)ptr2, new_size, prev);
     if (sampling) {
         sample_alloc((uintptr_t)ptr2, new_size);
     }
@@ -1842,6 +1855,20 @@ mg_census(PyObject *self, PyObject *args)
 static PyObject *event_names[8];
 static PyObject *filter_name;
 
+/* Code objects passed over lately: hashing a code object (what a set or dict
+ * lookup does) hashes its constants and names every time, which cost more
+ * than the rest of the decision. An entry holds for the filter (one per
+ * thread's tracer) and the generation (flags[2:6], a number the tracer takes
+ * from a process-wide count whenever its codes, roots or matchers change) it
+ * was made under. Used with the GIL held (a trace function), like the tables
+ * it stands for. */
+#define PASS_CACHE 1024
+static struct {
+    PyObject *code;
+    PyObject *filter;
+    uint32_t generation;
+} pass_cache[PASS_CACHE];
+
 /* 1: the call is not the profiler's (no local tracing); 0: ask Python. */
 static int
 call_passed_over(PyObject *obj, PyFrameObject *frame)
@@ -1857,22 +1884,37 @@ call_passed_over(PyObject *obj, PyFrameObject *frame)
     int passed = 0;
     if (PyTuple_Check(filter) && PyTuple_GET_SIZE(filter) == 4
         && PyByteArray_Check(PyTuple_GET_ITEM(filter, 3))
-        && PyByteArray_GET_SIZE(PyTuple_GET_ITEM(filter, 3)) >= 2) {
+        && PyByteArray_GET_SIZE(PyTuple_GET_ITEM(filter, 3)) >= 6) {
         PyObject *by_code = PyTuple_GET_ITEM(filter, 0);
         PyObject *roots = PyTuple_GET_ITEM(filter, 1);
         PyObject *rejected = PyTuple_GET_ITEM(filter, 2);
-        const char *flags = PyByteArray_AS_STRING(PyTuple_GET_ITEM(filter, 3));
+        const unsigned char *flags =
+            (const unsigned char *)PyByteArray_AS_STRING(PyTuple_GET_ITEM(filter, 3));
+        uint32_t generation = (uint32_t)flags[2] | (uint32_t)flags[3] << 8
+                              | (uint32_t)flags[4] << 16 | (uint32_t)flags[5] << 24;
         PyObject *code = (PyObject *)PyFrame_GetCode(frame);
-        passed = !flags[1]
-                 && (!flags[0] || PySet_Contains(rejected, code) == 1)
-                 && PyDict_Contains(by_code, code) == 0
-                 && (PyDict_GET_SIZE(roots) == 0
-                     || PyDict_Contains(roots, (PyObject *)frame) == 0);
-        Py_DECREF(code);
-        if (PyErr_Occurred()) {
-            PyErr_Clear();
-            passed = 0;
+        size_t at = ((uintptr_t)code >> 4) % PASS_CACHE;
+        if (flags[1]) {
+            passed = 0;  /* the running frame expands its callees: every call is asked */
+        } else if (pass_cache[at].code == code && pass_cache[at].filter == filter
+                   && pass_cache[at].generation == generation && PyDict_GET_SIZE(roots) == 0) {
+            passed = 1;
+        } else {
+            passed = (!flags[0] || PySet_Contains(rejected, code) == 1)
+                     && PyDict_Contains(by_code, code) == 0
+                     && (PyDict_GET_SIZE(roots) == 0
+                         || PyDict_Contains(roots, (PyObject *)frame) == 0);
+            if (PyErr_Occurred()) {
+                PyErr_Clear();
+                passed = 0;
+            }
+            if (passed) {
+                pass_cache[at].code = code;
+                pass_cache[at].filter = filter;
+                pass_cache[at].generation = generation;
+            }
         }
+        Py_DECREF(code);
     }
     Py_DECREF(filter);
     return passed;
@@ -1909,6 +1951,53 @@ line_trace(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg)
         Py_DECREF(result);
     }
     return 0;
+}
+
+/* The profile function of a dormant line tracer (a LineTarget's, while no
+ * profiled frame runs): with no trace function set, CPython neither computes
+ * line numbers nor calls anything per line, and this sees calls only. A call
+ * that is the profiler's wakes the tracer: on_call is called as the trace
+ * function would call it, and if it traces the frame, the trace function is
+ * installed (the tracer puts itself back to sleep when its last traced frame
+ * returns). While a trace function runs, it sees the calls itself; one that
+ * is not ours (someone called sys.settrace) is left alone. */
+static int
+line_profile_hook(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg)
+{
+    (void)arg;
+    if (what != PyTrace_CALL) {
+        return 0;
+    }
+    PyThreadState *ts = PyThreadState_Get();
+    if (ts->c_tracefunc != NULL || call_passed_over(obj, frame)) {
+        return 0;
+    }
+    PyObject *result = PyObject_CallFunctionObjArgs(obj, (PyObject *)frame, event_names[0],
+                                                    Py_None, NULL);
+    if (result == NULL) {
+        PyEval_SetProfile(NULL, NULL);
+        return -1;
+    }
+    if (result == Py_None) {
+        Py_DECREF(result);
+        return 0;
+    }
+    if (ts->c_tracefunc == NULL) {
+        PyEval_SetTrace(line_trace, obj);
+    }
+    Py_XSETREF(frame->f_trace, result);
+    return 0;
+}
+
+static PyObject *
+mg_setprofile(PyObject *self, PyObject *on_call)
+{
+    if (on_call == Py_None) {
+        PyEval_SetProfile(NULL, NULL);
+    } else {
+        PyEval_SetProfile(line_profile_hook, on_call);
+    }
+    Py_RETURN_NONE;
 }
 
 static PyObject *
@@ -1965,6 +2054,8 @@ static PyMethodDef methods[] = {
 #if defined(MG_FRAMES_311) || defined(MG_FRAMES_310)
     {"settrace", mg_settrace, METH_O,
      "Install the line profiler's trace function in C for this thread (None: remove)."},
+    {"setprofile", mg_setprofile, METH_O,
+     "Install a dormant line profiler's call watcher for this thread (None: remove)."},
 #endif
     {"installed", mg_installed, METH_NOARGS, "Whether the hooks are in the allocator chain."},
     {"start_sampling", mg_start_sampling, METH_VARARGS,

@@ -70,6 +70,8 @@ _calibration: dict[tuple[bool, bool], tuple[int, int]] = {}
 # Slot ids, unique in the process: with the counter, a slot's id is the tag
 # its line's blocks carry for as long as they live, so an id is never reused.
 _slot_ids = itertools.count(1)
+# Generations of the trace function's filters, unique in the process.
+_generations = itertools.count(1)
 _MAX_NOISE = 1024
 _LOG_SIZE = 4096
 _LAST_SLOT = _LOG_SIZE - 1
@@ -182,10 +184,16 @@ class ThreadTracer:
         # What the trace function in C (memguard._native.settrace) reads to
         # pass over, without calling Python, a call that is not ours: the
         # profiled codes and root frames, the rejected codes, and flags (any
-        # matcher set; the running traced frame may expand its callees).
-        self._flags = bytearray(2)
+        # matcher set; the running traced frame may expand its callees; a
+        # generation, 4 bytes, raised by note_change()).
+        self._flags = bytearray(6)
         self._filter = (self.by_code, self.roots, self.rejected, self._flags)
         self.c_traced = False
+        self.note_change()
+        # A tracer that matches calls (a LineTarget's) sleeps while none of
+        # its frames runs: a profile function in C watches the calls only,
+        # so the rest of the program runs without line tracing at all.
+        self.c_dormant = False
         self._line_read: Callable[[], tuple[int, int]] = _get_traced_memory
         self._set_tag: Callable[[int], None] = _no_tag
         self.slot_ids: dict[tuple[int, Key], int] = {}
@@ -215,8 +223,12 @@ class ThreadTracer:
             # In C where the counter measures and no other trace function
             # is to be chained; the calibration measures the same path.
             self.c_traced = self.counted and self.previous is None and _counter.can_trace()
+            self.c_dormant = self.c_traced and bool(self.matchers) and sys.getprofile() is None
             self._calibrate()
-            self._install()
+            if self.c_dormant:
+                _counter.setprofile(self.on_call)
+            else:
+                self._install()
             self.installed = True
         self.users += 1
 
@@ -225,6 +237,11 @@ class ThreadTracer:
             _counter.settrace(self.on_call)
         else:
             sys.settrace(self.on_call)
+
+    def note_change(self) -> None:
+        """The profiled codes, root frames or matchers changed: the trace
+        function in C forgets the calls it decided to pass over."""
+        self._flags[2:6] = (next(_generations) & 0xFFFFFFFF).to_bytes(4, "little")
 
     def _sync_expand(self) -> None:
         """Whether the running traced frame's callees must be seen (``expand``)."""
@@ -236,6 +253,7 @@ class ThreadTracer:
         self.matchers.append(matcher)
         self.rejected.clear()
         self._flags[0] = 1
+        self.note_change()
 
     def remove_matcher(self, matcher: Matcher) -> None:
         """Stop asking *matcher* (if it was asked)."""
@@ -243,6 +261,7 @@ class ThreadTracer:
             self.matchers.remove(matcher)
         self.rejected.clear()
         self._flags[0] = 1 if self.matchers else 0
+        self.note_change()
 
     def measure_for(self) -> bool:
         """Whether a profile starting now in this thread measures with the counter.
@@ -279,6 +298,9 @@ class ThreadTracer:
             self.users = 0
             self._set_tag(0)
             sys.settrace(self.previous)
+            if self.c_dormant:
+                sys.setprofile(None)
+                self.c_dormant = False
             self.previous = None
             self.installed = False
             self.stack.clear()
@@ -487,6 +509,7 @@ class ThreadTracer:
         raw: list[tuple[int, int, int]] = []
         probe = Collector()
         self.by_code[_probe.__code__] = [probe]
+        self.note_change()
         previous = cast("TraceFunction | None", sys.gettrace())
         self._base()
         self._install()
@@ -496,6 +519,7 @@ class ThreadTracer:
         finally:
             sys.settrace(previous)
             del self.by_code[_probe.__code__]
+            self.note_change()
         self.stack.clear()
         self._sync_expand()
         self.raw = raw
@@ -702,6 +726,8 @@ class ThreadTracer:
         for outer in top.outers:
             self._log(outer.slot, _ALSO, current, peak)
         self._base()
+        if self.c_dormant and not self.stack:
+            sys.settrace(None)  # asleep until the profile function sees a call of ours
 
     def resume(self) -> None:
         """After memguard's own work in a traced line (an inner profile ending,

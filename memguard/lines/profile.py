@@ -106,6 +106,7 @@ class _Session:
                 self.tracer.roots[root_frame] = self.collector
             else:
                 self.tracer.by_code.setdefault(code, []).append(self.collector)
+            self.tracer.note_change()
             self.tracer.acquire()
         except BaseException:
             self.settle()
@@ -136,6 +137,7 @@ class _Session:
                 owners.remove(self.collector)
             if not owners:
                 tracer_.by_code.pop(self.code, None)
+        tracer_.note_change()
         # No reference to the frame is left, so its locals are gone now.
         tracer_.charge_tail(self.collector)
 

@@ -250,3 +250,63 @@ def test_a_function_turned_down_by_one_target_is_found_by_the_next() -> None:
     assert (second.function, second.calls) == ("_second", 1)
     line = _second.__code__.co_firstlineno + 1
     assert second.row(line).allocated_bytes == size_of(30_000)
+
+
+TRACED_DURING: list[object] = []
+
+
+def target_function() -> bytearray:
+    TRACED_DURING.append(sys.gettrace())
+    return bytearray(5_000)
+
+
+def test_between_calls_of_the_target_nothing_traces_lines(measure: str) -> None:
+    """With the counter the target's tracer sleeps while none of its frames
+    runs: a profile function in C watches calls only (no per-line tracing of
+    the rest of the program) and the trace function runs inside the target."""
+    from memguard.lines._tracer import tracer
+
+    TRACED_DURING.clear()
+    target = LineTarget.parse(f"{__file__}:target_function")
+    target.attach()
+    try:
+        between = (sys.gettrace(), sys.getprofile())
+        kept = [target_function() for _ in range(3)]
+        after = (sys.gettrace(), sys.getprofile())
+    finally:
+        target.detach()
+    on_call = tracer().on_call
+    if measure == "counter":
+        assert between == after == (None, on_call)
+    else:
+        assert between == after == (on_call, None)
+    assert TRACED_DURING == [on_call] * 3
+    (result,) = target.results()
+    assert result.calls == 3
+    assert result.row(result.first_lineno + 2).retained_bytes == 3 * size_of(5_000)
+    assert (sys.gettrace(), sys.getprofile()) == (None, None)
+    del kept
+
+
+def test_a_profile_function_already_set_keeps_its_events(measure: str) -> None:
+    calls: list[str] = []
+
+    def watcher(frame: Any, event: str, arg: Any) -> None:
+        if event == "call" and frame.f_code is target_function.__code__:
+            calls.append(event)
+
+    sys.setprofile(watcher)
+    try:
+        target = LineTarget.parse(f"{__file__}:target_function")
+        target.attach()
+        try:
+            kept = [target_function() for _ in range(2)]
+        finally:
+            target.detach()
+        assert sys.getprofile() is watcher
+    finally:
+        sys.setprofile(None)
+    assert calls == ["call", "call"]
+    (result,) = target.results()
+    assert result.calls == 2
+    del kept
