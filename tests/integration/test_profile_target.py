@@ -280,7 +280,7 @@ def test_between_calls_of_the_target_nothing_traces_lines(measure: str) -> None:
         assert between == after == (None, on_call)
     else:
         assert between == after == (on_call, None)
-    assert TRACED_DURING == [on_call] * 3
+    assert [on_call] * 3 == TRACED_DURING
     (result,) = target.results()
     assert result.calls == 3
     assert result.row(result.first_lineno + 2).retained_bytes == 3 * size_of(5_000)
