@@ -1,13 +1,16 @@
 """L6 line profiler: the line tracer behind :mod:`memguard.lines.profile`.
 
-How figures are made: a trace function (:func:`sys.settrace`) is installed
-in the thread while something is being profiled. It gives a local tracer
-only to the frames of profiled code. At each ``call``, ``line`` and
-``return`` event of those frames it reads tracemalloc's counters (current
-traced bytes, and the peak since the previous event, after which the peak
-counter restarts, through :func:`memguard._tracing.restart_peak` so that open
-peak windows keep their peaks) and charges the change since the previous
-event to the line that was running:
+How figures are made: a trace function is installed in the thread while
+something is being profiled (in C where memguard's native counter measures,
+:func:`memguard._counter.settrace`, which passes over calls that are not
+the profiler's without running Python; else :func:`sys.settrace`). It gives
+a local tracer only to the frames of profiled code. At each ``call``,
+``line`` and ``return`` event of those frames it reads the counters (the
+current bytes, and the peak since the previous event, after which that peak
+restarts: the counter's line peak, or tracemalloc's through
+:func:`memguard._tracing.restart_peak` so that open peak windows keep their
+peaks) and charges the change since the previous event to the line that was
+running:
 
 * the line's *net* change (``current - previous``) and its *allocation*
   (``peak - previous``: the highest point the line reached, so a temporary
@@ -20,11 +23,19 @@ event to the line that was running:
 * time outside traced frames (a generator or coroutine suspended at
   ``yield``/``await``) is charged to nobody.
 
-Cost: every object created while tracemalloc traces is a traced allocation,
+With the counter, the tracer also sets the thread's line tag at each event
+(the running line's slot id, unique in the process; 0 while its own
+bookkeeping runs; a context id standing for several slots when the frame
+runs inside other profiles' lines), so that the counter can say which live
+blocks each line allocated (*retained*). A tracer that matches calls (a
+:class:`~memguard.lines.LineTarget`'s) sleeps while none of its frames runs:
+a profile function in C watches the calls and wakes it.
+
+Cost: every object created while counting is a counted allocation,
 so the per-line path creates none that lasts: readings go into a log of
-preallocated arrays and the arithmetic is replayed when the profile ends,
-after tracing stopped (see :class:`ThreadTracer`). The tracer's own small
-allocations around each event (CPython's frame locals mapping, argument
+preallocated arrays and the arithmetic is replayed when the profile ends
+(see :class:`ThreadTracer`). The tracer's own small allocations around each
+event (the frame's locals mapping under :func:`sys.settrace`, argument
 tuples) are measured once per process on a probe function and taken out.
 
 A collector's *level* is the running sum of its lines' net changes; its peak
@@ -32,8 +43,9 @@ is the highest level reached (inside a line too, from the peak counter), and
 the lines' shares of the peak are their net changes up to that moment.
 
 The thread's previous trace function (a debugger, coverage.py) keeps
-receiving its events: it is called first for every event, and it is put
-back when the last profile in the thread ends.
+receiving its events: it is called first for every event (the Python trace
+function is used then), and it is put back when the last profile in the
+thread ends.
 """
 
 from __future__ import annotations

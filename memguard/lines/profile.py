@@ -2,18 +2,20 @@
 
 For each line of a function: how much it allocated, how much of that was
 still alive when the function returned, and its share of the function's
-peak. Exact for memory allocated through Python's allocators (tracemalloc's
-counters, read at every line), not RSS deltas; native allocations are not
-seen. How the figures are made is described in :mod:`memguard.lines._tracer`;
+peak. Exact for memory allocated through Python's allocators (memguard's
+native allocation counter, or tracemalloc's counters where it is not built,
+read at every line), not RSS deltas; native allocations are not seen. How the figures are made is described in :mod:`memguard.lines._tracer`;
 what they mean:
 
 * **allocated**: the sum of the line's increments of the traced heap, each
   the highest point reached while the line ran above where it started, so a
   temporary freed before the next line still counts. Calls made by a line
   roll up into it, unless ``expand`` lists the callee's own lines.
-* **retained**: live bytes at return whose allocation traceback leads, within
-  ``nframes`` frames, to the line (tracemalloc traces, compared with those
-  alive when the call began).
+* **retained**: live bytes at return that the line allocated during the call.
+  With the counter, each block carries the tag of the profiled line running
+  in its thread when it was allocated (callees at any depth included); with
+  tracemalloc, the blocks whose traceback leads, within ``nframes`` frames,
+  to the line (compared with those alive when the call began).
 * **at peak**: the line's net change of the traced heap up to the moment the
   function reached its highest level; the shares add up to the peak, and a
   line that frees earlier lines' memory has a negative share.
@@ -304,12 +306,14 @@ def profile(
         fn: The function, when used bare.
         expand: How many calls deep to list called functions' own lines (in
             their own tables) instead of rolling them up into the calling line.
-        nframes: Frames tracemalloc keeps per allocation when memguard starts
-            tracing: how deep in callees retained memory is traced back to a
-            line. 1 (the default, the cheapest) names lines that allocate
-            directly; memory a callee allocated and the function kept is then
-            reported as not traced back to a line. An already running trace
-            keeps its own setting.
+        nframes: Without the native counter: frames tracemalloc keeps per
+            allocation when memguard starts tracing, how deep in callees
+            retained memory is traced back to a line. 1 (the default, the
+            cheapest) names lines that allocate directly; memory a callee
+            allocated and the function kept is then reported as not traced
+            back to a line. An already running trace keeps its own setting.
+            The counter's line tags follow callees at any depth, and the
+            profile's ``nframes`` is then 0.
         show: Write the table after each call.
         stream: Where to write it; standard error when ``None``.
         on_profile: Called with each :class:`~memguard.values.lineprofile.LineProfile`.
