@@ -4,8 +4,9 @@ For each line of a function: how much it allocated, how much of that was
 still alive when the function returned, and its share of the function's
 peak. Exact for memory allocated through Python's allocators (memguard's
 native allocation counter, or tracemalloc's counters where it is not built,
-read at every line), not RSS deltas; native allocations are not seen. How the figures are made is described in :mod:`memguard.lines._tracer`;
-what they mean:
+read at every line), not RSS deltas; native allocations are not seen. How
+the figures are made is described in :mod:`memguard.lines._tracer`; what
+they mean:
 
 * **allocated**: the sum of the line's increments of the traced heap, each
   the highest point reached while the line ran above where it started, so a
