@@ -66,6 +66,7 @@ DIFF_TESTS = ("tests/integration/test_diff_ranking.py", "tests/unit/test_values_
               "tests/integration/test_snapshot.py")
 CLI_TESTS = ("tests/integration/test_cli_top.py", "tests/integration/test_cli_report.py",
              "tests/integration/test_cli_run.py")
+LINES_TESTS = ("tests/integration/test_profile.py", "tests/integration/test_profile_target.py")
 PLUGIN_TESTS = ("tests/plugin/test_baseline_threshold.py", "tests/plugin/test_baselines.py",
                 "tests/plugin/test_limit_marker.py", "tests/plugin/test_memray_compat.py",
                 "tests/plugin/test_leaks_marker.py")
@@ -185,6 +186,21 @@ MUTATIONS: tuple[Mutation, ...] = (
              "back = {True: iter(gc.enable, stop),", "back = {True: iter(gc.isenabled, stop),",
              ("tests/integration/test_undisturbed.py",),
              "the watcher's reading switches the program's collector off for good"),
+    # --- line profiles on the counter (0.2) ---------------------------------------
+    Mutation("lines-context-tags-dropped", "lines", "memguard/lines/_tracer.py",
+             "if not entry.outers or not self.table[slot][1][1]:", "if True:",
+             LINES_TESTS, "an outer profile's line loses what a profiled callee kept"),
+    Mutation("lines-passed-over-calls-remembered", "lines", "memguard/lines/profile.py",
+             "                self.tracer.by_code.setdefault(code, []).append(self.collector)\n"
+             "            self.tracer.note_change()",
+             "                self.tracer.by_code.setdefault(code, []).append(self.collector)",
+             LINES_TESTS, "a function passed over once is never profiled in that thread"),
+    Mutation("lines-retained-from-every-profiles-tags", "lines", "memguard/lines/_tracer.py",
+             "if owner is not None and id(owner[0]) in wanted:", "if owner is not None:",
+             LINES_TESTS, "a profile's retained includes another profile's lines"),
+    Mutation("lines-tag-not-restored-after-bookkeeping", "lines", "memguard/lines/_tracer.py",
+             "        if self.counted:\n            self._set_tag(tag)\n",
+             "", LINES_TESTS, "after memguard's bookkeeping, the running line tags nothing"),
 )
 
 

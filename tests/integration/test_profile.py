@@ -296,6 +296,82 @@ def test_previous_trace_function_keeps_its_events_and_is_restored() -> None:
     assert result.row(base + 2).allocated_bytes == size_of(200_000)
 
 
+KEPT_BY_OUTER: list[bytearray | None] = [None]
+
+
+def keeps_what_a_profiled_callee_made() -> None:
+    KEPT_BY_OUTER[0] = inner_profiled()  # into a slot that exists: nothing else is kept
+
+
+def test_an_outer_line_retains_what_a_profiled_callee_allocated(measure: str) -> None:
+    """Each byte belongs to the innermost profiled line and, with the counter,
+    to the outer profiles' running lines too (a context tag stands for them all);
+    tracemalloc's tracebacks stop at memguard's wrapper between the two."""
+    outer = profile_lines(keeps_what_a_profiled_callee_made)
+    inner = inner_profiled.last_profile
+    inner_first = first_line(inner_profiled.__wrapped__)  # type: ignore[attr-defined]
+    assert inner.row(inner_first + 2).retained_bytes == size_of(30_000)
+    calling = outer.row(first_line(keeps_what_a_profiled_callee_made) + 1)
+    assert calling.retained_bytes == (size_of(30_000) if measure == "counter" else 0)
+    KEPT_BY_OUTER[0] = None
+
+
+def plain_then_profiled() -> int:
+    helper_block(10)  # seen, and passed over, while the outer profile runs
+    inner = profile_lines(helper_block, 20_000)
+    return inner.row(first_line(helper_block) + 1).hits
+
+
+def test_a_function_called_unprofiled_is_profiled_when_asked_later() -> None:
+    """The trace function in C remembers the calls it passed over; a profile
+    starting later in the thread must make it forget them."""
+    hits: list[int] = []
+    profile(show=False, on_profile=lambda _: None)(
+        lambda: hits.append(plain_then_profiled()))()
+    assert hits == [1]
+
+
+HELD: list[bytearray | None] = [None, None]
+
+
+@profile(show=False)
+def holds(slot: int) -> None:
+    HELD[slot] = bytearray(20_000)
+
+
+def holds_twice() -> None:
+    holds(0)
+    holds(1)
+
+
+def test_each_call_retains_only_its_own_memory_inside_an_outer_profile() -> None:
+    """The second call's profile does not count what the first call's lines
+    still hold (with the counter: its blocks carry the first call's tags,
+    and the tracer, kept installed by the outer profile, still knows them)."""
+    profile_lines(holds_twice)
+    line = holds.last_profile.row(first_line(holds.__wrapped__) + 2)  # type: ignore[attr-defined]
+    assert line.retained_bytes == size_of(20_000)
+    HELD[:] = [None, None]
+
+
+def sizer() -> int:
+    return 12_000
+
+
+def allocates_after_a_traced_callee_returns() -> bytearray:
+    kept = bytearray(sizer())
+    return kept
+
+
+def test_a_line_allocating_after_a_traced_callee_returned_keeps_its_memory() -> None:
+    """After the expanded callee's return event (memguard's bookkeeping), the
+    rest of the calling line is still that line's."""
+    result = profile(expand=1, show=False)(allocates_after_a_traced_callee_returns)
+    result()
+    line = result.last_profile.row(first_line(allocates_after_a_traced_callee_returns) + 1)  # type: ignore[attr-defined]
+    assert line.retained_bytes == size_of(12_000)
+
+
 def calls_a_fresh_function(fresh: Any) -> bytearray:
     kept = fresh(30_000)
     return kept
