@@ -528,6 +528,7 @@ set_get(uintptr_t key)
  * object's file name (under own_prefix), remembered per code object in a
  * small table used only with the GIL held. */
 static PyObject *own_prefix = NULL;
+#if defined(MG_FRAMES_311) || defined(MG_FRAMES_310)
 #define OWN_CACHE 1024
 static struct {
     PyObject *code;
@@ -554,6 +555,7 @@ own_code(PyObject *code)
     own_cache[i].own = own;
     return own;
 }
+#endif
 
 /* Whether a block of *size* bytes allocated now is tracing's or memguard's,
  * never a line's: allocated with memguard's own code innermost, or (3.11) the
@@ -1340,7 +1342,9 @@ mg_lines_begin(PyObject *self, PyObject *args)
     }
     if (atomic_fetch_add(&tag_users, 1) == 0) {
         atomic_store(&line_peak, atomic_load(&cur_bytes));
+#if defined(MG_FRAMES_311) || defined(MG_FRAMES_310)
         memset(own_cache, 0, sizeof(own_cache));  /* code objects may have died since */
+#endif
     }
     Py_RETURN_NONE;
 }
@@ -1354,7 +1358,9 @@ mg_set_own_prefix(PyObject *self, PyObject *arg)
     }
     Py_INCREF(arg);
     Py_XSETREF(own_prefix, arg);
+#if defined(MG_FRAMES_311) || defined(MG_FRAMES_310)
     memset(own_cache, 0, sizeof(own_cache));
+#endif
     Py_RETURN_NONE;
 }
 
