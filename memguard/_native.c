@@ -1995,26 +1995,29 @@ line_profile_hook(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg)
     return 0;
 }
 
+/* Install *hook* with *on_call* through *set* (PyEval_SetTrace or
+ * PyEval_SetProfile), or remove what is there when *on_call* is None. */
 static PyObject *
-mg_setprofile(PyObject *self, PyObject *on_call)
+set_hook(void (*set)(Py_tracefunc, PyObject *), Py_tracefunc hook, PyObject *on_call)
 {
     if (on_call == Py_None) {
-        PyEval_SetProfile(NULL, NULL);
+        set(NULL, NULL);
     } else {
-        PyEval_SetProfile(line_profile_hook, on_call);
+        set(hook, on_call);
     }
     Py_RETURN_NONE;
 }
 
 static PyObject *
+mg_setprofile(PyObject *self, PyObject *on_call)
+{
+    return set_hook(PyEval_SetProfile, line_profile_hook, on_call);
+}
+
+static PyObject *
 mg_settrace(PyObject *self, PyObject *on_call)
 {
-    if (on_call == Py_None) {
-        PyEval_SetTrace(NULL, NULL);
-    } else {
-        PyEval_SetTrace(line_trace, on_call);
-    }
-    Py_RETURN_NONE;
+    return set_hook(PyEval_SetTrace, line_trace, on_call);
 }
 
 static int

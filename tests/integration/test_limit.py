@@ -14,7 +14,7 @@ from contextlib import contextmanager
 import pytest
 
 import memguard
-from memguard import MemoryLimitExceeded, _counter, _watcher, limit, process
+from memguard import MemoryLimitExceeded, _watcher, limit, process
 from tests import helpers
 
 # A peak includes the allocation under test plus a little bookkeeping
@@ -23,15 +23,8 @@ SLACK = 16 * 1024
 MB = 1_000_000
 
 
-@pytest.fixture(autouse=True, params=["counter", "tracemalloc"])
-def measure(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every test here runs with the native counter and without it (the fallback)."""
-    if request.param == "counter":
-        if memguard.measurement() != "counter":
-            pytest.skip(f"the native counter is unavailable: {_counter.unavailable_reason()}")
-    else:
-        monkeypatch.setenv(_counter.ENV_DISABLE, "1")
-    return str(request.param)
+# Every test here runs with the native counter and without it (the fallback).
+pytestmark = pytest.mark.usefixtures("measure")
 
 
 def line_of(marker: str) -> int:

@@ -13,20 +13,12 @@ from typing import Any
 import pytest
 
 import memguard
-from memguard import LineProfile, _counter
+from memguard import LineProfile
 from memguard.lines import profile, profile_lines
 from memguard.values.lineprofile import UNATTRIBUTED_FLOOR
 
-
-@pytest.fixture(autouse=True, params=["counter", "tracemalloc"])
-def measure(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every test here runs with the native counter and without it (the fallback)."""
-    if request.param == "counter":
-        if not _counter.available():
-            pytest.skip(f"the native counter is unavailable: {_counter.unavailable_reason()}")
-    else:
-        monkeypatch.setenv(_counter.ENV_DISABLE, "1")
-    return str(request.param)
+# Every test here runs with the native counter and without it (the fallback).
+pytestmark = pytest.mark.usefixtures("measure")
 
 
 def size_of(n: int) -> int:

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from memguard import _counter
 from memguard.lines import LineTarget, profile_lines
 
 #: What a line run in a second thread may be charged for the main thread's own
@@ -21,15 +20,8 @@ THREAD_SLACK = 1024
 
 
 
-@pytest.fixture(autouse=True, params=["counter", "tracemalloc"])
-def measure(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every test here runs with the native counter and without it (the fallback)."""
-    if request.param == "counter":
-        if not _counter.available():
-            pytest.skip(f"the native counter is unavailable: {_counter.unavailable_reason()}")
-    else:
-        monkeypatch.setenv(_counter.ENV_DISABLE, "1")
-    return str(request.param)
+# Every test here runs with the native counter and without it (the fallback).
+pytestmark = pytest.mark.usefixtures("measure")
 
 
 def size_of(n: int) -> int:
