@@ -274,6 +274,22 @@ table_put(shard_t *table, uintptr_t key, size_t size)
     return old;
 }
 
+/* The slot of *key* in shard *s* (its lock held), or -1. */
+static long long
+slot_of(shard_t *s, uintptr_t key, uint64_t h)
+{
+    if (s->count == 0) {
+        return -1;
+    }
+    size_t mask = s->cap - 1;
+    for (size_t j = h & mask; s->slots[j].key != 0; j = (j + 1) & mask) {
+        if (s->slots[j].key == key) {
+            return (long long)j;
+        }
+    }
+    return -1;
+}
+
 /* Remove from *table*; returns the value, or -1 if the key was not there. */
 static long long
 table_pop(shard_t *table, uintptr_t key)
@@ -282,20 +298,11 @@ table_pop(shard_t *table, uintptr_t key)
     shard_t *s = &table[(h >> 56) % NSHARDS];
     long long found = -1;
     shard_lock(s);
-    if (s->count == 0) {
-        shard_unlock(s);
-        return -1;
-    }
-    size_t mask = s->cap - 1;
-    size_t j = h & mask;
-    while (s->slots[j].key != 0) {
-        if (s->slots[j].key == key) {
-            found = (long long)s->slots[j].size;
-            break;
-        }
-        j = (j + 1) & mask;
-    }
-    if (found >= 0) {
+    long long at = slot_of(s, key, h);
+    if (at >= 0) {
+        size_t mask = s->cap - 1;
+        size_t j = (size_t)at;
+        found = (long long)s->slots[j].size;
         /* backward-shift deletion keeps the probe chains whole without tombstones */
         size_t i = j;
         for (;;) {
@@ -328,17 +335,9 @@ table_get(shard_t *table, uintptr_t key)
 {
     uint64_t h = hash_ptr(key);
     shard_t *s = &table[(h >> 56) % NSHARDS];
-    long long found = -1;
     shard_lock(s);
-    if (s->count != 0) {
-        size_t mask = s->cap - 1;
-        for (size_t j = h & mask; s->slots[j].key != 0; j = (j + 1) & mask) {
-            if (s->slots[j].key == key) {
-                found = (long long)s->slots[j].size;
-                break;
-            }
-        }
-    }
+    long long at = slot_of(s, key, h);
+    long long found = at >= 0 ? (long long)s->slots[at].size : -1;
     shard_unlock(s);
     return found;
 }
