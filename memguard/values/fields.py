@@ -15,6 +15,7 @@ value kind is checked without being listed here:
 * a level, a size or a duration (:data:`NON_NEGATIVE`) is not negative
   (differences, such as ``size_diff_bytes`` or a diff's ``elapsed_seconds``,
   may be);
+* a moment (:data:`MOMENTS`) is a date the calendar can print;
 * moments on a timeline (samples and marks) are in order and inside it.
 """
 
@@ -28,7 +29,7 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["NON_NEGATIVE", "check_fields"]
+__all__ = ["MOMENTS", "NON_NEGATIVE", "check_fields"]
 
 NON_NEGATIVE = frozenset({
     "traced_bytes", "rss_bytes", "uss_bytes", "size_bytes", "limit_bytes", "start_bytes",
@@ -39,6 +40,13 @@ NON_NEGATIVE = frozenset({
     "search_seconds",
 })
 """Fields that hold a level, a size or a duration, never negative."""
+
+MOMENTS = frozenset({"started_at", "timestamp"})
+"""Fields that hold a moment as seconds since 1970 (when a number): a date the
+calendar can print, between the years 1 and 9999."""
+
+_FIRST_MOMENT = -62_135_596_800.0  # 0001-01-01 00:00:00 UTC
+_LAST_MOMENT = 253_402_300_799.0  # 9999-12-31 23:59:59 UTC
 
 Check = Callable[[Any], None]
 
@@ -221,18 +229,22 @@ def _value(cls: type) -> Check:
     except (NameError, TypeError):  # an annotation only a type checker resolves
         hints = {}
     fields = [(field.name, _compile(hints[field.name]) if field.name in hints else _nothing,
-               field.name in NON_NEGATIVE) for field in dataclasses.fields(cls)]
+               field.name in NON_NEGATIVE, field.name in MOMENTS)
+              for field in dataclasses.fields(cls)]
     moments = {"samples", "marks", "interval_seconds", "duration_seconds"} <= set(hints)
 
     def check(item: Any) -> None:
         if not isinstance(item, cls):
             raise _Bad(f"is {_what(item)}; it must be a {cls.__name__}")
-        for name, one, non_negative in fields:
+        for name, one, non_negative, moment in fields:
             value = getattr(item, name)
             try:
                 one(value)
                 if non_negative and _is_number(value) and value < 0:
                     raise _Bad(f"is {value!r}; it cannot be negative")
+                if moment and _is_number(value) and not _FIRST_MOMENT <= value <= _LAST_MOMENT:
+                    raise _Bad(f"is {value!r}; a moment is seconds since 1970, between "
+                               "the years 1 and 9999")
             except _Bad as bad:
                 bad.path.append(f".{name}")
                 raise

@@ -61,6 +61,12 @@ CASES = [
      "timeline.samples[0].time_seconds is 1.0 s, after the timeline's end"),
     ("run", _run, _set(("duration_seconds",), -1.0),
      "duration_seconds is -1.0; it cannot be negative"),
+    # found by the hostile-file test: a start no calendar can print loaded, then
+    # failed in time.gmtime() when printed
+    ("timeline", values.timeline, _set(("started_at",), 6.77680361916768e16),
+     "started_at is 6.77680361916768e+16; a moment is seconds since 1970, between the years"),
+    ("snapshot", values.after, _set(("timestamp",), -1e12),
+     "timestamp is -1000000000000.0; a moment is seconds since 1970"),
     ("watch", lambda: WatchReport(label="t", watched=1, search_seconds=0.5),
      _set(("search_seconds",), -0.5), "search_seconds is -0.5; it cannot be negative"),
 ]
