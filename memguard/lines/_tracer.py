@@ -648,6 +648,11 @@ class ThreadTracer:
         self.stack.append(entry)
         self._sync_expand()
         local = self.local if theirs is None else _chain(self.local, theirs)
+        if self.c_dormant and sys.gettrace() is None:
+            # Asleep, and called by something other than the profile function
+            # (a new thread's first call, through threading.settrace's hook):
+            # the frame's lines need the trace function.
+            _counter.settrace(self.on_call)
         self._base()
         return local
 
@@ -738,8 +743,10 @@ class ThreadTracer:
         for outer in top.outers:
             self._log(outer.slot, _ALSO, current, peak)
         self._base()
-        if self.c_dormant and not self.stack:
-            sys.settrace(None)  # asleep until the profile function sees a call of ours
+        if self.c_dormant and not self.stack and sys.gettrace() == self.on_call:
+            # asleep until the profile function sees a call of ours (a trace
+            # function someone set meanwhile is theirs, and stays)
+            sys.settrace(None)
 
     def resume(self) -> None:
         """After memguard's own work in a traced line (an inner profile ending,

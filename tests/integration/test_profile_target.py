@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from memguard.lines import LineTarget, profile_lines
+from memguard.lines._tracer import tracer
 
 #: What a line run in a second thread may be charged for the main thread's own
 #: allocations and frees at the same time (see the test below).
@@ -302,3 +303,28 @@ def test_a_profile_function_already_set_keeps_its_events(measure: str) -> None:
     (result,) = target.results()
     assert result.calls == 2
     del kept
+
+
+class Worker(threading.Thread):
+    def run(self) -> None:
+        self.kept = bytearray(7_000)
+        self.frames = [entry.frame for entry in tracer().stack]
+
+
+def test_a_threads_first_frame_can_be_the_target() -> None:
+    """A thread's first traced call reaches the tracer through threading's
+    hook, not through the profile function: its lines are traced all the same."""
+    target = LineTarget.parse(f"{__file__}:Worker.run")
+    target.attach()
+    try:
+        worker = Worker()
+        worker.start()
+        worker.join()
+    finally:
+        target.detach()
+    (result,) = target.results()
+    assert result.calls == 1
+    assert result.row(result.first_lineno + 1).retained_bytes == size_of(7_000)
+    # the frame was entered once (the profile function, called for the same
+    # event, left it to the trace function the tracer had just woken)
+    assert len(worker.frames) == 1
