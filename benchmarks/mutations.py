@@ -186,6 +186,11 @@ MUTATIONS: tuple[Mutation, ...] = (
              "back = {True: iter(gc.enable, stop),", "back = {True: iter(gc.isenabled, stop),",
              ("tests/integration/test_undisturbed.py",),
              "the watcher's reading switches the program's collector off for good"),
+    Mutation("sampler-reading-starts-collections", "limit", "memguard/sampler.py",
+             "traced = _tracing.quiet_level() if tracemalloc.is_tracing() else -1",
+             "traced = _tracing.refresh()[0] if tracemalloc.is_tracing() else -1",
+             ("tests/integration/test_undisturbed.py",),
+             "record()'s sample on the watcher thread starts the program's collection there"),
     # --- line profiles on the counter (0.2) ---------------------------------------
     Mutation("lines-context-tags-dropped", "lines", "memguard/lines/_tracer.py",
              "if not entry.outers or not self.table[slot][1][1]:", "if True:",

@@ -110,8 +110,12 @@ def _fold(peak_total: int) -> None:
     global _foreign_peak
     if not _started_here and peak_total > _foreign_peak:
         _foreign_peak = peak_total
-    for window in _windows:
-        window.peak_total_bytes = max(window.peak_total_bytes, peak_total)
+    # No container made here (see quiet_level()): no list iterator, and no
+    # max(), whose arguments are packed in a tuple on this Python.
+    for index in range(len(_windows)):
+        window = _windows[index]
+        if peak_total > window.peak_total_bytes:  # noqa: PLR1730
+            window.peak_total_bytes = peak_total
 
 
 def _enter_foreign() -> None:
@@ -177,6 +181,29 @@ def refresh() -> tuple[int, int]:
         current, peak = tracemalloc.get_traced_memory()
         _fold(peak)
         return current, peak
+
+
+def quiet_level() -> int:
+    """The traced bytes now, peak folded into every open window, for the watcher thread.
+
+    :func:`refresh` returns a tuple, reads tracemalloc's (another), and its
+    ``with`` makes a bound method: containers, each of which counts towards
+    the collector's next young collection, so a reading every interval on
+    the watcher thread could start the program's collection there, one
+    allocation early and on the wrong thread. This reading creates none
+    (:func:`memguard._watcher.traced_level`, a lock taken by plain calls).
+    It waits, as :func:`refresh` does, while memguard leaves its own work out
+    of the peaks (:func:`excluded`).
+    """
+    _lock.acquire()
+    try:
+        if not tracemalloc.is_tracing():
+            return 0
+        level = _watcher.traced_level()
+        _fold(_watcher.traced_peak())
+        return level
+    finally:
+        _lock.release()
 
 
 def rebase() -> int:

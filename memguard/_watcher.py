@@ -29,8 +29,8 @@ import tracemalloc
 from collections.abc import Callable, Iterator
 from itertools import repeat
 
-__all__ = ["Balance", "Task", "add", "pause", "resume", "traced_level", "unwatch", "watch",
-           "watcher_running"]
+__all__ = ["Balance", "Task", "add", "pause", "resume", "traced_level", "traced_peak", "unwatch",
+           "watch", "watcher_running"]
 
 
 class Task:
@@ -171,7 +171,7 @@ def watcher_running() -> bool:
         return _thread is not None and _thread.is_alive()
 
 
-def _quiet_levels() -> Iterator[tuple[object, object, int, object]]:
+def _quiet_levels(index: int = 0) -> Iterator[tuple[object, object, int, object]]:
     # Each next() runs in C from start to end, so no other thread runs
     # between its steps (the interpreter hands the GIL over only between
     # bytecodes), and allocates nothing the collector counts before the
@@ -184,7 +184,7 @@ def _quiet_levels() -> Iterator[tuple[object, object, int, object]]:
     state = [True]
     remember = map(operator.setitem, repeat(state), repeat(0), iter(gc.isenabled, stop))
     switch_off = iter(gc.disable, stop)
-    level = map(operator.getitem, iter(tracemalloc.get_traced_memory, stop), repeat(0))
+    level = map(operator.getitem, iter(tracemalloc.get_traced_memory, stop), repeat(index))
     back = {True: iter(gc.enable, stop), False: iter(gc.isenabled, stop)}
     restore = map(next, map(operator.getitem, repeat(back),
                             map(operator.getitem, repeat(state), repeat(0))))
@@ -192,6 +192,7 @@ def _quiet_levels() -> Iterator[tuple[object, object, int, object]]:
 
 
 _levels = _quiet_levels()
+_peaks = _quiet_levels(1)
 _FREE_THREADED = not getattr(sys, "_is_gil_enabled", lambda: True)()
 
 
@@ -219,6 +220,13 @@ def traced_level() -> int:
     if _FREE_THREADED:  # no GIL: the steps are not one uninterrupted call there
         return tracemalloc.get_traced_memory()[0]
     return next(_levels)[2]
+
+
+def traced_peak() -> int:
+    """tracemalloc's peak so far, read as quietly as :func:`traced_level`."""
+    if _FREE_THREADED:
+        return tracemalloc.get_traced_memory()[1]
+    return next(_peaks)[2]
 
 
 counting = False

@@ -290,7 +290,10 @@ def rss_reader() -> tuple[Callable[[], int] | None, Callable[[], None], str | No
     page = os.sysconf("SC_PAGE_SIZE")
 
     def read() -> int:
-        return int(os.pread(fd, 128, 0).split()[1]) * page
+        # the second field, cut without split(): no list (a container) made
+        data = os.pread(fd, 128, 0)
+        start = data.index(b" ") + 1
+        return int(data[start:data.index(b" ", start)]) * page
 
     return read, lambda: os.close(fd), None
 

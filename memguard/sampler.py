@@ -69,22 +69,37 @@ class Sampler:
 
     def sample(self) -> Row:
         """Take one sample now (also from the caller's thread) and keep it."""
+        index = self._take()
+        traced, rss = self._traced[index], self._rss[index]
+        return self._times[index], None if traced < 0 else traced, None if rss < 0 else rss
+
+    def _take(self) -> int:
+        """Take a sample; return its index. The watcher thread's task.
+
+        It makes no container (no tuple, no ``with``'s bound method) unless
+        RSS is read, so that a sample taken when the program's young count is
+        at its threshold does not start the program's collection on the
+        watcher thread (see :func:`memguard._tracing.quiet_level`).
+        """
         # Through _tracing, which waits while memguard excludes its own work
         # (a snapshot) from the peaks: the samples leave that work out too.
-        traced = _tracing.refresh()[0] if tracemalloc.is_tracing() else None
-        rss = self._read_rss() if self._read_rss is not None else None
+        traced = _tracing.quiet_level() if tracemalloc.is_tracing() else -1
+        rss = self._read_rss() if self._read_rss is not None else -1
         when = time.perf_counter() - self.started
-        with self._lock:
+        self._lock.acquire()
+        try:
             index = self._count
             if index == len(self._times):
                 self._times.extend(self._times)
                 self._traced.extend(self._traced)
                 self._rss.extend(self._rss)
             self._times[index] = when
-            self._traced[index] = -1 if traced is None else traced
-            self._rss[index] = -1 if rss is None else rss
+            self._traced[index] = traced
+            self._rss[index] = rss
             self._count = index + 1
-        return when, traced, rss
+        finally:
+            self._lock.release()
+        return index
 
     def rows(self) -> list[Row]:
         """Every sample so far, oldest first, as ``(seconds, traced, rss)``."""
@@ -103,7 +118,7 @@ class Sampler:
             self._read_rss, self._close, self.rss_absent = rss_reader()
         self.started = time.perf_counter()
         self.sample()
-        task = Task(self.sample, self.interval)
+        task = Task(self._take, self.interval)
         task.due = time.perf_counter() + self.interval  # the first sample is taken
         self._task = task
         add(task)

@@ -116,8 +116,7 @@ class _Watcher:
         if not tracemalloc.is_tracing():
             return
         now = time.perf_counter() - self.started
-        current, _ = _tracing.refresh()
-        level = current - self.window.start_bytes
+        level = _tracing.quiet_level() - self.window.start_bytes
         peak_total = self.window.peak_total_bytes
         if peak_total > self.peak_total + max(_PEAK_NOISE, self.peak_total // 100):
             # memguard's own bookkeeping creeps the peak up by bytes; a move

@@ -308,3 +308,48 @@ def test_the_watchers_level_reading_moves_no_collection() -> None:
     assert level_read
     assert control == 2  # get_traced_memory() at the threshold starts one
     assert stays_off  # a collector the program switched off stays off
+
+
+SAMPLING = """
+import gc, json, tracemalloc
+from memguard import _tracing
+from memguard.sampler import Sampler
+
+threshold = gc.get_threshold()[0]
+phases = []
+gc.callbacks.append(lambda phase, info: phases.append(phase))
+kept = []
+
+def at_threshold():
+    gc.collect()
+    while gc.get_count()[0] < threshold - 1:
+        kept.append([])
+    kept.append([])  # exactly at the threshold: the next container starts a collection
+    phases.clear()
+
+window = _tracing.begin()
+sampler = Sampler(0.01, rss=True)
+sampler.start()  # the first sample, then the watcher's task
+results = {}
+for name, read in (("quiet_level", _tracing.quiet_level), ("sample", sampler._take),
+                   ("refresh", _tracing.refresh)):
+    at_threshold()
+    read()
+    results[name] = len(phases)
+sampler.stop()
+_tracing.end(window)
+results["rss_read"] = all(rss > 0 for _, _, rss in sampler.rows())
+print(json.dumps(results))
+"""
+
+
+def test_the_samplers_periodic_reading_moves_no_collection() -> None:
+    """What record() and memguard run read every interval on the watcher thread
+    (the level, the peak folded into the windows, the RSS) starts no collection
+    when the program's young count is at its threshold; ``_tracing.refresh()``,
+    which they read before, does (its tuples). Run on this thread, in a fresh
+    interpreter: the watcher thread's own timing would decide otherwise."""
+    done = subprocess.run([sys.executable, "-c", SAMPLING], check=True, capture_output=True,
+                          text=True, timeout=None)
+    results = json.loads(done.stdout)
+    assert results == {"quiet_level": 0, "sample": 0, "refresh": 2, "rss_read": True}
