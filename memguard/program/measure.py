@@ -118,7 +118,10 @@ class _Watcher:
         now = time.perf_counter() - self.started
         level = _tracing.quiet_level() - self.window.start_bytes
         peak_total = self.window.peak_total_bytes
-        if peak_total > self.peak_total + max(_PEAK_NOISE, self.peak_total // 100):
+        # (no max(): its arguments would be a tuple, a container the program's
+        # collector counts; see memguard._tracing.quiet_level)
+        noise = self.peak_total // 100 if self.peak_total // 100 > _PEAK_NOISE else _PEAK_NOISE
+        if peak_total > self.peak_total + noise:
             # memguard's own bookkeeping creeps the peak up by bytes; a move
             # of more than 1% is the program's.
             self.peak_total, self.peak_seconds = peak_total, now
