@@ -57,8 +57,10 @@ _STEP = 0.005
 def _watcher_loop() -> None:
     # Short sleeps rather than Event.wait(): a wait allocates a lock on every
     # call, which the measured heap (and its collector) would see. The loop
-    # itself allocates no container (no iterator, no bound method), and a
-    # task frees what it allocates, so the collector's count is as it was.
+    # itself allocates no container (no iterator, no bound method, no
+    # min(), whose arguments are a tuple on this Python: one made when the
+    # program's young count was at its threshold started the program's
+    # collection here), and a task frees what it allocates.
     # The collector is never switched off here: that would hold back the
     # program's own collections while a task runs.
     while True:
@@ -76,7 +78,8 @@ def _watcher_loop() -> None:
                 if now >= task.due:
                     task.fn()
                     task.due = now + task.interval
-                step = min(step, task.interval)
+                if task.interval < step:  # noqa: PLR1730  (min() packs its arguments in a tuple)
+                    step = task.interval
         finally:
             _round_lock.release()
         time.sleep(step)

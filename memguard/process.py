@@ -262,6 +262,9 @@ def end_rss(window: RssWindow) -> RssWindow:
 # quantities more than once reads it here.
 
 
+_DIGITS = b"0123456789"
+
+
 def rss_reader() -> tuple[Callable[[], int] | None, Callable[[], None], str | None]:
     """A cheap RSS reader for repeated use, its closer, and why RSS is absent.
 
@@ -290,10 +293,15 @@ def rss_reader() -> tuple[Callable[[], int] | None, Callable[[], None], str | No
     page = os.sysconf("SC_PAGE_SIZE")
 
     def read() -> int:
-        # the second field, cut without split(): no list (a container) made
+        # The second field, cut with lstrip() and read digit by digit: split()
+        # would make a list, and index() and int() a tuple of their arguments,
+        # containers the program's collector counts (read on the watcher thread).
         data = os.pread(fd, 128, 0)
-        start = data.index(b" ") + 1
-        return int(data[start:data.index(b" ", start)]) * page
+        rest = data.lstrip(_DIGITS).lstrip()
+        pages = 0
+        for index in range(len(rest) - len(rest.lstrip(_DIGITS))):
+            pages = pages * 10 + rest[index] - 48
+        return pages * page
 
     return read, lambda: os.close(fd), None
 

@@ -493,8 +493,6 @@ class RepeatedRun:
             read()
 
     def _record(self) -> None:
-        if self.points > MAX_POINTS:
-            self._thin()
         gc.collect()
         # Read first, store after: the reading's index is an int object of
         # its own past 256, and alive during the reads it would be counted
@@ -507,6 +505,13 @@ class RepeatedRun:
         for slot, series in enumerate(self._series):
             series[index] = scratch[slot]
         self.points += 1
+        if self.points > MAX_POINTS:
+            # Thinned once the arrays are full, right after a reading: the
+            # number kept is odd, so the reading just made is kept and the
+            # next one, twice as many calls later, is on the new spacing.
+            # (Thinning before a reading kept the one before it: the new
+            # reading came one old step later, not two.)
+            self._thin()
 
     def _thin(self) -> None:
         """Keep every other reading (the first included); readings are now twice as far apart."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import time
 import weakref
 from typing import Any
 
@@ -11,6 +12,8 @@ import pytest
 
 import memguard
 from memguard import LeakDetected, LeakReport, _counter, check_leaks, track_leaks
+from memguard.leaks.collector import RepeatedRun
+from memguard.leaks.options import LeakOptions
 
 _KEPT: list[Any] = []
 
@@ -95,6 +98,28 @@ def test_a_buffer_grown_in_place_is_caught_by_its_bytes_and_named() -> None:
 
 #: The counted Python heap, read where memguard's native counter is built.
 COUNTED = ["python"] if _counter.available() else []
+
+
+def test_readings_stay_evenly_spaced_when_they_are_thinned() -> None:
+    """Past MAX_POINTS readings every other one is dropped and the spacing
+    doubles; the reading after that must come a new step later. Thinned
+    before a reading, it came one old step after the last kept one: a busy
+    run's clean check counted 9651 calls at 12 per reading. Driven by hand:
+    the calls are free, and a slow warm-up sets one or two calls per reading."""
+    options = LeakOptions(warmup=1, cache_bound=1100, min_seconds=600, max_seconds=300)
+    run = RepeatedRun(options, "thinning")
+    steps = run.steps()
+    next(steps)  # the warm-up's calls
+    time.sleep(0.05)  # ... took 50 ms: a reading is worth one or two calls
+    calls = steps.send(None)
+    first_per = run.per
+    with pytest.raises(StopIteration) as stop:
+        while True:
+            calls += steps.send(None)
+    report = stop.value.value
+    assert report.calls_per_reading > first_per  # thinned at least once
+    assert report.iterations == calls
+    assert report.iterations % report.calls_per_reading == 0
 
 
 def test_clean_function_passes_in_one_batch() -> None:

@@ -330,6 +330,9 @@ def at_threshold():
 window = _tracing.begin()
 sampler = Sampler(0.01, rss=True)
 sampler.start()  # the first sample, then the watcher's task
+import time
+while sampler._count < 3:  # the watcher thread is up and sampling: its start-up is over
+    time.sleep(0.01)
 results = {}
 for name, read in (("quiet_level", _tracing.quiet_level), ("sample", sampler._take),
                    ("refresh", _tracing.refresh)):
@@ -339,6 +342,13 @@ for name, read in (("quiet_level", _tracing.quiet_level), ("sample", sampler._ta
 sampler.stop()
 _tracing.end(window)
 results["rss_read"] = all(rss > 0 for _, _, rss in sampler.rows())
+
+from memguard import _watcher
+task = _watcher.watch(lambda: None, 0.001)  # the watcher's own rounds, many of them
+at_threshold()
+time.sleep(0.3)
+results["watcher_rounds"] = len(phases)
+_watcher.unwatch(task)
 print(json.dumps(results))
 """
 
@@ -347,9 +357,11 @@ def test_the_samplers_periodic_reading_moves_no_collection() -> None:
     """What record() and memguard run read every interval on the watcher thread
     (the level, the peak folded into the windows, the RSS) starts no collection
     when the program's young count is at its threshold; ``_tracing.refresh()``,
-    which they read before, does (its tuples). Run on this thread, in a fresh
-    interpreter: the watcher thread's own timing would decide otherwise."""
+    which they read before, does (its tuples). Read on this thread, in a fresh
+    interpreter. And the watcher's own rounds, left running 0.3 s with the
+    count at its threshold, start none (its min() did: a busy run's failure)."""
     done = subprocess.run([sys.executable, "-c", SAMPLING], check=True, capture_output=True,
                           text=True, timeout=None)
     results = json.loads(done.stdout)
-    assert results == {"quiet_level": 0, "sample": 0, "refresh": 2, "rss_read": True}
+    assert results == {"quiet_level": 0, "sample": 0, "refresh": 2, "rss_read": True,
+                       "watcher_rounds": 0}
