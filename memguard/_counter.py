@@ -51,6 +51,7 @@ __all__ = [
     "DEFAULT_SAMPLE_BYTES",
     "ENV_DISABLE",
     "ENV_SEED",
+    "SURE_FACTOR",
     "CountWindow",
     "Sample",
     "SampledSet",
@@ -85,6 +86,10 @@ ENV_DISABLE = "MEMGUARD_NO_NATIVE"
 
 ENV_SEED = "MEMGUARD_SAMPLE_SEED"
 """An integer seed for the sampling of sites, for reproducible estimates (tests)."""
+
+SURE_FACTOR = 4
+"""Blocks of this many mean sampling intervals or more are always sampled
+(``SURE_FACTOR`` in ``_native.c``)."""
 
 DEFAULT_SAMPLE_BYTES = 256 * 1024
 """The mean sampling interval of sites, in bytes (see :func:`sample`)."""
@@ -446,6 +451,9 @@ def captured(*, live: bool = False) -> SampledSet | None:
 def estimate(size_bytes: int, interval_bytes: float) -> float:
     """The bytes one sampled block of *size_bytes* stands for (unbiased).
 
+    A block of :data:`SURE_FACTOR` intervals or more is always sampled, and
+    stands for its own size.
+
     Example:
         >>> round(estimate(1_000_000, 256 * 1024))
         1022541
@@ -454,8 +462,8 @@ def estimate(size_bytes: int, interval_bytes: float) -> float:
     """
     import math
 
-    if interval_bytes <= 0:
-        return float(size_bytes)
+    if interval_bytes <= 0 or size_bytes >= SURE_FACTOR * interval_bytes:
+        return float(size_bytes)  # sampled for sure: it stands for itself
     probability = -math.expm1(-size_bytes / interval_bytes)
     return size_bytes / probability if probability > 0 else interval_bytes
 

@@ -624,6 +624,7 @@ untag_block(uintptr_t key)
 /* Sampling                                                                  */
 
 #define MAX_DEPTH 8
+#define SURE_FACTOR 4.0      /* blocks of this many mean intervals are always sampled */
 #define SAMPLE_CAP 4096      /* sampled live blocks held at once */
 #define CODE_CAP 4096        /* distinct code objects referenced */
 
@@ -858,14 +859,23 @@ sample_alloc(uintptr_t key, size_t size)
         sample_unlocked();
         tls_generation = generation;
     }
-    tls_budget -= (long long)size;
-    if (tls_budget > 0) {
-        return;
+    /* A block of SURE_FACTOR intervals or more is sampled for sure (by
+     * chance alone, a limit's one 2 MB buffer went unnamed once in two
+     * thousand at 256 KiB), stands for its own size, and leaves the budget
+     * of the others as it was. */
+    int sure = (double)size >= SURE_FACTOR * sample_mean;
+    if (!sure) {
+        tls_budget -= (long long)size;
+        if (tls_budget > 0) {
+            return;
+        }
     }
     sample_locked();
     /* one sample per crossing; a fresh exponential budget keeps the process
      * memoryless, so a block of s bytes is sampled with 1 - exp(-s/mean) */
-    tls_budget = next_budget();
+    if (!sure) {
+        tls_budget = next_budget();
+    }
     if (!sampling) {
         sample_unlocked();
         return;
@@ -2136,5 +2146,14 @@ PyInit__native(void)
         return NULL;
     }
 #endif
-    return PyModule_Create(&module);
+    PyObject *created = PyModule_Create(&module);
+    PyObject *factor = PyFloat_FromDouble(SURE_FACTOR);
+    if (created == NULL || factor == NULL
+        || PyModule_AddObjectRef(created, "SURE_FACTOR", factor) < 0) {
+        Py_XDECREF(factor);
+        Py_XDECREF(created);
+        return NULL;
+    }
+    Py_DECREF(factor);
+    return created;
 }
