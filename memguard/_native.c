@@ -480,13 +480,10 @@ set_put(uintptr_t key, size_t size)
     return replaced;
 }
 
-/* Forget a block; returns its size, or -1 if it was not counted. */
-static long long
-set_pop(uintptr_t key)
+/* The page record's slot of *key* (0: not counted there), cleared if *clear*. */
+static inline uint16_t
+page_take(uintptr_t key, int clear)
 {
-    if (key & ((1 << GRAN_SHIFT) - 1)) {
-        return big_pop(key);
-    }
     uintptr_t pk = (key >> PAGE_SHIFT) | ((uintptr_t)1 << 63);
     uint64_t h = hash_ptr(pk);
     shard_t *s = &pages[(h >> 56) % NSHARDS];
@@ -496,9 +493,22 @@ set_pop(uintptr_t key)
     uint16_t old = 0;
     if (slots != NULL) {
         old = slots[idx];
-        slots[idx] = 0;
+        if (clear) {
+            slots[idx] = 0;
+        }
     }
     shard_unlock(s);
+    return old;
+}
+
+/* Forget a block; returns its size, or -1 if it was not counted. */
+static long long
+set_pop(uintptr_t key)
+{
+    if (key & ((1 << GRAN_SHIFT) - 1)) {
+        return big_pop(key);
+    }
+    uint16_t old = page_take(key, 1);
     return old == 0 ? -1 : old == BIG ? big_pop(key) : (long long)old - 1;
 }
 
@@ -509,14 +519,7 @@ set_get(uintptr_t key)
     if (key & ((1 << GRAN_SHIFT) - 1)) {
         return table_get(bigs, key);
     }
-    uintptr_t pk = (key >> PAGE_SHIFT) | ((uintptr_t)1 << 63);
-    uint64_t h = hash_ptr(pk);
-    shard_t *s = &pages[(h >> 56) % NSHARDS];
-    size_t idx = (key >> GRAN_SHIFT) & (PAGE_SLOTS - 1);
-    shard_lock(s);
-    uint16_t *slots = page_slot(s, pk, h, 0);
-    uint16_t old = slots != NULL ? slots[idx] : 0;
-    shard_unlock(s);
+    uint16_t old = page_take(key, 0);
     return old == 0 ? -1 : old == BIG ? table_get(bigs, key) : (long long)old - 1;
 }
 

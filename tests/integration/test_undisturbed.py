@@ -252,9 +252,8 @@ def test_pytest_plugin_measures_a_test_without_moving_its_collections(
         assert abs(old - plain[2]) <= 1, (old, plain)
 
 
-READING = """
+AT_THRESHOLD = """
 import gc, json, tracemalloc
-from memguard import _watcher
 
 threshold = gc.get_threshold()[0]
 phases = []
@@ -267,6 +266,12 @@ def at_threshold():
         kept.append([])
     kept.append([])  # exactly at the threshold: the next container starts a collection
     phases.clear()  # gc.collect()'s
+"""
+"""A fresh interpreter's start: ``at_threshold()`` leaves the young count one
+short of a collection, and ``phases`` lists the collections since."""
+
+READING = AT_THRESHOLD + """
+from memguard import _watcher
 
 tracemalloc.start()
 at_threshold()
@@ -310,22 +315,9 @@ def test_the_watchers_level_reading_moves_no_collection() -> None:
     assert stays_off  # a collector the program switched off stays off
 
 
-SAMPLING = """
-import gc, json, tracemalloc
+SAMPLING = AT_THRESHOLD + """
 from memguard import _tracing
 from memguard.sampler import Sampler
-
-threshold = gc.get_threshold()[0]
-phases = []
-gc.callbacks.append(lambda phase, info: phases.append(phase))
-kept = []
-
-def at_threshold():
-    gc.collect()
-    while gc.get_count()[0] < threshold - 1:
-        kept.append([])
-    kept.append([])  # exactly at the threshold: the next container starts a collection
-    phases.clear()
 
 window = _tracing.begin()
 sampler = Sampler(0.01, rss=True)
