@@ -95,7 +95,6 @@ DEFAULT_SAMPLE_BYTES = 256 * 1024
 """The mean sampling interval of sites, in bytes (see :func:`sample`)."""
 
 _OWN_PREFIX = os.path.dirname(os.path.abspath(__file__)) + os.sep
-_OWN_PREFIX = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _lock = threading.RLock()
 _windows: list[CountWindow] = []
 _module: Any = None  # the extension module: untyped C functions

@@ -595,6 +595,16 @@ untagged_here(size_t size)
 #endif
 }
 
+/* A block leaves the record: it leaves the tag table too, if it is there. */
+static inline void
+untag_block(uintptr_t key)
+{
+    if (atomic_load_explicit(&tagged_count, memory_order_relaxed)
+        && table_pop(tagged, key) >= 0) {
+        atomic_fetch_sub_explicit(&tagged_count, 1, memory_order_relaxed);
+    }
+}
+
 /* A block just put in the record: keep it under the thread's tag, if any. A
  * block replacing a record left by a free the hooks did not see (replaced
  * >= 0) loses that one's tag. */
@@ -607,19 +617,8 @@ tag_block(uintptr_t key, size_t size, long long replaced)
         if (table_put(tagged, key, (size_t)tag) == -1) {
             atomic_fetch_add_explicit(&tagged_count, 1, memory_order_relaxed);
         }
-    } else if (replaced >= 0 && atomic_load_explicit(&tagged_count, memory_order_relaxed)) {
-        if (table_pop(tagged, key) >= 0) {
-            atomic_fetch_sub_explicit(&tagged_count, 1, memory_order_relaxed);
-        }
-    }
-}
-
-static inline void
-untag_block(uintptr_t key)
-{
-    if (atomic_load_explicit(&tagged_count, memory_order_relaxed)
-        && table_pop(tagged, key) >= 0) {
-        atomic_fetch_sub_explicit(&tagged_count, 1, memory_order_relaxed);
+    } else if (replaced >= 0) {
+        untag_block(key);
     }
 }
 
@@ -1412,12 +1411,6 @@ mg_set_tag(PyObject *self, PyObject *arg)
     Py_RETURN_NONE;
 }
 
-static PyObject *
-mg_get_tag(PyObject *self, PyObject *args)
-{
-    return PyLong_FromLongLong(tls_tag);
-}
-
 /* {tag: live bytes} of the tagged blocks. The entries are copied out under
  * each shard's lock (building Python objects allocates, which comes back
  * through the hooks and the table), then summed with the sizes the record
@@ -2070,7 +2063,6 @@ static PyMethodDef methods[] = {
     {"set_tag", mg_set_tag, METH_O, "Set this thread's line tag (0: none)."},
     {"set_own_prefix", mg_set_own_prefix, METH_O,
      "Blocks allocated by code under this path (memguard's) are never tagged."},
-    {"get_tag", mg_get_tag, METH_NOARGS, "This thread's line tag."},
     {"tag_totals", mg_tag_totals, METH_NOARGS, "{tag: live bytes} of the tagged blocks."},
 #if defined(MG_FRAMES_311) || defined(MG_FRAMES_310)
     {"settrace", mg_settrace, METH_O,

@@ -344,10 +344,9 @@ class ThreadTracer:
 
     def _read(self) -> tuple[int, int]:
         """``(current, peak)`` now, the peak restarted (folded into open windows first)."""
-        if self.counted:
-            return self._line_read()
-        current, peak = _get_traced_memory()
-        _tracing.restart_peak(peak)
+        current, peak = self._line_read()
+        if not self.counted:  # the counter's reading restarts its line peak itself
+            _tracing.restart_peak(peak)
         return current, peak
 
     def _rebase(self) -> int:
@@ -677,7 +676,7 @@ class ThreadTracer:
         if event == "line":
             # The hot path: one reading, logged without creating an object.
             counted = self.counted
-            current, peak = self._line_read() if counted else _get_traced_memory()
+            current, peak = self._line_read()
             top = stack[-1]
             slot = top.slots.get(frame.f_lineno)
             if slot is None:  # not a line of the code's table: rare, allocates

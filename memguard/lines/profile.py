@@ -154,17 +154,19 @@ class _Session:
             taken = self.meter.live()
         finally:
             self.meter.close()
+        # Named before the log is replayed: the counter's tags are the
+        # tracer's slots, which the replay forgets once no profile runs here.
         if isinstance(taken, dict):  # the counter's: live bytes by tag
             kept = self.tracer.retained(taken, [self.collector])
+        else:
+            kept = retained(taken, self.collector.codes or [self.code], self.baseline)
+        del taken
         # The arithmetic of the logged events, after tracing stopped (when
         # memguard owns the trace): no traced allocation slows it down.
         self.tracer.flush()
         if self.collector.open_frames:  # a generator left unfinished
             self.collector.open_frames.clear()
             self.collector.end_call()
-        if not isinstance(taken, dict):
-            kept = retained(taken, self.collector.codes or [self.code], self.baseline)
-        del taken
         if self.collector.calls == 0:
             self.collector.calls = 1
         return build_profile(self.collector, self.code, retained=kept,

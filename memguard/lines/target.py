@@ -186,15 +186,12 @@ class LineTarget:
             taken = meter.live()
         finally:
             meter.close()
-        if isinstance(taken, dict):  # the counter's live bytes by tag, named before the logs go
-            self._retained = self._retained_by_tags(taken)
+        self._retained = self._measure_retained(taken)  # before the logs are replayed
         self._flush_all()
         for _, collector in self._snapshot_collectors():
             if collector.open_frames:
                 collector.open_frames.clear()
                 collector.end_call()
-        if not isinstance(taken, dict):
-            self._retained = self._measure_retained(taken)
 
     def _flush_all(self) -> None:
         """Replay every thread's log. A call still running in another thread
@@ -220,21 +217,20 @@ class LineTarget:
         with self._lock:
             return list(self._collectors)
 
-    def _measure_retained(self, taken: tracemalloc.Snapshot) -> dict[Key, int]:
+    def _measure_retained(self, taken: dict[int, int] | tracemalloc.Snapshot) -> dict[Key, int]:
+        """Live bytes by line: from the counter's tag totals, or a snapshot's traces."""
+        if isinstance(taken, dict):
+            return self._retained_by_tags(taken)
         codes = {c for _, col in self._snapshot_collectors() for c in col.codes}
         return retained(taken, codes, None)
 
     def results(self) -> tuple[LineProfile, ...]:
         """One profile per matched code object, in file and line order."""
         kept = self._retained
-        if kept is None and self._meter is not None and self._meter.counted:
-            live = self._meter.live()
-            assert isinstance(live, dict)
-            kept = self._retained_by_tags(live)
+        if kept is None:  # still attached (or never was): what is live now
+            kept = self._measure_retained(self._meter.live() if self._meter is not None
+                                          else snapshot())
             self._flush_all()
-        elif kept is None:
-            self._flush_all()
-            kept = self._measure_retained(snapshot())
         merged: dict[CodeType, Collector] = {}
         for code, collector in self._snapshot_collectors():
             merged.setdefault(code, Collector(expand=self.expand))
