@@ -36,7 +36,7 @@ from collections.abc import Iterable, Mapping
 from itertools import compress, filterfalse
 from typing import Any
 
-__all__ = ["count_types", "tracked_count", "type_name"]
+__all__ = ["count_types", "count_types_of", "tracked_count", "type_name"]
 
 # Counter.update asks whether a ``map`` is a Mapping; the first answer fills
 # the ABCs' caches (sets of weakrefs), which would show as growth between the
@@ -260,6 +260,26 @@ def count_types(*, untracked: bool = True, collect: bool = True) -> dict[str, in
     if collect:
         gc.collect()
     tracked = gc.get_objects()
+    try:
+        return count_types_of(tracked, untracked=untracked)
+    finally:
+        del tracked
+
+
+def count_types_of(tracked: list[object], *, untracked: bool = True) -> dict[str, int]:
+    """:func:`count_types` of a list made earlier by :func:`gc.get_objects`.
+
+    For ``memguard run``'s agent, which lists the program's objects at its
+    end, before memguard is imported (:mod:`memguard.program.child`), and
+    counts them after: objects made since are not in the list.
+
+    Example:
+        >>> import gc
+        >>> listed = gc.get_objects()
+        >>> made_after = [object() for _ in range(3)]
+        >>> count_types_of(listed)["list"] >= 1
+        True
+    """
     try:
         by_type = _census(tracked, untracked)
         by_type.subtract(_memguards_own(tracked))

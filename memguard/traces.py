@@ -72,7 +72,7 @@ import importlib
 import linecache
 import os
 import tracemalloc
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -87,6 +87,7 @@ __all__ = [
     "TraceGroup",
     "changes",
     "group",
+    "group_sums",
     "is_internal",
     "owner",
     "raw",
@@ -334,14 +335,31 @@ def group(snapshot: tracemalloc.Snapshot, by: By = "lineno", *,
         else:
             entry[0] += trace[1]
             entry[1] += 1.0
-    # Pass 2: each distinct traceback to its owner and site.
+    return group_sums(tracebacks, by, skip=skip)
+
+
+def group_sums(tracebacks: Mapping[Frames, Sequence[float]], by: By = "lineno", *,
+               skip: Callable[[str], bool] | None = None) -> Grouped:
+    """:func:`group`'s second half: traces already summed by traceback, to sites.
+
+    For sums made elsewhere: ``memguard run``'s agent sums its copies of
+    the traces by traceback in the program's process (see
+    :mod:`memguard.program._agent`).
+
+    Example:
+        >>> group_sums({(("app.py", 3),): [64, 2]}).sites()
+        [TraceGroup(filename='app.py', lineno=3, size_bytes=64, count=2, frames=())]
+    """
+    if by not in _BYS:
+        raise ValueError(f"by must be one of {', '.join(map(repr, _BYS))}, not {by!r}")
+    # Each distinct traceback to its owner and site.
     owners: dict[str, str | None] = {}
     out = Grouped(by, {}, {}, {}, {})
     by_traceback = by == "traceback"
     for frames, sums in tracebacks.items():
         who = _owner_of(frames, owners)
         if who is None and by_traceback:
-            out.sums[frames] = sums  # each traceback is its own site
+            out.sums[frames] = [float(sums[0]), float(sums[1])]  # its own site
             continue
         key: Any = frames[0] if frames else ("<unknown>", 0)
         if by_traceback:
@@ -360,11 +378,11 @@ def group(snapshot: tracemalloc.Snapshot, by: By = "lineno", *,
     return out
 
 
-def _add(table: dict[Any, list[float]], key: Any, sums: list[float]) -> bool:
+def _add(table: dict[Any, list[float]], key: Any, sums: Sequence[float]) -> bool:
     """Add *sums* to ``table[key]``; whether the key is new."""
     entry = table.get(key)
     if entry is None:
-        table[key] = [sums[0], sums[1]]
+        table[key] = [float(sums[0]), float(sums[1])]
         return True
     entry[0] += sums[0]
     entry[1] += sums[1]

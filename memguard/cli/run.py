@@ -12,10 +12,9 @@ import contextlib
 import os
 import signal
 import sys
-import time
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING
 
-from ..exceptions import CommandError, OutputRefused, TracingError
+from ..exceptions import CommandError, OutputRefused
 from ..units import format_size
 from ..values.run import RunReport
 from .options import (
@@ -29,7 +28,7 @@ from .options import (
 
 if TYPE_CHECKING:
     from ..program import Program
-    from ..program.interrupts import Interruptions
+    from ..program.spawn import ChildRun
 
 __all__ = ["DESCRIPTION", "EPILOG", "HELP", "USAGE", "add_arguments", "run", "split_program"]
 
@@ -55,7 +54,6 @@ program succeeded but went over --limit; 1 when the run file cannot be written.
 """
 
 _VALUE_OPTIONS = frozenset({"--interval", "--output", "-o", "--limit", "--lines"})
-_STATUS_EVERY = 0.2
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -130,34 +128,6 @@ def split_program(args: list[str]) -> tuple[list[str], list[str]]:
     return args, []
 
 
-class _StatusLine:
-    """``elapsed, current, peak`` on a terminal's stderr, rewritten in place."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-        self.last = 0.0
-        self.shown = False
-
-    def __call__(self, seconds: float, traced_bytes: int, peak_bytes: int,
-                 rss_bytes: int | None) -> None:
-        now = time.monotonic()
-        if now - self.last < _STATUS_EVERY:
-            return
-        self.last = now
-        text = (f"memguard: {seconds:6.1f} s  current {format_size(traced_bytes)}"
-                f"  peak {format_size(peak_bytes)}")
-        if rss_bytes is not None:
-            text += f"  rss {format_size(rss_bytes)}"
-        self.stream.write(f"\r\x1b[K{text}")
-        self.stream.flush()
-        self.shown = True
-
-    def clear(self) -> None:
-        if self.shown:
-            self.stream.write("\r\x1b[K")
-            self.stream.flush()
-
-
 def default_output(target: str) -> str:
     """``memguard-NAME.PID.json`` in the current directory.
 
@@ -197,9 +167,12 @@ def run(args: argparse.Namespace) -> int:
     _check_program(program, args.lines)
     from ..program.interrupts import Interruptions, Terminated, signal_name
 
-    with Interruptions(f"writing what was measured to {output}") as interruptions:
+    notice = f"writing what was measured to {output}"
+    with Interruptions(notice) as interruptions:
         try:
-            result = _measure(program, args, interruptions)
+            done = _measure(program, args, notice)
+            interruptions.hold()  # the program has ended: the file is written whatever comes
+            result = _report_of(done)
             _save(result, destination, output)
             _summarise(result, output)
         except (KeyboardInterrupt, Terminated) as stop:
@@ -209,10 +182,11 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError(f"interrupted by {signal_name(signum)} before the program ran "
                                f"or while its end was recorded: no run file was written",
                                exit_code=128 + signum) from None
-    if interruptions.received is not None:
-        code = 128 + interruptions.received
-        print(f"memguard: the run was stopped by {signal_name(interruptions.received)}: "
-              f"exit code {code}", file=sys.stderr)
+    received = done.received or interruptions.received
+    if received:
+        code = 128 + received
+        print(f"memguard: the run was stopped by {signal_name(received)}: exit code {code}",
+              file=sys.stderr)
         return code
     if result.limit is not None and result.limit.exceeded:
         print(f"memguard: {result.limit.message()}", file=sys.stderr)
@@ -220,25 +194,30 @@ def run(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
-def _measure(program: Program, args: argparse.Namespace,
-             interruptions: Interruptions) -> RunReport:
-    from ..program import run_program
+def _measure(program: Program, args: argparse.Namespace, notice: str) -> ChildRun:
+    from ..program.spawn import run_child
 
-    status = _StatusLine(sys.stderr) if sys.stderr.isatty() else None
     try:
-        return run_program(program, interval=args.interval, rss=args.rss,
-                           children=args.children, limit_bytes=args.limit, lines=args.lines,
-                           census=args.census, sites=args.sites, on_sample=status,
-                           interruptions=interruptions, lend_imports=True)
-    except TracingError as error:
-        raise CommandError(f"{error}; no run file was written (did the program stop "
-                           f"tracemalloc itself?)", exit_code=EXIT_ERROR) from None
+        return run_child(program, interval=args.interval, rss=args.rss,
+                         children=args.children, limit_bytes=args.limit, lines=args.lines,
+                         census=args.census, sites=args.sites, status=sys.stderr.isatty(),
+                         notice=notice)
     finally:
-        if status is not None:
-            status.clear()
         if sys.stdout is not None:
             with contextlib.suppress(OSError):  # the program's own output, before memguard's
                 sys.stdout.flush()
+
+
+def _report_of(done: ChildRun) -> RunReport:
+    """The child's report, or one line on why there is none."""
+    if done.report is not None:
+        return done.report
+    failure = done.failure or "no report"
+    if "tracemalloc was stopped" in failure:
+        failure += "; did the program stop tracemalloc itself?"
+    # as the program's process ended: 128 + the signal that killed it, or its own status
+    code = 128 - done.returncode if done.returncode < 0 else done.returncode or EXIT_ERROR
+    raise CommandError(f"{failure}; no run file was written", exit_code=code)
 
 
 def _check_program(program: Program, lines: str | None) -> None:

@@ -73,6 +73,8 @@ class Interruptions:
         self.notice = notice
         self.received: int | None = None
         """The first signal received, or ``None``."""
+        self.held = False
+        """Whether a signal came once the program had ended (and was held)."""
         self.holding = False
         self._saved: dict[int, object] = {}
 
@@ -118,6 +120,7 @@ class Interruptions:
 
     def _hold(self, signum: int, frame: FrameType | None) -> None:
         again = self.received is not None
+        self.held = True
         if self.received is None:
             self.received = signum
         self._say(f"memguard: {signal_name(signum)} received{' again' if again else ''}: "

@@ -37,12 +37,12 @@ from ..values.timeline import Timeline
 from .interrupts import Interruptions
 from .launch import Program, hidden
 
-__all__ = ["Program", "run_program"]
+__all__ = ["FINAL_SITES", "Program", "limit_report", "run_program", "top_sites"]
 
 _CAPTURE_FLOOR = 256 * 1024
 _CAPTURE_BUDGET = 4.0
 _PEAK_NOISE = 64 * 1024
-_FINAL_SITES = 50
+FINAL_SITES = 50
 _LINE_FRAMES = 16
 
 OnSample = Callable[[float, int, int, int | None], None]
@@ -89,7 +89,7 @@ class _Watcher:
         if sites and not (rss or children):
             self.catcher = TraceCatcher(
                 window.start_bytes, _CAPTURE_FLOOR,
-                lambda snapshot: _top_sites(traces.group(snapshot, "lineno"), baseline),
+                lambda snapshot: top_sites(traces.group(snapshot, "lineno"), baseline),
                 budget=_CAPTURE_BUDGET, trigger=not traced_lines, pending=True)
         self._task: _watcher.Task | None = None
 
@@ -142,7 +142,7 @@ _RUN_SITES = 5 * KEPT_SITES
 """Sites a run keeps at the peak: more than a limit's, for ``report --top N``."""
 
 
-def _top_sites(groups: traces.Grouped, baseline: traces.Grouped | None
+def top_sites(groups: traces.Grouped, baseline: traces.Grouped | None
                ) -> tuple[tuple[AllocationSite, ...], tuple[LeftOut, ...]]:
     """The biggest growing sites, and what they leave out, by name."""
     change = traces.changes(groups, baseline)
@@ -163,7 +163,10 @@ def _top_sites(groups: traces.Grouped, baseline: traces.Grouped | None
             tuple(item for item in left if item.size_bytes or item.count))
 
 
-def _limit_report(run: RunReport, limit_bytes: int) -> LimitReport:
+def limit_report(run: RunReport, limit_bytes: int) -> LimitReport:
+    """*run* judged against *limit_bytes*: the RSS peak above the start when
+    the run measured RSS, else the traced peak, with ``limit()``'s rule for
+    the sites (:func:`memguard.values.limit.sites_status`)."""
     timeline = run.timeline
     if run.rss:
         return LimitReport(
@@ -346,7 +349,7 @@ def run_program(
                 *[a for a in final.absent if a[0] != "types"],
                 ("types", "not counted: the run was interrupted, and the census would "
                           "delay the exit")))
-        final = final.biggest(_FINAL_SITES)
+        final = final.biggest(FINAL_SITES)
         kept.clear()
     finally:
         if target is not None and not detached:
@@ -362,5 +365,5 @@ def run_program(
         children=tuple(watcher.children), final=final, lines=profiles, lines_target=lines,
     )
     if limit_bytes is not None:
-        run = dataclasses.replace(run, limit=_limit_report(run, limit_bytes))
+        run = dataclasses.replace(run, limit=limit_report(run, limit_bytes))
     return run

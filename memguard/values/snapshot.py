@@ -40,7 +40,7 @@ from .site import (
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["Snapshot", "take_snapshot"]
+__all__ = ["Snapshot", "snapshot_from", "take_snapshot"]
 
 SOURCED_SITES = 1000
 """How many of a snapshot's biggest user sites keep their line's source text."""
@@ -368,6 +368,67 @@ def take_snapshot(label: str | None = None, *, census: bool = True) -> Snapshot:
     # memguard keeps for itself is then in this snapshot's traces already,
     # and never shows as the user's growth in the next one.
     rss = _measure(process.rss_bytes, "rss_bytes", absent)
+    facts = _process_facts(absent)
+    raw = None
+    peak = None
+    types = None
+    with _tracing.excluded():
+        timestamp = time.time()
+        if tracemalloc.is_tracing():
+            peak = tracemalloc.get_traced_memory()[1]
+        # The census comes first, so that it does not count this snapshot's
+        # own site records.
+        if census:
+            types = objects.count_types(untracked=True)
+        else:
+            absent["types"] = "the object census was switched off (census=False)"
+        if peak is not None:
+            raw = tracemalloc.take_snapshot()
+        snapshot = _build(label, timestamp, raw, peak=peak, counts=types, rss=rss, facts=facts,
+                          absent=absent)
+        del raw, types
+    return snapshot
+
+
+def snapshot_from(label: str | None, *, timestamp: float, traces: tracemalloc.Snapshot | None,
+                  peak_bytes: int | None, types: dict[str, int] | None,
+                  rss_bytes: int | None, absent: dict[str, str]) -> Snapshot:
+    """A :class:`Snapshot` of figures read earlier, elsewhere: the rest is read now.
+
+    For ``memguard run``'s agent, which copies the program's traces and
+    counts its objects at its end, before memguard is imported (see
+    :mod:`memguard.program.child`); the process's USS, descriptors and
+    threads are read when this is called.
+
+    Args:
+        label: What to call the snapshot in reports.
+        timestamp: When the traces were copied (``time.time()``).
+        traces: The copy of the traces, or ``None`` when nothing traced.
+        peak_bytes: tracemalloc's peak then.
+        types: The object census then (:func:`memguard.objects.count_types`),
+            or ``None`` with its reason in *absent*.
+        rss_bytes: The resident memory then, or ``None`` with its reason in *absent*.
+        absent: Reasons for the figures left out, by field; completed here.
+
+    Example:
+        >>> import tracemalloc
+        >>> copy = tracemalloc.Snapshot([(0, 64, (("app.py", 3),), 1)], 1)
+        >>> snap = snapshot_from("end", timestamp=0.0, traces=copy, peak_bytes=64,
+        ...                      types={"dict": 2}, rss_bytes=None, absent={"rss_bytes": "no"})
+        >>> snap.traced_bytes, snap.types
+        (64, (('dict', 2),))
+    """
+    absent = dict(absent)
+    facts = _process_facts(absent)
+    return _build(label, timestamp, traces, peak=peak_bytes, counts=types, rss=rss_bytes,
+                  facts=facts, absent=absent)
+
+
+_Facts = tuple[int | None, tuple[tuple[int, str], ...] | None, tuple[str, ...], str, str]
+
+
+def _process_facts(absent: dict[str, str]) -> _Facts:
+    """USS, descriptors, thread names, the Python and the platform, read now."""
     uss = _measure(process.uss_bytes, "uss_bytes", absent)
     try:
         fds: tuple[tuple[int, str], ...] | None = tuple(sorted(
@@ -377,37 +438,30 @@ def take_snapshot(label: str | None = None, *, census: bool = True) -> Snapshot:
     threads = tuple(sorted(process.thread_names().values()))
     python = f"{platform.python_implementation()} {platform.python_version()}"
     system = f"{platform.platform()} ({sys.platform})"
-    sites = None
-    traced = peak = None
+    return uss, fds, threads, python, system
+
+
+def _build(label: str | None, timestamp: float, raw: tracemalloc.Snapshot | None, *,
+           peak: int | None, counts: dict[str, int] | None, rss: int | None, facts: _Facts,
+           absent: dict[str, str]) -> Snapshot:
+    types = None
+    if counts is not None:
+        types = tuple(sorted(((str(k), int(n)) for k, n in counts.items()),
+                             key=lambda kv: (-kv[1], kv[0])))
+    sites = traced = None
     limit = 0
-    with _tracing.excluded():
-        timestamp = time.time()
-        if tracemalloc.is_tracing():
-            traced, peak = tracemalloc.get_traced_memory()
-            limit = tracemalloc.get_traceback_limit()
-        # The census comes first, so that it does not count this snapshot's
-        # own site records.
-        types = None
-        if census:
-            counts = objects.count_types(untracked=True)
-            types = tuple(sorted(((str(k), int(n)) for k, n in counts.items()),
-                                 key=lambda kv: (-kv[1], kv[0])))
-            del counts
-        else:
-            absent["types"] = "the object census was switched off (census=False)"
-        if traced is not None:
-            raw = tracemalloc.take_snapshot()
-            sites = group_traces(raw)
-            del raw
-            # The figure is the program's: the blocks of these sites, memguard's
-            # own left out (the census just made is among them), so that a diff's
-            # traced change and its table of sites are one quantity (issue 14).
-            traced = sum(site.size_bytes for site in sites
-                         if site.left_out != traces.MEMGUARD)
-        else:
-            absent["sites"] = absent["traced_bytes"] = (
-                "tracemalloc was not tracing; start it (memguard.record(), "
-                "tracemalloc.start() or python -X tracemalloc) to see allocation sites")
+    if raw is not None:
+        limit = raw.traceback_limit
+        sites = group_traces(raw)
+        # The figure is the program's: the blocks of these sites, memguard's
+        # own left out (the census just made is among them), so that a diff's
+        # traced change and its table of sites are one quantity (issue 14).
+        traced = sum(site.size_bytes for site in sites if site.left_out != traces.MEMGUARD)
+    else:
+        absent["sites"] = absent["traced_bytes"] = (
+            "tracemalloc was not tracing; start it (memguard.record(), "
+            "tracemalloc.start() or python -X tracemalloc) to see allocation sites")
+    uss, fds, threads, python, system = facts
     return Snapshot(
         label=label, timestamp=timestamp, sites=sites, traceback_limit=limit,
         traced_bytes=traced, traced_peak_bytes=peak, types=types, rss_bytes=rss,

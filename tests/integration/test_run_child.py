@@ -1,0 +1,217 @@
+"""``memguard run``'s program in a process of its own: the terminal, signals, and ends (issue 14).
+
+The program runs in a child interpreter (:mod:`memguard.program.spawn`). These
+tests drive a real ``memguard run`` from outside: on a pseudo-terminal, as a
+user at a shell does (Ctrl-C, typing, Ctrl-Z then ``fg``), and with the ends
+a program can come to that take its process with it. Each waits for a line
+the program prints before it acts, with a generous timeout, so no timing
+window decides the outcome.
+"""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from memguard.values.files import load
+
+_WAIT = 60.0
+
+
+def _script(tmp_path: Path, body: str) -> Path:
+    script = tmp_path / "prog.py"
+    script.write_text(textwrap.dedent(body))
+    return script
+
+
+class _Terminal:
+    """``memguard run`` on a pseudo-terminal it controls, as under a shell."""
+
+    def __init__(self, tmp_path: Path, script: Path) -> None:
+        self.output = tmp_path / "run.json"
+        pid, fd = pty.fork()
+        if pid == 0:  # the child: memguard run, with the terminal as its own
+            os.chdir(tmp_path)
+            os.execv(sys.executable, [sys.executable, "-m", "memguard", "run", "-o",
+                                      str(self.output), str(script)])
+        self.pid, self.fd = pid, fd
+        self.seen = b""
+
+    def wait_for(self, text: bytes) -> None:
+        deadline = time.monotonic() + _WAIT
+        while text not in self.seen:
+            left = deadline - time.monotonic()
+            assert left > 0, f"no {text!r} in {self.seen!r}"
+            ready, _, _ = select.select([self.fd], [], [], left)
+            if ready:
+                try:
+                    chunk = os.read(self.fd, 4096)
+                except OSError:  # EIO: the terminal's last process has gone
+                    chunk = b""
+                assert chunk, f"the terminal closed before {text!r}: {self.seen!r}"
+                self.seen += chunk
+
+    def type(self, keys: bytes) -> None:
+        os.write(self.fd, keys)
+
+    def finish(self) -> int:
+        """Read to the end; the exit code."""
+        deadline = time.monotonic() + _WAIT
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.fd], [], [], 0.5)
+            if ready:
+                try:
+                    chunk = os.read(self.fd, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                self.seen += chunk
+            done, status = os.waitpid(self.pid, os.WNOHANG)
+            if done:
+                os.close(self.fd)
+                return os.waitstatus_to_exitcode(status)
+        _, status = os.waitpid(self.pid, 0)
+        os.close(self.fd)
+        return os.waitstatus_to_exitcode(status)
+
+
+def test_ctrl_c_on_the_terminal_reaches_the_program_once(tmp_path: Path) -> None:
+    """The terminal is the program's: one Ctrl-C is one KeyboardInterrupt.
+
+    Were the program and memguard both in the terminal's foreground group,
+    memguard's relay would send a second one, into the program's cleanup.
+    """
+    script = _script(tmp_path, """\
+        import time
+        block = bytearray(2 * 10**6)
+        try:
+            print("ready", flush=True)
+            while True:
+                time.sleep(0.05)
+        except KeyboardInterrupt:
+            print("caught", flush=True)
+            time.sleep(1.0)  # a second SIGINT would land here
+            print("cleaned up", flush=True)
+    """)
+    terminal = _Terminal(tmp_path, script)
+    terminal.wait_for(b"ready")
+    terminal.type(b"\x03")
+    terminal.wait_for(b"cleaned up")
+    code = terminal.finish()
+    assert code == 0, terminal.seen
+    assert terminal.seen.count(b"caught") == 1
+    assert b"Traceback" not in terminal.seen
+    run = load(terminal.output)
+    assert run.exit_code == 0
+    assert run.traced_peak_above_start_bytes >= 2 * 10**6
+
+
+def test_the_program_reads_the_terminal_and_ctrl_z_stops_the_job(tmp_path: Path) -> None:
+    """Typed input reaches the program; Ctrl-Z stops it and memguard (the shell
+    sees the job stopped); continuing memguard continues the program."""
+    script = _script(tmp_path, """\
+        print("ready", flush=True)
+        line = input()
+        print(f"got {line}", flush=True)
+        second = input()
+        print(f"then {second}", flush=True)
+    """)
+    terminal = _Terminal(tmp_path, script)
+    terminal.wait_for(b"ready")
+    terminal.type(b"first\n")
+    terminal.wait_for(b"got first")
+    terminal.type(b"\x1a")  # Ctrl-Z
+    _, status = os.waitpid(terminal.pid, os.WUNTRACED)
+    assert os.WIFSTOPPED(status)  # memguard stopped itself, as a job does
+    os.kill(terminal.pid, signal.SIGCONT)  # fg
+    terminal.type(b"second\n")
+    terminal.wait_for(b"then second")
+    assert terminal.finish() == 0, terminal.seen
+    assert load(terminal.output).exit_code == 0
+
+
+def test_the_program_ends_when_memguard_is_killed(tmp_path: Path) -> None:
+    psutil = pytest.importorskip("psutil")
+    script = _script(tmp_path, """\
+        import os, time
+        print(os.getpid(), flush=True)
+        while True:
+            time.sleep(0.05)
+    """)
+    proc = subprocess.Popen([sys.executable, "-m", "memguard", "run", "-o",
+                             str(tmp_path / "run.json"), str(script)], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    program = int(proc.stdout.readline())
+    proc.kill()
+    proc.wait(timeout=_WAIT)
+    deadline = time.monotonic() + _WAIT
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(program).status() == psutil.STATUS_ZOMBIE:
+                break
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(program, signal.SIGKILL)
+        pytest.fail("the program outlived memguard")
+    proc.stdout.close()
+    assert proc.stderr is not None
+    proc.stderr.close()
+    assert not (tmp_path / "run.json").exists()
+    assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob(f"memguard-run-*{program}"))
+
+
+@pytest.mark.parametrize(("body", "code", "said"), [
+    ("import os\nblock = bytearray(10**6)\nos._exit(3)\n", 3, "it exited with status 3"),
+    ("import ctypes\nctypes.string_at(0)\n", 128 + signal.SIGSEGV, "killed by SIGSEGV"),
+])
+def test_a_program_that_ends_its_process_gets_one_line(tmp_path: Path, body: str, code: int,
+                                                       said: str) -> None:
+    """os._exit() or a crash takes the program's process, not memguard's: memguard
+    says how it ended, writes no run file, and exits as the process did."""
+    script = _script(tmp_path, body)
+    done = subprocess.run([sys.executable, "-m", "memguard", "run", "-o",
+                           str(tmp_path / "run.json"), str(script)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=_WAIT)
+    assert done.returncode == code, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("memguard")]
+    assert len(lines) == 1, done.stderr
+    assert said in lines[0]
+    assert "no run file was written" in lines[0]
+    assert not (tmp_path / "run.json").exists()
+
+
+def test_a_forked_copy_of_the_program_writes_no_report(tmp_path: Path) -> None:
+    """A program that forks and lets its copy run to the end: one report, the parent's."""
+    script = _script(tmp_path, """\
+        import os, sys
+        block = bytearray(4 * 10**6)
+        pid = os.fork()
+        if pid:
+            os.waitpid(pid, 0)
+            print("parent", flush=True)
+        else:
+            print("child", flush=True)
+            sys.exit(5)
+    """)
+    done = subprocess.run([sys.executable, "-m", "memguard", "run", "-o",
+                           str(tmp_path / "run.json"), str(script)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=_WAIT)
+    assert done.returncode == 0, done.stderr
+    assert sorted(done.stdout.split()) == ["child", "parent"]
+    assert done.stderr.count("memguard: wrote") == 1, done.stderr
+    run = load(tmp_path / "run.json")
+    assert run.exit_code == 0
+    assert run.traced_peak_above_start_bytes >= 4 * 10**6
