@@ -52,11 +52,15 @@ if TYPE_CHECKING:
 
 _HERE = os.path.realpath(__file__)
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(_HERE)))
-_CAPTURE_FLOOR = 256 * 1024
-_CAPTURE_GROWTH = 1.10  # memguard.values.limit.CAPTURE_GROWTH
-_CAPTURE_BUDGET = 4.0
+# The run's copy policy, one for both ways of running a program (memguard.program.measure
+# takes them from here): copies from 256 KiB above the start, each CAPTURE_GROWTH
+# times the last (memguard.values.limit's, which a test holds equal), the time
+# spent copying kept to a fifth of the run; a peak is noted when it moves 1% or 64 KiB.
+CAPTURE_FLOOR = 256 * 1024
+CAPTURE_GROWTH = 1.10
+CAPTURE_BUDGET = 4.0
 _DOUBLED = 2.0
-_PEAK_NOISE = 64 * 1024
+PEAK_NOISE = 64 * 1024
 _STATUS_EVERY = 0.2
 _RESERVE = 4096
 _CAPTURE_SIGNAL = getattr(_signal, "SIGRTMAX", 0)
@@ -68,7 +72,15 @@ _UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
 
 
 class Terminated(BaseException):
-    """Raised in the program by SIGTERM (see :class:`memguard.program.interrupts.Terminated`)."""
+    """Raised in the program by SIGTERM, as Ctrl-C raises :class:`KeyboardInterrupt`.
+
+    A :class:`BaseException`, like :class:`KeyboardInterrupt`, so that a
+    program's ``except Exception`` does not swallow it. (The one class:
+    :mod:`memguard.program.interrupts` raises it too.)
+
+    Attributes:
+        signum: The signal's number.
+    """
 
     def __init__(self, signum: int) -> None:
         self.signum = signum
@@ -197,7 +209,7 @@ class Agent:
             elif code is not None:
                 exec(code, sys.modules["__main__"].__dict__)
         except SystemExit as stop:
-            exit_code = _exit_code(stop.code)
+            exit_code = exit_code_of(stop.code)
         except BaseException as error:  # the program's own failure, shown as python would
             failure = error
         finally:
@@ -205,13 +217,14 @@ class Agent:
         if posix.getpid() != self.pid:
             # A copy of the program made by os.fork() ran to its end: the
             # measuring is the original's (this copy has no sampler).
-            raise SystemExit(_failed(failure)[0] if failure is not None else exit_code)
+            raise SystemExit(failed(failure, _hidden, _hidden)[0] if failure is not None
+                             else exit_code)
         duration = time.perf_counter() - self.started
         keep.append(sys.modules.get("__main__"))
         self._stop_sampling()
         message = None
         if failure is not None:
-            exit_code, message = _failed(failure)
+            exit_code, message = failed(failure, _hidden, _hidden)
             failure = None
         if self.received and exit_code != 128 + self.received and not self.held:
             self.received = 0  # the program caught the signal and ended as it chose
@@ -238,17 +251,23 @@ class Agent:
         elif not getattr(sys.flags, "safe_path", False):
             sys.path.insert(0, posix.getcwd() if self.module
                             else os.path.dirname(os.path.realpath(self.target)))
-        if run_module is not None:
-            return None, run_module
-        with open(self.target, "rb") as source_file:
-            source = source_file.read()
-        code = compile(source, self.target, "exec", dont_inherit=True)
+        # A __main__ of the program's own, as python starts it: this file's
+        # module (its globals) is not the program's to see or overwrite.
         main_module = type(sys)("__main__")
-        main_module.__file__ = self.target
-        main_module.__cached__ = None  # type: ignore[attr-defined]
+        main_module.__annotations__ = {}
         main_module.__builtins__ = __builtins__  # type: ignore[attr-defined]
+        if run_module is not None:
+            main_module.__loader__ = sys.modules["_frozen_importlib"].BuiltinImporter
+            sys.modules["__main__"] = main_module
+            return None, run_module  # runpy fills in the rest, as under python -m
+        path = os.path.abspath(self.target)  # as python makes it (3.9+), argv[0] aside
+        with open(path, "rb") as source_file:
+            source = source_file.read()
+        code = compile(source, path, "exec", dont_inherit=True)
+        main_module.__file__ = path
+        main_module.__cached__ = None  # type: ignore[attr-defined]
         loader = sys.modules["_frozen_importlib_external"].SourceFileLoader
-        main_module.__loader__ = loader("__main__", self.target)
+        main_module.__loader__ = loader("__main__", path)
         sys.modules["__main__"] = main_module
         return code, None
 
@@ -268,7 +287,7 @@ class Agent:
             # main thread copy the sites as soon after as the interpreter allows.
             self.native.begin()  # type: ignore[attr-defined]
             count = self.native.reset_peak()  # type: ignore[attr-defined]
-            self.native.set_capture(count + _CAPTURE_FLOOR, _CAPTURE_GROWTH,  # type: ignore[attr-defined]
+            self.native.set_capture(count + CAPTURE_FLOOR, CAPTURE_GROWTH,  # type: ignore[attr-defined]
                                     self.on_trigger)
             self.can_capture = False
         self._sample()
@@ -283,7 +302,7 @@ class Agent:
         traces: object = None
         limit = 1
         if self.native is not None:
-            self.native.set_capture(-1, _CAPTURE_GROWTH, None)  # type: ignore[attr-defined]
+            self.native.set_capture(-1, CAPTURE_GROWTH, None)  # type: ignore[attr-defined]
         if tracing:
             if self.want_sites:
                 self._capture(final=True)
@@ -348,8 +367,8 @@ class Agent:
         if peak > self.peak_total:
             self.peak_total = peak
         noise = self.noted_peak // 100
-        if noise < _PEAK_NOISE:
-            noise = _PEAK_NOISE
+        if noise < PEAK_NOISE:
+            noise = PEAK_NOISE
         if self.peak_total > self.noted_peak + noise:
             # the agent's own work creeps the peak up by bytes; a move of
             # more than 1% is the program's
@@ -453,11 +472,11 @@ class Agent:
 
     def _worth(self, level: int, now: float, *, final: bool = False) -> bool:
         """Whether *level* (above the start) is a new high to copy (the catcher's policy)."""
-        if level <= _CAPTURE_FLOOR or level <= self.capture_level:
+        if level <= CAPTURE_FLOOR or level <= self.capture_level:
             return False
         if final:
             return True
-        if level < self.capture_level * _CAPTURE_GROWTH:
+        if level < self.capture_level * CAPTURE_GROWTH:
             return False
         return not (now < self.capture_next and level < self.capture_level * _DOUBLED)
 
@@ -515,7 +534,7 @@ class Agent:
                 gc.enable()
             _tracemalloc.reset_peak()
         self.capture_level, self.capture_seconds = level, now
-        self.capture_next = now + _CAPTURE_BUDGET * (time.perf_counter() - began)
+        self.capture_next = now + CAPTURE_BUDGET * (time.perf_counter() - began)
 
     def _write(self, name: str, data: bytes) -> None:
         part = f"{self.folder}/{name}.part"
@@ -606,8 +625,11 @@ def _is_file(path: str) -> bool:
         return False
 
 
-def _exit_code(code: object) -> int:
-    """The process exit code for ``SystemExit(code)``, as the interpreter computes it."""
+def exit_code_of(code: object) -> int:
+    """The process exit code for ``SystemExit(code)``, as the interpreter computes it.
+
+    (Also :meth:`memguard.program.launch.Program.execute`'s: one rule.)
+    """
     if code is None:
         return 0
     if isinstance(code, int):
@@ -616,10 +638,14 @@ def _exit_code(code: object) -> int:
     return 1
 
 
-def _failed(error: BaseException) -> tuple[int, str]:
+def failed(error: BaseException, leading: "Callable[[str], bool]",
+           trailing: "Callable[[str], bool]") -> tuple[int, str]:
+    """The exit code and ``"Type: message"`` of a program that raised *error*,
+    its traceback printed as python would (see :func:`show_traceback`);
+    :class:`Terminated` (by its ``signum``) gives ``128 + signal`` and no traceback."""
     if isinstance(error, Terminated):
         return 128 + error.signum, str(error)
-    _show_traceback(error)
+    show_traceback(error, leading, trailing)
     code = 130 if isinstance(error, KeyboardInterrupt) else 1
     return code, f"{type(error).__name__}: {error}"
 
@@ -628,17 +654,25 @@ def _hidden(filename: str) -> bool:
     return filename in (_HERE, __file__, "<frozen runpy>") or filename.endswith("/runpy.py")
 
 
-def _show_traceback(error: BaseException) -> None:
+def show_traceback(error: BaseException, leading: "Callable[[str], bool]",
+                   trailing: "Callable[[str], bool]") -> None:
+    """Print *error* through :func:`sys.excepthook`, without the way in.
+
+    The frames before the program's whose file *leading* names (the runner's,
+    runpy's) are left out, and so is the end from the first frame whose file
+    *trailing* names (the signal handler that raised), in every chained
+    exception too.
+    """
     seen: set[int] = set()
     chained: BaseException | None = error
     while chained is not None and id(chained) not in seen:
         seen.add(id(chained))
         tb = chained.__traceback__
-        while tb is not None and _hidden(tb.tb_frame.f_code.co_filename):
+        while tb is not None and leading(tb.tb_frame.f_code.co_filename):
             tb = tb.tb_next
         walk = tb
-        while walk is not None and walk.tb_next is not None:  # the agent's signal handler
-            if _hidden(walk.tb_next.tb_frame.f_code.co_filename):
+        while walk is not None and walk.tb_next is not None:
+            if trailing(walk.tb_next.tb_frame.f_code.co_filename):
                 walk.tb_next = None
             walk = walk.tb_next
         chained.with_traceback(tb)

@@ -19,6 +19,8 @@ import signal
 import threading
 from types import FrameType, TracebackType
 
+from ._agent import Terminated
+
 __all__ = ["Interruptions", "Terminated", "signal_name"]
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -35,21 +37,6 @@ def signal_name(signum: int) -> str:
         return signal.Signals(signum).name
     except ValueError:
         return f"signal {signum}"
-
-
-class Terminated(BaseException):
-    """Raised in the program by a SIGTERM under :class:`Interruptions`.
-
-    A :class:`BaseException`, like :class:`KeyboardInterrupt`, so that a
-    program's ``except Exception`` does not swallow it.
-
-    Attributes:
-        signum: The signal's number.
-    """
-
-    def __init__(self, signum: int) -> None:
-        self.signum = signum
-        super().__init__(f"terminated by {signal_name(signum)}")
 
 
 class Interruptions:

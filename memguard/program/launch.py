@@ -20,12 +20,12 @@ import sys
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import ModuleType, TracebackType
+from types import ModuleType
 
 from .. import _startup
 from ..values.site import is_internal
 from . import interrupts
-from .interrupts import Terminated
+from ._agent import exit_code_of, failed
 
 __all__ = ["Program", "hidden"]
 
@@ -135,7 +135,7 @@ class Program:
                     sys.path.insert(0, os.path.dirname(os.path.realpath(self.target)))
                 namespace = runpy.run_path(self.target, run_name="__main__")
         except SystemExit as stop:
-            code = _exit_code(stop.code)
+            code = exit_code_of(stop.code)
         except BaseException as error:  # the program's own failure, shown as python would
             failure = error
         finally:
@@ -154,11 +154,12 @@ class Program:
 
 
 def _failed(error: BaseException) -> tuple[int, str]:
-    if isinstance(error, Terminated):
-        return 128 + error.signum, str(error)
-    _show_traceback(error)
-    code = 130 if isinstance(error, KeyboardInterrupt) else 1
-    return code, f"{type(error).__name__}: {error}"
+    # memguard's frames and runpy's before the program's; the signal handler's after
+    return failed(error, hidden, _interrupts_file)
+
+
+def _interrupts_file(filename: str) -> bool:
+    return filename == interrupts.__file__
 
 
 def lend_modules() -> dict[str, ModuleType]:
@@ -195,39 +196,6 @@ def lend_modules() -> dict[str, ModuleType]:
 
 def _is_archive_or_dir(path: str) -> bool:
     return os.path.isdir(path) or zipfile.is_zipfile(path)
-
-
-def _exit_code(code: object) -> int:
-    """The process exit code for ``SystemExit(code)``, as the interpreter computes it."""
-    if code is None:
-        return 0
-    if isinstance(code, int):
-        return code
-    print(code, file=sys.stderr)
-    return 1
-
-
-def _show_traceback(error: BaseException) -> None:
-    seen: set[int] = set()
-    chained: BaseException | None = error
-    while chained is not None and id(chained) not in seen:
-        seen.add(id(chained))
-        chained.with_traceback(_program_frames(chained.__traceback__))
-        chained = chained.__cause__ or chained.__context__
-    sys.excepthook(type(error), error, error.__traceback__)
-
-
-def _program_frames(tb: TracebackType | None) -> TracebackType | None:
-    """*tb* without the way in (memguard's and runpy's frames) and without
-    the signal handler that raised :class:`KeyboardInterrupt` at its end."""
-    while tb is not None and hidden(tb.tb_frame.f_code.co_filename):
-        tb = tb.tb_next
-    walk = tb
-    while walk is not None and walk.tb_next is not None:
-        if walk.tb_next.tb_frame.f_code.co_filename == interrupts.__file__:
-            walk.tb_next = None
-        walk = walk.tb_next
-    return tb
 
 
 def hidden(filename: str) -> bool:

@@ -34,14 +34,12 @@ from ..values.run import RunReport
 from ..values.site import SMALLER, AllocationSite, LeftOut, site_of, with_source
 from ..values.snapshot import take_snapshot
 from ..values.timeline import Timeline
+from ._agent import CAPTURE_BUDGET, CAPTURE_FLOOR, PEAK_NOISE
 from .interrupts import Interruptions
 from .launch import Program, hidden
 
 __all__ = ["FINAL_SITES", "Program", "limit_report", "run_program", "top_sites"]
 
-_CAPTURE_FLOOR = 256 * 1024
-_CAPTURE_BUDGET = 4.0
-_PEAK_NOISE = 64 * 1024
 FINAL_SITES = 50
 _LINE_FRAMES = 16
 
@@ -88,9 +86,9 @@ class _Watcher:
         self.catcher: TraceCatcher | None = None
         if sites and not (rss or children):
             self.catcher = TraceCatcher(
-                window.start_bytes, _CAPTURE_FLOOR,
+                window.start_bytes, CAPTURE_FLOOR,
                 lambda snapshot: top_sites(traces.group(snapshot, "lineno"), baseline),
-                budget=_CAPTURE_BUDGET, trigger=not traced_lines, pending=True)
+                budget=CAPTURE_BUDGET, trigger=not traced_lines, pending=True)
         self._task: _watcher.Task | None = None
 
     def start(self) -> None:
@@ -120,7 +118,7 @@ class _Watcher:
         peak_total = self.window.peak_total_bytes
         # (no max(): its arguments would be a tuple, a container the program's
         # collector counts; see memguard._tracing.quiet_level)
-        noise = self.peak_total // 100 if self.peak_total // 100 > _PEAK_NOISE else _PEAK_NOISE
+        noise = self.peak_total // 100 if self.peak_total // 100 > PEAK_NOISE else PEAK_NOISE
         if peak_total > self.peak_total + noise:
             # memguard's own bookkeeping creeps the peak up by bytes; a move
             # of more than 1% is the program's.

@@ -215,3 +215,41 @@ def test_a_forked_copy_of_the_program_writes_no_report(tmp_path: Path) -> None:
     run = load(tmp_path / "run.json")
     assert run.exit_code == 0
     assert run.traced_peak_above_start_bytes >= 4 * 10**6
+
+
+SELF_PORTRAIT = """\
+import json, sys
+portrait = {
+    "argv": sys.argv, "path": sys.path, "name": __name__, "file": __file__,
+    "globals": sorted(globals()), "loader": type(__loader__).__name__,
+    "spec": None if __spec__ is None else [__spec__.name, __spec__.origin],
+    "annotations": repr(__annotations__),
+    "main": sys.modules["__main__"].__dict__ is globals(),
+    "flags": list(sys.flags), "warnoptions": sys.warnoptions,
+}
+print(json.dumps(portrait))
+"""
+
+
+@pytest.mark.parametrize("how", ["script", "module"])
+def test_the_program_sees_what_python_shows_it(tmp_path: Path, how: str) -> None:
+    """sys.argv, sys.path (nothing of memguard's on it), __main__'s globals and
+    loader, the interpreter's flags: as under ``python`` (``-W`` passed on too)."""
+    (tmp_path / "portrait.py").write_text(SELF_PORTRAIT)
+    target = ["portrait.py"] if how == "script" else ["-m", "portrait"]
+    plain = subprocess.run([sys.executable, "-W", "error::UserWarning", *target, "x", "--y"],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=_WAIT,
+                           check=True)
+    measured = subprocess.run([sys.executable, "-W", "error::UserWarning", "-m", "memguard",
+                               "run", "-o", str(tmp_path / "run.json"), *target, "x", "--y"],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=_WAIT,
+                              check=True)
+    assert measured.stdout == plain.stdout
+
+
+def test_the_agent_copies_by_the_catchers_policy() -> None:
+    """The agent cannot import memguard; its growth factor is limit()'s, by test."""
+    from memguard.program import _agent
+    from memguard.values.limit import CAPTURE_GROWTH
+
+    assert _agent.CAPTURE_GROWTH == CAPTURE_GROWTH
