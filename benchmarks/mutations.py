@@ -67,6 +67,8 @@ DIFF_TESTS = ("tests/integration/test_diff_ranking.py", "tests/unit/test_values_
 CLI_TESTS = ("tests/integration/test_cli_top.py", "tests/integration/test_cli_report.py",
              "tests/integration/test_cli_run.py")
 LINES_TESTS = ("tests/integration/test_profile.py", "tests/integration/test_profile_target.py")
+RUN_TESTS = ("tests/integration/test_run_child.py", "tests/integration/test_run_signals.py",
+             "tests/integration/test_run_imports.py")
 PLUGIN_TESTS = ("tests/plugin/test_baseline_threshold.py", "tests/plugin/test_baselines.py",
                 "tests/plugin/test_limit_marker.py", "tests/plugin/test_memray_compat.py",
                 "tests/plugin/test_leaks_marker.py")
@@ -206,6 +208,36 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation("lines-tag-not-restored-after-bookkeeping", "lines", "memguard/lines/_tracer.py",
              "        if self.counted:\n            self._set_tag(tag)\n",
              "", LINES_TESTS, "after memguard's bookkeeping, the running line tags nothing"),
+    # --- memguard run in a fresh interpreter (0.2) -----------------------------------
+    Mutation("run-agent-folder-left-on-path", "run", "memguard/program/_agent.py",
+             "        del sys.path[0]  # this file's folder", "        pass  # this file's folder",
+             RUN_TESTS, "the program can import memguard's runner modules as its own"),
+    Mutation("run-memguard-imported-before-the-program", "run", "memguard/program/_agent.py",
+             "    agent = ending.agent = Agent(spec)",
+             "    import memguard.program.measure  # noqa: F401\n"
+             "    agent = ending.agent = Agent(spec)",
+             RUN_TESTS, "the program finds memguard's imports made: they cost it nothing"),
+    Mutation("run-signals-not-relayed", "run", "memguard/program/spawn.py",
+             "            os.kill(child.pid, signum)", "            pass", RUN_TESTS,
+             "a SIGTERM to memguard (timeout, a CI cancel) never reaches the program"),
+    Mutation("run-terminal-kept", "run", "memguard/program/spawn.py",
+             "    terminal.give(group)\n", "", RUN_TESTS,
+             "the program, in a background group, stops when it reads the terminal"),
+    Mutation("run-orphan-left-running", "run", "memguard/program/_agent.py",
+             "if posix.getppid() != self.parent:", "if False:", RUN_TESTS,
+             "a program outlives memguard killed outright"),
+    Mutation("run-signals-not-held-at-the-end", "run", "memguard/program/_agent.py",
+             "        finally:\n            self._hold()\n", "        finally:\n            pass\n",
+             RUN_TESTS, "a signal after the program ended loses the run"),
+    Mutation("run-copy-with-the-collector-on", "run", "memguard/program/_agent.py",
+             "        gc.disable()\n        try:\n            data = _summed(level, now)",
+             "        try:\n            data = _summed(level, now)",
+             ("tests/integration/test_undisturbed.py",),
+             "a copy of the sites (without the counter) starts the program's collections early"),
+    Mutation("run-copy-in-the-programs-process", "run", "memguard/program/_agent.py",
+             "if self.native is not None and not final and self.forked < len(self.copiers):",
+             "if False:", ("tests/integration/test_run_imports.py",),
+             "copies' tuples go to the free lists untraced: the program's figures read low"),
 )
 
 

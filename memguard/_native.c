@@ -49,6 +49,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/types.h>
+#include <unistd.h>
 
 #if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
 #  define Py_BUILD_CORE 1
@@ -1475,6 +1477,28 @@ mg_tag_totals(PyObject *self, PyObject *args)
     return totals;
 }
 
+/* fork_copy(): fork this process for a copy of its state, without running
+ * anything of the program's in this process. os.fork() runs the program's
+ * before- and after-fork functions here, and warns (3.12+) because memguard's
+ * sampler thread exists; here the parent only forks. The child is made a
+ * working interpreter (PyOS_AfterFork_Child: the GIL, the thread states, the
+ * import lock, and the program's after-fork-in-child functions, harmless in a
+ * copy that ends with _exit). Returns 0 in the child, the child's pid in the
+ * parent. memguard run's agent copies the traces at a peak in such a child, so
+ * the program's process allocates nothing for the copy. */
+static PyObject *
+mg_fork_copy(PyObject *self, PyObject *args)
+{
+    pid_t child = fork();
+    if (child < 0) {
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    if (child == 0) {
+        PyOS_AfterFork_Child();
+    }
+    return PyLong_FromLong((long)child);
+}
+
 static PyObject *
 mg_sessions(PyObject *self, PyObject *args)
 {
@@ -2054,6 +2078,8 @@ static PyMethodDef methods[] = {
     {"peak", mg_peak, METH_NOARGS, "The highest current since the count began or reset."},
     {"reset_peak", mg_reset_peak, METH_NOARGS, "Set the peak to the current count; return it."},
     {"sessions", mg_sessions, METH_NOARGS, "How many sessions are open."},
+    {"fork_copy", mg_fork_copy, METH_NOARGS,
+     "Fork without running the program's fork functions here: 0 in the child, its pid here."},
     {"lines_begin", mg_lines_begin, METH_NOARGS,
      "Start tagging blocks with the thread's line tag, and the line peak (counted)."},
     {"lines_end", mg_lines_end, METH_NOARGS,

@@ -69,6 +69,7 @@ _CAPTURE_SIGNAL = getattr(_signal, "SIGRTMAX", 0)
 No signal is sent: ``interrupt_main`` only runs the handler in the main
 thread, as if the signal had arrived."""
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
+_BYTES_HEADER = sys.getsizeof(b"")
 
 
 class Terminated(BaseException):
@@ -85,6 +86,22 @@ class Terminated(BaseException):
     def __init__(self, signum: int) -> None:
         self.signum = signum
         super().__init__(f"terminated by {_signal_name(signum)}")
+
+
+def _summed(level: int, now: float) -> bytes:
+    """``(level, seconds, {traceback: [bytes, blocks]})`` of the live traces, marshalled."""
+    traces = _tracemalloc._get_traces()
+    sums: dict[object, list[int]] = {}
+    get = sums.get
+    for trace in traces:
+        entry = get(trace[2])
+        if entry is None:
+            sums[trace[2]] = [trace[1], 1]
+        else:
+            entry[0] += trace[1]
+            entry[1] += 1
+    del traces
+    return marshal.dumps((level, now, sums))
 
 
 def _signal_name(signum: int) -> str:
@@ -176,16 +193,25 @@ class Agent:
         self.started_at = 0.0
         self.last_status = -1.0
         self.status_shown = False
+        self._init_copies()
+        """The handler installed for copies (one bound method, compared by identity)."""
+
+    def _init_copies(self) -> None:
+        """The state of the copies of the sites (see :meth:`_capture`)."""
         self.capture_level = 0
         self.capture_seconds = 0.0
         self.capture_next = 0.0
         self.wanted = False
         self.can_capture = False
+        self.copies = 0
+        """Copies of the sites made so far (``sites.0``, ``sites.1``, ...)."""
+        self.copiers = [0] * 1024
+        """The pids of the forked copies not yet waited for (reserved before tracing)."""
+        self.forked = 0
         self.on_capture = self._on_capture
         self.on_trigger = self._on_trigger
         self.native: object = None
         """memguard's native counter, when built: it says when a new high is made."""
-        """The handler installed for copies (one bound method, compared by identity)."""
 
     # -- the run -------------------------------------------------------------
 
@@ -303,6 +329,7 @@ class Agent:
         limit = 1
         if self.native is not None:
             self.native.set_capture(-1, CAPTURE_GROWTH, None)  # type: ignore[attr-defined]
+        self._reap_copiers()
         if tracing:
             if self.want_sites:
                 self._capture(final=True)
@@ -494,12 +521,16 @@ class Agent:
             self.wanted = False
 
     def _capture(self, *, final: bool = False) -> None:
-        """Copy the live traces, sum them by traceback, write the sums, drop them.
+        """Copy the live traces at a new high, summed by traceback, into ``sites.N``.
 
-        With the collector off, and the copy freed before it is switched on
-        again: the count of containers is as it was, so the program's
-        collections come when they would have. The peak so far is kept
-        first, and the sums' own traced memory is dropped from the peak after.
+        In a forked copy of this process where the native counter is built
+        (:func:`fork_copy <memguard._native>`): the program's process then
+        makes no object for the copy, so its free lists, its collector's count
+        and its peak are as they were. Otherwise here, with the collector off
+        and the copy freed before it is on again (the count of containers is
+        as it was), the sums' own traced bytes left out of the peak; the
+        copy's tuples, freed, are left on CPython's free lists, untraced, for
+        the program to reuse unseen (up to 2,000 of a size).
         """
         if not _tracemalloc.is_tracing():
             return
@@ -508,33 +539,74 @@ class Agent:
         if not self._worth(level, now, final=final):
             return
         began = time.perf_counter()
+        seq = self.copies
+        self.copies = seq + 1
+        if self.native is not None and not final and self.forked < len(self.copiers):
+            try:
+                pid = self.native.fork_copy()  # type: ignore[attr-defined]
+            except OSError:  # no process to spare: copy here
+                pid = -1
+            if pid == 0:
+                self._copy_and_exit(level, now, seq)
+            if pid > 0:
+                self.copiers[self.forked] = pid
+                self.forked += 1
+                self._copied(level, now, began)
+                return
         peak = next(self.peaks)[2]
         if peak > self.peak_total:
             self.peak_total = peak
         enabled = gc.isenabled()
         gc.disable()
         try:
-            traces = _tracemalloc._get_traces()
-            sums: dict[object, list[int]] = {}
-            get = sums.get
-            for trace in traces:
-                entry = get(trace[2])
-                if entry is None:
-                    sums[trace[2]] = [trace[1], 1]
-                else:
-                    entry[0] += trace[1]
-                    entry[1] += 1
-            del traces
-            data = marshal.dumps((level, now, sums))
-            del sums
-            self._write("sites", data)
-            del data
+            data = _summed(level, now)
+            try:
+                self._write(f"sites.{seq}", data)
+            except OSError:  # no room for the copy: the sites of an earlier one stand
+                return
+            finally:
+                del data
         finally:
             if enabled:
                 gc.enable()
-            _tracemalloc.reset_peak()
+            self._drop_own_peak()
+        self._copied(level, now, began)
+
+    def _copied(self, level: int, now: float, began: float) -> None:
         self.capture_level, self.capture_seconds = level, now
         self.capture_next = now + CAPTURE_BUDGET * (time.perf_counter() - began)
+
+    def _copy_and_exit(self, level: int, now: float, seq: int) -> None:
+        """In the forked copy: write the sums and end, whatever happens (nothing else runs)."""
+        code = 1
+        try:
+            self._write(f"sites.{seq}", _summed(level, now))
+            code = 0
+        finally:
+            posix._exit(code)
+
+    def _reap_copiers(self) -> None:
+        """Wait for the forked copies: the last one's sites are the highest."""
+        for index in range(self.forked):
+            try:
+                posix.waitpid(self.copiers[index], 0)
+            except ChildProcessError:  # the program reaped it (os.wait()): it is done
+                pass
+        self.forked = 0
+
+    def _drop_own_peak(self) -> None:
+        """Leave the copy's own bytes out of tracemalloc's peak, and keep the program's.
+
+        The counter restarts at the level now; then it is raised back to the
+        run's peak so far by a zero-filled ``bytes`` of the missing size,
+        allocated and freed (``calloc`` pages never touched: no resident
+        memory), so a program that reads its own peak reads it as it was.
+        """
+        _tracemalloc.reset_peak()
+        missing = self.peak_total - _tracemalloc.get_traced_memory()[0] - _BYTES_HEADER
+        if missing > 0:
+            filler = bytes(missing)
+            del filler
 
     def _write(self, name: str, data: bytes) -> None:
         part = f"{self.folder}/{name}.part"

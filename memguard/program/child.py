@@ -40,7 +40,7 @@ __all__ = ["REPORT", "SITES", "STATUS", "StatusLine", "finish", "run_in_process"
 REPORT = "report.json"
 """The run file the child writes into the parent's folder."""
 SITES = "sites"
-"""The agent's latest copy of the sites near the peak (marshal)."""
+"""The agent's copies of the sites near the peak: ``sites.0``, ``sites.1``, ... (marshal)."""
 STATUS = "status"
 """How the child ended (marshal): written last, by the agent, at its exit."""
 
@@ -121,8 +121,8 @@ def finish(spec: dict[str, Any], kept: dict[str, Any]) -> dict[str, Any]:
         duration_seconds=duration, timeline=timeline,
         peak_seconds=min(kept["peak_seconds"], duration), rss=spec["rss"],
         final=_final(spec, kept, program.command), lines_target=None)
-    sites_file = os.path.join(folder, SITES)
-    if os.path.exists(sites_file):
+    sites_file = _last_copy(folder)
+    if sites_file is not None:
         with open(sites_file, "rb") as handle:
             level, seconds, sums = marshal.load(handle)
         sites, left_out = top_sites(traces.group_sums(sums, "lineno"), None)
@@ -133,6 +133,13 @@ def finish(spec: dict[str, Any], kept: dict[str, Any]) -> dict[str, Any]:
         run = dataclasses.replace(run, limit=limit_report(run, spec["limit"]))
     save(run, os.path.join(folder, REPORT))
     return status
+
+
+def _last_copy(folder: str) -> str | None:
+    """The agent's last complete copy of the sites (``sites.N``, highest N), if any."""
+    numbers = [int(suffix) for name in os.listdir(folder)
+               if name.startswith(f"{SITES}.") and (suffix := name[len(SITES) + 1:]).isdigit()]
+    return os.path.join(folder, f"{SITES}.{max(numbers)}") if numbers else None
 
 
 def _timeline(spec: dict[str, Any], kept: dict[str, Any], label: str) -> Timeline:

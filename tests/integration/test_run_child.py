@@ -253,3 +253,36 @@ def test_the_agent_copies_by_the_catchers_policy() -> None:
     from memguard.values.limit import CAPTURE_GROWTH
 
     assert _agent.CAPTURE_GROWTH == CAPTURE_GROWTH
+
+
+FORK_COPY = """\
+import os, sys
+import memguard._native as native
+
+calls = []
+os.register_at_fork(before=lambda: calls.append("before"),
+                    after_in_parent=lambda: calls.append("parent"),
+                    after_in_child=lambda: calls.append("child"))
+read, write = os.pipe()
+pid = native.fork_copy()
+if pid == 0:  # the copy: a working interpreter, its after-fork functions run
+    os.write(write, repr(calls).encode())
+    os._exit(7)
+os.close(write)
+seen = os.read(read, 100).decode()
+_, status = os.waitpid(pid, 0)
+print(seen, calls, os.waitstatus_to_exitcode(status))
+"""
+
+
+def test_a_fork_for_a_copy_runs_none_of_the_programs_fork_functions_in_its_process() -> None:
+    """The copy of the sites is made in a forked copy of the program's process
+    (``_native.fork_copy``): the program's own process runs none of its fork
+    functions (``os.fork()`` would), the copy runs its child ones."""
+    from memguard import _counter
+
+    if not _counter.available():
+        pytest.skip(f"the native counter is not built: {_counter.unavailable_reason()}")
+    done = subprocess.run([sys.executable, "-c", FORK_COPY], capture_output=True, text=True,
+                          timeout=_WAIT, check=True)
+    assert done.stdout.split() == ["['child']", "[]", "7"], done.stdout + done.stderr
