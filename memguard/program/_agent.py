@@ -449,13 +449,7 @@ class Agent:
 
     def _orphaned(self) -> None:
         """memguard's process is gone: nobody will read the report; end as it ended."""
-        try:
-            for name in posix.listdir(self.folder):
-                posix.unlink(self.folder + "/" + name)
-            posix.rmdir(self.folder)
-        except OSError:
-            pass
-        posix.kill(self.pid, _signal.SIGKILL)
+        _abandon(self.folder)
 
     # -- resident memory -----------------------------------------------------------
 
@@ -752,6 +746,25 @@ def show_traceback(error: BaseException, leading: "Callable[[str], bool]",
     sys.excepthook(type(error), error, error.__traceback__)
 
 
+def _watch_parent(parent: int, folder: str) -> None:
+    """For a run measured in-process (``--lines``): end with memguard's process, as the
+    agent's sampler does (:meth:`Agent._orphaned`)."""
+    while posix.getppid() == parent:
+        time.sleep(0.5)
+    _abandon(folder)
+
+
+def _abandon(folder: str) -> None:
+    """memguard's process was killed outright: remove its folder, and end the program."""
+    try:
+        for name in posix.listdir(folder):
+            posix.unlink(folder + "/" + name)
+        posix.rmdir(folder)
+    except OSError:
+        pass
+    posix.kill(posix.getpid(), _signal.SIGKILL)
+
+
 def _go(spec: dict) -> None:  # type: ignore[type-arg]
     """Wait for memguard's word (the terminal is the program's now), then close the pipe."""
     fd = spec["go"]
@@ -809,6 +822,7 @@ def main() -> None:
     atexit.register(ending.write)
     _go(spec)
     if spec["mode"] == "inprocess":
+        _thread.start_new_thread(_watch_parent, (spec["parent"], spec["folder"]))
         if _PACKAGE_PARENT not in sys.path:
             sys.path.append(_PACKAGE_PARENT)
         from memguard.program import child

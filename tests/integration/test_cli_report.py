@@ -242,8 +242,10 @@ def test_top_shows_n_rows_and_the_tables_add_up(
     assert main(["run", "--no-census", "-o", str(run_file), str(script)]) == 0
     run = load(run_file)
     assert isinstance(run, memguard.RunReport)
-    ours = [s for s in run.sites if s.filename == str(script)]
-    assert len(ours) == 41
+    ours = {s.lineno for s in run.sites if s.filename == str(script)}
+    # the 40 appends and the peak's line (and, as under python, line 2's
+    # first store into the module's globals, 400 B)
+    assert ours >= set(range(3, 44))
     capsys.readouterr()
     for top in (5, 30, 35):
         assert main(["report", str(run_file), "--top", str(top), "--format", "markdown"]) == 0

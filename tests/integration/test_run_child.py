@@ -10,6 +10,7 @@ window decides the outcome.
 
 from __future__ import annotations
 
+import marshal
 import os
 import pty
 import select
@@ -140,7 +141,11 @@ def test_the_program_reads_the_terminal_and_ctrl_z_stops_the_job(tmp_path: Path)
     assert load(terminal.output).exit_code == 0
 
 
-def test_the_program_ends_when_memguard_is_killed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("options", [[], ["--lines", "prog.py:nothing"]],
+                         ids=["agent", "in-process"])
+def test_the_program_ends_when_memguard_is_killed(tmp_path: Path, options: list[str]) -> None:
+    """memguard killed outright (SIGKILL): the program's process ends too, and the
+    folder memguard made for the child's files is removed."""
     psutil = pytest.importorskip("psutil")
     script = _script(tmp_path, """\
         import os, time
@@ -148,11 +153,14 @@ def test_the_program_ends_when_memguard_is_killed(tmp_path: Path) -> None:
         while True:
             time.sleep(0.05)
     """)
-    proc = subprocess.Popen([sys.executable, "-m", "memguard", "run", "-o",
+    proc = subprocess.Popen([sys.executable, "-m", "memguard", "run", *options, "-o",
                              str(tmp_path / "run.json"), str(script)], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     assert proc.stdout is not None
     program = int(proc.stdout.readline())
+    spec = marshal.loads(bytes.fromhex(psutil.Process(program).cmdline()[-1]))
+    folder = Path(spec["folder"])
+    assert folder.is_dir()
     proc.kill()
     proc.wait(timeout=_WAIT)
     deadline = time.monotonic() + _WAIT
@@ -167,10 +175,8 @@ def test_the_program_ends_when_memguard_is_killed(tmp_path: Path) -> None:
         os.kill(program, signal.SIGKILL)
         pytest.fail("the program outlived memguard")
     proc.stdout.close()
-    assert proc.stderr is not None
-    proc.stderr.close()
+    assert not folder.exists()
     assert not (tmp_path / "run.json").exists()
-    assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob(f"memguard-run-*{program}"))
 
 
 @pytest.mark.parametrize(("body", "code", "said"), [
