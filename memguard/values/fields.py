@@ -29,7 +29,7 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["MOMENTS", "NON_NEGATIVE", "check_fields"]
+__all__ = ["CHANGES", "MOMENTS", "NON_NEGATIVE", "check_fields"]
 
 NON_NEGATIVE = frozenset({
     "traced_bytes", "rss_bytes", "uss_bytes", "size_bytes", "limit_bytes", "start_bytes",
@@ -40,6 +40,10 @@ NON_NEGATIVE = frozenset({
     "search_seconds",
 })
 """Fields that hold a level, a size or a duration, never negative."""
+
+CHANGES = frozenset({("SnapshotDiff", "left_out")})
+"""``(class, field)`` whose values hold changes: their sizes may be negative
+(a diff's remainder by name shrinks when memguard's own work does)."""
 
 MOMENTS = frozenset({"started_at", "timestamp"})
 """Fields that hold a moment as seconds since 1970 (when a number): a date the
@@ -193,20 +197,22 @@ def _union(options: tuple[Any, ...]) -> Check:
     return check
 
 
+def _tuple_of(each: Check) -> Check:
+    def check_all(item: Any) -> None:
+        if not isinstance(item, tuple):
+            raise _Bad(f"is {_what(item)}; it must be a list")
+        for index, element in enumerate(item):
+            try:
+                each(element)
+            except _Bad as bad:
+                bad.path.append(f"[{index}]")
+                raise
+    return check_all
+
+
 def _tuple(args: tuple[Any, ...]) -> Check:
     if len(args) == 2 and args[1] is Ellipsis:
-        each = _compile(args[0])
-
-        def check_all(item: Any) -> None:
-            if not isinstance(item, tuple):
-                raise _Bad(f"is {_what(item)}; it must be a list")
-            for index, element in enumerate(item):
-                try:
-                    each(element)
-                except _Bad as bad:
-                    bad.path.append(f"[{index}]")
-                    raise
-        return check_all
+        return _tuple_of(_compile(args[0]))
     checks = [_compile(arg) for arg in args]
 
     def check_fixed(item: Any) -> None:
@@ -223,13 +229,25 @@ def _tuple(args: tuple[Any, ...]) -> Check:
     return check_fixed
 
 
-def _value(cls: type) -> Check:
+def _field_check(cls: type, name: str, hint: Any) -> Check:
+    """A field's check; in a field of :data:`CHANGES` (values), sizes may be negative."""
+    args = typing.get_args(hint)
+    if ((cls.__name__, name) in CHANGES and typing.get_origin(hint) is tuple
+            and len(args) == 2 and args[1] is Ellipsis and isinstance(args[0], type)
+            and dataclasses.is_dataclass(args[0])):
+        return _tuple_of(_value(args[0], signed=True))
+    return _compile(hint)
+
+
+def _value(cls: type, *, signed: bool = False) -> Check:
     try:
         hints = typing.get_type_hints(cls)
     except (NameError, TypeError):  # an annotation only a type checker resolves
         hints = {}
-    fields = [(field.name, _compile(hints[field.name]) if field.name in hints else _nothing,
-               field.name in NON_NEGATIVE, field.name in MOMENTS)
+    fields = [(field.name,
+               _field_check(cls, field.name, hints[field.name]) if field.name in hints
+               else _nothing,
+               field.name in NON_NEGATIVE and not signed, field.name in MOMENTS)
               for field in dataclasses.fields(cls)]
     moments = {"samples", "marks", "interval_seconds", "duration_seconds"} <= set(hints)
 
@@ -250,7 +268,8 @@ def _value(cls: type) -> Check:
                 raise
         if moments:
             _check_moments(item)
-    _compiled[cls] = check
+    if not signed:
+        _compiled[cls] = check
     return check
 
 

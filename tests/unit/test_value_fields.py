@@ -114,7 +114,15 @@ def test_signed_figures_may_be_negative() -> None:
     shrunk = json.loads(dumps(diff))
     shrunk["data"]["traced_diff_bytes"] = -1062400
     shrunk["data"]["elapsed_seconds"] = -2.5  # two files compared in the other order
+    # what the sites leave out by name shrank (memguard's own work between the two)
+    shrunk["data"]["left_out"] = [{"name": "memguard", "size_bytes": -3568, "count": -12}]
     again = loads(json.dumps(shrunk))
     assert (again.traced_diff_bytes, again.elapsed_seconds) == (-1062400, -2.5)
+    assert (again.left_out[0].size_bytes, again.left_out[0].count) == (-3568, -12)
+    # ... while a snapshot's remainder is a size, never negative
+    snapshot = json.loads(dumps(values.after()))
+    snapshot["data"]["sites_left_out"] = [{"name": "memguard", "size_bytes": -1, "count": 1}]
+    with pytest.raises(SnapshotFormatError, match="cannot be negative"):
+        loads(json.dumps(snapshot))
     assert isinstance(loads(dumps(Timeline(interval_seconds=0.01, duration_seconds=0.0))),
                       Timeline)
