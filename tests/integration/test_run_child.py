@@ -292,3 +292,19 @@ def test_a_fork_for_a_copy_runs_none_of_the_programs_fork_functions_in_its_proce
     done = subprocess.run([sys.executable, "-c", FORK_COPY], capture_output=True, text=True,
                           timeout=_WAIT, check=True)
     assert done.stdout.split() == ["['child']", "[]", "7"], done.stdout + done.stderr
+
+
+def test_the_program_reads_piped_input_and_its_output_is_its_own(tmp_path: Path) -> None:
+    script = _script(tmp_path, """\
+        import sys
+        data = sys.stdin.read()
+        sys.stdout.write(data.upper())
+        print("note", file=sys.stderr)
+    """)
+    done = subprocess.run([sys.executable, "-m", "memguard", "run", "-o",
+                           str(tmp_path / "run.json"), str(script)], cwd=tmp_path,
+                          input="one\ntwo\n", capture_output=True, text=True, timeout=_WAIT,
+                          check=True)
+    assert done.stdout == "ONE\nTWO\n"  # nothing of memguard's in it
+    assert done.stderr.startswith("note\n")
+    assert load(tmp_path / "run.json").exit_code == 0
