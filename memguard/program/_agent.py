@@ -194,7 +194,6 @@ class Agent:
         self.last_status = -1.0
         self.status_shown = False
         self._init_copies()
-        """The handler installed for copies (one bound method, compared by identity)."""
 
     def _init_copies(self) -> None:
         """The state of the copies of the sites (see :meth:`_capture`)."""
@@ -298,16 +297,21 @@ class Agent:
         return code, None
 
     def _begin(self) -> None:
+        """Start tracing, the sampler and the counter's trigger; then the program's start."""
+        if self.want_sites:  # loaded before tracing: its module is not the program's
+            self.native = _load_counter()
         if not _tracemalloc.is_tracing():
             _tracemalloc.start(1)
             self.started_tracing = True
+        self.started_at = time.time()
+        self.started = time.perf_counter()
+        # The sampler's thread state is part of the start, not of the program
+        # (its first sample comes an interval later).
+        self.done.acquire()
+        _thread.start_new_thread(self._loop, ())
         self.start = _tracemalloc.get_traced_memory()[0]
         _tracemalloc.reset_peak()
         self.peak_total = self.noted_peak = self.start
-        self.started_at = time.time()
-        self.started = time.perf_counter()
-        if self.want_sites:
-            self.native = _load_counter()
         if self.native is not None:
             # Its allocator hook sees each new high as it is made, and has the
             # main thread copy the sites as soon after as the interpreter allows.
@@ -317,8 +321,6 @@ class Agent:
                                     self.on_trigger)
             self.can_capture = False
         self._sample()
-        self.done.acquire()
-        _thread.start_new_thread(self._loop, ())
 
     def _end(self, keep: list[object], exit_code: int, error: str | None,
              duration: float) -> dict:  # type: ignore[type-arg]

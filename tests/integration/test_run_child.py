@@ -308,3 +308,15 @@ def test_the_program_reads_piped_input_and_its_output_is_its_own(tmp_path: Path)
     assert done.stdout == "ONE\nTWO\n"  # nothing of memguard's in it
     assert done.stderr.startswith("note\n")
     assert load(tmp_path / "run.json").exit_code == 0
+
+
+def test_the_agents_own_start_is_not_the_programs(tmp_path: Path) -> None:
+    """A program that allocates nothing reads (next to) nothing: the agent's thread,
+    its arrays and the native counter's module are made before the program's start
+    (the counter's module, loaded after it, read 5.9 KB)."""
+    script = _script(tmp_path, "x = 1\n")
+    subprocess.run([sys.executable, "-m", "memguard", "run", "--no-census", "-o",
+                    str(tmp_path / "run.json"), str(script)], cwd=tmp_path,
+                   capture_output=True, timeout=_WAIT, check=True)
+    run = load(tmp_path / "run.json")
+    assert run.traced_peak_above_start_bytes <= 1024
