@@ -205,7 +205,7 @@ class Agent:
         self.copies = 0
         """Copies of the sites made so far (``sites.0``, ``sites.1``, ...)."""
         self.copiers = [0] * 1024
-        """The pids of the forked copies not yet waited for (reserved before tracing)."""
+        """The pids of forked copies not waited for (a signal came while waiting)."""
         self.forked = 0
         self.on_capture = self._on_capture
         self.on_trigger = self._on_trigger
@@ -520,9 +520,9 @@ class Agent:
         """Copy the live traces at a new high, summed by traceback, into ``sites.N``.
 
         In a forked copy of this process where the native counter is built
-        (:func:`fork_copy <memguard._native>`): the program's process then
-        makes no object for the copy, so its free lists, its collector's count
-        and its peak are as they were. Otherwise here, with the collector off
+        (:func:`fork_copy <memguard._native>`), which the program waits for:
+        the program's process then makes no object for the copy, so its free
+        lists, its collector's count and its peak are as they were. Otherwise here, with the collector off
         and the copy freed before it is on again (the count of containers is
         as it was), the sums' own traced bytes left out of the peak; the
         copy's tuples, freed, are left on CPython's free lists, untraced, for
@@ -545,8 +545,16 @@ class Agent:
             if pid == 0:
                 self._copy_and_exit(level, now, seq)
             if pid > 0:
+                # The program waits for its copy, as it would for one made here:
+                # the copy is of this moment, takes no core from the program,
+                # and the budget counts its whole time.
                 self.copiers[self.forked] = pid
                 self.forked += 1
+                try:
+                    posix.waitpid(pid, 0)
+                except ChildProcessError:  # reaped by the program (os.wait()): done
+                    pass
+                self.forked -= 1  # (a signal's exception above leaves it to _reap_copiers)
                 self._copied(level, now, began)
                 return
         peak = next(self.peaks)[2]
