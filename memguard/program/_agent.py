@@ -522,9 +522,10 @@ class Agent:
         In a forked copy of this process where the native counter is built
         (:func:`fork_copy <memguard._native>`), which the program waits for:
         the program's process then makes no object for the copy, so its free
-        lists, its collector's count and its peak are as they were. Otherwise here, with the collector off
-        and the copy freed before it is on again (the count of containers is
-        as it was), the sums' own traced bytes left out of the peak; the
+        lists, its collector's count and its peak are as they were. Otherwise
+        here, with the collector off and the copy freed before it is on again
+        (the count of containers is as it was), the sums' own traced bytes
+        left out of the peak; the
         copy's tuples, freed, are left on CPython's free lists, untraced, for
         the program to reuse unseen (up to 2,000 of a size).
         """
