@@ -525,9 +525,9 @@ class Agent:
         lists, its collector's count and its peak are as they were. Otherwise
         here, with the collector off and the copy freed before it is on again
         (the count of containers is as it was), the sums' own traced bytes
-        left out of the peak; the
-        copy's tuples, freed, are left on CPython's free lists, untraced, for
-        the program to reuse unseen (up to 2,000 of a size).
+        left out of the peak; the copy's tuples, freed, are left on
+        CPython's free lists, untraced, for the program to reuse unseen (up
+        to 2,000 of a size).
         """
         if not _tracemalloc.is_tracing():
             return
