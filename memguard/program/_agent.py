@@ -780,9 +780,11 @@ def _go(spec: dict) -> None:  # type: ignore[type-arg]
     """Wait for memguard's word (the terminal is the program's now), then close the pipe."""
     fd = spec["go"]
     try:
-        posix.read(fd, 1)
+        word = posix.read(fd, 1)
     finally:
         posix.close(fd)
+    if word != b"g":  # memguard ended before the program could start: nothing to run for
+        posix._exit(1)
 
 
 class _Ending:

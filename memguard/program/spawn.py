@@ -46,6 +46,7 @@ from ..exceptions import MeasurementUnavailable
 from ..values.files import load
 from ..values.run import RunReport
 from .child import REPORT, STATUS
+from .interrupts import signal_name
 from .launch import Program
 
 __all__ = ["AGENT", "ChildRun", "run_child"]
@@ -91,6 +92,11 @@ def run_child(program: Program, *, interval: float = 0.01, rss: bool = False,
     Returns:
         The report (``children`` samples included) and how the child ended.
 
+    Raises:
+        FileNotFoundError: There is no such script.
+        ModuleNotFoundError: There is no such module.
+        ValueError: *interval* is not a positive number.
+
     Example:
         >>> import pathlib, tempfile
         >>> script = pathlib.Path(tempfile.mkdtemp()) / "hello.py"
@@ -99,6 +105,9 @@ def run_child(program: Program, *, interval: float = 0.01, rss: bool = False,
         >>> done.report.exit_code, done.report.traced_peak_above_start_bytes >= 10**6
         (0, True)
     """
+    if isinstance(interval, bool) or not isinstance(interval, int | float) or not interval > 0:
+        raise ValueError(f"interval must be a positive number of seconds, got {interval!r}")
+    program.check()
     if children:
         require("psutil")
     folder = tempfile.mkdtemp(prefix="memguard-run-")
@@ -114,6 +123,9 @@ def run_child(program: Program, *, interval: float = 0.01, rss: bool = False,
         command = [sys.executable, *_interpreter_flags(), AGENT, marshal.dumps(spec).hex()]
         try:
             child = subprocess.Popen(command, pass_fds=(read_end,), **_own_group())
+        except BaseException:
+            os.close(write_end)
+            raise
         finally:
             os.close(read_end)
         with _relay(child), _terminal(child.pid) as terminal:
@@ -133,7 +145,7 @@ def _collect(folder: str, returncode: int, samples: list[tuple[float, int]]) -> 
         with open(os.path.join(folder, STATUS), "rb") as handle:
             status = marshal.load(handle)
     except (OSError, EOFError, ValueError, TypeError):
-        how = (f"it was killed by {signal.Signals(-returncode).name}" if returncode < 0
+        how = (f"it was killed by {signal_name(-returncode)}" if returncode < 0
                else f"it exited with status {returncode} (os._exit, or a crash)")
         return ChildRun(None, 0, f"the program's process ended before memguard could measure "
                                  f"its end: {how}", returncode)

@@ -320,3 +320,35 @@ def test_the_agents_own_start_is_not_the_programs(tmp_path: Path) -> None:
                    capture_output=True, timeout=_WAIT, check=True)
     run = load(tmp_path / "run.json")
     assert run.traced_peak_above_start_bytes <= 1024
+
+
+def test_run_child_refuses_what_run_program_refuses(tmp_path: Path) -> None:
+    from memguard.program import Program
+    from memguard.program.spawn import run_child
+
+    with pytest.raises(FileNotFoundError):
+        run_child(Program(str(tmp_path / "missing.py")))
+    with pytest.raises(ModuleNotFoundError):
+        run_child(Program("no_such_module_here", module=True))
+    with pytest.raises(ValueError, match="interval"):
+        run_child(Program(str(_script(tmp_path, "x = 1\n"))), interval=0)
+
+
+def test_the_program_never_starts_if_memguard_ends_before_its_word(tmp_path: Path) -> None:
+    """The agent waits for memguard's word (the terminal handed over) before the
+    program: a memguard gone before it (Ctrl-C in that instant) runs nothing."""
+    from memguard.program.spawn import AGENT
+
+    marker = tmp_path / "ran"
+    script = _script(tmp_path, f"open({str(marker)!r}, 'w').close()\n")
+    read, write = os.pipe()
+    spec = {"target": str(script), "args": [], "module": False, "interval": 0.01,
+            "rss": False, "sites": False, "census": False, "limit": None, "lines": None,
+            "status": False, "notice": "", "folder": str(tmp_path), "parent": os.getpid(),
+            "go": read, "mode": "fresh"}
+    agent = subprocess.Popen([sys.executable, AGENT, marshal.dumps(spec).hex()],
+                             pass_fds=(read,))
+    os.close(read)
+    os.close(write)  # no word
+    assert agent.wait(timeout=_WAIT) == 1
+    assert not marker.exists()
