@@ -259,11 +259,7 @@ def count_types(*, untracked: bool = True, collect: bool = True) -> dict[str, in
     """
     if collect:
         gc.collect()
-    tracked = gc.get_objects()
-    try:
-        return count_types_of(tracked, untracked=untracked)
-    finally:
-        del tracked
+    return count_types_of(gc.get_objects(), untracked=untracked)
 
 
 def count_types_of(tracked: list[object], *, untracked: bool = True) -> dict[str, int]:

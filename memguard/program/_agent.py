@@ -15,11 +15,11 @@ While the program runs, the agent (see :class:`Agent`):
   a thread of its own (:mod:`_thread`, not :mod:`threading`), reading them
   without making a container the collector counts, into arrays reserved
   before tracing began;
-* asks the main thread, between two bytecodes, to copy the live traces at
-  each new high worth a copy (the policy of
-  :class:`memguard.guards._catcher.TraceCatcher`), sums them by traceback
-  with the collector off, writes the sums to a file and drops them, with
-  that work left out of the peak;
+* copies the live traces at each new high worth a copy (the policy of
+  :class:`memguard.guards._catcher.TraceCatcher`), summed by traceback into
+  a file: in a forked copy of the process, which the program waits for,
+  where the native counter is built, else in the main thread between two
+  bytecodes (see :meth:`Agent._capture`);
 * turns SIGTERM into :class:`Terminated` in the program, as Ctrl-C raises
   :class:`KeyboardInterrupt`, and holds both once the program has ended.
 
@@ -61,7 +61,8 @@ CAPTURE_GROWTH = 1.10
 CAPTURE_BUDGET = 4.0
 _DOUBLED = 2.0
 PEAK_NOISE = 64 * 1024
-_STATUS_EVERY = 0.2
+STATUS_EVERY = 0.2
+"""Seconds between two status lines (also memguard.program.child.StatusLine's)."""
 _RESERVE = 4096
 _CAPTURE_SIGNAL = getattr(_signal, "SIGRTMAX", 0)
 """The signal number whose handler :func:`_thread.interrupt_main` calls for a copy.
@@ -104,6 +105,19 @@ def _summed(level: int, now: float) -> bytes:
     return marshal.dumps((level, now, sums))
 
 
+def stopped_by(received: int, held: bool, exit_code: int) -> int:
+    """The signal that stopped a run (0: none): one received after the program
+    ended (*held*), or one the program ended by (exit code ``128 + signal``).
+
+    A program that caught the signal and ended as it chose was not stopped by it.
+
+    Example:
+        >>> stopped_by(2, False, 130), stopped_by(2, False, 0), stopped_by(15, True, 0)
+        (2, 0, 15)
+    """
+    return received if received and (held or exit_code == 128 + received) else 0
+
+
 def _signal_name(signum: int) -> str:
     return {2: "SIGINT", 15: "SIGTERM"}.get(signum, f"signal {signum}")
 
@@ -126,6 +140,17 @@ def _quiet(index: int) -> "zip[tuple[object, object, int, object]]":
     restore = map(next, map(_operator.getitem, itertools.repeat(back),
                             map(_operator.getitem, itertools.repeat(state), itertools.repeat(0))))
     return zip(remember, switch_off, level, restore, strict=False)  # all endless
+
+
+def status_text(seconds: float, level: int, peak: int, rss: int | None) -> str:
+    """The status line's text (also :class:`memguard.program.child.StatusLine`'s).
+
+    Example:
+        >>> status_text(1.0, 2048, 4096, None)
+        'memguard:    1.0 s  current 2.0 KiB  peak 4.0 KiB'
+    """
+    text = f"memguard: {seconds:6.1f} s  current {_size(level)}  peak {_size(peak)}"
+    return text if rss is None else f"{text}  rss {_size(rss)}"
 
 
 def _size(count: int) -> str:
@@ -198,7 +223,6 @@ class Agent:
     def _init_copies(self) -> None:
         """The state of the copies of the sites (see :meth:`_capture`)."""
         self.capture_level = 0
-        self.capture_seconds = 0.0
         self.capture_next = 0.0
         self.wanted = False
         self.can_capture = False
@@ -224,7 +248,6 @@ class Agent:
             _signal.signal(_CAPTURE_SIGNAL, self.on_capture)
             self.can_capture = True
         self._begin()
-        keep: list[object] = []
         failure: BaseException | None = None
         exit_code = 0
         try:
@@ -245,18 +268,16 @@ class Agent:
             raise SystemExit(failed(failure, _hidden, _hidden)[0] if failure is not None
                              else exit_code)
         duration = time.perf_counter() - self.started
-        keep.append(sys.modules.get("__main__"))
         self._stop_sampling()
         message = None
         if failure is not None:
             exit_code, message = failed(failure, _hidden, _hidden)
             failure = None
-        if self.received and exit_code != 128 + self.received and not self.held:
-            self.received = 0  # the program caught the signal and ended as it chose
+        self.received = stopped_by(self.received, self.held, exit_code)
         if self.received:
             _say(f"memguard: {_signal_name(self.received)} received: {self.notice}\n")
         _flush()
-        return self._end(keep, exit_code, message, duration)
+        return self._end(exit_code, message, duration)
 
     def _prepare(self) -> "tuple[CodeType | None, Callable[[str, bool], object] | None]":
         """``sys.argv``, ``sys.path[0]`` and ``__main__`` as python sets them; the code to run.
@@ -322,8 +343,10 @@ class Agent:
             self.can_capture = False
         self._sample()
 
-    def _end(self, keep: list[object], exit_code: int, error: str | None,
+    def _end(self, exit_code: int, error: str | None,
              duration: float) -> dict:  # type: ignore[type-arg]
+        """What the report is built from; the program's ``__main__`` stays in
+        :data:`sys.modules`, as under python, so what it holds is measured."""
         tracing = _tracemalloc.is_tracing()
         end = start_level = self.start
         tracked: list[object] | None = None
@@ -361,8 +384,8 @@ class Agent:
             "tracing": tracing, "start": start_level, "end": end, "peak": self.peak_total,
             "peak_seconds": self.peak_seconds, "rss_start": self.rss_start,
             "rss_peak": rss_peak, "rss_final": final_rss, "rss_absent": self.rss_absent,
-            "traces": traces, "traceback_limit": limit, "tracked": tracked, "keep": keep,
-            "received": self.received, "pid": self.pid, "ended_at": time.time(),
+            "traces": traces, "traceback_limit": limit, "tracked": tracked,
+            "ended_at": time.time(),
         }
 
     # -- samples, on the agent's thread ----------------------------------------
@@ -373,8 +396,8 @@ class Agent:
                 time.sleep(self.interval)
                 if self.running:
                     self._sample()
-                    if posix.getppid() != self.parent:
-                        self._orphaned()
+                    if posix.getppid() != self.parent:  # memguard was killed outright
+                        _abandon(self.folder)
         finally:
             self.done.release()
 
@@ -430,12 +453,10 @@ class Agent:
         self.times, self.traced, self.rss, self.capacity = times, traced, rss, capacity
 
     def _show(self, now: float, level: int, peak: int, rss: int) -> None:
-        if now - self.last_status < _STATUS_EVERY:
+        if now - self.last_status < STATUS_EVERY:
             return
         self.last_status = now
-        text = f"memguard: {now:6.1f} s  current {_size(level)}  peak {_size(peak)}"
-        if self.want_rss and rss >= 0:
-            text = f"{text}  rss {_size(rss)}"
+        text = status_text(now, level, peak, rss if self.want_rss and rss >= 0 else None)
         try:
             posix.write(2, f"\r\x1b[K{text}".encode())
             self.status_shown = True
@@ -448,10 +469,6 @@ class Agent:
                 posix.write(2, b"\r\x1b[K")
             except OSError:
                 pass
-
-    def _orphaned(self) -> None:
-        """memguard's process is gone: nobody will read the report; end as it ended."""
-        _abandon(self.folder)
 
     # -- resident memory -----------------------------------------------------------
 
@@ -566,7 +583,7 @@ class Agent:
         try:
             data = _summed(level, now)
             try:
-                self._write(f"sites.{seq}", data)
+                _write_file(self.folder, f"sites.{seq}", data)
             except OSError:  # no room for the copy: the sites of an earlier one stand
                 return
             finally:
@@ -578,14 +595,14 @@ class Agent:
         self._copied(level, now, began)
 
     def _copied(self, level: int, now: float, began: float) -> None:
-        self.capture_level, self.capture_seconds = level, now
+        self.capture_level = level
         self.capture_next = now + CAPTURE_BUDGET * (time.perf_counter() - began)
 
     def _copy_and_exit(self, level: int, now: float, seq: int) -> None:
         """In the forked copy: write the sums and end, whatever happens (nothing else runs)."""
         code = 1
         try:
-            self._write(f"sites.{seq}", _summed(level, now))
+            _write_file(self.folder, f"sites.{seq}", _summed(level, now))
             code = 0
         finally:
             posix._exit(code)
@@ -612,17 +629,6 @@ class Agent:
         if missing > 0:
             filler = bytes(missing)
             del filler
-
-    def _write(self, name: str, data: bytes) -> None:
-        part = f"{self.folder}/{name}.part"
-        handle = posix.open(part, posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC, 0o600)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[posix.write(handle, view):]
-        finally:
-            posix.close(handle)
-        posix.rename(part, f"{self.folder}/{name}")
 
     # -- signals -----------------------------------------------------------------
 
@@ -675,6 +681,19 @@ def _load_counter() -> object:
             sys.modules.pop("memguard._native", None)  # not the program's to see
             return module
     return None
+
+
+def _write_file(folder: str, name: str, data: bytes) -> None:
+    """Write *data* to *folder*/*name* whole, or not at all (a ``.part`` renamed)."""
+    part = f"{folder}/{name}.part"
+    handle = posix.open(part, posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[posix.write(handle, view):]
+    finally:
+        posix.close(handle)
+    posix.rename(part, f"{folder}/{name}")
 
 
 def _say(text: str) -> None:
@@ -759,7 +778,7 @@ def show_traceback(error: BaseException, leading: "Callable[[str], bool]",
 
 def _watch_parent(parent: int, folder: str) -> None:
     """For a run measured in-process (``--lines``): end with memguard's process, as the
-    agent's sampler does (:meth:`Agent._orphaned`)."""
+    agent's sampler does (:meth:`Agent._loop`)."""
     while posix.getppid() == parent:
         time.sleep(0.5)
     _abandon(folder)
@@ -808,20 +827,19 @@ class _Ending:
         if self.agent is not None and self.agent.received:
             status["received"] = self.agent.received
         status.setdefault("received", 0)
-        data = marshal.dumps(status)
-        part = f"{self.folder}/status.part"
         try:
-            handle = posix.open(part, posix.O_WRONLY | posix.O_CREAT | posix.O_TRUNC, 0o600)
-            try:
-                posix.write(handle, data)
-            finally:
-                posix.close(handle)
-            posix.rename(part, f"{self.folder}/status")
+            _write_file(self.folder, "status", marshal.dumps(status))
         except OSError:
             pass
 
 
 _NO_REPORT = "memguard failed while it built the report (the error is above)"
+
+
+def _reach_memguard() -> None:
+    """Let memguard be imported from where this file is (an install or a checkout)."""
+    if _PACKAGE_PARENT not in sys.path:
+        sys.path.append(_PACKAGE_PARENT)
 
 
 def main() -> None:
@@ -836,8 +854,7 @@ def main() -> None:
     _go(spec)
     if spec["mode"] == "inprocess":
         _thread.start_new_thread(_watch_parent, (spec["parent"], spec["folder"]))
-        if _PACKAGE_PARENT not in sys.path:
-            sys.path.append(_PACKAGE_PARENT)
+        _reach_memguard()
         from memguard.program import child
 
         ending.status = child.run_in_process(spec)
@@ -847,8 +864,7 @@ def main() -> None:
     # The program has ended and nothing traces: memguard may be imported now.
     program_path = sys.path
     sys.path = saved_path
-    if _PACKAGE_PARENT not in sys.path:
-        sys.path.append(_PACKAGE_PARENT)
+    _reach_memguard()
     from memguard.program import child
 
     ending.status = child.finish(spec, kept)

@@ -25,12 +25,12 @@ from typing import Any, TextIO
 from .. import traces
 from ..exceptions import TracingError
 from ..objects import count_types_of
-from ..units import format_size
 from ..values.files import save
 from ..values.run import RunReport
 from ..values.site import with_source
 from ..values.snapshot import snapshot_from
 from ..values.timeline import Sample, Timeline
+from ._agent import STATUS_EVERY, status_text, stopped_by
 from .interrupts import Interruptions
 from .launch import Program
 from .measure import FINAL_SITES, limit_report, run_program, top_sites
@@ -44,7 +44,6 @@ SITES = "sites"
 STATUS = "status"
 """How the child ended (marshal): written last, by the agent, at its exit."""
 
-_STATUS_EVERY = 0.2
 _NOT_MEASURED = "not measured; memguard run --rss measures process memory"
 _INTERRUPTED = "not counted: the run was interrupted, and the census would delay the exit"
 _STOPPED = ("tracemalloc was stopped by someone else while a memguard block was open, so "
@@ -65,19 +64,16 @@ class StatusLine:
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
-        self.last = -_STATUS_EVERY
+        self.last = -STATUS_EVERY
         self.shown = False
 
     def __call__(self, seconds: float, traced_bytes: int, peak_bytes: int,
                  rss_bytes: int | None) -> None:
         now = time.monotonic()
-        if now - self.last < _STATUS_EVERY:
+        if now - self.last < STATUS_EVERY:
             return
         self.last = now
-        text = (f"memguard: {seconds:6.1f} s  current {format_size(traced_bytes)}"
-                f"  peak {format_size(peak_bytes)}")
-        if rss_bytes is not None:
-            text += f"  rss {format_size(rss_bytes)}"
+        text = status_text(seconds, traced_bytes, peak_bytes, rss_bytes)
         self.stream.write(f"\r\x1b[K{text}")
         self.stream.flush()
         self.shown = True
@@ -221,7 +217,6 @@ def run_in_process(spec: dict[str, Any]) -> dict[str, Any]:
         if run is not None:
             status["exit_code"] = run.exit_code
             save(run, os.path.join(spec["folder"], REPORT))
-            if received and run.exit_code != 128 + received and not interruptions.held:
-                received = 0  # the program caught the signal and ended as it chose
+            received = stopped_by(received, interruptions.held, run.exit_code)
         status["received"] = received
     return status

@@ -37,7 +37,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
@@ -71,8 +71,6 @@ class ChildRun:
     """Why there is no report, when there is none."""
     returncode: int = 0
     """The child process's own exit status (``-N``: killed by signal N)."""
-    children: list[tuple[float, int]] = field(default_factory=list)
-    """With ``children``: ``(seconds, bytes)`` of the program's process and its children."""
 
 
 def run_child(program: Program, *, interval: float = 0.01, rss: bool = False,
@@ -155,7 +153,7 @@ def _collect(folder: str, returncode: int, samples: list[tuple[float, int]]) -> 
         if samples:
             report = dataclasses.replace(report, children=tuple(samples))
     return ChildRun(report, int(status.get("received") or 0), status.get("failure"),
-                    returncode, samples)
+                    returncode)
 
 
 def _interpreter_flags() -> list[str]:
