@@ -27,7 +27,7 @@ from ..values.timeline import Mark, Sample, Timeline
 from ._repr import guard_repr
 from ._wrap import add_note
 
-__all__ = ["Recording", "record"]
+__all__ = ["Recording", "record", "timeline_from"]
 
 
 class Recording:
@@ -144,29 +144,15 @@ class Recording:
 
     def _build(self, window: _tracing.PeakWindow, rows: list[tuple[float, int | None, int | None]],
                rss_window: process.RssWindow | None) -> Timeline:
-        samples = tuple(Sample(t, traced, rss) for t, traced, rss in rows)
-        absent: dict[str, str] = {}
-        rss_values = [s.rss_bytes for s in samples if s.rss_bytes is not None]
-        if rss_window is not None:
-            rss_start: int | None = rss_window.start_bytes
-            rss_peak: int | None = rss_window.peak_total_bytes
-            method = "kernel-hwm"
-        elif rss_values:
-            rss_start, rss_peak, method = rss_values[0], max(rss_values), "sampled"
-        else:
-            rss_start = rss_peak = None
-            method = "unavailable"
-            absent["rss_bytes"] = self._sampler.rss_absent or "RSS could not be read"
-        return Timeline(
-            label=self._label, started_at=self._started_at,
-            interval_seconds=self._sampler.interval,
-            duration_seconds=samples[-1].time_seconds if samples else 0.0,
-            samples=samples, marks=tuple(sorted(self._marks, key=lambda m: m.time_seconds)),
-            traced_start_bytes=window.start_bytes, traced_end_bytes=window.end_bytes,
-            traced_peak_bytes=window.peak_total_bytes, rss_start_bytes=rss_start,
-            rss_peak_bytes=rss_peak, rss_peak_method=method,
-            absent=tuple(sorted(absent.items())),
-        )
+        return timeline_from(
+            rows, label=self._label, started_at=self._started_at,
+            interval=self._sampler.interval,
+            marks=tuple(sorted(self._marks, key=lambda m: m.time_seconds)),
+            traced_start=window.start_bytes, traced_end=window.end_bytes,
+            traced_peak=window.peak_total_bytes,
+            rss_start=None if rss_window is None else rss_window.start_bytes,
+            rss_hwm=None if rss_window is None else rss_window.peak_total_bytes,
+            rss_absent=self._sampler.rss_absent or "RSS could not be read")
 
     def __str__(self) -> str:
         return str(self._timeline) if self._timeline is not None else "timeline (recording)"
@@ -180,6 +166,49 @@ class Recording:
 
     def _repr_markdown_(self) -> str:
         return self.timeline._repr_markdown_()
+
+
+def timeline_from(rows: list[tuple[float, int | None, int | None]], *, label: str | None,
+                  started_at: float, interval: float, traced_start: int,
+                  traced_end: int | None, traced_peak: int, rss_start: int | None,
+                  rss_hwm: int | None, rss_absent: str,
+                  marks: tuple[Mark, ...] = ()) -> Timeline:
+    """A :class:`Timeline` of samples ``(seconds, traced, rss)``, oldest first, and exact peaks.
+
+    The RSS peak is the kernel's high-water mark when there is one
+    (*rss_hwm*, method ``kernel-hwm``), else the highest sample
+    (``sampled``), from *rss_start* or else the first sample; with neither,
+    RSS is absent for *rss_absent*. For :func:`record` and for ``memguard
+    run``'s agent (:mod:`memguard.program.child`), one rule.
+
+    Example:
+        >>> tl = timeline_from([(0.0, 100, 5000), (0.01, 300, 7000)], label=None,
+        ...                    started_at=0.0, interval=0.01, traced_start=100,
+        ...                    traced_end=300, traced_peak=400, rss_start=None,
+        ...                    rss_hwm=None, rss_absent="")
+        >>> tl.rss_start_bytes, tl.rss_peak_bytes, tl.rss_peak_method
+        (5000, 7000, 'sampled')
+    """
+    samples = tuple(Sample(t, traced, rss) for t, traced, rss in rows)
+    absent: dict[str, str] = {}
+    rss_values = [s.rss_bytes for s in samples if s.rss_bytes is not None]
+    rss_peak = None
+    if rss_hwm is not None:
+        rss_peak, method = rss_hwm, "kernel-hwm"
+    elif rss_values:
+        rss_start = rss_values[0] if rss_start is None else rss_start
+        rss_peak, method = max([rss_start, *rss_values]), "sampled"
+    else:
+        rss_start, method = None, "unavailable"
+        absent["rss_bytes"] = rss_absent
+    return Timeline(
+        label=label, started_at=started_at, interval_seconds=interval,
+        duration_seconds=samples[-1].time_seconds if samples else 0.0,
+        samples=samples, marks=marks, traced_start_bytes=traced_start,
+        traced_end_bytes=traced_end, traced_peak_bytes=traced_peak, rss_start_bytes=rss_start,
+        rss_peak_bytes=rss_peak, rss_peak_method=method,
+        absent=tuple(sorted(absent.items())),
+    )
 
 
 class record:

@@ -24,12 +24,13 @@ from typing import Any, TextIO
 
 from .. import traces
 from ..exceptions import TracingError
+from ..guards.record import timeline_from
 from ..objects import count_types_of
 from ..values.files import save
 from ..values.run import RunReport
 from ..values.site import with_source
 from ..values.snapshot import snapshot_from
-from ..values.timeline import Sample, Timeline
+from ..values.timeline import Timeline
 from ._agent import STATUS_EVERY, status_text, stopped_by
 from .interrupts import Interruptions
 from .launch import Program
@@ -140,26 +141,15 @@ def _last_copy(folder: str) -> str | None:
 
 def _timeline(spec: dict[str, Any], kept: dict[str, Any], label: str) -> Timeline:
     times, traced, rss = kept["samples"]
-    samples = tuple(Sample(t, level, None if not spec["rss"] or r < 0 else r)
-                    for t, level, r in sorted(zip(times, traced, rss, strict=True)))
-    absent: dict[str, str] = {}
-    rss_start = rss_peak = None
-    method = "unavailable"
-    if spec["rss"] and kept["rss_start"] >= 0:
-        rss_start = kept["rss_start"]
-        if kept["rss_peak"] >= 0:
-            rss_peak, method = kept["rss_peak"], "kernel-hwm"
-        else:
-            values = [s.rss_bytes for s in samples if s.rss_bytes is not None]
-            rss_peak, method = max([rss_start, *values]), "sampled"
-    else:
-        absent["rss_bytes"] = kept["rss_absent"] or _NOT_MEASURED
-    return Timeline(
-        label=label, started_at=kept["started_at"], interval_seconds=spec["interval"],
-        duration_seconds=samples[-1].time_seconds if samples else 0.0, samples=samples,
-        traced_start_bytes=kept["start"], traced_end_bytes=kept["end"],
-        traced_peak_bytes=kept["peak"], rss_start_bytes=rss_start, rss_peak_bytes=rss_peak,
-        rss_peak_method=method, absent=tuple(sorted(absent.items())))
+    rows = sorted((t, level, None if not spec["rss"] or r < 0 else r)
+                  for t, level, r in zip(times, traced, rss, strict=True))
+    measured = spec["rss"] and kept["rss_start"] >= 0
+    return timeline_from(
+        rows, label=label, started_at=kept["started_at"], interval=spec["interval"],
+        traced_start=kept["start"], traced_end=kept["end"], traced_peak=kept["peak"],
+        rss_start=kept["rss_start"] if measured else None,
+        rss_hwm=kept["rss_peak"] if measured and kept["rss_peak"] >= 0 else None,
+        rss_absent=kept["rss_absent"] or _NOT_MEASURED)
 
 
 def _final(spec: dict[str, Any], kept: dict[str, Any], command: str) -> Any:
